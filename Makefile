@@ -1,0 +1,54 @@
+# HeartRisk: the commands people run. `make up` and `make test` set up the environment themselves.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+export PIPENV_VENV_IN_PROJECT := 1
+export PIPENV_VERBOSITY := -1
+export PIPENV_IGNORE_VIRTUALENVS := 1
+# The package index comes from one variable of ours (Pipfile's [[source]] reads it); default: pip's own.
+export HEARTRISK_INDEX_URL ?= $(shell $(PYTHON) -c 'from pip._internal.models.index import PyPI; print(PyPI.simple_url)')
+export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
+export DO_NOT_TRACK ?= true
+PIPENV := $(PYTHON) -m pipenv
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.synced
+
+.PHONY: help venv up down test test-unit test-integration lint format bench stack-test clean setup-dev data-check
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+$(STAMP): Pipfile.lock
+	@$(PYTHON) -m pipenv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet pipenv
+	$(PIPENV) sync --dev
+	@touch $(STAMP)
+
+venv: $(STAMP)  ## create or refresh .venv from Pipfile.lock (only when missing or older than the lock)
+
+up: venv  ## run the local stack (MLflow + training; see README)
+	$(BIN)/heartrisk up
+
+down:  ## stop a local stack started by `make up` in another terminal
+	-$(BIN)/heartrisk down
+
+test: venv  ## the whole test suite: unit, integration (real servers on loopback) and browser
+	$(BIN)/pytest
+
+test-unit: venv  ## only the fast tests with no servers
+	$(BIN)/pytest tests/unit
+
+lint: venv  ## ruff, lock freshness, data checksums
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(PIPENV) verify
+	$(BIN)/python data/build_data.py --check
+
+format: venv  ## apply ruff's formatting and safe fixes
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: venv  ## benchmarks: print our figures next to a peer's measured in the same run
+	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+clean:  ## remove the venv, caches and local state (models, runs, predictions)
+	rm -rf $(VENV) .state .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,91 @@
+"""Every setting of HeartRisk, read once from environment variables, with local defaults.
+
+Nothing else in the package reads ``os.environ`` for its own settings; MLflow and Prefect keep their
+own variables (``MLFLOW_TRACKING_URI``, ``PREFECT_API_URL``), which we read here too so that one
+object says where everything is.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name, "").strip()
+    return value or default
+
+
+def _env_int(name: str, default: int) -> int:
+    return int(_env(name, str(default)))
+
+
+def _env_float(name: str, default: float) -> float:
+    return float(_env(name, str(default)))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Typed view of the environment; build it with :func:`get_settings`."""
+
+    state_dir: Path
+    data_path: Path
+    reference_path: Path
+    mlflow_tracking_uri: str
+    experiment_name: str
+    model_name: str
+    champion_alias: str
+    trials: int
+    folds: int
+    seed: int
+    test_size: float
+    model_poll_seconds: float
+    predictions_db: Path
+    app_host: str
+    app_port: int
+    app_workers: int
+    app_threads: int
+    app_timeout: int
+    max_batch_rows: int
+    max_request_bytes: int
+    public_url: str
+    mlflow_host: str
+    mlflow_port: int
+    mlflow_workers: int
+    mlflow_allowed_hosts: str
+
+
+def get_settings() -> Settings:
+    """Read the environment now (tests change it between calls, so this is not cached)."""
+    state_dir = Path(_env("HEARTRISK_STATE_DIR", str(PROJECT_ROOT / ".state"))).resolve()
+    data_dir = PROJECT_ROOT / "data"
+    return Settings(
+        state_dir=state_dir,
+        data_path=Path(_env("HEARTRISK_DATA", str(data_dir / "heart.csv"))),
+        reference_path=Path(_env("HEARTRISK_REFERENCE", str(data_dir / "reference.csv"))),
+        mlflow_tracking_uri=_env("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000"),
+        experiment_name=_env("HEARTRISK_EXPERIMENT", "heart-attack-hyperopt"),
+        model_name=_env("HEARTRISK_MODEL_NAME", "BestSupportVectorClassifier"),
+        champion_alias=_env("HEARTRISK_CHAMPION_ALIAS", "champion"),
+        trials=_env_int("HEARTRISK_TRIALS", 50),
+        folds=_env_int("HEARTRISK_FOLDS", 5),
+        seed=_env_int("HEARTRISK_SEED", 42),
+        test_size=_env_float("HEARTRISK_TEST_SIZE", 0.2),
+        model_poll_seconds=_env_float("HEARTRISK_MODEL_POLL_SECONDS", 10.0),
+        predictions_db=Path(_env("HEARTRISK_PREDICTIONS_DB", str(state_dir / "predictions.sqlite"))),
+        app_host=_env("HEARTRISK_APP_HOST", "127.0.0.1"),
+        app_port=_env_int("HEARTRISK_APP_PORT", 8000),
+        app_workers=_env_int("HEARTRISK_APP_WORKERS", 2),
+        app_threads=_env_int("HEARTRISK_APP_THREADS", 4),
+        app_timeout=_env_int("HEARTRISK_APP_TIMEOUT", 30),
+        max_batch_rows=_env_int("HEARTRISK_MAX_BATCH_ROWS", 10_000),
+        max_request_bytes=_env_int("HEARTRISK_MAX_REQUEST_BYTES", 5 * 1024 * 1024),
+        public_url=_env("HEARTRISK_MLFLOW_PUBLIC_URL", ""),
+        mlflow_host=_env("HEARTRISK_MLFLOW_HOST", "127.0.0.1"),
+        mlflow_port=_env_int("HEARTRISK_MLFLOW_PORT", 5000),
+        mlflow_workers=_env_int("HEARTRISK_MLFLOW_WORKERS", 1),
+        mlflow_allowed_hosts=_env("HEARTRISK_MLFLOW_ALLOWED_HOSTS", ""),
+    )

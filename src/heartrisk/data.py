@@ -1,0 +1,111 @@
+"""Load and validate CSV data against the schema, de-duplicate, and split for training.
+
+A bad file fails with a :class:`DataError` that names the column, the row (1-based data row and the
+file line) and the allowed values, so that the person who made the file can fix it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from heartrisk.schema import BY_NAME, FEATURE_NAMES, TARGET, Feature
+
+MAX_REPORTED = 5
+
+
+class DataError(ValueError):
+    """A data file does not match the schema; the message says where and why."""
+
+
+def sha256(path: Path) -> str:
+    """Checksum of a data file, logged with every training run for provenance."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _bad_rows(feature: Feature, column: pd.Series) -> list[tuple[int, object, str]]:
+    """Rows whose value breaks the feature's rule, as (row index, raw value, reason)."""
+    numbers = pd.to_numeric(column, errors="coerce")
+    problems: list[tuple[int, object, str]] = []
+    not_numeric = numbers.isna() & column.notna() & (column.astype(str).str.strip() != "")
+    missing = column.isna() | (column.astype(str).str.strip() == "")
+    for idx in np.flatnonzero(missing.to_numpy()):
+        problems.append((int(idx), column.iloc[idx], "a value is required"))
+    for idx in np.flatnonzero(not_numeric.to_numpy()):
+        problems.append((int(idx), column.iloc[idx], "is not a number"))
+    ok = numbers.notna().to_numpy()
+    values = numbers.to_numpy(dtype=float, na_value=np.nan)
+    if feature.dtype == "int":
+        for idx in np.flatnonzero(ok & (values != np.round(values))):
+            problems.append((int(idx), column.iloc[idx], "must be a whole number"))
+    if feature.codes is not None:
+        bad = ok & ~np.isin(values, list(feature.codes))
+        reason = "is not a valid code"
+    else:
+        bad = ok & ((values < feature.minimum) | (values > feature.maximum))
+        reason = "is out of range"
+    for idx in np.flatnonzero(bad):
+        problems.append((int(idx), column.iloc[idx], reason))
+    return sorted(problems)
+
+
+def validate_frame(frame: pd.DataFrame, *, require_target: bool, source: str = "data") -> pd.DataFrame:
+    """Check a raw frame (read with ``dtype=str``) and return it typed, in schema column order."""
+    wanted = [*FEATURE_NAMES, TARGET.name] if require_target else list(FEATURE_NAMES)
+    missing = [name for name in wanted if name not in frame.columns]
+    if missing:
+        raise DataError(f"{source}: missing column(s) {', '.join(missing)}; expected columns: {', '.join(wanted)}")
+    messages: list[str] = []
+    for name in wanted:
+        feature = BY_NAME[name]
+        for idx, raw, reason in _bad_rows(feature, frame[name])[:MAX_REPORTED]:
+            messages.append(
+                f"{source}: column '{name}', row {idx + 1} (line {idx + 2}): value {raw!r} {reason}; "
+                f"allowed: {feature.allowed()}"
+            )
+    if messages:
+        raise DataError("\n".join(messages))
+    typed = pd.DataFrame(
+        {
+            name: pd.to_numeric(frame[name]).astype("int64" if BY_NAME[name].dtype == "int" else "float64")
+            for name in wanted
+        }
+    )
+    return typed
+
+
+def load_csv(path: Path | str, *, require_target: bool = True) -> pd.DataFrame:
+    """Read and validate a CSV file; raise :class:`DataError` naming column and row on bad input."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    try:
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+        raise DataError(f"{path}: not a readable CSV file: {exc}") from exc
+    raw = raw.replace("", np.nan)
+    return validate_frame(raw, require_target=require_target, source=str(path))
+
+
+def deduplicate(frame: pd.DataFrame) -> pd.DataFrame:
+    """Drop exact duplicate rows (heart.csv has one), keeping the first."""
+    return frame.drop_duplicates(ignore_index=True)
+
+
+def split(
+    frame: pd.DataFrame, *, test_size: float, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series, pd.Series]:
+    """Stratified, seeded hold-out split: (X_train, X_test, y_train, y_test)."""
+    x = frame[list(FEATURE_NAMES)]
+    y = frame[TARGET.name]
+    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=test_size, stratify=y, random_state=seed)
+    return (
+        x_train.reset_index(drop=True),
+        x_test.reset_index(drop=True),
+        y_train.reset_index(drop=True),
+        y_test.reset_index(drop=True),
+    )

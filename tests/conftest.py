@@ -1,0 +1,70 @@
+"""Shared fixtures: a real MLflow server and a trained champion, started once per test session."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.servers import free_port, mlflow_command, running
+
+ROOT = Path(__file__).resolve().parents[1]
+HEART = ROOT / "data" / "heart.csv"
+REFERENCE = ROOT / "data" / "reference.csv"
+MODEL_NAME = "HeartRiskTestModel"
+
+
+def require(condition: bool, reason: str) -> None:
+    """Skip on a laptop that lacks a tool; fail in CI (HEARTRISK_REQUIRE_ALL=1), never skip there."""
+    if condition:
+        return
+    if os.environ.get("HEARTRISK_REQUIRE_ALL") == "1":
+        pytest.fail(f"required in CI but missing: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _quiet_prefect(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Keep Prefect's local state and telemetry out of the user's home during tests."""
+    home = tmp_path_factory.mktemp("prefect-home")
+    os.environ.setdefault("PREFECT_HOME", str(home))
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "true")
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real ``mlflow server`` (SQLite + local artifacts), as in local mode, on a free port."""
+    state = tmp_path_factory.mktemp("mlflow-state")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with running(mlflow_command(state, port), health=f"{url}/health", log=state / "mlflow.log", timeout=180):
+        yield url
+    shutil.rmtree(state, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def mlflow_env(mlflow_server: str) -> Iterator[dict[str, str]]:
+    """Point this process (and child processes given this env) at the test MLflow server."""
+    env = {"MLFLOW_TRACKING_URI": mlflow_server, "HEARTRISK_MODEL_NAME": MODEL_NAME}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    yield env
+    for key, value in old.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def champion(mlflow_env: dict[str, str]) -> dict:
+    """Train once (a few trials) so that the registry has a champion; returns the flow's summary."""
+    from heartrisk.train import train_flow
+
+    summary = train_flow(trials=8, folds=3, seed=7, experiment="test-champion")
+    assert summary["promoted"] is True
+    return summary
