@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, ConfigDict, Field, ValidationError, create_model
 
 Kind = Literal["numeric", "categorical"]
 
@@ -35,31 +37,6 @@ class Feature:
             return ", ".join(f"{code} ({text})" for code, text in self.codes.items())
         unit = f" {self.unit}" if self.unit else ""
         return f"{_fmt(self.minimum)} to {_fmt(self.maximum)}{unit}"
-
-    def check(self, value: Any) -> tuple[float | int | None, str | None]:
-        """Convert one raw value (str, int, float) and check it; return (value, error)."""
-        if value is None or (isinstance(value, str) and not value.strip()):
-            return None, "a value is required"
-        if isinstance(value, bool):
-            return None, f"must be a number; allowed: {self.allowed()}"
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            return None, f"{value!r} is not a number; allowed: {self.allowed()}"
-        if number != number or number in (float("inf"), float("-inf")):
-            return None, f"must be a finite number; allowed: {self.allowed()}"
-        if self.dtype == "int":
-            if number != int(number):
-                return None, f"{_fmt(number)} must be a whole number; allowed: {self.allowed()}"
-            number = int(number)
-        if self.codes is not None:
-            if number not in self.codes:
-                return None, f"{_fmt(number)} is not a valid code; allowed: {self.allowed()}"
-        elif (self.minimum is not None and number < self.minimum) or (
-            self.maximum is not None and number > self.maximum
-        ):
-            return None, f"{_fmt(number)} is out of range; allowed: {self.allowed()}"
-        return number, None
 
 
 def _fmt(number: float | None) -> str:
@@ -145,46 +122,59 @@ COLUMNS: tuple[str, ...] = (*FEATURE_NAMES, TARGET.name)
 BY_NAME: dict[str, Feature] = {f.name: f for f in (*FEATURES, TARGET)}
 
 
+def _field(feature: Feature) -> tuple[Any, Any]:
+    """The pydantic type of one feature: bounds for measurements, the code list for categories."""
+    description = (f"{feature.label} ({feature.unit}). " if feature.unit else f"{feature.label}. ") + (
+        f"Allowed: {feature.allowed()}."
+    )
+    if feature.codes is not None:
+        codes = tuple(feature.codes)
+
+        def in_codes(value: int) -> int:
+            if value not in codes:
+                raise ValueError(f"{value} is not a valid code")
+            return value
+
+        kind = Annotated[int, AfterValidator(in_codes)]
+        field = Field(title=feature.label, description=description, json_schema_extra={"enum": list(codes)})
+    else:
+        kind = int if feature.dtype == "int" else float
+        field = Field(
+            title=feature.label, description=description, ge=feature.minimum, le=feature.maximum, allow_inf_nan=False
+        )
+    return kind, field
+
+
+Record = create_model(  # one patient's 13 features; validates form strings and JSON numbers alike
+    "Record",
+    __config__=ConfigDict(extra="forbid"),
+    **{f.name: _field(f) for f in FEATURES},
+)
+
+
 def validate_record(raw: Mapping[str, Any]) -> tuple[dict[str, float | int], dict[str, str]]:
     """Check one record of the 13 features; return (clean values, {field: reason}).
 
     Unknown keys are reported too, so a typo in a field name is not silently ignored.
     """
-    clean: dict[str, float | int] = {}
-    errors: dict[str, str] = {}
-    for feature in FEATURES:
-        if feature.name not in raw:
-            errors[feature.name] = f"missing; allowed: {feature.allowed()}"
-            continue
-        value, error = feature.check(raw[feature.name])
-        if error:
-            errors[feature.name] = error
-        else:
-            clean[feature.name] = value  # type: ignore[assignment]
-    for key in raw:
-        if key not in BY_NAME:
-            errors[str(key)] = "unknown field; expected one of: " + ", ".join(FEATURE_NAMES)
-    return clean, errors
+    present = {k: v for k, v in raw.items() if not (isinstance(v, str) and not v.strip())}
+    try:
+        return Record.model_validate(present).model_dump(), {}
+    except ValidationError as exc:
+        errors: dict[str, str] = {}
+        for error in exc.errors():
+            name = str(error["loc"][0]) if error["loc"] else "record"
+            message = error["msg"].removeprefix("Value error, ")
+            if error["type"] == "missing":
+                message = "a value is required"
+            elif error["type"] == "extra_forbidden":
+                message = "unknown field; expected one of: " + ", ".join(FEATURE_NAMES)
+            if name in BY_NAME and error["type"] != "extra_forbidden":
+                message += f"; allowed: {BY_NAME[name].allowed()}"
+            errors.setdefault(name, message)
+        return {}, errors
 
 
 def json_schema() -> dict[str, Any]:
     """JSON Schema of one record, generated from :data:`FEATURES` (used by the OpenAPI document)."""
-    properties: dict[str, Any] = {}
-    for f in FEATURES:
-        prop: dict[str, Any] = {
-            "type": "integer" if f.dtype == "int" else "number",
-            "title": f.label,
-            "description": (f"{f.label} ({f.unit}). " if f.unit else f"{f.label}. ") + f"Allowed: {f.allowed()}.",
-        }
-        if f.codes is not None:
-            prop["enum"] = list(f.codes)
-        else:
-            prop["minimum"] = f.minimum
-            prop["maximum"] = f.maximum
-        properties[f.name] = prop
-    return {
-        "type": "object",
-        "properties": properties,
-        "required": list(FEATURE_NAMES),
-        "additionalProperties": False,
-    }
+    return Record.model_json_schema()
