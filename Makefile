@@ -37,11 +37,15 @@ test: venv  ## the whole test suite: unit, integration (real servers on loopback
 test-unit: venv  ## only the fast tests with no servers
 	$(BIN)/pytest tests/unit
 
-lint: venv  ## ruff, lock freshness, data checksums
+lint: venv  ## ruff, lock freshness, data checksums, committed secrets
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(PIPENV) verify
 	$(BIN)/python data/build_data.py --check
+	git ls-files -z | xargs -0 $(BIN)/detect-secrets-hook --baseline .secrets.baseline  # committed secrets
+
+setup-dev: venv  ## install the git hooks: `make lint` before each commit, `make test-unit` before each push
+	$(BIN)/pre-commit install --install-hooks
 
 format: venv  ## apply ruff's formatting and safe fixes
 	$(BIN)/ruff check --fix .
