@@ -25,8 +25,10 @@ def _emit(summary: dict[str, Any], lines: Sequence[str]) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from heartrisk.data import load_csv
     from heartrisk.train import train_flow
 
+    load_csv(args.data or get_settings().data_path)  # fail fast, before Prefect starts, on bad data
     summary = train_flow(
         trials=args.trials, folds=args.folds, seed=args.seed, data=args.data, experiment=args.experiment
     )

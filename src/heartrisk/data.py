@@ -34,7 +34,7 @@ def _bad_rows(feature: Feature, column: pd.Series) -> list[tuple[int, object, st
     not_numeric = numbers.isna() & column.notna() & (column.astype(str).str.strip() != "")
     missing = column.isna() | (column.astype(str).str.strip() == "")
     for idx in np.flatnonzero(missing.to_numpy()):
-        problems.append((int(idx), column.iloc[idx], "a value is required"))
+        problems.append((int(idx), "", "is empty (a value is required)"))
     for idx in np.flatnonzero(not_numeric.to_numpy()):
         problems.append((int(idx), column.iloc[idx], "is not a number"))
     ok = numbers.notna().to_numpy()

@@ -1,0 +1,51 @@
+"""The model and its search, without MLflow or Prefect."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from heartrisk import data, model
+from tests.conftest import HEART
+
+
+def _train_part():
+    frame = data.deduplicate(data.load_csv(HEART))
+    return data.split(frame, test_size=0.2, seed=0)
+
+
+def test_same_seed_same_best_params() -> None:
+    x, _, y, _ = _train_part()
+    a = model.search(x, y, trials=6, folds=3, seed=11)
+    b = model.search(x, y, trials=6, folds=3, seed=11)
+    assert a.best_params == b.best_params
+    assert a.best_cv_mean == b.best_cv_mean
+    assert len(a.trials) == 6
+
+
+def test_progress_callback_sees_every_trial_in_order() -> None:
+    x, _, y, _ = _train_part()
+    seen: list[int] = []
+    result = model.search(x, y, trials=4, folds=3, seed=1, on_trial=lambda t: seen.append(t.number))
+    assert seen == [1, 2, 3, 4]
+    assert result.best_cv_mean == max(t.cv_mean for t in result.trials)
+
+
+def test_degree_is_cast_to_int() -> None:
+    assert model.clean_params({"kernel": "poly", "degree": 3.0, "C": 1.0}) == {"kernel": "poly", "degree": 3, "C": 1.0}
+
+
+def test_calibrated_pipeline_gives_probabilities_and_keeps_one_svc() -> None:
+    x, x_test, y, y_test = _train_part()
+    pipe = model.svc_pipeline({"kernel": "rbf", "C": 1.0, "gamma": 0.05}, calibrated=True).fit(x, y)
+    proba = pipe.predict_proba(x_test)[:, 1]
+    assert np.all((proba >= 0) & (proba <= 1))
+    assert len(pipe.named_steps["model"].calibrated_classifiers_) == 1  # ensemble=False: one SVC to serve
+    metrics = model.evaluate(pipe, x_test, y_test)
+    assert 0.75 < metrics["test_roc_auc"] <= 1.0
+    low, high = model.bootstrap_auc_interval(y_test, proba, seed=0, n=200)
+    assert low <= metrics["test_roc_auc"] <= high
+
+
+def test_scaler_is_inside_the_pipeline() -> None:
+    pipe = model.svc_pipeline({"kernel": "linear", "C": 1.0}, calibrated=False)
+    assert [name for name, _ in pipe.steps] == ["scaler", "model"]

@@ -1,0 +1,42 @@
+"""The schema is the one list of features; records are validated from it."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from heartrisk import schema
+from tests.conftest import HEART
+
+VALID = {"age": 54, "sex": 1, "cp": 0, "trtbps": 130, "chol": 246, "fbs": 0, "restecg": 1, "thalachh": 150,
+         "exng": 0, "oldpeak": 1.0, "slp": 1, "caa": 0, "thall": 2}  # fmt: skip
+
+
+def test_schema_matches_the_training_file_columns() -> None:
+    header = list(pd.read_csv(HEART, nrows=0).columns)
+    assert header == list(schema.COLUMNS)
+    assert len(schema.FEATURES) == 13
+
+
+def test_form_strings_are_accepted_and_typed() -> None:
+    clean, errors = schema.validate_record({k: str(v) for k, v in VALID.items()})
+    assert errors == {}
+    assert clean["age"] == 54 and isinstance(clean["age"], int)
+    assert clean["oldpeak"] == 1.0
+
+
+def test_each_bad_field_gets_its_own_reason() -> None:
+    bad = {**VALID, "age": 400, "cp": 9, "chol": "", "oldpeak": "abc", "extra": 1}
+    _, errors = schema.validate_record(bad)
+    assert set(errors) == {"age", "cp", "chol", "oldpeak", "extra"}
+    assert "18 to 100 years" in errors["age"]
+    assert "not a valid code" in errors["cp"]
+    assert errors["chol"].startswith("a value is required")
+    assert "unknown field" in errors["extra"]
+
+
+def test_json_schema_is_generated_from_features() -> None:
+    doc = schema.json_schema()
+    assert doc["required"] == list(schema.FEATURE_NAMES)
+    assert doc["properties"]["cp"]["enum"] == [0, 1, 2, 3]
+    assert doc["properties"]["age"]["minimum"] == 18
+    assert doc["additionalProperties"] is False
