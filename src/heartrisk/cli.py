@@ -73,6 +73,104 @@ def cmd_mlflow_server(args: argparse.Namespace) -> int:
     return 0  # pragma: no cover
 
 
+def cmd_monitor(args: argparse.Namespace) -> int:
+    """Run the drift flow here; exit 0 when it completed (drift or not), 1 when it failed."""
+    from heartrisk.monitor import monitor_flow
+
+    state = monitor_flow(
+        current=args.current,
+        reference=args.reference,
+        recipients=args.recipient,
+        email_block=args.email_block,
+        threshold=args.threshold,
+        retrain=args.retrain,
+        return_state=True,
+    )
+    if not state.is_completed():
+        try:
+            state.result()
+        except DataError:
+            raise
+        except Exception as exc:
+            print(f"heartrisk monitor: the flow ended {state.name}: {exc}", file=sys.stderr)
+            print(json.dumps({"status": "failed", "state": state.name, "error": str(exc)}), flush=True)
+            return 1
+    summary = state.result()
+    lines = ["", f"Drift monitoring: {summary['status']} ({summary['current_rows']} current rows)"]
+    if summary["share"] is not None:
+        email = summary["email"]
+        lines += [
+            f"  drifted columns  {len(summary['drifted_columns'])}/{len(summary['columns'])}"
+            f" ({summary['share']:.0%}, alert at {summary['threshold']:.0%}): {', '.join(summary['drifted_columns'])}",
+            f"  report           {summary['latest_report']}",
+            f"  MLflow           {summary['mlflow'].get('run_url') or summary['mlflow'].get('error')}",
+            f"  retraining       {summary['retraining'] or 'not started'}",
+            f"  e-mail           {'sent to ' + ', '.join(email['recipients']) if email['sent'] else 'not sent'}",
+        ]
+    _emit(summary, lines)
+    return 0
+
+
+def _smtp_password(args: argparse.Namespace) -> str:
+    """From stdin (--password-stdin) or HEARTRISK_SMTP_PASSWORD: never a command-line argument."""
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return os.environ.get("HEARTRISK_SMTP_PASSWORD", "")
+
+
+def cmd_create_email_block(args: argparse.Namespace) -> int:
+    from heartrisk.notify import create_email_block
+
+    password = _smtp_password(args)
+    if args.username and not password:
+        print(
+            "heartrisk create-email-block: --username needs a password (--password-stdin or HEARTRISK_SMTP_PASSWORD)",
+            file=sys.stderr,
+        )
+        return 2
+    create_email_block(
+        args.name, server=args.server, port=args.port, security=args.security, username=args.username, password=password
+    )
+    summary = {
+        "block": args.name,
+        "server": args.server,
+        "port": args.port,
+        "security": args.security,
+        "username": args.username,
+    }
+    _emit(summary, [f"Saved e-mail block '{args.name}' ({args.security} to {args.server}:{args.port})"])
+    return 0
+
+
+def _share(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError("must be a share of columns between 0 (excluded) and 1, e.g. 0.5")
+    return value
+
+
+def _add_monitoring_commands(sub: argparse._SubParsersAction) -> None:
+    mon = sub.add_parser("monitor", help="compare current data with the reference (Evidently), e-mail, retrain")
+    mon.add_argument("--current", help="CSV to check (default: the prediction log, last HEARTRISK_DRIFT_WINDOW_DAYS)")
+    mon.add_argument("--reference", help="reference CSV (default data/reference.csv)")
+    mon.add_argument(
+        "--recipient", action="extend", nargs="+", metavar="EMAIL", help="one or more (HEARTRISK_EMAIL_TO)"
+    )
+    mon.add_argument("--email-block", help="EmailServerCredentials block (default gmail, HEARTRISK_EMAIL_BLOCK)")
+    mon.add_argument("--threshold", type=_share, help="share of drifted columns that means drift (default 0.5)")
+    mon.add_argument("--retrain", action=argparse.BooleanOptionalAction, help="start training on drift (default on)")
+    mon.set_defaults(func=cmd_monitor)
+
+    block = sub.add_parser("create-email-block", help="save the SMTP settings (Gmail or any server) as a Prefect block")
+    block.add_argument("--name", default=get_settings().email_block, help="block name (default gmail)")
+    block.add_argument("--server", required=True, help="SMTP host, e.g. smtp.gmail.com")
+    block.add_argument("--port", type=int, required=True, help="e.g. 465 (ssl), 587 (starttls), 25 or 1025 (none)")
+    block.add_argument("--security", choices=("ssl", "starttls", "none"), required=True)
+    block.add_argument("--username", help="login; its password comes from stdin or HEARTRISK_SMTP_PASSWORD")
+    block.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
+    block.set_defaults(func=cmd_create_email_block)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="heartrisk", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -90,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     mlf.add_argument("--port", type=int, help="port (default 5000, HEARTRISK_MLFLOW_PORT)")
     mlf.add_argument("--state-dir", help="folder for mlflow.db and artifacts (default .state/mlflow)")
     mlf.set_defaults(func=cmd_mlflow_server)
+    _add_monitoring_commands(sub)
     return parser
 
 

@@ -56,6 +56,18 @@ class Settings:
     mlflow_port: int
     mlflow_workers: int
     mlflow_allowed_hosts: str
+    drift_threshold: float
+    drift_min_rows: int
+    drift_window_days: float
+    monitor_experiment: str
+    report_dir: Path
+    email_block: str
+    email_from: str
+    email_recipients: tuple[str, ...]
+    smtp_retries: int
+    smtp_retry_delay: float
+    retrain_on_drift: bool
+    train_deployment: str
 
 
 def get_settings() -> Settings:
@@ -88,4 +100,16 @@ def get_settings() -> Settings:
         mlflow_port=_env_int("HEARTRISK_MLFLOW_PORT", 5000),
         mlflow_workers=_env_int("HEARTRISK_MLFLOW_WORKERS", 1),
         mlflow_allowed_hosts=_env("HEARTRISK_MLFLOW_ALLOWED_HOSTS", ""),
+        drift_threshold=_env_float("HEARTRISK_DRIFT_THRESHOLD", 0.5),
+        drift_min_rows=_env_int("HEARTRISK_DRIFT_MIN_ROWS", 30),
+        drift_window_days=_env_float("HEARTRISK_DRIFT_WINDOW_DAYS", 7.0),
+        monitor_experiment=_env("HEARTRISK_MONITOR_EXPERIMENT", "heart-attack-monitoring"),
+        report_dir=Path(_env("HEARTRISK_REPORT_DIR", str(state_dir / "reports"))),
+        email_block=_env("HEARTRISK_EMAIL_BLOCK", "gmail"),
+        email_from=_env("HEARTRISK_EMAIL_FROM", "heartrisk@localhost"),
+        email_recipients=tuple(a.strip() for a in _env("HEARTRISK_EMAIL_TO", "").split(",") if a.strip()),
+        smtp_retries=_env_int("HEARTRISK_SMTP_RETRIES", 3),
+        smtp_retry_delay=_env_float("HEARTRISK_SMTP_RETRY_DELAY", 10.0),
+        retrain_on_drift=_env("HEARTRISK_RETRAIN_ON_DRIFT", "true").lower() in ("1", "true", "yes", "on"),
+        train_deployment=_env("HEARTRISK_TRAIN_DEPLOYMENT", "heart-attack-training/train-heart-attack-model"),
     )
