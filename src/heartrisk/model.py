@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from hyperopt import STATUS_OK, Trials, fmin, hp, space_eval, tpe
+from scipy.stats import rankdata
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.metrics import accuracy_score, brier_score_loss, f1_score, roc_auc_score
 from sklearn.model_selection import StratifiedKFold, cross_val_score
@@ -145,13 +146,20 @@ def evaluate(pipeline: Pipeline, x: pd.DataFrame, y: pd.Series) -> dict[str, flo
 
 
 def bootstrap_auc_interval(y: pd.Series, proba: np.ndarray, *, seed: int, n: int = 1000) -> tuple[float, float]:
-    """95 % percentile bootstrap interval of the test ROC-AUC (the test split is small)."""
+    """95 % percentile bootstrap interval of the test ROC-AUC (the test split is small).
+
+    ROC-AUC is the Mann-Whitney U statistic scaled to [0, 1], so all resamples are scored at once from
+    their ranks instead of calling ``roc_auc_score`` a thousand times.
+    """
     rng = np.random.default_rng(seed)
-    y_arr = np.asarray(y)
-    scores = []
-    for _ in range(n):
-        idx = rng.integers(0, len(y_arr), len(y_arr))
-        if len(np.unique(y_arr[idx])) == 2:
-            scores.append(roc_auc_score(y_arr[idx], proba[idx]))
-    low, high = np.percentile(scores, [2.5, 97.5])
+    y_arr, p_arr = np.asarray(y), np.asarray(proba)
+    idx = rng.integers(0, len(y_arr), size=(n, len(y_arr)))
+    labels, scores = y_arr[idx], p_arr[idx]
+    positives = labels.sum(axis=1)
+    negatives = labels.shape[1] - positives
+    usable = (positives > 0) & (negatives > 0)
+    ranks = rankdata(scores, axis=1)
+    u = (ranks * labels).sum(axis=1) - positives * (positives + 1) / 2
+    aucs = u[usable] / (positives[usable] * negatives[usable])
+    low, high = np.percentile(aucs, [2.5, 97.5])
     return float(low), float(high)

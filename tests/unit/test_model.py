@@ -49,3 +49,14 @@ def test_calibrated_pipeline_gives_probabilities_and_keeps_one_svc() -> None:
 def test_scaler_is_inside_the_pipeline() -> None:
     pipe = model.svc_pipeline({"kernel": "linear", "C": 1.0}, calibrated=False)
     assert [name for name, _ in pipe.steps] == ["scaler", "model"]
+
+
+def test_bootstrap_interval_equals_sklearn_on_the_same_resamples() -> None:
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 40)
+    proba = rng.random(40) * 0.6 + y * 0.3
+    idx = np.random.default_rng(5).integers(0, 40, size=(200, 40))
+    expected = np.percentile([roc_auc_score(y[i], proba[i]) for i in idx if len(set(y[i])) == 2], [2.5, 97.5])
+    assert np.allclose(model.bootstrap_auc_interval(y, proba, seed=5, n=200), expected)
