@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.prefect_stack import PrefectStack, start_prefect_stack
 from tests.servers import free_port, mlflow_command, running
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,3 +69,10 @@ def champion(mlflow_env: dict[str, str]) -> dict:
     summary = train_flow(trials=8, folds=3, seed=7, experiment="test-champion")
     assert summary["promoted"] is True
     return summary
+
+
+@pytest.fixture(scope="session")
+def prefect_stack(tmp_path_factory: pytest.TempPathFactory, mlflow_env: dict[str, str]) -> Iterator[PrefectStack]:
+    """A real Prefect server + process worker on pool zoompool, deployments of prefect.yaml applied."""
+    with start_prefect_stack(tmp_path_factory.mktemp("prefect-stack"), mlflow_env) as stack:
+        yield stack

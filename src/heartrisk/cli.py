@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from heartrisk import stack
 from heartrisk.config import get_settings
 from heartrisk.data import DataError
 
@@ -188,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     mlf.add_argument("--port", type=int, help="port (default 5000, HEARTRISK_MLFLOW_PORT)")
     mlf.add_argument("--state-dir", help="folder for mlflow.db and artifacts (default .state/mlflow)")
     mlf.set_defaults(func=cmd_mlflow_server)
+    stack.add_commands(sub)
     _add_monitoring_commands(sub)
     return parser
 

@@ -56,6 +56,17 @@ class Settings:
     mlflow_port: int
     mlflow_workers: int
     mlflow_allowed_hosts: str
+    project_dir: Path
+    prefect_host: str
+    prefect_port: int
+    prefect_api_url: str
+    work_pool: str
+    monitor_cron: str
+    schedule_timezone: str
+    bootstrap_timeout: float
+    smtp_sink_host: str
+    smtp_sink_port: int
+    mail_dir: Path
     drift_threshold: float
     drift_min_rows: int
     drift_window_days: float
@@ -74,6 +85,8 @@ def get_settings() -> Settings:
     """Read the environment now (tests change it between calls, so this is not cached)."""
     state_dir = Path(_env("HEARTRISK_STATE_DIR", str(PROJECT_ROOT / ".state"))).resolve()
     data_dir = PROJECT_ROOT / "data"
+    prefect_host = _env("HEARTRISK_PREFECT_HOST", "127.0.0.1")
+    prefect_port = _env_int("HEARTRISK_PREFECT_PORT", 4200)
     return Settings(
         state_dir=state_dir,
         data_path=Path(_env("HEARTRISK_DATA", str(data_dir / "heart.csv"))),
@@ -100,6 +113,17 @@ def get_settings() -> Settings:
         mlflow_port=_env_int("HEARTRISK_MLFLOW_PORT", 5000),
         mlflow_workers=_env_int("HEARTRISK_MLFLOW_WORKERS", 1),
         mlflow_allowed_hosts=_env("HEARTRISK_MLFLOW_ALLOWED_HOSTS", ""),
+        project_dir=Path(_env("HEARTRISK_PROJECT_DIR", str(PROJECT_ROOT))).resolve(),
+        prefect_host=prefect_host,
+        prefect_port=prefect_port,
+        prefect_api_url=_env("PREFECT_API_URL", f"http://{prefect_host}:{prefect_port}/api"),
+        work_pool=_env("HEARTRISK_WORK_POOL", "zoompool"),
+        monitor_cron=_env("HEARTRISK_MONITOR_CRON", "0 6 * * *"),
+        schedule_timezone=_env("HEARTRISK_SCHEDULE_TIMEZONE", "UTC"),
+        bootstrap_timeout=_env_float("HEARTRISK_BOOTSTRAP_TIMEOUT", 600.0),
+        smtp_sink_host=_env("HEARTRISK_SMTP_SINK_HOST", "127.0.0.1"),
+        smtp_sink_port=_env_int("HEARTRISK_SMTP_SINK_PORT", 1025),
+        mail_dir=Path(_env("HEARTRISK_MAIL_DIR", str(state_dir / "mail"))),
         drift_threshold=_env_float("HEARTRISK_DRIFT_THRESHOLD", 0.5),
         drift_min_rows=_env_int("HEARTRISK_DRIFT_MIN_ROWS", 30),
         drift_window_days=_env_float("HEARTRISK_DRIFT_WINDOW_DAYS", 7.0),

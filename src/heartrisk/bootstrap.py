@@ -1,0 +1,253 @@
+"""Bring a fresh stack to a working form: pool, deployments and a first champion, with no manual step.
+
+Idempotent: each step first looks at what exists (work pool, deployments, champion, a training run
+already in flight) and only adds what is missing, so running it on every start-up changes nothing
+once the stack is set up. Deployments that already exist are left alone (a schedule changed in the UI
+survives a restart) unless ``redeploy`` is asked for.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+import yaml
+
+from heartrisk.config import Settings, get_settings
+
+TRAIN_DEPLOYMENT = "train-heart-attack-model"
+MONITOR_DEPLOYMENT = "monitor-heart-attack-data-drift"
+ACTIVE_STATES = ("SCHEDULED", "PENDING", "RUNNING", "PAUSED", "CANCELLING")
+
+Log = Callable[[str], None]
+
+
+def _stderr(message: str) -> None:
+    print(f"[bootstrap] {message}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class Outcome:
+    """What one bootstrap did: empty lists and ``training_run=None`` mean it changed nothing."""
+
+    pool_created: bool = False
+    deployed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    training_run: str | None = None
+    training_state: str | None = None
+    champion_version: str | None = None
+    urls: dict[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def deploy_env(settings: Settings) -> dict[str, str]:
+    """Environment for ``prefect deploy`` and the worker: the values prefect.yaml's templates read."""
+    return {
+        "PREFECT_API_URL": settings.prefect_api_url,
+        "HEARTRISK_PROJECT_DIR": str(settings.project_dir),
+        "HEARTRISK_WORK_POOL": settings.work_pool,
+        "HEARTRISK_MONITOR_CRON": settings.monitor_cron,
+        "HEARTRISK_SCHEDULE_TIMEZONE": settings.schedule_timezone,
+    }
+
+
+def urls(settings: Settings) -> dict[str, str]:
+    """The three user interfaces of the stack."""
+    return {
+        "mlflow": settings.mlflow_tracking_uri.rstrip("/"),
+        "prefect": settings.prefect_api_url.rstrip("/").removesuffix("/api"),
+        "app": f"http://{settings.app_host}:{settings.app_port}",
+    }
+
+
+def wait_for(url: str, *, timeout: float, what: str, log: Log = _stderr) -> None:
+    """Poll ``url`` until it answers 2xx: services start in any order under a supervisor."""
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        try:
+            response = requests.get(url, timeout=3)
+            if response.ok:
+                log(f"{what} answers at {url}")
+                return
+            last = f"HTTP {response.status_code}"
+        except requests.RequestException as exc:
+            last = type(exc).__name__
+        time.sleep(1)
+    raise TimeoutError(f"{what} did not answer at {url} within {timeout:.0f} s (last: {last})")
+
+
+def declared_deployments(project_dir: Path) -> list[dict[str, Any]]:
+    """The deployments of prefect.yaml whose flow file exists (a flow not written yet is skipped)."""
+    spec = yaml.safe_load((project_dir / "prefect.yaml").read_text())
+    return [d for d in spec["deployments"] if (project_dir / d["entrypoint"].split(":")[0]).is_file()]
+
+
+def ensure_work_pool(client: Any, name: str) -> bool:
+    """Create the process work pool if missing; True when it was created."""
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+    from prefect.workers.process import ProcessWorker
+
+    try:
+        client.read_work_pool(name)
+        return False
+    except ObjectNotFound:
+        pass
+    template = ProcessWorker.get_default_base_job_template()
+    try:
+        client.create_work_pool(WorkPoolCreate(name=name, type="process", base_job_template=template))
+    except ObjectAlreadyExists:  # a worker started with --type process created it meanwhile
+        return False
+    return True
+
+
+def existing_deployments(client: Any, names: Iterable[str]) -> dict[str, Any]:
+    """Deployments of these names that the Prefect server knows, by name."""
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+
+    found = client.read_deployments(deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=list(names))))
+    return {d.name: d for d in found}
+
+
+def deploy(settings: Settings, names: list[str], log: Log = _stderr) -> None:
+    """Apply these deployments of prefect.yaml with Prefect's own ``prefect deploy``."""
+    command = [str(Path(sys.executable).parent / "prefect"), "--no-prompt", "deploy"]
+    command += ["--prefect-file", str(settings.project_dir / "prefect.yaml")]
+    for name in names:
+        command += ["--name", name]
+    log(f"deploying {', '.join(names)}")
+    result = subprocess.run(
+        command,
+        cwd=settings.project_dir,
+        env={**os.environ, **deploy_env(settings)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        output = (result.stdout + result.stderr)[-4000:]
+        raise RuntimeError(f"prefect deploy failed ({result.returncode}):\n{output}")
+
+
+def active_training(client: Any, deployment_id: Any) -> Any | None:
+    """A training run of this deployment that is scheduled or running, if any."""
+    from prefect.client.schemas.filters import (
+        DeploymentFilter,
+        DeploymentFilterId,
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+
+    runs = client.read_flow_runs(
+        deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])),
+        flow_run_filter=FlowRunFilter(
+            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType(s) for s in ACTIVE_STATES]))
+        ),
+        limit=1,
+    )
+    return runs[0] if runs else None
+
+
+def wait_for_run(client: Any, run_id: Any, *, timeout: float, log: Log = _stderr) -> str:
+    """Wait until the flow run reaches a final state; return that state's type."""
+    deadline = time.monotonic() + timeout
+    shown = None
+    while time.monotonic() < deadline:
+        run = client.read_flow_run(run_id)
+        if run.state is not None and run.state.name != shown:
+            shown = run.state.name
+            log(f"training run {run.name}: {shown}")
+        if run.state is not None and run.state.is_final():
+            return run.state.type.value
+        time.sleep(2)
+    raise TimeoutError(f"training run {run_id} did not finish within {timeout:.0f} s")
+
+
+def start_training(client: Any, log: Log = _stderr) -> Any:
+    """Start a run of the training deployment, unless one is already scheduled or running."""
+    from prefect.deployments import run_deployment
+
+    training = existing_deployments(client, [TRAIN_DEPLOYMENT])[TRAIN_DEPLOYMENT]
+    run = active_training(client, training.id)
+    if run is not None:
+        log(f"no champion yet: training run {run.name} is already {run.state.name}")
+        return run
+    run = run_deployment(name=training.id, timeout=0, tags=["bootstrap"])
+    log(f"no champion yet: started training run {run.name}")
+    return run
+
+
+def current_champion(settings: Settings) -> str | None:
+    """Version number of the registry's champion, or None on a fresh stack."""
+    from mlflow.tracking import MlflowClient
+
+    from heartrisk.registry import champion
+
+    version = champion(MlflowClient(settings.mlflow_tracking_uri), settings.model_name, settings.champion_alias)
+    return None if version is None else str(version.version)
+
+
+def bootstrap(
+    settings: Settings | None = None,
+    *,
+    train: bool = True,
+    wait_training: bool = True,
+    redeploy: bool = False,
+    log: Log = _stderr,
+) -> Outcome:
+    """Wait for MLflow and Prefect, then add the pool, deployments and first champion if missing."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    settings = settings or get_settings()
+    outcome = Outcome(urls=urls(settings))
+    wait_for(f"{outcome.urls['mlflow']}/health", timeout=settings.bootstrap_timeout, what="MLflow", log=log)
+    wait_for(f"{settings.prefect_api_url}/health", timeout=settings.bootstrap_timeout, what="Prefect", log=log)
+
+    # Prefect reads its settings when imported: name the server explicitly, never a temporary one.
+    with temporary_settings({PREFECT_API_URL: settings.prefect_api_url}), get_client(sync_client=True) as client:
+        outcome.pool_created = ensure_work_pool(client, settings.work_pool)
+        log(f"work pool {settings.work_pool}: {'created' if outcome.pool_created else 'exists'}")
+
+        declared = [d["name"] for d in declared_deployments(settings.project_dir)]
+        missing = {TRAIN_DEPLOYMENT, MONITOR_DEPLOYMENT} - set(declared)
+        if missing:
+            log(f"not deployed (flow file not found): {', '.join(sorted(missing))}")
+        existing = existing_deployments(client, declared)
+        todo = declared if redeploy else [name for name in declared if name not in existing]
+        outcome.skipped = [name for name in declared if name not in todo]
+        outcome.deployed = todo
+        # Training first: on a fresh stack the first champion must not wait for the other deployments.
+        if TRAIN_DEPLOYMENT in todo:
+            deploy(settings, [TRAIN_DEPLOYMENT], log=log)
+        outcome.champion_version = current_champion(settings)
+        run = None
+        if outcome.champion_version is None and train:
+            run = start_training(client, log=log)
+            outcome.training_run = str(run.id)
+        if rest := [name for name in todo if name != TRAIN_DEPLOYMENT]:
+            deploy(settings, rest, log=log)
+        log(f"deployments: deployed {todo or 'none'}, already there {outcome.skipped or 'none'}")
+        if run is not None and wait_training:
+            outcome.training_state = wait_for_run(client, run.id, timeout=settings.bootstrap_timeout, log=log)
+            outcome.champion_version = current_champion(settings)
+        log(f"champion: {outcome.champion_version or 'none'}")
+    return outcome
+
+
+def stay() -> None:
+    """Sleep until stopped: under honcho, a process that exits stops the whole stack."""
+    while True:
+        time.sleep(3600)

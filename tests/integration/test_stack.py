@@ -1,0 +1,88 @@
+"""The stack without Docker: real MLflow, Prefect server and process worker on free loopback ports."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from heartrisk.registry import champion
+from tests.conftest import ROOT
+from tests.prefect_stack import PrefectStack, heartrisk, start_prefect_stack
+from tests.servers import BIN
+
+pytestmark = pytest.mark.integration
+
+MODEL = "HeartRiskBootstrapModel"
+CRON = "30 5 * * 1"
+
+
+def deployments(stack: PrefectStack) -> dict[str, dict]:
+    """Deployments as the Prefect CLI shows them, by name."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: stack.api_url}), get_client(sync_client=True) as client:
+        return {d.name: d.model_dump(mode="json") for d in client.read_deployments()}
+
+
+def flow_run_count(stack: PrefectStack) -> int:
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: stack.api_url}), get_client(sync_client=True) as client:
+        return len(client.read_flow_runs())
+
+
+def test_bootstrap_trains_a_first_champion_through_prefect_then_changes_nothing(
+    tmp_path: Path, mlflow_env: dict[str, str]
+) -> None:
+    env = {**mlflow_env, "HEARTRISK_MODEL_NAME": MODEL, "HEARTRISK_MONITOR_CRON": CRON}
+    client = MlflowClient(mlflow_env["MLFLOW_TRACKING_URI"])
+    assert champion(client, MODEL, "champion") is None
+
+    with start_prefect_stack(tmp_path, env, bootstrap_args=()) as stack:
+        first = stack.bootstrap
+        assert set(first["deployed"]) == {"train-heart-attack-model", "monitor-heart-attack-data-drift"}
+        assert first["training_state"] == "COMPLETED", stack.worker_log.read_text()[-3000:]
+        version = champion(client, MODEL, "champion")
+        assert version is not None
+        assert first["champion_version"] == str(version.version)
+
+        found = deployments(stack)
+        monitor = found["monitor-heart-attack-data-drift"]
+        assert monitor["work_pool_name"] == "zoompool"
+        assert [s["schedule"]["cron"] for s in monitor["schedules"]] == [CRON]
+        assert found["train-heart-attack-model"]["pull_steps"] == [
+            {"prefect.deployments.steps.set_working_directory": {"directory": str(ROOT)}}
+        ]
+        runs_before = flow_run_count(stack)
+
+        again = heartrisk("bootstrap", env=stack.env)
+        assert again.returncode == 0, again.stderr[-3000:]
+        second = json.loads(again.stdout.strip().splitlines()[-1])
+        assert second["deployed"] == []
+        assert second["pool_created"] is False
+        assert second["training_run"] is None
+        assert second["champion_version"] == first["champion_version"]
+        assert flow_run_count(stack) == runs_before
+        after = deployments(stack)
+        assert {n: d["updated"] for n, d in after.items()} == {n: d["updated"] for n, d in found.items()}
+
+
+def test_training_deployment_runs_from_the_prefect_cli(prefect_stack: PrefectStack) -> None:
+    """What a user does in a second terminal: `prefect deployment run ... --watch` exits 0 once completed."""
+    done = subprocess.run(
+        [str(BIN / "prefect"), "deployment", "run", "heart-attack-training/train-heart-attack-model", "--watch"],
+        env={**os.environ, **prefect_stack.env},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + prefect_stack.worker_log.read_text()[-3000:]
+    assert "Completed" in done.stdout
