@@ -172,6 +172,17 @@ def _add_monitoring_commands(sub: argparse._SubParsersAction) -> None:
     block.set_defaults(func=cmd_create_email_block)
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Exec gunicorn with the app's config file; options override the HEARTRISK_APP_* settings."""
+    for name, value in (("HOST", args.host), ("PORT", args.port), ("WORKERS", args.workers)):
+        if value is not None:
+            os.environ[f"HEARTRISK_APP_{name}"] = str(value)
+    conf = Path(__file__).resolve().parent / "serving" / "gunicorn_conf.py"
+    command = [str(Path(sys.executable).parent / "gunicorn"), "--config", str(conf)]
+    os.execv(command[0], command)  # noqa: S606 - replaces this process, as a supervisor expects
+    return 0  # pragma: no cover
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="heartrisk", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -189,6 +200,12 @@ def build_parser() -> argparse.ArgumentParser:
     mlf.add_argument("--port", type=int, help="port (default 5000, HEARTRISK_MLFLOW_PORT)")
     mlf.add_argument("--state-dir", help="folder for mlflow.db and artifacts (default .state/mlflow)")
     mlf.set_defaults(func=cmd_mlflow_server)
+
+    serve = sub.add_parser("serve", help="run the risk form and JSON API under gunicorn")
+    serve.add_argument("--host", help="bind address (default 127.0.0.1, HEARTRISK_APP_HOST)")
+    serve.add_argument("--port", type=int, help="port (default 8000, HEARTRISK_APP_PORT)")
+    serve.add_argument("--workers", type=int, help="gunicorn workers (default 2, HEARTRISK_APP_WORKERS)")
+    serve.set_defaults(func=cmd_serve)
     stack.add_commands(sub)
     _add_monitoring_commands(sub)
     return parser

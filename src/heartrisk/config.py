@@ -56,6 +56,7 @@ class Settings:
     mlflow_port: int
     mlflow_workers: int
     mlflow_allowed_hosts: str
+    metrics_dir: str
     project_dir: Path
     prefect_host: str
     prefect_port: int
@@ -113,6 +114,7 @@ def get_settings() -> Settings:
         mlflow_port=_env_int("HEARTRISK_MLFLOW_PORT", 5000),
         mlflow_workers=_env_int("HEARTRISK_MLFLOW_WORKERS", 1),
         mlflow_allowed_hosts=_env("HEARTRISK_MLFLOW_ALLOWED_HOSTS", ""),
+        metrics_dir=_env("PROMETHEUS_MULTIPROC_DIR", ""),  # prometheus_client's own; empty: gunicorn makes one
         project_dir=Path(_env("HEARTRISK_PROJECT_DIR", str(PROJECT_ROOT))).resolve(),
         prefect_host=prefect_host,
         prefect_port=prefect_port,

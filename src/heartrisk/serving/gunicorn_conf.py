@@ -1,0 +1,81 @@
+"""gunicorn settings for the HeartRisk app, all taken from :mod:`heartrisk.config`.
+
+Run as ``gunicorn -c <path of this file>`` (what ``heartrisk serve`` does). The file is loaded by path,
+not as ``heartrisk.serving.gunicorn_conf``, so that ``PROMETHEUS_MULTIPROC_DIR`` is set here before
+anything imports prometheus_client. The app is imported once in the master (``preload_app``: no
+threads exist there yet) and each worker, right after the fork, loads the champion and starts
+following its alias.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from heartrisk.config import get_settings
+
+_settings = get_settings()
+
+wsgi_app = "heartrisk.serving:create_app()"
+bind = f"{_settings.app_host}:{_settings.app_port}"
+workers = _settings.app_workers
+worker_class = "gthread"
+threads = _settings.app_threads
+timeout = _settings.app_timeout
+graceful_timeout = _settings.app_timeout
+keepalive = 5
+preload_app = True
+errorlog = "-"
+loglevel = "info"
+proc_name = "heartrisk-app"
+control_socket_disable = True  # one fixed socket path under $HOME would collide between instances
+
+# Workers must notice an unreachable registry within a poll or two, not after MLflow's default
+# seven retries with exponential backoff (about two minutes): these are MLflow's own variables.
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+# Prometheus multiprocess mode: one folder of value files shared by the workers, empty at start.
+if _settings.metrics_dir:
+    _metrics_dir, _own_metrics_dir = Path(_settings.metrics_dir), False
+    _metrics_dir.mkdir(parents=True, exist_ok=True)
+    for stale in _metrics_dir.glob("*.db"):
+        stale.unlink()
+else:
+    _metrics_dir, _own_metrics_dir = Path(tempfile.mkdtemp(prefix="heartrisk-metrics-")), True
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_metrics_dir)
+
+FIRST_LOAD_WAIT_SECONDS = 120
+
+
+def post_fork(server, worker) -> None:
+    """In the new worker: load the champion before taking requests, then follow the alias.
+
+    The wait keeps telling the master the worker is alive, so a slow first download is not taken
+    for a hung worker; if MLflow does not answer in time, the worker starts without a model (API
+    503, the form explains) and picks the model up at a later poll.
+    """
+    from heartrisk.serving.runtime import EXTENSION
+
+    holder = worker.app.wsgi().extensions[EXTENSION].holder
+    holder.start()
+    for _ in range(FIRST_LOAD_WAIT_SECONDS):
+        worker.notify()
+        if holder.wait_first_check(1):
+            break
+    model = holder.model
+    server.log.info("worker %s serving %s", worker.pid, f"version {model.version}" if model else "no model yet")
+
+
+def child_exit(server, worker) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid, str(_metrics_dir))
+
+
+def on_exit(server) -> None:
+    if _own_metrics_dir:
+        shutil.rmtree(_metrics_dir, ignore_errors=True)

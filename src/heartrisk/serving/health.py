@@ -1,0 +1,42 @@
+"""Probes for supervisors and load balancers, and the Prometheus metrics."""
+
+from __future__ import annotations
+
+import time
+
+from flask import Blueprint, Response, jsonify
+
+from heartrisk.serving import metrics
+from heartrisk.serving.runtime import runtime
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def healthz():
+    """The process answers; says nothing about the model (that is /readyz)."""
+    return jsonify({"status": "ok"})
+
+
+@bp.get("/readyz")
+def readyz():
+    """200 while a model answers (even if MLflow is down: the last good one); 503 with the reason otherwise."""
+    rt = runtime()
+    status = rt.holder.status()
+    body: dict[str, object] = {
+        "ready": status.model is not None,
+        "model_name": rt.settings.model_name,
+        "model_version": None if status.model is None else status.model.version,
+        "mlflow_reachable": status.mlflow_reachable,
+        "problem": status.problem or None,
+        "last_check_seconds_ago": None if status.checked_at is None else round(time.time() - status.checked_at, 1),
+    }
+    if status.model is not None and status.problem:
+        body["note"] = f"serving the last good model, version {status.model.version}, until the problem clears"
+    return jsonify(body), 200 if status.model is not None else 503
+
+
+@bp.get("/metrics")
+def prometheus_metrics():
+    payload, content_type = metrics.render(runtime().settings.metrics_dir)
+    return Response(payload, content_type=content_type)

@@ -1,0 +1,209 @@
+"""The champion model in memory: loaded once, then followed by polling its alias in the registry.
+
+Requests read :attr:`ModelHolder.model` once and use that object for the whole request, so a swap
+(one attribute assignment, made only after the new version has loaded and answered a warm-up
+prediction) never mixes two versions in one answer. When MLflow cannot be reached, the last good
+model keeps serving and :meth:`ModelHolder.status` says why it could not follow the alias.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import threading
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from heartrisk.config import Settings
+from heartrisk.schema import FEATURE_NAMES, FEATURES
+
+log = logging.getLogger(__name__)
+
+TRAIN_HINT = (
+    "A model must be trained first: run `heartrisk train` (or the Prefect deployment "
+    "`train-heart-attack-model`); the app picks up the new champion by itself, no restart needed."
+)
+
+# One valid record (the first code or the minimum of each feature): a new model must answer it before
+# it serves, which also pays its first-call costs outside any request.
+WARM_UP_RECORD: dict[str, float] = {
+    f.name: float(next(iter(f.codes)) if f.codes is not None else f.minimum or 0) for f in FEATURES
+}
+
+
+# The pipeline was fitted on a DataFrame; it is given a float array in the same column order (checked
+# once in LoadedModel.of), because scikit-learn's per-call DataFrame checks cost more than the model.
+warnings.filterwarnings("ignore", message="X does not have valid feature names", category=UserWarning)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """One registered model version held in memory."""
+
+    name: str
+    version: str
+    pipeline: Any
+    loaded_at: float
+    positive: int  # column of predict_proba that holds label 1
+
+    @classmethod
+    def of(cls, name: str, version: str, pipeline: Any) -> LoadedModel:
+        """Wrap a fitted pipeline after checking it expects the schema's columns, in the schema's order."""
+        columns = getattr(pipeline, "feature_names_in_", None)
+        if columns is not None and list(columns) != list(FEATURE_NAMES):
+            raise ValueError(f"model expects columns {list(columns)}, the schema has {list(FEATURE_NAMES)}")
+        positive = int(np.flatnonzero(pipeline.classes_ == 1)[0])
+        return cls(name, version, pipeline, time.time(), positive)
+
+    def predict(self, records: Sequence[Mapping[str, float | int]]) -> tuple[np.ndarray, np.ndarray]:
+        """Probability of label 1 and the label (1 when that probability is at least 0.5)."""
+        matrix = np.array([[record[name] for name in FEATURE_NAMES] for record in records], dtype=float)
+        probability = self.pipeline.predict_proba(matrix)[:, self.positive]
+        return probability, (probability >= 0.5).astype(int)
+
+
+class Source(Protocol):
+    """Where the holder finds the champion (the MLflow registry; tests pass a fake)."""
+
+    def champion_version(self) -> str | None: ...
+
+    def load(self, version: str) -> Any: ...
+
+
+class MlflowSource:
+    """The champion alias of one registered model, and its scikit-learn pipeline by version."""
+
+    def __init__(self, settings: Settings) -> None:
+        import mlflow
+        from mlflow.tracking import MlflowClient
+
+        mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+        self.client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
+        self.name = settings.model_name
+        self.alias = settings.champion_alias
+
+    def champion_version(self) -> str | None:
+        from heartrisk import registry
+
+        found = registry.champion(self.client, self.name, self.alias)
+        return None if found is None else str(found.version)
+
+    def load(self, version: str) -> Any:
+        """Load by version, not alias, so the alias moving during the download cannot mix versions."""
+        import mlflow.sklearn
+
+        with tempfile.TemporaryDirectory(prefix="heartrisk-model-") as tmp:
+            return mlflow.sklearn.load_model(f"models:/{self.name}/{version}", dst_path=tmp)
+
+
+@dataclass(frozen=True)
+class HolderStatus:
+    """What /readyz reports."""
+
+    model: LoadedModel | None
+    problem: str
+    mlflow_reachable: bool
+    checked_at: float | None
+    tracking_uri: str
+
+
+class ModelHolder:
+    """Holds the current champion and follows its alias in a background thread."""
+
+    def __init__(self, settings: Settings, source: Source | None = None) -> None:
+        self.settings = settings
+        self._source = source
+        self._model: LoadedModel | None = None
+        self._problem = "the model has not been looked up yet"
+        self._reachable = False
+        self._checked_at: float | None = None
+        self._refresh_lock = threading.Lock()
+        self._listeners: list[Callable[[LoadedModel | None, LoadedModel], None]] = []
+        self._stop = threading.Event()
+        self._first_check = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def model(self) -> LoadedModel | None:
+        return self._model
+
+    def status(self) -> HolderStatus:
+        return HolderStatus(
+            self._model, self._problem, self._reachable, self._checked_at, self.settings.mlflow_tracking_uri
+        )
+
+    def subscribe(self, listener: Callable[[LoadedModel | None, LoadedModel], None]) -> None:
+        """Call ``listener(old, new)`` after each swap (and now, if a model is already loaded)."""
+        self._listeners.append(listener)
+        if self._model is not None:
+            listener(None, self._model)
+
+    def install(self, model: LoadedModel) -> None:
+        """Make ``model`` the one that answers; requests already running keep the one they read."""
+        old, self._model = self._model, model
+        for listener in self._listeners:
+            listener(old, model)
+
+    def refresh(self) -> None:
+        """Look up the alias once; load and swap in a new version. Never raises."""
+        with self._refresh_lock:
+            self._reachable, self._problem = self._refresh()
+            self._checked_at = time.time()
+
+    def _refresh(self) -> tuple[bool, str]:
+        """(MLflow reachable, problem or "")."""
+        name, uri = self.settings.model_name, self.settings.mlflow_tracking_uri
+        try:
+            if self._source is None:
+                self._source = MlflowSource(self.settings)
+            version = self._source.champion_version()
+        except Exception as exc:  # any failure to reach the registry is reported, not raised
+            log.warning("MLflow unreachable at %s: %s", uri, exc)
+            return False, f"MLflow is unreachable at {uri}: {_short(exc)}"
+        if version is None:
+            return True, f"no model {name!r} with alias {self.settings.champion_alias!r} in MLflow yet"
+        current = self._model
+        if current is not None and current.version == version:
+            return True, ""
+        try:
+            candidate = LoadedModel.of(name, version, self._source.load(version))
+            candidate.predict([WARM_UP_RECORD])
+        except Exception as exc:  # a broken version must not replace a working one
+            log.exception("could not load %s version %s", name, version)
+            return True, f"could not load {name} version {version}: {_short(exc)}"
+        self.install(candidate)
+        log.info("now serving %s version %s (was %s)", name, version, current.version if current else "none")
+        return True, ""
+
+    def start(self) -> None:
+        """Start following the alias: a first lookup at once, then one every ``model_poll_seconds``."""
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._follow, name="model-holder", daemon=True)
+        self._thread.start()
+
+    def wait_first_check(self, timeout: float) -> bool:
+        """True once the first lookup (successful or not) has finished."""
+        return self._first_check.wait(timeout)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+
+    def _follow(self) -> None:
+        self.refresh()
+        self._first_check.set()
+        while not self._stop.wait(self.settings.model_poll_seconds):
+            self.refresh()
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:300] if text else ''}"

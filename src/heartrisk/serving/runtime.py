@@ -1,0 +1,68 @@
+"""What every request needs: settings, the model holder, the prediction log; and the one scoring path.
+
+The form and the API both call :func:`score`, so they cannot disagree about the probability, and
+every served prediction is logged (one row per record, in the request, in one transaction) before
+the answer leaves.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from flask import current_app, g, request
+
+from heartrisk.config import Settings
+from heartrisk.predlog import PredictionLog
+from heartrisk.serving import metrics
+from heartrisk.serving.model_holder import LoadedModel, ModelHolder
+
+EXTENSION = "heartrisk"
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+@dataclass(frozen=True)
+class Runtime:
+    settings: Settings
+    holder: ModelHolder
+    log: PredictionLog
+
+
+@dataclass(frozen=True)
+class Scored:
+    model: LoadedModel
+    probabilities: list[float]
+    labels: list[int]
+
+
+class NoModel(Exception):
+    """No champion is loaded yet (or ever was): the caller answers 503 with the reason."""
+
+
+def runtime() -> Runtime:
+    return current_app.extensions[EXTENSION]
+
+
+def request_id() -> str:
+    """The caller's X-Request-ID when it is sane, else a new one; echoed in the response."""
+    if "request_id" not in g:
+        given = request.headers.get("X-Request-ID", "")
+        g.request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+    return g.request_id
+
+
+def score(records: Sequence[Mapping[str, float | int]]) -> Scored:
+    """Predict with the current champion and log every record before answering."""
+    rt = runtime()
+    model = rt.holder.model
+    if model is None:
+        raise NoModel(rt.holder.status().problem)
+    if not records:
+        return Scored(model, [], [])
+    probabilities, labels = model.predict(records)
+    rt.log.append(records, probabilities, labels, model_version=model.version, request_id=request_id())
+    scored = Scored(model, probabilities.tolist(), labels.tolist())
+    metrics.observe_predictions(scored.labels)
+    return scored

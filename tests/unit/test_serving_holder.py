@@ -1,0 +1,154 @@
+"""The model holder's rules, with a fake registry: swap only after a load, keep the last good model."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+
+from heartrisk.config import get_settings
+from heartrisk.schema import FEATURE_NAMES
+from heartrisk.serving.model_holder import WARM_UP_RECORD, LoadedModel, ModelHolder
+
+
+class ConstantModel:
+    """A fitted-looking classifier answering one probability: enough to tell versions apart."""
+
+    classes_ = np.array([0, 1])
+
+    def __init__(self, probability: float, columns: tuple[str, ...] = FEATURE_NAMES) -> None:
+        self.probability = probability
+        self.feature_names_in_ = np.array(columns, dtype=object)
+
+    def predict_proba(self, matrix: np.ndarray) -> np.ndarray:
+        assert matrix.shape[1] == len(FEATURE_NAMES)
+        return np.tile([1 - self.probability, self.probability], (len(matrix), 1))
+
+
+class FakeRegistry:
+    """Stands in for MLflow: an alias, versions, and a switch to make it unreachable."""
+
+    def __init__(self) -> None:
+        self.champion: str | None = None
+        self.models: dict[str, Any] = {}
+        self.reachable = True
+        self.loads: list[str] = []
+
+    def champion_version(self) -> str | None:
+        if not self.reachable:
+            raise ConnectionError("connection refused")
+        return self.champion
+
+    def load(self, version: str) -> Any:
+        self.loads.append(version)
+        model = self.models[version]
+        if isinstance(model, Exception):
+            raise model
+        return model
+
+
+@pytest.fixture
+def registry() -> FakeRegistry:
+    return FakeRegistry()
+
+
+@pytest.fixture
+def holder(registry: FakeRegistry) -> ModelHolder:
+    settings = dataclasses.replace(get_settings(), model_name="M", model_poll_seconds=0.05)
+    return ModelHolder(settings, source=registry)
+
+
+def test_no_champion_yet_means_no_model_and_a_reason(holder: ModelHolder) -> None:
+    holder.refresh()
+    status = holder.status()
+    assert status.model is None
+    assert status.mlflow_reachable is True
+    assert "no model 'M' with alias 'champion'" in status.problem
+
+
+def test_loads_the_champion_once_and_swaps_to_a_new_version(holder: ModelHolder, registry: FakeRegistry) -> None:
+    registry.models = {"1": ConstantModel(0.2), "2": ConstantModel(0.9)}
+    registry.champion = "1"
+    holder.refresh()
+    holder.refresh()
+    assert registry.loads == ["1"]
+    first = holder.model
+    assert first is not None
+    assert first.version == "1"
+    registry.champion = "2"
+    holder.refresh()
+    assert holder.model.version == "2"
+    assert holder.model.predict([WARM_UP_RECORD])[0].tolist() == [0.9]
+    assert first.predict([WARM_UP_RECORD])[0].tolist() == [0.2]  # a request holding v1 finishes with v1
+    assert holder.status().problem == ""
+
+
+def test_keeps_the_last_good_model_when_mlflow_is_unreachable(holder: ModelHolder, registry: FakeRegistry) -> None:
+    registry.models = {"1": ConstantModel(0.2)}
+    registry.champion = "1"
+    holder.refresh()
+    registry.reachable = False
+    holder.refresh()
+    status = holder.status()
+    assert status.model is not None
+    assert status.model.version == "1"
+    assert status.mlflow_reachable is False
+    assert "MLflow is unreachable" in status.problem
+    registry.reachable = True
+    holder.refresh()
+    assert holder.status().mlflow_reachable is True
+    assert holder.status().problem == ""
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [OSError("artifact missing"), ConstantModel(0.5, columns=tuple(reversed(FEATURE_NAMES)))],
+    ids=["load fails", "columns in another order"],
+)
+def test_a_version_that_cannot_serve_never_replaces_a_working_one(
+    holder: ModelHolder, registry: FakeRegistry, broken: Any
+) -> None:
+    registry.models = {"1": ConstantModel(0.2), "2": broken}
+    registry.champion = "1"
+    holder.refresh()
+    registry.champion = "2"
+    holder.refresh()
+    assert holder.model.version == "1"
+    assert "could not load M version 2" in holder.status().problem
+
+
+def test_listeners_hear_each_swap(holder: ModelHolder, registry: FakeRegistry) -> None:
+    heard: list[tuple[str | None, str]] = []
+    holder.subscribe(lambda old, new: heard.append((old and old.version, new.version)))
+    registry.models = {"1": ConstantModel(0.2), "2": ConstantModel(0.3)}
+    registry.champion = "1"
+    holder.refresh()
+    registry.champion = "2"
+    holder.refresh()
+    assert heard == [(None, "1"), ("1", "2")]
+
+
+def test_background_thread_follows_the_alias(holder: ModelHolder, registry: FakeRegistry) -> None:
+    registry.models = {"1": ConstantModel(0.2), "2": ConstantModel(0.3)}
+    registry.champion = "1"
+    holder.start()
+    try:
+        assert holder.wait_first_check(10)
+        assert holder.model.version == "1"
+        registry.champion = "2"
+        deadline = time.monotonic() + 10
+        while holder.model.version != "2" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert holder.model.version == "2"
+    finally:
+        holder.stop()
+
+
+def test_label_is_one_from_probability_one_half() -> None:
+    model = LoadedModel.of("M", "1", ConstantModel(0.5))
+    probability, label = model.predict([WARM_UP_RECORD, WARM_UP_RECORD])
+    assert probability.tolist() == [0.5, 0.5]
+    assert label.tolist() == [1, 1]
