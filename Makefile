@@ -8,6 +8,7 @@ export PIPENV_IGNORE_VIRTUALENVS := 1
 export HEARTRISK_INDEX_URL ?= $(shell $(PYTHON) -c 'from pip._internal.models.index import PyPI; print(PyPI.simple_url)')
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export DO_NOT_TRACK ?= true
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 180
 PIPENV := $(PYTHON) -m pipenv
 VENV := .venv
 BIN := $(VENV)/bin

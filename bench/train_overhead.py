@@ -4,7 +4,8 @@
 
 Prints, from one run: the bare hyperopt search (no Prefect, no MLflow), the full flow (temporary Prefect
 server, a real MLflow server, one child run per trial, final model logged and registered), the flow's
-fixed start-up cost (flow with 1 trial minus the bare 1-trial search), and the ratio. The peer is the
+fixed cost per run (a warm flow with 1 trial minus the bare 1-trial search; the first flow of a
+process also starts a temporary Prefect server, reported apart), and the ratio. The peer is the
 original project's design, which logged a whole model per trial: measured here for a few trials.
 """
 
@@ -55,6 +56,7 @@ def main() -> None:
         os.environ["MLFLOW_TRACKING_URI"] = url
         from heartrisk.train import train_flow
 
+        cold, _ = timed(train_flow, trials=1, experiment="bench-start-up")  # starts a temporary Prefect server
         flow_one, _ = timed(train_flow, trials=1, experiment="bench-start-up")
         flow_full, summary = timed(train_flow, trials=args.trials, experiment="bench-overhead")
         peer = model_per_trial(x, y, args.peer_trials)
@@ -62,7 +64,8 @@ def main() -> None:
     fixed = flow_one - bare_one
     print(f"\nbare search, {args.trials} trials          {bare:8.2f} s")
     print(f"training flow, {args.trials} trials        {flow_full:8.2f} s   (model v{summary['model_version']})")
-    print(f"fixed start-up cost (flow 1 trial - bare) {fixed:8.2f} s   target < 10 s")
+    print(f"first flow in a process, 1 trial          {cold:8.2f} s   (includes the temporary Prefect server)")
+    print(f"fixed cost per run (flow 1 trial - bare)  {fixed:8.2f} s   target < 10 s")
     print(f"flow / bare                               {flow_full / bare:8.2f} x")
     print(f"(flow - fixed) / bare                     {(flow_full - fixed) / bare:8.2f} x   target <= 2 x")
     per_trial_peer = peer / args.peer_trials

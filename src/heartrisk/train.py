@@ -11,6 +11,7 @@ import json
 import time
 import warnings
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,26 @@ original diagnosis (see data/README.md); codes caa=4 and thall=0 stand for missi
 """
 
 
+def _log_trial(client: MlflowClient, experiment_id: str, parent_id: str, trial: Trial, best_so_far: float) -> None:
+    """One child run per trial (params and CV scores, no model) and the parent's best-so-far curve."""
+    now = int(time.time() * 1000)
+    child = client.create_run(
+        experiment_id, tags={MLFLOW_PARENT_RUN_ID: parent_id, MLFLOW_RUN_NAME: f"trial-{trial.number:03d}"}
+    )
+    client.log_batch(
+        child.info.run_id,
+        metrics=[
+            Metric("cv_roc_auc", trial.cv_mean, now, 0),
+            Metric("cv_roc_auc_std", trial.cv_std, now, 0),
+            Metric("fit_seconds", trial.seconds, now, 0),
+        ],
+        params=[Param(k, str(v)) for k, v in trial.params.items()],
+        tags=[RunTag("trial", str(trial.number))],
+    )
+    client.set_terminated(child.info.run_id)
+    client.log_metric(parent_id, "best_cv_roc_auc_so_far", best_so_far, step=trial.number)
+
+
 def run_training(
     *,
     settings: Settings,
@@ -111,26 +132,11 @@ def run_training(
     with mlflow.start_run(run_name=f"hyperopt-{trials}-trials") as parent:
         parent_id = parent.info.run_id
         best = {"score": -1.0}
+        pending: list[Future[None]] = []
 
         def on_trial(trial: Trial) -> None:
-            now = int(time.time() * 1000)
-            child = client.create_run(
-                exp.experiment_id,
-                tags={MLFLOW_PARENT_RUN_ID: parent_id, MLFLOW_RUN_NAME: f"trial-{trial.number:03d}"},
-            )
-            client.log_batch(
-                child.info.run_id,
-                metrics=[
-                    Metric("cv_roc_auc", trial.cv_mean, now, 0),
-                    Metric("cv_roc_auc_std", trial.cv_std, now, 0),
-                    Metric("fit_seconds", trial.seconds, now, 0),
-                ],
-                params=[Param(k, str(v)) for k, v in trial.params.items()],
-                tags=[RunTag("trial", str(trial.number))],
-            )
-            client.set_terminated(child.info.run_id)
             best["score"] = max(best["score"], trial.cv_mean)
-            client.log_metric(parent_id, "best_cv_roc_auc_so_far", best["score"], step=trial.number)
+            pending.append(logger_thread.submit(_log_trial, client, exp.experiment_id, parent_id, trial, best["score"]))
             shown = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.params.items())
             log(
                 "trial %d/%d  cv_roc_auc %.4f ± %.4f  best %.4f  (%s)",
@@ -142,7 +148,11 @@ def run_training(
                 shown,
             )
 
-        result = search(x_train, y_train, trials=trials, folds=folds, seed=seed, on_trial=on_trial)
+        # MLflow calls go to one background thread so that HTTP round trips overlap the next trial's CV.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-trials") as logger_thread:
+            result = search(x_train, y_train, trials=trials, folds=folds, seed=seed, on_trial=on_trial)
+        for future in pending:
+            future.result()  # re-raise the first logging failure, if any
         pipeline = svc_pipeline(result.best_params, calibrated=True, folds=folds).fit(x_train, y_train)
         metrics = evaluate(pipeline, x_test, y_test)
         proba = pipeline.predict_proba(x_test)[:, 1]
