@@ -63,7 +63,8 @@ def _http_error(exc: HTTPException):
     """Every 4xx/5xx the framework raises: JSON under /api, a friendly page elsewhere."""
     status = exc.code or 500
     if _wants_json():
-        return jsonify({"error": exc.description or exc.name}), status
+        allow = [h for h in exc.get_headers() if h[0] == "Allow"]  # a 405 says what is allowed (RFC 9110)
+        return jsonify({"error": exc.description or exc.name}), status, allow
     return render_template("error.html", status=status, title=exc.name, message=exc.description), status
 
 
