@@ -76,8 +76,11 @@ def cmd_mlflow_server(args: argparse.Namespace) -> int:
 
 def cmd_monitor(args: argparse.Namespace) -> int:
     """Run the drift flow here; exit 0 when it completed (drift or not), 1 when it failed."""
-    from heartrisk.monitor import monitor_flow
+    from heartrisk.monitor import monitor_flow, read_schema_csv
 
+    for path in (args.current, args.reference):
+        if path:
+            read_schema_csv(path)  # fail fast, before Prefect starts, on a bad file
     state = monitor_flow(
         current=args.current,
         reference=args.reference,

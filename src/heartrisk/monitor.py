@@ -174,14 +174,10 @@ def log_to_mlflow(
     settings: Settings, result: DriftResult, report: Path, params: dict[str, Any], stamp: str
 ) -> dict[str, str]:
     """One MLflow run per monitoring run, so the MLflow UI charts drift over time."""
-    import mlflow
     from mlflow.entities import Metric, Param
     from mlflow.tracking import MlflowClient
 
-    from heartrisk.train import run_link
-
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    client = MlflowClient()
+    client = MlflowClient(settings.mlflow_tracking_uri)
     experiment = client.get_experiment_by_name(settings.monitor_experiment)
     experiment_id = experiment.experiment_id if experiment else client.create_experiment(settings.monitor_experiment)
     tags = {"drift_detected": str(result.drift_detected).lower()}
@@ -199,7 +195,9 @@ def log_to_mlflow(
     )
     client.log_artifact(run_id, str(report), "drift_report")
     client.set_terminated(run_id)
-    return {"run_id": run_id, "run_url": run_link(settings, experiment_id, run_id)}
+    # The same link as train.run_link, built here because importing train costs seconds (sklearn, matplotlib).
+    base = (settings.public_url or settings.mlflow_tracking_uri).rstrip("/")
+    return {"run_id": run_id, "run_url": f"{base}/#/experiments/{experiment_id}/runs/{run_id}"}
 
 
 @task(name="publish-drift-table", cache_policy=NO_CACHE)

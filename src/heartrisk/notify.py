@@ -87,19 +87,22 @@ def drift_message(
     links = [f"Full report (MLflow): {report_url}" if report_url else "", f"Report file: {report_path}"]
     text_lines += ["", *[line for line in links if line], "", *actions]
 
-    html_rows = "".join(f"<tr>{''.join(f'<td>{escape(cell)}</td>' for cell in row)}</tr>" for row in rows)
-    table = (
-        "<table border='1' cellpadding='4' style='border-collapse:collapse'>"
-        "<tr><th>column</th><th>test</th><th>score</th><th>threshold</th></tr>"
-        f"{html_rows}</table>"
-        if rows
-        else "<p>No column drifted.</p>"
-    )
+    table = [
+        "<table border='1' cellpadding='4' style='border-collapse:collapse'>",
+        "<tr><th>column</th><th>test</th><th>score</th><th>threshold</th></tr>",
+        *(f"<tr>{''.join(f'<td>{escape(cell)}</td>' for cell in row)}</tr>" for row in rows),
+        "</table>",
+    ]
     report = f"<a href='{escape(report_url, quote=True)}'>full Evidently report in MLflow</a>, " if report_url else ""
-    paragraphs = "".join(f"<p>{escape(action)}</p>" for action in actions)
-    html = (
-        f"<p>{escape(intro)}</p><p>{escape(LEGEND)}</p>{table}"
-        f"<p>{report}file <code>{escape(report_path)}</code></p>{paragraphs}"
+    # One element per line: SMTP refuses lines over 998 characters (RFC 5321).
+    html = "\n".join(
+        [
+            f"<p>{escape(intro)}</p>",
+            f"<p>{escape(LEGEND)}</p>",
+            *(table if rows else ["<p>No column drifted.</p>"]),
+            f"<p>{report}file <code>{escape(report_path)}</code></p>",
+            *(f"<p>{escape(action)}</p>" for action in actions),
+        ]
     )
     return Message(subject=subject, html=html, text="\n".join(text_lines))
 

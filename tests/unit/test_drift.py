@@ -13,6 +13,7 @@ from heartrisk.data import DataError
 from heartrisk.monitor import compute_drift, data_definition, read_schema_csv, shared_columns
 from heartrisk.notify import drift_message
 from heartrisk.schema import BY_NAME, FEATURE_NAMES, FEATURES, TARGET
+from tests.conftest import HEART
 
 ROWS = 600
 
@@ -145,3 +146,22 @@ def test_cli_refuses_a_username_without_password_and_a_bad_threshold(monkeypatch
         main(["monitor", "--threshold", "1.5"])
     assert exit_info.value.code == 2
     assert "between 0 (excluded) and 1" in capsys.readouterr().err
+
+
+def test_no_email_line_is_longer_than_smtp_allows() -> None:
+    reference = synthetic(13)
+    result, _ = compute_drift(shifted(reference, seed=14), reference, threshold=0.1)
+    many = [f"Action {n}: " + "x" * 200 for n in range(10)]
+    message = drift_message(result, current_rows=1, source="s", report_url="http://r", report_path="p", actions=many)
+    assert max(len(line) for line in (message.html + "\n" + message.text).splitlines()) <= 998
+
+
+def test_monitor_refuses_a_malformed_csv_naming_column_and_row(tmp_path, capsys) -> None:
+    lines = HEART.read_text().splitlines()
+    header = lines[0].split(",")
+    row = lines[3].split(",")
+    row[header.index("chol")] = "lots"
+    bad = tmp_path / "bad.csv"
+    bad.write_text("\n".join([*lines[:3], ",".join(row), *lines[4:40]]) + "\n")
+    assert main(["monitor", "--current", str(bad), "--no-retrain"]) == 2
+    assert "column 'chol', row 3 (line 4): value 'lots' is not a number" in capsys.readouterr().err

@@ -1,0 +1,198 @@
+"""The monitoring flow for real: Prefect server and worker, MLflow server, an aiosmtpd SMTP server.
+
+Every run goes through the ``heartrisk`` command, as operators and scripts use it.
+"""
+
+from __future__ import annotations
+
+import email
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from email.message import Message
+from pathlib import Path
+
+import pytest
+import requests
+from aiosmtpd.controller import Controller
+from mlflow.tracking import MlflowClient
+
+from heartrisk.data import load_csv
+from heartrisk.predlog import PredictionLog
+from heartrisk.schema import FEATURE_NAMES
+from tests.conftest import HEART
+from tests.prefect_stack import PrefectStack, heartrisk
+from tests.servers import free_port
+
+pytestmark = pytest.mark.integration
+
+DRIFTED = ["age", "trtbps", "chol", "thalachh"]  # what data/reference.csv moves (4 of 14 columns)
+
+
+class Mailbox:
+    """aiosmtpd handler keeping every message with its envelope recipients."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[list[str], Message]] = []
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        self.received.append((list(envelope.rcpt_tos), email.message_from_bytes(envelope.content)))
+        return "250 OK"
+
+
+def plain_text(message: Message) -> str:
+    return next(p.get_payload(decode=True).decode() for p in message.walk() if p.get_content_type() == "text/plain")
+
+
+def last_json(done) -> dict:
+    assert done.stdout.strip(), done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def mailbox() -> Iterator[tuple[Mailbox, int]]:
+    box = Mailbox()
+    port = free_port()
+    controller = Controller(box, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield box, port
+    controller.stop()
+
+
+@pytest.fixture(scope="module")
+def env(prefect_stack: PrefectStack, mailbox: tuple[Mailbox, int]) -> dict[str, str]:
+    """The stack's environment plus two e-mail blocks: one to the test server, one to a closed port."""
+    base = {
+        **prefect_stack.env,
+        "HEARTRISK_SMTP_RETRIES": "2",
+        "HEARTRISK_SMTP_RETRY_DELAY": "0.2",
+        "HEARTRISK_EMAIL_FROM": "monitor@heartrisk.test",
+        "HEARTRISK_EMAIL_TO": "",
+    }
+    for name, port in (("test-smtp", mailbox[1]), ("dead-smtp", free_port())):
+        args = ["--name", name, "--server", "127.0.0.1", "--port", str(port), "--security", "none"]
+        done = heartrisk("create-email-block", *args, env=base)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert last_json(done)["block"] == name
+    return base
+
+
+def monitor(env: dict[str, str], state: Path, *args: str, **extra: str):
+    return heartrisk("monitor", *args, env={**env, "HEARTRISK_STATE_DIR": str(state), **extra})
+
+
+def test_drift_alert_arrives_with_subject_recipients_and_drifted_columns(env, mailbox, mlflow_server, tmp_path):
+    box, _ = mailbox
+    before = len(box.received)
+    done = monitor(
+        env,
+        tmp_path,
+        *("--current", str(HEART), "--recipient", "ops@heartrisk.test", "oncall@heartrisk.test"),
+        *("--email-block", "test-smtp", "--threshold", "0.25", "--no-retrain"),
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    summary = last_json(done)
+    assert summary["drift_detected"] is True
+    assert summary["drifted_columns"] == DRIFTED
+    assert summary["share"] == pytest.approx(4 / 14)
+    assert summary["current_rows"] == 303
+    assert summary["retraining"] is None
+
+    assert len(box.received) == before + 1
+    recipients, message = box.received[-1]
+    assert recipients == ["ops@heartrisk.test", "oncall@heartrisk.test"]
+    assert message["Subject"] == "HeartRisk: drift detected (29% of columns)"
+    assert message["From"] == "monitor@heartrisk.test"
+    body = plain_text(message)
+    for column in DRIFTED:
+        assert f"({column}):" in body
+    assert "(oldpeak):" not in body
+    assert summary["mlflow"]["run_url"] in body
+    assert "Retraining is switched off" in body
+
+    report = Path(summary["report_path"])
+    assert report.is_file()
+    assert (tmp_path / "reports" / "latest.html").read_bytes() == report.read_bytes()
+    client = MlflowClient(mlflow_server)
+    run = client.get_run(summary["mlflow"]["run_id"])
+    assert client.get_experiment(run.info.experiment_id).name == "heart-attack-monitoring"
+    assert run.data.metrics["drift_share"] == pytest.approx(4 / 14)
+    assert run.data.metrics["drifted_chol"] == 1
+    assert run.data.metrics["drifted_oldpeak"] == 0
+    assert [a.path for a in client.list_artifacts(run.info.run_id, "drift_report")] == [f"drift_report/{report.name}"]
+
+
+def test_smtp_down_fails_the_flow_after_retries_and_keeps_the_report(env, tmp_path):
+    done = monitor(
+        env, tmp_path, "--current", str(HEART), "--recipient", "ops@heartrisk.test", "--email-block", "dead-smtp"
+    )
+    assert done.returncode == 1, done.stdout[-2000:]
+    assert last_json(done)["status"] == "failed"
+    assert "Retry 2/2" in done.stderr
+    assert "Connection refused" in done.stderr
+    assert "Finished in state Failed" in done.stderr
+    reports = sorted((tmp_path / "reports").glob("drift-*.html"))
+    assert len(reports) == 1
+    assert reports[0].stat().st_size > 100_000
+
+
+def test_served_predictions_are_what_the_next_run_compares(env, mailbox, tmp_path):
+    box, _ = mailbox
+    db = tmp_path / "predictions.sqlite"
+    log = PredictionLog(db)
+    records = load_csv(HEART)[list(FEATURE_NAMES)].to_dict("records")
+    log.append(records[:10], [0.5] * 10, [1] * 10, model_version="1", request_id="early")
+    extra = {
+        "HEARTRISK_PREDICTIONS_DB": str(db),
+        "HEARTRISK_DRIFT_MIN_ROWS": "30",
+        "HEARTRISK_EMAIL_TO": "ops@heartrisk.test",
+    }
+    args = ("--email-block", "test-smtp", "--no-retrain")
+
+    before = len(box.received)
+    quiet = monitor(env, tmp_path, *args, **extra)
+    assert quiet.returncode == 0, quiet.stderr[-4000:]
+    assert last_json(quiet)["status"] == "not enough data"
+    assert last_json(quiet)["current_rows"] == 10
+    assert len(box.received) == before
+
+    log.append(records[10:130], [0.5] * 120, [1] * 120, model_version="1", request_id="recent")
+    with sqlite3.connect(db) as conn:  # the first 10 rows become older than the 7-day window
+        conn.execute("UPDATE predictions SET ts = ? WHERE request_id = 'early'", (time.time() - 30 * 86400,))
+    done = monitor(env, tmp_path, *args, **extra)
+    assert done.returncode == 0, done.stderr[-4000:]
+    summary = last_json(done)
+    assert summary["current_rows"] == 120
+    assert summary["current_source"].startswith(f"prediction log {db}")
+    assert [c["column"] for c in summary["columns"]] == list(FEATURE_NAMES)
+    assert len(box.received) == before + 1
+    recipients, message = box.received[-1]
+    assert recipients == ["ops@heartrisk.test"]
+    assert "120 rows from prediction log" in plain_text(message)
+
+
+def test_drift_above_threshold_starts_a_training_run_that_completes(env, mailbox, prefect_stack, tmp_path):
+    box, _ = mailbox
+    done = monitor(
+        env,
+        tmp_path,
+        *("--current", str(HEART), "--threshold", "0.25", "--retrain"),
+        *("--recipient", "ops@heartrisk.test", "--email-block", "test-smtp"),
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    retraining = last_json(done)["retraining"]
+    assert retraining["deployment"] == "heart-attack-training/train-heart-attack-model"
+    assert f"Retraining started: flow run {retraining['flow_run_name']}" in plain_text(box.received[-1][1])
+
+    url = f"{prefect_stack.api_url}/flow_runs/{retraining['flow_run_id']}"
+    deadline = time.monotonic() + 600
+    state = None
+    while time.monotonic() < deadline:
+        state = requests.get(url, timeout=10).json()["state"]
+        if state["type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
+            break
+        time.sleep(3)
+    tail = prefect_stack.worker_log.read_text()[-3000:]
+    assert state is not None
+    assert state["type"] == "COMPLETED", f"{state}\n{tail}"
