@@ -1,0 +1,238 @@
+"""The app under real gunicorn against a real MLflow server, both on free loopback ports."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+import pytest
+import requests
+from mlflow.tracking import MlflowClient
+from prometheus_client.mmap_dict import MmapedDict
+
+from heartrisk.data import load_csv
+from heartrisk.predlog import PredictionLog
+from heartrisk.registry import load_champion_sklearn
+from heartrisk.schema import FEATURE_NAMES
+from tests.servers import BIN, free_port, mlflow_command, running, stop
+
+pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore:X does not have valid feature names")]
+
+SERVING_MODEL = "HeartRiskServingTest"  # our own registered model, so moving its alias disturbs no other test
+HEART = Path(__file__).resolve().parents[2] / "data" / "heart.csv"
+
+
+@contextmanager
+def app_server(tmp: Path, tracking_uri: str, *, workers: int = 2) -> Iterator[dict[str, Any]]:
+    """``heartrisk serve`` on a free port, following SERVING_MODEL every second; ready = a model loaded."""
+    port = free_port()
+    env = {
+        "MLFLOW_TRACKING_URI": tracking_uri,
+        "HEARTRISK_MODEL_NAME": SERVING_MODEL,
+        "HEARTRISK_MODEL_POLL_SECONDS": "1",
+        "HEARTRISK_STATE_DIR": str(tmp / "state"),
+        "HEARTRISK_PREDICTIONS_DB": str(tmp / "predictions.sqlite"),
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics"),
+    }
+    url = f"http://127.0.0.1:{port}"
+    command = [str(BIN / "heartrisk"), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+    with running(command, health=f"{url}/readyz", log=tmp / "app.log", env=env, timeout=180):
+        yield {"url": url, "log": PredictionLog(tmp / "predictions.sqlite"), "metrics_dir": tmp / "metrics"}
+
+
+@pytest.fixture(scope="module")
+def registered(champion: dict, mlflow_env: dict[str, str]) -> dict[str, Any]:
+    """The session champion's artifacts registered as version 1 of our own model, alias champion."""
+    client = MlflowClient()
+    source = client.get_model_version(champion["model_name"], champion["model_version"]).source
+    version = mlflow.register_model(source, SERVING_MODEL).version
+    client.set_registered_model_alias(SERVING_MODEL, "champion", version)
+    return {"source": source, "version": str(version), "pipeline": load_champion_sklearn(SERVING_MODEL, "champion")}
+
+
+@pytest.fixture(scope="module")
+def app(registered: dict, mlflow_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    with app_server(tmp_path_factory.mktemp("app"), mlflow_env["MLFLOW_TRACKING_URI"]) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def records() -> list[dict[str, Any]]:
+    frame = load_csv(HEART).head(20)
+    return [{n: frame.iloc[i][n].item() for n in FEATURE_NAMES} for i in range(len(frame))]
+
+
+def test_form_and_api_give_the_champion_pipelines_probability(app: dict, registered: dict, records: list) -> None:
+    expected = registered["pipeline"].predict_proba(pd.DataFrame(records, columns=list(FEATURE_NAMES)))[:, 1]
+    batch = requests.post(f"{app['url']}/api/v1/predict", json=records, timeout=60)
+    assert batch.status_code == 200
+    assert [r["probability"] for r in batch.json()] == pytest.approx(expected.tolist(), abs=1e-9)
+    assert {r["model_version"] for r in batch.json()} == {registered["version"]}
+    single = requests.post(f"{app['url']}/api/v1/predict", json=records[3], timeout=60).json()
+    assert single["probability"] == pytest.approx(expected[3], abs=1e-9)
+    # the original project's form: urlencoded, same field names, no token
+    page = requests.post(app["url"] + "/", data={k: str(v) for k, v in records[3].items()}, timeout=60)
+    assert page.status_code == 200
+    assert f'<output id="probability" class="value">{expected[3] * 100:.1f}&nbsp;%</output>' in page.text
+    assert f'<span id="model-version">{registered["version"]}</span>' in page.text
+
+
+def test_bad_values_give_inline_errors_and_422_never_500(app: dict, records: list) -> None:
+    url = app["url"]
+    page = requests.post(url + "/", data={**{k: str(v) for k, v in records[0].items()}, "trtbps": "999"}, timeout=60)
+    assert page.status_code == 422
+    assert '<p class="error" id="trtbps-error">' in page.text
+    api = requests.post(f"{url}/api/v1/predict", json={**records[0], "thall": 9}, timeout=60)
+    assert api.status_code == 422
+    assert "thall" in api.json()["fields"]
+    json_type = {"Content-Type": "application/json"}
+    garbage = [
+        requests.post(f"{url}/api/v1/predict", data=b"\x00\xff", headers=json_type, timeout=60),
+        requests.post(f"{url}/api/v1/predict", data="{}", headers={"Content-Type": "text/plain"}, timeout=60),
+        requests.post(f"{url}/api/v1/predict", json=[records[0]] * 10_001, timeout=60),
+        requests.post(url + "/", data={"age": "NaN", "sex": "x" * 5000}, timeout=60),
+        requests.get(url + "/no/such/page", timeout=60),
+    ]
+    assert [r.status_code for r in garbage] == [400, 415, 413, 422, 404]
+
+
+def worker_predictions(metrics_dir: Path) -> dict[str, float]:
+    """Predictions counted by each worker process, read from Prometheus' per-process files."""
+    counts: dict[str, float] = {}
+    for path in metrics_dir.glob("counter_*.db"):
+        values = MmapedDict(str(path), read_mode=True)
+        try:
+            total = sum(v for key, v, _ in values.read_all_values() if json.loads(key)[0] == "heartrisk_predictions")
+        finally:
+            values.close()
+        if total:
+            counts[path.stem.split("_")[-1]] = total
+    return counts
+
+
+def test_concurrent_requests_over_all_workers_leave_exactly_one_row_each(app: dict, records: list) -> None:
+    n, threads = 400, 16
+    before_rows, before_counts = app["log"].count(), worker_predictions(app["metrics_dir"])
+    failures: list[str] = []
+
+    def client(index: int) -> None:
+        for i in range(index, n, threads):
+            try:  # a new connection per request, so the kernel spreads them over the workers
+                response = requests.post(f"{app['url']}/api/v1/predict", json=records[i % len(records)], timeout=60)
+                if response.status_code != 200:
+                    failures.append(f"{response.status_code} {response.text[:200]}")
+            except requests.RequestException as exc:
+                failures.append(repr(exc))
+
+    pool = [threading.Thread(target=client, args=(k,)) for k in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    assert failures == []
+    assert app["log"].count() - before_rows == n
+    after = worker_predictions(app["metrics_dir"])
+    served = {pid: after[pid] - before_counts.get(pid, 0) for pid in after}
+    assert sum(served.values()) == n
+    assert len([pid for pid, count in served.items() if count]) == 2, served
+    metrics = requests.get(f"{app['url']}/metrics", timeout=60).text
+    total = sum(float(line.split()[-1]) for line in metrics.splitlines() if line.startswith("heartrisk_predictions_"))
+    assert total == sum(after.values())
+
+
+def test_promotion_is_picked_up_without_a_failed_request(app: dict, registered: dict, records: list) -> None:
+    answers: list[tuple[int, str]] = []
+    errors: list[str] = []
+    done = threading.Event()
+
+    def client() -> None:
+        while not done.is_set():
+            try:  # a new connection each time, so both workers answer
+                response = requests.post(f"{app['url']}/api/v1/predict", json=records[0], timeout=60)
+                answers.append((response.status_code, response.json().get("model_version", "")))
+            except (requests.RequestException, ValueError) as exc:
+                errors.append(repr(exc))
+
+    thread = threading.Thread(target=client)
+    thread.start()
+    try:
+        time.sleep(2)
+        new = str(mlflow.register_model(registered["source"], SERVING_MODEL).version)
+        MlflowClient().set_registered_model_alias(SERVING_MODEL, "champion", new)
+        moved = len(answers)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            tail = answers[-20:]
+            if len(answers) > moved + 20 and all(version == new for _, version in tail):
+                break
+            time.sleep(0.2)
+        time.sleep(1)
+    finally:
+        done.set()
+        thread.join(60)
+        MlflowClient().set_registered_model_alias(SERVING_MODEL, "champion", registered["version"])
+    assert errors == []
+    assert [status for status, _ in answers if status != 200] == []
+    versions = [version for _, version in answers]
+    assert versions[0] == registered["version"]
+    assert versions[-20:] == [new] * 20
+    assert set(versions) == {registered["version"], new}
+
+
+def test_app_keeps_answering_when_mlflow_stops(tmp_path: Path, champion: dict, records: list) -> None:
+    port = free_port()
+    tracking = f"http://127.0.0.1:{port}"
+    state = tmp_path / "mlflow"
+    with running(
+        mlflow_command(state, port), health=f"{tracking}/health", log=tmp_path / "mlflow.log", timeout=240
+    ) as mlflow_proc:
+        pipeline = load_champion_sklearn(champion["model_name"], "champion")
+        _register_in(tracking, pipeline)
+        with app_server(tmp_path, tracking, workers=1) as server:
+            url = server["url"]
+            assert requests.get(f"{url}/readyz", timeout=60).json()["mlflow_reachable"] is True
+            stop(mlflow_proc)
+            deadline = time.monotonic() + 90
+            ready: dict[str, Any] = {}
+            while time.monotonic() < deadline:
+                response = requests.post(f"{url}/api/v1/predict", json=records[1], timeout=60)
+                assert response.status_code == 200
+                assert response.json()["model_version"] == "1"
+                ready_response = requests.get(f"{url}/readyz", timeout=60)
+                ready = ready_response.json()
+                if not ready["mlflow_reachable"]:
+                    break
+                time.sleep(0.5)
+            assert ready_response.status_code == 200
+            assert ready["mlflow_reachable"] is False
+            assert "MLflow is unreachable" in ready["problem"]
+            assert ready["model_version"] == "1"
+            page = requests.post(url + "/", data={k: str(v) for k, v in records[1].items()}, timeout=60)
+            assert page.status_code == 200
+            assert server["log"].count() >= 2
+
+
+def _register_in(tracking_uri: str, pipeline: Any) -> None:
+    """Log the champion pipeline into another MLflow server as version 1 of SERVING_MODEL."""
+    from heartrisk.train import trusted_sklearn_types
+
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(tracking_uri)
+    try:
+        with mlflow.start_run(experiment_id="0"):  # the default experiment; this server has no other
+            mlflow.sklearn.log_model(
+                pipeline,
+                name="model",
+                registered_model_name=SERVING_MODEL,
+                skops_trusted_types=trusted_sklearn_types(pipeline),
+            )
+        MlflowClient(tracking_uri).set_registered_model_alias(SERVING_MODEL, "champion", "1")
+    finally:
+        mlflow.set_tracking_uri(previous)
