@@ -13,6 +13,8 @@ PIPENV := $(PYTHON) -m pipenv
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.synced
+STACK_STATE := $(or $(HEARTRISK_STATE_DIR),.state)
+STACK_PID := $(STACK_STATE)/stack.pid
 
 .PHONY: help venv up down test test-unit test-integration lint format bench stack-test clean setup-dev data-check
 
@@ -26,11 +28,15 @@ $(STAMP): Pipfile.lock
 
 venv: $(STAMP)  ## create or refresh .venv from Pipfile.lock (only when missing or older than the lock)
 
-up: venv  ## run the local stack (MLflow + training; see README)
-	$(BIN)/heartrisk up
+up: venv  ## run the local stack (MLflow, Prefect server + worker, app, mail sink) under honcho; Ctrl-C stops it
+	@mkdir -p $(STACK_STATE)
+	@echo $$$$ > $(STACK_PID); PATH="$(CURDIR)/$(BIN):$$PATH" exec $(BIN)/honcho start -f Procfile
 
 down:  ## stop a local stack started by `make up` in another terminal
-	-$(BIN)/heartrisk down
+	@pid=$$(cat $(STACK_PID) 2>/dev/null); \
+	if [ -n "$$pid" ] && ps -o args= -p "$$pid" | grep -q honcho; then \
+	  kill -TERM "$$pid"; while kill -0 "$$pid" 2>/dev/null; do sleep 0.5; done; echo "local stack stopped"; \
+	else echo "no local stack running"; fi; rm -f $(STACK_PID)
 
 test: venv  ## the whole test suite: unit, integration (real servers on loopback) and browser
 	$(BIN)/pytest

@@ -83,6 +83,7 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
     from heartrisk.bootstrap import bootstrap, stay, wait_for
 
     settings = get_settings()
+    os.environ.update(prefect_env(settings))
     outcome = bootstrap(settings, train=not args.no_train, redeploy=args.redeploy)
     failed = outcome.training_state not in (None, "COMPLETED")
     if args.wait_app and not failed:

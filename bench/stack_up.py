@@ -1,0 +1,155 @@
+"""Local stack: seconds from `make up` (venv present, empty state) to the first prediction, and memory.
+
+Starts `make up` on free ports with a fresh state folder, posts the form until it shows a result,
+lets the stack settle, then sums resident memory (RSS, and PSS which counts shared pages once) per
+Procfile service. Peer, measured in the same run: a default `mlflow server` (no options) alone.
+Usage: .venv/bin/python bench/stack_up.py [--no-peer]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from tests.servers import free_port, stop, wait_http  # noqa: E402
+
+FORM = {
+    "age": "63", "sex": "1", "cp": "3", "trtbps": "145", "chol": "233", "fbs": "1", "restecg": "0",
+    "thalachh": "150", "exng": "0", "oldpeak": "2.3", "slp": "0", "caa": "0", "thall": "1",
+}  # fmt: skip
+SERVICES = {
+    "bootstrap": "bootstrap",
+    "mlflow": "mlflow-server|mlflow server",
+    "prefect server": "prefect-server|prefect server",
+    "worker": "heartrisk worker|prefect worker",
+    "mail": "smtp-sink|aiosmtpd",
+    "app": "gunicorn|heartrisk serve|heartrisk-app",
+}
+
+
+def tree_memory(root: psutil.Process) -> tuple[float, float, int]:
+    """RSS and PSS in MB, and the number of processes, of a process and all its descendants."""
+    rss = pss = 0.0
+    procs = [root, *root.children(recursive=True)]
+    for proc in procs:
+        try:
+            info = proc.memory_full_info()
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        rss += info.rss / 2**20
+        pss += getattr(info, "pss", info.rss) / 2**20
+    return rss, pss, len(procs)
+
+
+def service_of(proc: psutil.Process) -> str:
+    """The Procfile service a child of honcho runs, recognised by its command lines."""
+    line = " ".join(" ".join(p.cmdline()) for p in [proc, *proc.children(recursive=True)])
+    return next((name for name, pattern in SERVICES.items() if re.search(pattern, line)), line[:40])
+
+
+def measure_stack(settle: float) -> dict[str, object]:
+    state = Path(tempfile.mkdtemp(prefix="heartrisk-up-"))
+    ports = {name: free_port() for name in ("mlflow", "prefect", "app", "smtp")}
+    env = {
+        **os.environ,
+        "HEARTRISK_STATE_DIR": str(state),
+        "HEARTRISK_MLFLOW_PORT": str(ports["mlflow"]),
+        "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{ports['mlflow']}",
+        "HEARTRISK_PREFECT_PORT": str(ports["prefect"]),
+        "HEARTRISK_APP_PORT": str(ports["app"]),
+        "HEARTRISK_SMTP_SINK_PORT": str(ports["smtp"]),
+    }
+    log = (state / "make-up.log").open("wb")
+    print(f"make up started at {time.strftime('%H:%M:%S')}")
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        ["make", "up"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    url = f"http://127.0.0.1:{ports['app']}/"
+    first = None
+    try:
+        while time.monotonic() - started < 600 and proc.poll() is None:
+            try:
+                page = requests.post(url, data=FORM, timeout=10)
+                if page.ok and 'id="model-version"' in page.text:
+                    first = time.monotonic() - started
+                    break
+            except requests.RequestException:
+                pass
+            time.sleep(0.5)
+        if first is None:
+            raise RuntimeError(f"no prediction; see {state / 'make-up.log'}")
+        time.sleep(settle)
+        honcho = next(p for p in psutil.Process(proc.pid).children(recursive=True) if "honcho" in " ".join(p.cmdline()))
+        per_service: dict[str, tuple[float, float, int]] = {}
+        for child in honcho.children():
+            rss, pss, count = tree_memory(child)
+            name = service_of(child)
+            per_service[name] = rss, pss, count
+        timeline = [line for line in (state / "make-up.log").read_text().splitlines() if "[bootstrap]" in line]
+        return {"first_prediction_s": first, "services": per_service, "timeline": timeline}
+    finally:
+        stop(proc, grace=30)
+        log.close()
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def measure_default_mlflow() -> tuple[float, float, int, float]:
+    """A default `mlflow server`: RSS, PSS, processes, and seconds to answer."""
+    state = Path(tempfile.mkdtemp(prefix="mlflow-default-"))
+    port = free_port()
+    command = [str(ROOT / ".venv/bin/mlflow"), "server", "--port", str(port)]
+    command += ["--backend-store-uri", f"sqlite:///{state / 'db.sqlite'}"]
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        command, cwd=state, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/health", timeout=300, proc=proc)
+        seconds = time.monotonic() - started
+        time.sleep(15)
+        return (*tree_memory(psutil.Process(proc.pid)), seconds)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        stop(proc)
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--no-peer", action="store_true", help="skip the default mlflow server measurement")
+    parser.add_argument("--settle", type=float, default=20, help="seconds to wait after the first prediction")
+    args = parser.parse_args()
+
+    result = measure_stack(args.settle)
+    print("\n".join(result["timeline"]))
+    print(f"make up -> first prediction through the form: {result['first_prediction_s']:.1f} s (target < 90 s)")
+    print(f"{'service':16} {'RSS MB':>8} {'PSS MB':>8} {'procs':>6}")
+    total_rss = total_pss = 0.0
+    for name, (rss, pss, count) in sorted(result["services"].items()):
+        total_rss += rss
+        total_pss += pss
+        print(f"{name:16} {rss:8.0f} {pss:8.0f} {count:6d}")
+    print(f"{'total':16} {total_rss:8.0f} {total_pss:8.0f}   (target RSS < 1536 MB)")
+    if not args.no_peer:
+        rss, pss, count, seconds = measure_default_mlflow()
+        print(f"peer: default `mlflow server` alone: RSS {rss:.0f} MB, PSS {pss:.0f} MB, {count} processes,")
+        print(f"      {seconds:.1f} s to answer; whole local stack / default mlflow RSS = {total_rss / rss:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
