@@ -1,0 +1,173 @@
+"""Helpers of the fuzz and fault tests: the app under real gunicorn, models in a registry, a load generator."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from heartrisk.predlog import PredictionLog
+from tests.servers import BIN, free_port, running
+
+HEART = Path(__file__).resolve().parents[2] / "data" / "heart.csv"
+RECORD = {"age": 54, "sex": 1, "cp": 0, "trtbps": 130, "chol": 246, "fbs": 0, "restecg": 1, "thalachh": 150,
+          "exng": 0, "oldpeak": 1.0, "slp": 1, "caa": 0, "thall": 2}  # fmt: skip
+
+
+@dataclass
+class App:
+    url: str
+    proc: Any  # the gunicorn master (``heartrisk serve`` execs gunicorn in the same process)
+    log: PredictionLog
+    app_log: Path
+
+
+@contextmanager
+def app_server(tmp: Path, tracking_uri: str, model_name: str, *, workers: int = 2, poll: float = 1) -> Iterator[App]:
+    """``heartrisk serve`` on a free port with its own prediction log; ready = a model loaded."""
+    port = free_port()
+    env = {
+        "MLFLOW_TRACKING_URI": tracking_uri,
+        "HEARTRISK_MODEL_NAME": model_name,
+        "HEARTRISK_MODEL_POLL_SECONDS": str(poll),
+        "HEARTRISK_STATE_DIR": str(tmp / "state"),
+        "HEARTRISK_PREDICTIONS_DB": str(tmp / "predictions.sqlite"),
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics"),
+    }
+    url = f"http://127.0.0.1:{port}"
+    command = [str(BIN / "heartrisk"), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+    app_log = tmp / "app.log"
+    with running(command, health=f"{url}/readyz", log=app_log, env=env, timeout=180) as proc:
+        yield App(url, proc, PredictionLog(tmp / "predictions.sqlite"), app_log)
+
+
+def register_copy(client: Any, champion: dict, name: str) -> str:
+    """Register the session champion's model artifacts as a version of ``name`` with alias champion."""
+    import mlflow
+
+    source = client.get_model_version(champion["model_name"], champion["model_version"]).source
+    version = str(mlflow.register_model(source, name).version)
+    client.set_registered_model_alias(name, "champion", version)
+    return version
+
+
+def log_fresh_model(tracking_uri: str, name: str, *, params: dict[str, Any] | None = None) -> str:
+    """Fit a small calibrated SVC pipeline on heart.csv, log and register it in ``tracking_uri``.
+
+    Leaves this process' MLflow globals (tracking URI, active experiment) as they were.
+    """
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from heartrisk.data import load_csv
+    from heartrisk.model import svc_pipeline
+    from heartrisk.schema import FEATURE_NAMES, TARGET
+    from heartrisk.train import trusted_sklearn_types
+
+    frame = load_csv(HEART)
+    pipeline = svc_pipeline(params or {"kernel": "rbf", "C": 1.0, "gamma": 0.05}, calibrated=True, folds=3)
+    pipeline.fit(frame[list(FEATURE_NAMES)], frame[TARGET.name])
+    client = MlflowClient(tracking_uri=tracking_uri)
+    experiment = client.get_experiment_by_name("fault-tests")
+    experiment_id = experiment.experiment_id if experiment else client.create_experiment("fault-tests")
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(tracking_uri)
+    try:
+        with mlflow.start_run(experiment_id=experiment_id):
+            info = mlflow.sklearn.log_model(
+                pipeline,
+                name="model",
+                registered_model_name=name,
+                skops_trusted_types=trusted_sklearn_types(pipeline),
+            )
+    finally:
+        mlflow.set_tracking_uri(previous)
+    version = str(info.registered_model_version)
+    client.set_registered_model_alias(name, "champion", version)
+    return version
+
+
+@dataclass
+class Load:
+    """``concurrency`` threads posting RECORD in a loop, each request with its own X-Request-ID."""
+
+    url: str
+    concurrency: int = 8
+    results: list[tuple[str, int | str]] = field(default_factory=list)  # (request id, status or error)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _run(self) -> None:
+        session = requests.Session()
+        while not self._stop.is_set():
+            rid = uuid.uuid4().hex
+            try:
+                response = session.post(
+                    f"{self.url}/api/v1/predict", json=RECORD, headers={"X-Request-ID": rid}, timeout=60
+                )
+                outcome: int | str = response.status_code
+            except requests.RequestException as exc:
+                outcome = type(exc).__name__
+            with self._lock:
+                self.results.append((rid, outcome))
+
+    def __enter__(self) -> Load:
+        for n in range(self.concurrency):
+            thread = threading.Thread(target=self._run, name=f"load-{n}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(90)
+
+    def snapshot(self) -> list[tuple[str, int | str]]:
+        with self._lock:
+            return list(self.results)
+
+    def ok(self) -> int:
+        return sum(1 for _, outcome in self.snapshot() if outcome == 200)
+
+    def wait_ok(self, more: int, *, timeout: float = 120) -> None:
+        """Wait until ``more`` further requests have succeeded."""
+        target = self.ok() + more
+        wait_for(lambda: self.ok() >= target, timeout=timeout, what=f"{target} successful requests")
+
+
+def wait_for(condition: Callable[[], bool], *, timeout: float, what: str, every: float = 0.2) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(every)
+    raise TimeoutError(f"waited {timeout} s for {what}")
+
+
+def logged_request_ids(log: PredictionLog) -> set[str]:
+    return set(log.read()["request_id"])
+
+
+def account(load: Load, log: PredictionLog) -> dict[str, Any]:
+    """What happened to every request: acknowledged, failed, and how that matches the prediction log."""
+    results = load.snapshot()
+    acknowledged = {rid for rid, outcome in results if outcome == 200}
+    failed = [(rid, outcome) for rid, outcome in results if outcome != 200]
+    logged = logged_request_ids(log)
+    return {
+        "sent": len(results),
+        "acknowledged": len(acknowledged),
+        "failed": len(failed),
+        "failures": sorted({str(outcome) for _, outcome in failed}),
+        "acknowledged_not_logged": len(acknowledged - logged),
+        "logged_not_acknowledged": len({rid for rid, _ in failed} & logged),
+    }

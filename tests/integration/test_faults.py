@@ -1,0 +1,107 @@
+"""Faults under load, on real processes: what production does to the app, and what it costs.
+
+Each test drives the app under gunicorn with concurrent clients, each request carrying its own
+X-Request-ID, injects one fault, and then accounts for every request: acknowledged (200), failed,
+and whether it is in the prediction log. Nothing acknowledged may be missing from the log.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import psutil
+import pytest
+import requests
+from mlflow.tracking import MlflowClient
+
+from tests.integration.apphelpers import RECORD, Load, account, app_server, log_fresh_model, register_copy, wait_for
+from tests.servers import free_port, mlflow_command, running, stop
+
+pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore:X does not have valid feature names")]
+
+CONCURRENCY = 8
+
+
+def _report(title: str, figures: dict) -> None:
+    print(f"\n{title}: {json.dumps(figures)}")
+
+
+def _serves_again(url: str, n: int = 20) -> None:
+    with requests.Session() as session:
+        for _ in range(n):
+            response = session.post(f"{url}/api/v1/predict", json=RECORD, timeout=60)
+            assert response.status_code == 200, response.text
+    assert requests.get(f"{url}/readyz", timeout=30).status_code == 200
+
+
+def test_kill_9_of_a_worker_under_load_loses_nothing_acknowledged(
+    champion: dict, mlflow_env: dict[str, str], tmp_path: Path
+) -> None:
+    model = "HeartRiskFaultTest"
+    register_copy(MlflowClient(), champion, model)
+    with app_server(tmp_path, mlflow_env["MLFLOW_TRACKING_URI"], model, workers=2) as app:
+        master = psutil.Process(app.proc.pid)
+        before = {child.pid for child in master.children()}
+        assert len(before) == 2
+        victim = min(before)
+        with Load(app.url, concurrency=CONCURRENCY) as load:
+            load.wait_ok(200)
+            os.kill(victim, signal.SIGKILL)
+            wait_for(
+                lambda: len({c.pid for c in master.children()} - before) == 1,
+                timeout=60,
+                what="the gunicorn master to fork a replacement worker",
+            )
+            (replacement,) = {c.pid for c in master.children()} - before
+            # the replacement loads the champion before it accepts (post_fork): wait for that line
+            wait_for(
+                lambda: f"worker {replacement} serving version" in app.app_log.read_text(),
+                timeout=150,
+                what="the replacement worker to load the champion",
+            )
+            load.wait_ok(200)
+        figures = account(load, app.log)
+        _report("kill -9 of one worker", {"victim": victim, "replacement": replacement, **figures})
+        assert not psutil.pid_exists(victim) or psutil.Process(victim).status() == psutil.STATUS_ZOMBIE
+        assert figures["acknowledged_not_logged"] == 0
+        # only requests in flight on the killed worker (one per client connection at most) may fail
+        assert figures["failed"] <= CONCURRENCY
+        assert set(figures["failures"]) <= {"ConnectionError", "ChunkedEncodingError"}
+        assert figures["acknowledged"] >= 400
+        _serves_again(app.url)
+        assert {c.pid for c in master.children()} == (before - {victim}) | {replacement}
+
+
+def test_mlflow_stopping_while_serving_loses_nothing(tmp_path: Path) -> None:
+    """A private MLflow server, so stopping it disturbs no other test."""
+    state, port = tmp_path / "mlflow", free_port()
+    tracking = f"http://127.0.0.1:{port}"
+    model = "HeartRiskMlflowDownTest"
+    state.mkdir()
+    (tmp_path / "app").mkdir()
+    with running(
+        mlflow_command(state, port), health=f"{tracking}/health", log=tmp_path / "mlflow.log", timeout=180
+    ) as mlflow_proc:
+        version = log_fresh_model(tracking, model)
+        with app_server(tmp_path / "app", tracking, model, workers=2, poll=1) as app:
+            with Load(app.url, concurrency=CONCURRENCY) as load:
+                load.wait_ok(100)
+                stop(mlflow_proc)
+                wait_for(
+                    lambda: requests.get(f"{app.url}/readyz", timeout=30).json()["mlflow_reachable"] is False,
+                    timeout=90,
+                    what="/readyz to report MLflow unreachable",
+                )
+                load.wait_ok(300)
+            figures = account(load, app.log)
+            ready = requests.get(f"{app.url}/readyz", timeout=30)
+            _report("MLflow stopped while serving", {**figures, "readyz": ready.json()})
+            assert figures["failed"] == 0
+            assert figures["acknowledged_not_logged"] == 0
+            assert ready.status_code == 200
+            assert ready.json()["model_version"] == version
+            assert ready.json()["mlflow_reachable"] is False
+            _serves_again(app.url)
