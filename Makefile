@@ -44,12 +44,14 @@ test: venv  ## the whole test suite: unit, integration (real servers on loopback
 test-unit: venv  ## only the fast tests with no servers
 	$(BIN)/pytest tests/unit
 
-lint: venv  ## ruff, lock freshness, data checksums, committed secrets
+lint: venv  ## ruff, lock freshness, data checksums, committed secrets, compose file, Dockerfiles
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(PIPENV) verify
 	$(BIN)/python data/build_data.py --check
 	git ls-files -z | xargs -0 $(BIN)/detect-secrets-hook --baseline .secrets.baseline  # committed secrets
+	$(BIN)/docker-compose -f docker-compose.yaml config --quiet
+	$(BIN)/hadolint Dockerfile.mlflow Dockerfile.prefect Dockerfile.app
 
 setup-dev: venv  ## install the git hooks: `make lint` before each commit, `make test-unit` before each push
 	$(BIN)/pre-commit install --install-hooks

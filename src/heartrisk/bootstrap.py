@@ -38,6 +38,7 @@ class Outcome:
     """What one bootstrap did: empty lists and ``training_run=None`` mean it changed nothing."""
 
     pool_created: bool = False
+    email_block_created: bool = False
     deployed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     training_run: str | None = None
@@ -108,6 +109,23 @@ def ensure_work_pool(client: Any, name: str) -> bool:
         client.create_work_pool(WorkPoolCreate(name=name, type="process", base_job_template=template))
     except ObjectAlreadyExists:  # a worker started with --type process created it meanwhile
         return False
+    return True
+
+
+def ensure_email_block(settings: Settings) -> bool:
+    """Point the alert e-mail at the local SMTP sink when no block exists; a configured one is kept."""
+    from prefect_email import EmailServerCredentials
+
+    from heartrisk.notify import create_email_block
+
+    try:
+        EmailServerCredentials.load(settings.email_block)
+        return False
+    except ValueError:  # Prefect's "Unable to find block document named ..."
+        pass
+    create_email_block(
+        settings.email_block, server=settings.smtp_sink_host, port=settings.smtp_sink_port, security="none"
+    )
     return True
 
 
@@ -219,6 +237,10 @@ def bootstrap(
     with temporary_settings({PREFECT_API_URL: settings.prefect_api_url}), get_client(sync_client=True) as client:
         outcome.pool_created = ensure_work_pool(client, settings.work_pool)
         log(f"work pool {settings.work_pool}: {'created' if outcome.pool_created else 'exists'}")
+        outcome.email_block_created = ensure_email_block(settings)
+        if outcome.email_block_created:
+            sink = f"{settings.smtp_sink_host}:{settings.smtp_sink_port}"
+            log(f"e-mail block {settings.email_block}: created for the local SMTP sink {sink}")
 
         declared = [d["name"] for d in declared_deployments(settings.project_dir)]
         missing = {TRAIN_DEPLOYMENT, MONITOR_DEPLOYMENT} - set(declared)

@@ -49,6 +49,7 @@ def test_bootstrap_trains_a_first_champion_through_prefect_then_changes_nothing(
         first = stack.bootstrap
         assert set(first["deployed"]) == {"train-heart-attack-model", "monitor-heart-attack-data-drift"}
         assert first["training_state"] == "COMPLETED", stack.worker_log.read_text()[-3000:]
+        assert first["email_block_created"] is True
         version = champion(client, MODEL, "champion")
         assert version is not None
         assert first["champion_version"] == str(version.version)
@@ -67,6 +68,7 @@ def test_bootstrap_trains_a_first_champion_through_prefect_then_changes_nothing(
         second = json.loads(again.stdout.strip().splitlines()[-1])
         assert second["deployed"] == []
         assert second["pool_created"] is False
+        assert second["email_block_created"] is False
         assert second["training_run"] is None
         assert second["champion_version"] == first["champion_version"]
         assert flow_run_count(stack) == runs_before
