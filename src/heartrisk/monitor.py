@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from evidently import DataDefinition, Dataset, Report
 from evidently.core.report import Snapshot
@@ -25,7 +26,7 @@ from prefect.cache_policies import NO_CACHE
 
 from heartrisk import notify
 from heartrisk.config import Settings, get_settings
-from heartrisk.data import load_csv, validate_frame
+from heartrisk.data import DataError, load_csv, validate_frame
 from heartrisk.predlog import PredictionLog
 from heartrisk.schema import BY_NAME, COLUMNS, FEATURE_NAMES, TARGET
 
@@ -137,6 +138,24 @@ def read_schema_csv(path: Path | str) -> pd.DataFrame:
     return load_csv(path, require_target=with_target)
 
 
+def validate_served(served: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Check served rows against the schema on each column's distinct values (seconds less at 1M rows).
+
+    The rules apply cell by cell, so valid distinct values mean valid rows. On a failure the whole
+    frame is checked again, so the message names the real rows.
+    """
+    features = served[list(FEATURE_NAMES)]
+    distinct = {name: features[name].drop_duplicates().to_numpy() for name in FEATURE_NAMES}
+    longest = max(len(values) for values in distinct.values())
+    sample = pd.DataFrame({name: np.resize(values, longest) for name, values in distinct.items()})
+    try:
+        typed = validate_frame(sample, require_target=False, source=source)
+    except DataError:
+        validate_frame(features, require_target=False, source=source)
+        raise
+    return features.astype(typed.dtypes.to_dict())
+
+
 @task(name="load-current-data", cache_policy=NO_CACHE)
 def load_current(current: str | None, predictions_db: str, window_days: float) -> tuple[pd.DataFrame, str]:
     """The data to watch: a given CSV, or what the app served in the last ``window_days``."""
@@ -144,7 +163,7 @@ def load_current(current: str | None, predictions_db: str, window_days: float) -
         return read_schema_csv(current), current
     served = PredictionLog(predictions_db).read(days=window_days)
     source = f"prediction log {predictions_db}, last {window_days:g} days"
-    return validate_frame(served[list(FEATURE_NAMES)], require_target=False, source=source), source
+    return validate_served(served, source), source
 
 
 @task(name="load-reference-data", cache_policy=NO_CACHE)

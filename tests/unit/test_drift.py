@@ -9,8 +9,8 @@ from evidently import Dataset, Report
 from evidently.presets import DataDriftPreset
 
 from heartrisk.cli import main
-from heartrisk.data import DataError
-from heartrisk.monitor import compute_drift, data_definition, read_schema_csv, shared_columns
+from heartrisk.data import DataError, validate_frame
+from heartrisk.monitor import compute_drift, data_definition, read_schema_csv, shared_columns, validate_served
 from heartrisk.notify import drift_message
 from heartrisk.schema import BY_NAME, FEATURE_NAMES, FEATURES, TARGET
 from tests.conftest import HEART
@@ -165,3 +165,12 @@ def test_monitor_refuses_a_malformed_csv_naming_column_and_row(tmp_path, capsys)
     bad.write_text("\n".join([*lines[:3], ",".join(row), *lines[4:40]]) + "\n")
     assert main(["monitor", "--current", str(bad), "--no-retrain"]) == 2
     assert "column 'chol', row 3 (line 4): value 'lots' is not a number" in capsys.readouterr().err
+
+
+def test_served_rows_are_checked_on_distinct_values_but_errors_name_the_real_row() -> None:
+    served = synthetic(15, rows=400)[list(FEATURE_NAMES)].astype(float)  # as read back from the log
+    typed = validate_served(served, "log")
+    pd.testing.assert_frame_equal(typed, validate_frame(served, require_target=False, source="log"))
+    served.loc[357, "thall"] = 7.0
+    with pytest.raises(DataError, match=r"log: column 'thall', row 358 \(line 359\): value .*7\.0.* is not a valid"):
+        validate_served(served, "log")
