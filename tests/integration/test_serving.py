@@ -6,7 +6,6 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +17,10 @@ from mlflow.tracking import MlflowClient
 from prometheus_client.mmap_dict import MmapedDict
 
 from heartrisk.data import load_csv
-from heartrisk.predlog import PredictionLog
 from heartrisk.registry import load_champion_sklearn
 from heartrisk.schema import FEATURE_NAMES
-from tests.servers import BIN, free_port, mlflow_command, running, stop
+from tests.servers import free_port, mlflow_command, running, stop
+from tests.serving_app import App, app_server, register_copy
 
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore:X does not have valid feature names")]
 
@@ -29,37 +28,17 @@ SERVING_MODEL = "HeartRiskServingTest"  # our own registered model, so moving it
 HEART = Path(__file__).resolve().parents[2] / "data" / "heart.csv"
 
 
-@contextmanager
-def app_server(tmp: Path, tracking_uri: str, *, workers: int = 2) -> Iterator[dict[str, Any]]:
-    """``heartrisk serve`` on a free port, following SERVING_MODEL every second; ready = a model loaded."""
-    port = free_port()
-    env = {
-        "MLFLOW_TRACKING_URI": tracking_uri,
-        "HEARTRISK_MODEL_NAME": SERVING_MODEL,
-        "HEARTRISK_MODEL_POLL_SECONDS": "1",
-        "HEARTRISK_STATE_DIR": str(tmp / "state"),
-        "HEARTRISK_PREDICTIONS_DB": str(tmp / "predictions.sqlite"),
-        "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics"),
-    }
-    url = f"http://127.0.0.1:{port}"
-    command = [str(BIN / "heartrisk"), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
-    with running(command, health=f"{url}/readyz", log=tmp / "app.log", env=env, timeout=180):
-        yield {"url": url, "log": PredictionLog(tmp / "predictions.sqlite"), "metrics_dir": tmp / "metrics"}
-
-
 @pytest.fixture(scope="module")
 def registered(champion: dict, mlflow_env: dict[str, str]) -> dict[str, Any]:
     """The session champion's artifacts registered as version 1 of our own model, alias champion."""
-    client = MlflowClient()
-    source = client.get_model_version(champion["model_name"], champion["model_version"]).source
-    version = mlflow.register_model(source, SERVING_MODEL).version
-    client.set_registered_model_alias(SERVING_MODEL, "champion", version)
-    return {"source": source, "version": str(version), "pipeline": load_champion_sklearn(SERVING_MODEL, "champion")}
+    source = MlflowClient().get_model_version(champion["model_name"], champion["model_version"]).source
+    version = register_copy(source, SERVING_MODEL)
+    return {"source": source, "version": version, "pipeline": load_champion_sklearn(SERVING_MODEL, "champion")}
 
 
 @pytest.fixture(scope="module")
-def app(registered: dict, mlflow_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
-    with app_server(tmp_path_factory.mktemp("app"), mlflow_env["MLFLOW_TRACKING_URI"]) as server:
+def app(registered: dict, mlflow_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
+    with app_server(tmp_path_factory.mktemp("app"), mlflow_env["MLFLOW_TRACKING_URI"], SERVING_MODEL) as server:
         yield server
 
 
@@ -69,23 +48,23 @@ def records() -> list[dict[str, Any]]:
     return [{n: frame.iloc[i][n].item() for n in FEATURE_NAMES} for i in range(len(frame))]
 
 
-def test_form_and_api_give_the_champion_pipelines_probability(app: dict, registered: dict, records: list) -> None:
+def test_form_and_api_give_the_champion_pipelines_probability(app: App, registered: dict, records: list) -> None:
     expected = registered["pipeline"].predict_proba(pd.DataFrame(records, columns=list(FEATURE_NAMES)))[:, 1]
-    batch = requests.post(f"{app['url']}/api/v1/predict", json=records, timeout=60)
+    batch = requests.post(f"{app.url}/api/v1/predict", json=records, timeout=60)
     assert batch.status_code == 200
     assert [r["probability"] for r in batch.json()] == pytest.approx(expected.tolist(), abs=1e-9)
     assert {r["model_version"] for r in batch.json()} == {registered["version"]}
-    single = requests.post(f"{app['url']}/api/v1/predict", json=records[3], timeout=60).json()
+    single = requests.post(f"{app.url}/api/v1/predict", json=records[3], timeout=60).json()
     assert single["probability"] == pytest.approx(expected[3], abs=1e-9)
     # the original project's form: urlencoded, same field names, no token
-    page = requests.post(app["url"] + "/", data={k: str(v) for k, v in records[3].items()}, timeout=60)
+    page = requests.post(app.url + "/", data={k: str(v) for k, v in records[3].items()}, timeout=60)
     assert page.status_code == 200
     assert f'<output id="probability" class="value">{expected[3] * 100:.1f}&nbsp;%</output>' in page.text
     assert f'<span id="model-version">{registered["version"]}</span>' in page.text
 
 
-def test_bad_values_give_inline_errors_and_422_never_500(app: dict, records: list) -> None:
-    url = app["url"]
+def test_bad_values_give_inline_errors_and_422_never_500(app: App, records: list) -> None:
+    url = app.url
     page = requests.post(url + "/", data={**{k: str(v) for k, v in records[0].items()}, "trtbps": "999"}, timeout=60)
     assert page.status_code == 422
     assert '<p class="error" id="trtbps-error">' in page.text
@@ -117,15 +96,15 @@ def worker_predictions(metrics_dir: Path) -> dict[str, float]:
     return counts
 
 
-def test_concurrent_requests_over_all_workers_leave_exactly_one_row_each(app: dict, records: list) -> None:
+def test_concurrent_requests_over_all_workers_leave_exactly_one_row_each(app: App, records: list) -> None:
     n, threads = 400, 16
-    before_rows, before_counts = app["log"].count(), worker_predictions(app["metrics_dir"])
+    before_rows, before_counts = app.log.count(), worker_predictions(app.metrics_dir)
     failures: list[str] = []
 
     def client(index: int) -> None:
         for i in range(index, n, threads):
             try:  # a new connection per request, so the kernel spreads them over the workers
-                response = requests.post(f"{app['url']}/api/v1/predict", json=records[i % len(records)], timeout=60)
+                response = requests.post(f"{app.url}/api/v1/predict", json=records[i % len(records)], timeout=60)
                 if response.status_code != 200:
                     failures.append(f"{response.status_code} {response.text[:200]}")
             except requests.RequestException as exc:
@@ -137,17 +116,17 @@ def test_concurrent_requests_over_all_workers_leave_exactly_one_row_each(app: di
     for thread in pool:
         thread.join()
     assert failures == []
-    assert app["log"].count() - before_rows == n
-    after = worker_predictions(app["metrics_dir"])
+    assert app.log.count() - before_rows == n
+    after = worker_predictions(app.metrics_dir)
     served = {pid: after[pid] - before_counts.get(pid, 0) for pid in after}
     assert sum(served.values()) == n
     assert len([pid for pid, count in served.items() if count]) == 2, served
-    metrics = requests.get(f"{app['url']}/metrics", timeout=60).text
+    metrics = requests.get(f"{app.url}/metrics", timeout=60).text
     total = sum(float(line.split()[-1]) for line in metrics.splitlines() if line.startswith("heartrisk_predictions_"))
     assert total == sum(after.values())
 
 
-def test_promotion_is_picked_up_without_a_failed_request(app: dict, registered: dict, records: list) -> None:
+def test_promotion_is_picked_up_without_a_failed_request(app: App, registered: dict, records: list) -> None:
     answers: list[tuple[int, str]] = []
     errors: list[str] = []
     done = threading.Event()
@@ -155,7 +134,7 @@ def test_promotion_is_picked_up_without_a_failed_request(app: dict, registered: 
     def client() -> None:
         while not done.is_set():
             try:  # a new connection each time, so both workers answer
-                response = requests.post(f"{app['url']}/api/v1/predict", json=records[0], timeout=60)
+                response = requests.post(f"{app.url}/api/v1/predict", json=records[0], timeout=60)
                 answers.append((response.status_code, response.json().get("model_version", "")))
             except (requests.RequestException, ValueError) as exc:
                 errors.append(repr(exc))
@@ -195,8 +174,8 @@ def test_app_keeps_answering_when_mlflow_stops(tmp_path: Path, champion: dict, r
     ) as mlflow_proc:
         pipeline = load_champion_sklearn(champion["model_name"], "champion")
         _register_in(tracking, pipeline)
-        with app_server(tmp_path, tracking, workers=1) as server:
-            url = server["url"]
+        with app_server(tmp_path, tracking, SERVING_MODEL, workers=1) as server:
+            url = server.url
             assert requests.get(f"{url}/readyz", timeout=60).json()["mlflow_reachable"] is True
             stop(mlflow_proc)
             deadline = time.monotonic() + 90
@@ -216,7 +195,7 @@ def test_app_keeps_answering_when_mlflow_stops(tmp_path: Path, champion: dict, r
             assert ready["model_version"] == "1"
             page = requests.post(url + "/", data={k: str(v) for k, v in records[1].items()}, timeout=60)
             assert page.status_code == 200
-            assert server["log"].count() >= 2
+            assert server.log.count() >= 2
 
 
 def _register_in(tracking_uri: str, pipeline: Any) -> None:

@@ -1,0 +1,49 @@
+"""Start the serving app for a test: ``heartrisk serve`` (real gunicorn) on a free loopback port."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+from mlflow.tracking import MlflowClient
+
+from heartrisk.predlog import PredictionLog
+from tests.servers import BIN, free_port, running
+
+
+@dataclass(frozen=True)
+class App:
+    url: str
+    log: PredictionLog
+    metrics_dir: Path
+
+
+def register_copy(source: str, name: str) -> str:
+    """Register a champion's artifacts under another model name and point its alias at it.
+
+    Tests that move an alias use their own model name, so they disturb no other test's champion.
+    """
+    version = str(mlflow.register_model(source, name).version)
+    MlflowClient().set_registered_model_alias(name, "champion", version)
+    return version
+
+
+@contextmanager
+def app_server(tmp: Path, tracking_uri: str, model_name: str, *, workers: int = 2) -> Iterator[App]:
+    """The app following ``model_name@champion`` every second; it counts as up once a model is loaded."""
+    port = free_port()
+    env = {
+        "MLFLOW_TRACKING_URI": tracking_uri,
+        "HEARTRISK_MODEL_NAME": model_name,
+        "HEARTRISK_MODEL_POLL_SECONDS": "1",
+        "HEARTRISK_STATE_DIR": str(tmp / "state"),
+        "HEARTRISK_PREDICTIONS_DB": str(tmp / "predictions.sqlite"),
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics"),
+    }
+    url = f"http://127.0.0.1:{port}"
+    command = [str(BIN / "heartrisk"), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+    with running(command, health=f"{url}/readyz", log=tmp / "app.log", env=env, timeout=180):
+        yield App(url, PredictionLog(tmp / "predictions.sqlite"), tmp / "metrics")
