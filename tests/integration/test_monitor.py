@@ -19,9 +19,11 @@ from aiosmtpd.controller import Controller
 from mlflow.tracking import MlflowClient
 
 from heartrisk.data import load_csv
+from heartrisk.monitor import compute_drift
 from heartrisk.predlog import PredictionLog
 from heartrisk.schema import FEATURE_NAMES
-from tests.conftest import HEART
+from tests.conftest import HEART, REFERENCE
+from tests.integration.apphelpers import app_server, log_fresh_model
 from tests.prefect_stack import PrefectStack, heartrisk
 from tests.servers import free_port
 
@@ -196,3 +198,20 @@ def test_drift_above_threshold_starts_a_training_run_that_completes(env, mailbox
     tail = prefect_stack.worker_log.read_text()[-3000:]
     assert state is not None
     assert state["type"] == "COMPLETED", f"{state}\n{tail}"
+
+
+def test_predictions_made_through_the_app_are_what_the_next_run_compares(env, mlflow_server, tmp_path):
+    served = load_csv(HEART).sample(80, random_state=3)[list(FEATURE_NAMES)].reset_index(drop=True)
+    (tmp_path / "app").mkdir()
+    log_fresh_model(mlflow_server, "HeartRiskMonitorTest")
+    with app_server(tmp_path / "app", mlflow_server, "HeartRiskMonitorTest", workers=1) as app:
+        response = requests.post(f"{app.url}/api/v1/predict", json=served.to_dict("records"), timeout=60)
+        assert response.status_code == 200, response.text
+        db = app.log.path
+    done = monitor(env, tmp_path, "--no-retrain", HEARTRISK_PREDICTIONS_DB=str(db))
+    assert done.returncode == 0, done.stderr[-4000:]
+    summary = last_json(done)
+    assert summary["current_rows"] == 80
+    expected, _ = compute_drift(served, load_csv(REFERENCE), threshold=0.5)
+    assert summary["share"] == pytest.approx(expected.share)
+    assert [c["score"] for c in summary["columns"]] == pytest.approx([c.score for c in expected.columns])
