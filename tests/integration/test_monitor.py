@@ -215,3 +215,26 @@ def test_predictions_made_through_the_app_are_what_the_next_run_compares(env, ml
     expected, _ = compute_drift(served, load_csv(REFERENCE), threshold=0.5)
     assert summary["share"] == pytest.approx(expected.share)
     assert [c["score"] for c in summary["columns"]] == pytest.approx([c.score for c in expected.columns])
+
+
+def test_mlflow_down_and_missing_deployment_still_send_the_alert_then_fail(env, mailbox, tmp_path):
+    box, _ = mailbox
+    before = len(box.received)
+    done = monitor(
+        env,
+        tmp_path,
+        *("--current", str(HEART), "--threshold", "0.25", "--retrain"),
+        *("--recipient", "ops@heartrisk.test", "--email-block", "test-smtp"),
+        MLFLOW_TRACKING_URI=f"http://127.0.0.1:{free_port()}",
+        MLFLOW_HTTP_REQUEST_MAX_RETRIES="0",
+        HEARTRISK_TRAIN_DEPLOYMENT="heart-attack-training/no-such-deployment",
+    )
+    assert done.returncode == 1, done.stderr[-4000:]
+    error = last_json(done)["error"]
+    assert "MLflow logging failed" in error
+    assert "retraining could not be started" in error
+    assert len(box.received) == before + 1
+    body = plain_text(box.received[-1][1])
+    assert "Retraining could NOT be started (heart-attack-training/no-such-deployment)" in body
+    assert "The run could not be logged to MLflow" in body
+    assert len(list((tmp_path / "reports").glob("drift-*.html"))) == 1
