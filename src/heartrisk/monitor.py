@@ -207,12 +207,16 @@ def log_to_mlflow(
         values[f"drift_score_{column.column}"] = column.score
         values[f"drifted_{column.column}"] = int(column.drifted)
     now = int(datetime.now(UTC).timestamp() * 1000)
-    client.log_batch(
-        run_id,
-        metrics=[Metric(key, float(value), now, 0) for key, value in values.items()],
-        params=[Param(key, str(value)) for key, value in params.items()],
-    )
-    client.log_artifact(run_id, str(report), "drift_report")
+    try:
+        client.log_batch(
+            run_id,
+            metrics=[Metric(key, float(value), now, 0) for key, value in values.items()],
+            params=[Param(key, str(value)) for key, value in params.items()],
+        )
+        client.log_artifact(run_id, str(report), "drift_report")
+    except Exception:
+        client.set_terminated(run_id, "FAILED")
+        raise
     client.set_terminated(run_id)
     # The same link as train.run_link, built here because importing train costs seconds (sklearn, matplotlib).
     base = (settings.public_url or settings.mlflow_tracking_uri).rstrip("/")
