@@ -13,7 +13,8 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 WORKDIR /build
 RUN python3 -m venv /opt/pipenv && /opt/pipenv/bin/pip install "pipenv==${PIPENV_VERSION}"
 COPY Pipfile Pipfile.lock ./
-# Runtime packages only, pinned with hashes; the project itself is installed from source below.
+# Runtime packages only, pinned with hashes, installed as locked (--no-deps, like pipenv sync); the
+# project itself is installed from source below.
 RUN /opt/pipenv/bin/pipenv requirements --hash | grep -v '^-e ' > requirements.txt
 
 FROM ${BASE_IMAGE} AS runtime
@@ -25,8 +26,10 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
 COPY --from=requirements /build/requirements.txt /tmp/requirements.txt
+# The lock was resolved on Python >= 3.11.3; Debian bookworm's 3.11.2 also needs redis's async-timeout.
 RUN python3 -m venv /opt/venv \
-    && pip install --require-hashes -r /tmp/requirements.txt \
+    && pip install --no-deps --require-hashes -r /tmp/requirements.txt \
+    && pip install --no-deps "async-timeout==5.0.1; python_full_version < '3.11.3'" \
     && rm /tmp/requirements.txt \
     && useradd --system --uid 10001 --user-group --create-home --home-dir /home/heartrisk heartrisk \
     && mkdir -p /state/mlflow /state/prefect /state/predictions /state/mail \
@@ -36,7 +39,8 @@ COPY pyproject.toml README.md ./
 COPY src ./src
 RUN pip install --no-deps --index-url "${HEARTRISK_INDEX_URL}" -e .
 ENV HEARTRISK_STATE_DIR=/state \
-    HEARTRISK_PROJECT_DIR=/app
+    HEARTRISK_PROJECT_DIR=/app \
+    GIT_PYTHON_REFRESH=quiet
 
 COPY data ./data
 USER 10001:10001

@@ -73,7 +73,8 @@ def cmd_smtp_sink(args: argparse.Namespace) -> int:
     """A local SMTP server that keeps every message in a Maildir, so alerts can be read without Gmail."""
     settings = get_settings()
     mail_dir = Path(args.mail_dir or settings.mail_dir)
-    mail_dir.mkdir(parents=True, exist_ok=True)
+    for part in ("tmp", "new", "cur"):  # a Maildir; aiosmtpd only creates it when the folder is missing
+        (mail_dir / part).mkdir(parents=True, exist_ok=True)
     listen = f"{args.host or settings.smtp_sink_host}:{args.port or settings.smtp_sink_port}"
     command = [str(BIN / "aiosmtpd"), "-n", "-l", listen, "-c", "aiosmtpd.handlers.Mailbox", str(mail_dir)]
     return _exec(command, {})

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import mailbox
 import os
+import smtplib
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +16,7 @@ from mlflow.tracking import MlflowClient
 from heartrisk.registry import champion
 from tests.conftest import ROOT
 from tests.prefect_stack import PrefectStack, heartrisk, start_prefect_stack
-from tests.servers import BIN
+from tests.servers import BIN, free_port, stop
 
 pytestmark = pytest.mark.integration
 
@@ -88,3 +91,27 @@ def test_training_deployment_runs_from_the_prefect_cli(prefect_stack: PrefectSta
     )
     assert done.returncode == 0, done.stdout[-3000:] + prefect_stack.worker_log.read_text()[-3000:]
     assert "Completed" in done.stdout
+
+
+def test_smtp_sink_keeps_mail_in_an_existing_folder(tmp_path: Path) -> None:
+    """The sink's folder may exist already (a volume, a previous run): mail must still be kept."""
+    mail_dir = tmp_path / "mail"
+    mail_dir.mkdir()
+    port = free_port()
+    command = [str(BIN / "heartrisk"), "smtp-sink", "--port", str(port), "--mail-dir", str(mail_dir)]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                smtp = smtplib.SMTP("127.0.0.1", port, timeout=5)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the SMTP sink did not answer"
+                time.sleep(0.3)
+        with smtp:
+            smtp.sendmail("heartrisk@localhost", ["operator@localhost"], "Subject: HeartRisk test\r\n\r\nhello")
+    finally:
+        stop(proc)
+    subjects = [message["Subject"] for message in mailbox.Maildir(mail_dir, create=False)]
+    assert subjects == ["HeartRisk test"]
