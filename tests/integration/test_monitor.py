@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import email
 import json
+import os
 import sqlite3
+import subprocess
 import time
 from collections.abc import Iterator
 from email.message import Message
@@ -25,7 +27,7 @@ from heartrisk.schema import FEATURE_NAMES
 from tests.conftest import HEART, REFERENCE
 from tests.integration.apphelpers import app_server, log_fresh_model
 from tests.prefect_stack import PrefectStack, heartrisk
-from tests.servers import free_port
+from tests.servers import BIN, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -238,3 +240,30 @@ def test_mlflow_down_and_missing_deployment_still_send_the_alert_then_fail(env, 
     assert "Retraining could NOT be started (heart-attack-training/no-such-deployment)" in body
     assert "The run could not be logged to MLflow" in body
     assert len(list((tmp_path / "reports").glob("drift-*.html"))) == 1
+
+
+def test_the_monitor_deployment_runs_on_the_worker_and_alerts(env, prefect_stack, mailbox):
+    box, _ = mailbox
+    before = len(box.received)
+    params = {
+        "current": str(HEART),
+        "recipients": ["deployment@heartrisk.test"],
+        "email_block": "test-smtp",
+        "threshold": 0.25,
+        "retrain": False,
+    }
+    deployment = "heart-attack-drift-monitoring/monitor-heart-attack-data-drift"
+    command = [str(BIN / "prefect"), "deployment", "run", deployment, "--params", json.dumps(params), "--watch"]
+    done = subprocess.run(
+        [*command, "--watch-timeout", "300"],
+        env={**os.environ, **prefect_stack.env},
+        capture_output=True,
+        text=True,
+        timeout=360,
+        check=False,
+    )
+    assert done.returncode == 0, f"{done.stdout[-2000:]}\n{prefect_stack.worker_log.read_text()[-3000:]}"
+    assert len(box.received) == before + 1
+    recipients, message = box.received[-1]
+    assert recipients == ["deployment@heartrisk.test"]
+    assert message["Subject"] == "HeartRisk: drift detected (29% of columns)"
