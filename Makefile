@@ -60,6 +60,9 @@ format: venv  ## apply ruff's formatting and safe fixes
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+stack-test: venv  ## build the images and drive the docker compose stack (starts its own dockerd if none runs)
+	tests/stack/run.sh
+
 bench: venv  ## benchmarks: print our figures next to a peer's measured in the same run
 	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 

@@ -1,0 +1,93 @@
+"""The docker compose stack, driven as a user does. Run by tests/stack/run.sh (`make stack-test`).
+
+Not named test_*.py on purpose: plain `pytest` (make test) does not collect it; run.sh names it
+explicitly once an engine, the compose plugin and the base image are there.
+"""
+
+from __future__ import annotations
+
+import mailbox
+import os
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.servers import BIN, free_port, wait_http
+
+ROOT = Path(__file__).resolve().parents[2]
+FORM = {
+    "age": "63", "sex": "1", "cp": "3", "trtbps": "145", "chol": "233", "fbs": "1", "restecg": "0",
+    "thalachh": "150", "exng": "0", "oldpeak": "2.3", "slp": "0", "caa": "0", "thall": "1",
+}  # fmt: skip
+
+
+def compose(*args: str, env: dict[str, str], timeout: float = 900) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["docker", "compose", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[dict[str, str]]:
+    """`docker compose up --wait` on free loopback ports; `down -v` at the end."""
+    ports = {f"HEARTRISK_{name}_PORT": str(free_port()) for name in ("MLFLOW", "PREFECT", "APP")}
+    env = {**os.environ, **ports, "HEARTRISK_TRIALS": "10"}
+    try:
+        up = compose("up", "--detach", "--wait", "--wait-timeout", "900", env=env, timeout=1000)
+        try:  # compose may exit 0 although a dependency failed: check what a user would open
+            assert up.returncode == 0, "docker compose up --wait failed"
+            base = {name.split("_")[1]: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+            for url in ("{PREFECT}/api/health", "{MLFLOW}/health", "{APP}/readyz"):
+                wait_http(url.format(**base), timeout=60)
+        except (AssertionError, TimeoutError) as exc:
+            logs = compose("logs", "--tail", "40", env=env).stdout
+            pytest.fail(f"{exc}\n{up.stderr[-3000:]}\n{logs[-8000:]}")
+        yield env
+    finally:
+        compose("down", "-v", "--remove-orphans", env=env)
+
+
+def prefect(stack: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    """The host's Prefect CLI against the published Prefect port, as in a second terminal."""
+    env = {**stack, "PREFECT_API_URL": f"http://127.0.0.1:{stack['HEARTRISK_PREFECT_PORT']}/api"}
+    env["PREFECT_HOME"] = tempfile.mkdtemp(prefix="prefect-home-")
+    return subprocess.run(
+        [str(BIN / "prefect"), *args], env=env, capture_output=True, text=True, timeout=900, check=False
+    )
+
+
+def test_training_through_prefect_then_the_form_answers(stack: dict[str, str]) -> None:
+    done = prefect(stack, "deployment", "run", "heart-attack-training/train-heart-attack-model", "--watch")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+    app = f"http://127.0.0.1:{stack['HEARTRISK_APP_PORT']}"
+    wait_http(f"{app}/readyz", timeout=120)
+    page = requests.post(f"{app}/", data=FORM, timeout=30)
+    assert page.status_code == 200
+    assert 'id="model-version"' in page.text
+    answer = requests.post(f"{app}/api/v1/predict", json={k: float(v) for k, v in FORM.items()}, timeout=30)
+    assert 0.0 <= answer.json()["probability"] <= 1.0
+
+
+def test_monitoring_alert_reaches_the_mail_service(stack: dict[str, str]) -> None:
+    """Training data against the reference (which simulates drift), with a low threshold: an alert."""
+    done = prefect(
+        stack,
+        "deployment", "run", "heart-attack-drift-monitoring/monitor-heart-attack-data-drift",
+        "--param", "current=/app/data/heart.csv",
+        "--param", "threshold=0.05",
+        "--param", "retrain=false",
+        "--watch",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+    with tempfile.TemporaryDirectory() as tmp:
+        copied = compose("cp", "mail:/state/mail", f"{tmp}/mail", env=stack)
+        assert copied.returncode == 0, copied.stderr
+        messages = list(mailbox.Maildir(f"{tmp}/mail", create=False))
+    assert messages, "no message in the mail service's Maildir"
+    assert any("drift detected" in (m["Subject"] or "") for m in messages), [m["Subject"] for m in messages]
