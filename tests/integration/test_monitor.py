@@ -1,6 +1,6 @@
 """The monitoring flow for real: Prefect server and worker, MLflow server, an aiosmtpd SMTP server.
 
-Every run goes through the ``heartrisk`` command, as operators and scripts use it.
+Runs go through the ``heartrisk`` command, as operators and scripts use it, or the deployment on the worker.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ import pytest
 import requests
 from aiosmtpd.controller import Controller
 from mlflow.tracking import MlflowClient
+from prefect.settings import PREFECT_API_URL, temporary_settings
+from prefect_email import EmailServerCredentials, SMTPType
 
 from heartrisk.data import load_csv
 from heartrisk.monitor import compute_drift
@@ -267,3 +269,23 @@ def test_the_monitor_deployment_runs_on_the_worker_and_alerts(env, prefect_stack
     recipients, message = box.received[-1]
     assert recipients == ["deployment@heartrisk.test"]
     assert message["Subject"] == "HeartRisk: drift detected (29% of columns)"
+
+
+def test_create_email_block_takes_the_password_from_stdin_and_never_prints_it(env, prefect_stack):
+    args = ["--name", "login-smtp", "--server", "smtp.example.org", "--port", "587", "--security", "starttls"]
+    done = subprocess.run(
+        [str(BIN / "heartrisk"), "create-email-block", *args, "--username", "bob", "--password-stdin"],
+        input="s3cret app password\n",
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "s3cret" not in done.stdout + done.stderr
+    with temporary_settings({PREFECT_API_URL: prefect_stack.api_url}):
+        block = EmailServerCredentials.load("login-smtp")
+    assert (block.smtp_server, block.smtp_port, block.smtp_type) == ("smtp.example.org", 587, SMTPType.STARTTLS)
+    assert block.username == "bob"
+    assert block.password.get_secret_value() == "s3cret app password"
