@@ -16,14 +16,9 @@ from heartrisk.config import Settings, get_settings
 
 BIN = Path(sys.executable).parent
 
-# Server services the stack does not use (no automations, no event stream to outside consumers).
-# Scheduler, late runs, foreman, task-run recorder, cancellation clean-up and event persister stay on.
-PREFECT_SERVER_OFF = {
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED": "false",
-    "PREFECT_SERVER_SERVICES_PAUSE_EXPIRATIONS_ENABLED": "false",
-    "PREFECT_SERVER_SERVICES_REPOSSESSOR_ENABLED": "false",
-}
+# All of Prefect's server services stay on: they run inside the one server process, and switching
+# off the unused ones (triggers, pause expirations, repossessor) measured no saving (232 vs 234 MB).
+PREFECT_SERVER_ENV = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
 
 
 def prefect_env(settings: Settings) -> dict[str, str]:
@@ -52,7 +47,7 @@ def cmd_prefect_server(args: argparse.Namespace) -> int:
     settings = get_settings()
     home = settings.state_dir / "prefect"
     home.mkdir(parents=True, exist_ok=True)
-    env = {**prefect_env(settings), **PREFECT_SERVER_OFF}
+    env = {**prefect_env(settings), **PREFECT_SERVER_ENV}
     env.pop("PREFECT_API_URL")
     command = [str(BIN / "prefect"), "server", "start", "--no-background", "--workers", "1"]
     command += ["--host", args.host or settings.prefect_host, "--port", str(args.port or settings.prefect_port)]
