@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ class App:
     url: str
     log: PredictionLog
     metrics_dir: Path
+    proc: subprocess.Popen  # the gunicorn master (``heartrisk serve`` execs gunicorn in the same process)
+    app_log: Path
 
 
 def register_copy(source: str, name: str) -> str:
@@ -31,19 +34,25 @@ def register_copy(source: str, name: str) -> str:
     return version
 
 
+def champion_source(champion: dict) -> str:
+    """Where the session champion's model artifacts live, to register them under another name."""
+    return MlflowClient().get_model_version(champion["model_name"], champion["model_version"]).source
+
+
 @contextmanager
-def app_server(tmp: Path, tracking_uri: str, model_name: str, *, workers: int = 2) -> Iterator[App]:
+def app_server(tmp: Path, tracking_uri: str, model_name: str, *, workers: int = 2, poll: float = 1) -> Iterator[App]:
     """The app following ``model_name@champion`` every second; it counts as up once a model is loaded."""
     port = free_port()
     env = {
         "MLFLOW_TRACKING_URI": tracking_uri,
         "HEARTRISK_MODEL_NAME": model_name,
-        "HEARTRISK_MODEL_POLL_SECONDS": "1",
+        "HEARTRISK_MODEL_POLL_SECONDS": str(poll),
         "HEARTRISK_STATE_DIR": str(tmp / "state"),
         "HEARTRISK_PREDICTIONS_DB": str(tmp / "predictions.sqlite"),
         "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics"),
     }
     url = f"http://127.0.0.1:{port}"
     command = [str(BIN / "heartrisk"), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
-    with running(command, health=f"{url}/readyz", log=tmp / "app.log", env=env, timeout=180):
-        yield App(url, PredictionLog(tmp / "predictions.sqlite"), tmp / "metrics")
+    app_log = tmp / "app.log"
+    with running(command, health=f"{url}/readyz", log=app_log, env=env, timeout=180) as proc:
+        yield App(url, PredictionLog(tmp / "predictions.sqlite"), tmp / "metrics", proc, app_log)

@@ -152,16 +152,29 @@ Record = create_model(  # one patient's 13 features; validates form strings and 
 )
 
 
-def validate_record(raw: Mapping[str, Any]) -> tuple[dict[str, float | int], dict[str, str]]:
+_JSON_TYPE = {bool: "true/false", str: "a string", type(None): "null", list: "an array", dict: "an object"}
+
+
+def validate_record(
+    raw: Mapping[str, Any], *, json_numbers: bool = False
+) -> tuple[dict[str, float | int], dict[str, str]]:
     """Check one record of the 13 features; return (clean values, {field: reason}).
 
+    Form values arrive as strings and are converted; with ``json_numbers`` (the JSON API, whose OpenAPI
+    document says integer / number) only JSON numbers are accepted, so ``true`` or ``"54"`` is refused.
     Unknown keys are reported too, so a typo in a field name is not silently ignored.
     """
     present = {k: v for k, v in raw.items() if not (isinstance(v, str) and not v.strip())}
+    errors: dict[str, str] = {}
+    if json_numbers:
+        for name, value in raw.items():
+            if name in BY_NAME and (isinstance(value, bool) or not isinstance(value, int | float)):
+                kind = _JSON_TYPE.get(type(value), type(value).__name__)
+                errors[name] = f"must be a JSON number, not {kind}; allowed: {BY_NAME[name].allowed()}"
     try:
-        return Record.model_validate(present).model_dump(), {}
+        clean = Record.model_validate(present).model_dump()
     except ValidationError as exc:
-        errors: dict[str, str] = {}
+        clean = {}
         for error in exc.errors():
             name = str(error["loc"][0]) if error["loc"] else "record"
             message = error["msg"].removeprefix("Value error, ")
@@ -172,7 +185,7 @@ def validate_record(raw: Mapping[str, Any]) -> tuple[dict[str, float | int], dic
             if name in BY_NAME and error["type"] != "extra_forbidden":
                 message += f"; allowed: {BY_NAME[name].allowed()}"
             errors.setdefault(name, message)
-        return {}, errors
+    return ({}, errors) if errors else (clean, {})
 
 
 def json_schema() -> dict[str, Any]:

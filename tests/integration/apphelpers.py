@@ -1,12 +1,11 @@
-"""Helpers of the fuzz and fault tests: the app under real gunicorn, models in a registry, a load generator."""
+"""Helpers of the fuzz and fault tests: a freshly fitted model in a registry, a load generator."""
 
 from __future__ import annotations
 
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,48 +13,10 @@ from typing import Any
 import requests
 
 from heartrisk.predlog import PredictionLog
-from tests.servers import BIN, free_port, running
 
 HEART = Path(__file__).resolve().parents[2] / "data" / "heart.csv"
 RECORD = {"age": 54, "sex": 1, "cp": 0, "trtbps": 130, "chol": 246, "fbs": 0, "restecg": 1, "thalachh": 150,
           "exng": 0, "oldpeak": 1.0, "slp": 1, "caa": 0, "thall": 2}  # fmt: skip
-
-
-@dataclass
-class App:
-    url: str
-    proc: Any  # the gunicorn master (``heartrisk serve`` execs gunicorn in the same process)
-    log: PredictionLog
-    app_log: Path
-
-
-@contextmanager
-def app_server(tmp: Path, tracking_uri: str, model_name: str, *, workers: int = 2, poll: float = 1) -> Iterator[App]:
-    """``heartrisk serve`` on a free port with its own prediction log; ready = a model loaded."""
-    port = free_port()
-    env = {
-        "MLFLOW_TRACKING_URI": tracking_uri,
-        "HEARTRISK_MODEL_NAME": model_name,
-        "HEARTRISK_MODEL_POLL_SECONDS": str(poll),
-        "HEARTRISK_STATE_DIR": str(tmp / "state"),
-        "HEARTRISK_PREDICTIONS_DB": str(tmp / "predictions.sqlite"),
-        "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics"),
-    }
-    url = f"http://127.0.0.1:{port}"
-    command = [str(BIN / "heartrisk"), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
-    app_log = tmp / "app.log"
-    with running(command, health=f"{url}/readyz", log=app_log, env=env, timeout=180) as proc:
-        yield App(url, proc, PredictionLog(tmp / "predictions.sqlite"), app_log)
-
-
-def register_copy(client: Any, champion: dict, name: str) -> str:
-    """Register the session champion's model artifacts as a version of ``name`` with alias champion."""
-    import mlflow
-
-    source = client.get_model_version(champion["model_name"], champion["model_version"]).source
-    version = str(mlflow.register_model(source, name).version)
-    client.set_registered_model_alias(name, "champion", version)
-    return version
 
 
 def log_fresh_model(tracking_uri: str, name: str, *, params: dict[str, Any] | None = None) -> str:

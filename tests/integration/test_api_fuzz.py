@@ -13,11 +13,10 @@ import pytest
 import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from mlflow.tracking import MlflowClient
 
 from heartrisk.schema import FEATURE_NAMES, FEATURES
-from tests.integration.apphelpers import App, app_server, register_copy
 from tests.servers import BIN
+from tests.serving_app import App, app_server, champion_source, register_copy
 
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore:X does not have valid feature names")]
 
@@ -27,7 +26,7 @@ CONFIG = Path(__file__).with_name("schemathesis.toml")
 
 @pytest.fixture(scope="module")
 def app(champion: dict, mlflow_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
-    register_copy(MlflowClient(), champion, MODEL)
+    register_copy(champion_source(champion), MODEL)
     with app_server(tmp_path_factory.mktemp("fuzz-app"), mlflow_env["MLFLOW_TRACKING_URI"], MODEL) as server:
         yield server
 

@@ -15,10 +15,10 @@ from pathlib import Path
 import psutil
 import pytest
 import requests
-from mlflow.tracking import MlflowClient
 
-from tests.integration.apphelpers import RECORD, Load, account, app_server, log_fresh_model, register_copy, wait_for
+from tests.integration.apphelpers import RECORD, Load, account, log_fresh_model, wait_for
 from tests.servers import free_port, mlflow_command, running, stop
+from tests.serving_app import app_server, champion_source, register_copy
 
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore:X does not have valid feature names")]
 
@@ -41,7 +41,7 @@ def test_kill_9_of_a_worker_under_load_loses_nothing_acknowledged(
     champion: dict, mlflow_env: dict[str, str], tmp_path: Path
 ) -> None:
     model = "HeartRiskFaultTest"
-    register_copy(MlflowClient(), champion, model)
+    register_copy(champion_source(champion), model)
     with app_server(tmp_path, mlflow_env["MLFLOW_TRACKING_URI"], model, workers=2) as app:
         master = psutil.Process(app.proc.pid)
         before = {child.pid for child in master.children()}

@@ -27,9 +27,10 @@ from heartrisk.monitor import compute_drift
 from heartrisk.predlog import PredictionLog
 from heartrisk.schema import FEATURE_NAMES
 from tests.conftest import HEART, REFERENCE
-from tests.integration.apphelpers import app_server, log_fresh_model
+from tests.integration.apphelpers import log_fresh_model
 from tests.prefect_stack import PrefectStack, heartrisk
 from tests.servers import BIN, free_port
+from tests.serving_app import app_server
 
 pytestmark = pytest.mark.integration
 

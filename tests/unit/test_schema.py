@@ -40,3 +40,15 @@ def test_json_schema_is_generated_from_features() -> None:
     assert doc["properties"]["cp"]["enum"] == [0, 1, 2, 3]
     assert doc["properties"]["age"]["minimum"] == 18
     assert doc["additionalProperties"] is False
+
+
+def test_json_api_accepts_only_json_numbers() -> None:
+    clean, errors = schema.validate_record({**VALID, "age": 54.0}, json_numbers=True)
+    assert errors == {}
+    assert clean["age"] == 54
+    _, errors = schema.validate_record({**VALID, "sex": True, "age": "54", "chol": None}, json_numbers=True)
+    assert set(errors) == {"sex", "age", "chol"}
+    assert errors["sex"].startswith("must be a JSON number, not true/false")
+    assert errors["age"].startswith("must be a JSON number, not a string")
+    _, errors = schema.validate_record({**VALID, "age": "54"})  # the form sends strings
+    assert errors == {}

@@ -48,7 +48,7 @@ def predict():
     rows: list[dict[str, Any]] = []
     for index, raw in enumerate(records):
         if isinstance(raw, dict):
-            values, fields = validate_record(raw)
+            values, fields = validate_record(raw, json_numbers=True)
         else:
             values, fields = {}, {"record": "expected a JSON object of the 13 features"}
         if fields:
