@@ -22,6 +22,8 @@ class PrefectStack:
     state_dir: Path
     worker_log: Path
     bootstrap: dict
+    server: subprocess.Popen  # the Prefect server process, for tests that stop and restart it
+    server_command: tuple[str, ...]
 
 
 def heartrisk(*args: str, env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess:
@@ -60,10 +62,11 @@ def start_prefect_stack(
         "HEARTRISK_TRIALS": "5",
         "HEARTRISK_FOLDS": "3",
     }
+    server_command = (str(BIN / "heartrisk"), "prefect-server")
     with ExitStack() as stack:
-        stack.enter_context(
+        server = stack.enter_context(
             running(
-                [str(BIN / "heartrisk"), "prefect-server"],
+                list(server_command),
                 health=f"{api_url}/health",
                 log=state / "prefect-server.log",
                 env=env,
@@ -84,4 +87,12 @@ def start_prefect_stack(
         if done.returncode != 0:
             raise RuntimeError(f"heartrisk bootstrap failed:\n{done.stdout}\n{done.stderr[-4000:]}")
         outcome = json.loads(done.stdout.strip().splitlines()[-1])
-        yield PrefectStack(api_url=api_url, env=env, state_dir=state, worker_log=worker_log, bootstrap=outcome)
+        yield PrefectStack(
+            api_url=api_url,
+            env=env,
+            state_dir=state,
+            worker_log=worker_log,
+            bootstrap=outcome,
+            server=server,
+            server_command=server_command,
+        )

@@ -2,7 +2,8 @@
 
 Each test drives the app under gunicorn with concurrent clients, each request carrying its own
 X-Request-ID, injects one fault, and then accounts for every request: acknowledged (200), failed,
-and whether it is in the prediction log. Nothing acknowledged may be missing from the log.
+and whether it is in the prediction log. Nothing acknowledged may be missing from the log. The last
+test restarts the Prefect server under a waiting worker: the next run must complete.
 """
 
 from __future__ import annotations
@@ -10,14 +11,19 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import time
 from pathlib import Path
 
 import psutil
 import pytest
 import requests
+from mlflow.tracking import MlflowClient
 
+from heartrisk.registry import champion
 from tests.integration.apphelpers import RECORD, Load, account, log_fresh_model, wait_for
-from tests.servers import free_port, mlflow_command, running, stop
+from tests.prefect_stack import start_prefect_stack
+from tests.servers import BIN, free_port, mlflow_command, running, stop
 from tests.serving_app import app_server, champion_source, register_copy
 
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore:X does not have valid feature names")]
@@ -105,3 +111,37 @@ def test_mlflow_stopping_while_serving_loses_nothing(tmp_path: Path) -> None:
             assert ready.json()["model_version"] == version
             assert ready.json()["mlflow_reachable"] is False
             _serves_again(app.url)
+
+
+def test_worker_survives_a_prefect_server_restart(tmp_path: Path, mlflow_env: dict[str, str]) -> None:
+    """Stop the Prefect server while the worker polls, start it again: the next training run completes."""
+    env = {**mlflow_env, "HEARTRISK_MODEL_NAME": "HeartRiskRestartModel"}
+    with start_prefect_stack(tmp_path, env) as stack:
+        stop(stack.server)
+        health = f"{stack.api_url}/health"
+        with pytest.raises(requests.RequestException):
+            requests.get(health, timeout=2)
+        time.sleep(10)  # several worker polls fail while the server is away
+        assert stack.server.poll() is not None
+        log = stack.state_dir / "prefect-server-restarted.log"
+        with running(list(stack.server_command), health=health, log=log, env=stack.env, timeout=180):
+            done = subprocess.run(
+                [
+                    str(BIN / "prefect"),
+                    "deployment",
+                    "run",
+                    "heart-attack-training/train-heart-attack-model",
+                    "--watch",
+                ],
+                env={**os.environ, **stack.env},
+                capture_output=True,
+                text=True,
+                timeout=600,
+                check=False,
+            )
+        worker_log = stack.worker_log.read_text()
+    outcome = "completed" if done.returncode == 0 else "FAILED"
+    print(f"Prefect restart: the worker kept polling through the outage; the next run {outcome}")
+    assert done.returncode == 0, done.stdout[-3000:] + worker_log[-3000:]
+    assert "Completed" in done.stdout
+    assert champion(MlflowClient(mlflow_env["MLFLOW_TRACKING_URI"]), "HeartRiskRestartModel", "champion") is not None
