@@ -16,7 +16,7 @@ STAMP := $(VENV)/.synced
 STACK_STATE := $(or $(HEARTRISK_STATE_DIR),.state)
 STACK_PID := $(STACK_STATE)/stack.pid
 
-.PHONY: help venv up down test test-unit test-integration lint format bench stack-test clean setup-dev data-check
+.PHONY: help venv up down test test-unit test-integration lint format bench bench-soak stack-test clean setup-dev data-check
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -63,8 +63,13 @@ format: venv  ## apply ruff's formatting and safe fixes
 stack-test: venv  ## build the images and drive the docker compose stack (starts its own dockerd if none runs)
 	tests/stack/run.sh
 
-bench: venv  ## benchmarks: print our figures next to a peer's measured in the same run
-	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+bench: venv  ## benchmarks (all but the soak): our figures next to a peer's measured in the same run
+	@command -v wrk >/dev/null || { echo "bench/serve.py needs wrk: apt-get install -y wrk"; exit 1; }
+	@for script in bench/[a-z]*.py; do \
+	  [ "$$script" = bench/soak.py ] && continue; echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+bench-soak: venv  ## 10 minutes at concurrency 16 with a champion promotion half-way (SOAK_MINUTES to change)
+	$(BIN)/python bench/soak.py --minutes $${SOAK_MINUTES:-10}
 
 clean:  ## remove the venv, caches and local state (models, runs, predictions)
 	rm -rf $(VENV) .state .pytest_cache .ruff_cache .hypothesis
