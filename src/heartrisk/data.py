@@ -27,12 +27,25 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def _shown(raw: object) -> str:
+    """A cell as the person wrote it: quoted text, or a plain number for numeric frames."""
+    if isinstance(raw, np.generic):
+        raw = raw.item()
+    return repr(raw) if isinstance(raw, str) else f"{raw:g}" if isinstance(raw, float) else str(raw)
+
+
 def _bad_rows(feature: Feature, column: pd.Series) -> list[tuple[int, object, str]]:
     """Rows whose value breaks the feature's rule, as (row index, raw value, reason)."""
-    numbers = pd.to_numeric(column, errors="coerce")
     problems: list[tuple[int, object, str]] = []
-    not_numeric = numbers.isna() & column.notna() & (column.astype(str).str.strip() != "")
-    missing = column.isna() | (column.astype(str).str.strip() == "")
+    if pd.api.types.is_numeric_dtype(column):  # served data: no text to parse, only NaN can be missing
+        numbers = column.astype(float)
+        missing = column.isna()
+        not_numeric = pd.Series(False, index=column.index)
+    else:
+        numbers = pd.to_numeric(column, errors="coerce")
+        blank = column.isna() | (column.astype(str).str.strip() == "")
+        missing = blank
+        not_numeric = numbers.isna() & ~blank
     for idx in np.flatnonzero(missing.to_numpy()):
         problems.append((int(idx), "", "is empty (a value is required)"))
     for idx in np.flatnonzero(not_numeric.to_numpy()):
@@ -64,7 +77,7 @@ def validate_frame(frame: pd.DataFrame, *, require_target: bool, source: str = "
         feature = BY_NAME[name]
         for idx, raw, reason in _bad_rows(feature, frame[name])[:MAX_REPORTED]:
             messages.append(
-                f"{source}: column '{name}', row {idx + 1} (line {idx + 2}): value {raw!r} {reason}; "
+                f"{source}: column '{name}', row {idx + 1} (line {idx + 2}): value {_shown(raw)} {reason}; "
                 f"allowed: {feature.allowed()}"
             )
     if messages:

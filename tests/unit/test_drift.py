@@ -172,5 +172,5 @@ def test_served_rows_are_checked_on_distinct_values_but_errors_name_the_real_row
     typed = validate_served(served, "log")
     pd.testing.assert_frame_equal(typed, validate_frame(served, require_target=False, source="log"))
     served.loc[357, "thall"] = 7.0
-    with pytest.raises(DataError, match=r"log: column 'thall', row 358 \(line 359\): value .*7\.0.* is not a valid"):
+    with pytest.raises(DataError, match=r"log: column 'thall', row 358 \(line 359\): value 7 is not a valid"):
         validate_served(served, "log")
