@@ -223,6 +223,7 @@ def bootstrap(
     train: bool = True,
     wait_training: bool = True,
     redeploy: bool = False,
+    wait_app: bool = False,
     log: Log = _stderr,
 ) -> Outcome:
     """Wait for MLflow and Prefect, then add the pool, deployments and first champion if missing."""
@@ -251,7 +252,7 @@ def bootstrap(
         outcome.skipped = [name for name in declared if name not in todo]
         outcome.deployed = todo
         # On a fresh stack the first champion comes first: the training deployment is applied while
-        # MLflow may still be starting, the other deployments only once that training is over.
+        # MLflow may still be starting, the other deployments only once the app serves that champion.
         if TRAIN_DEPLOYMENT in todo:
             deploy(settings, [TRAIN_DEPLOYMENT], log=log)
         wait_for(f"{outcome.urls['mlflow']}/health", timeout=settings.bootstrap_timeout, what="MLflow", log=log)
@@ -262,6 +263,8 @@ def bootstrap(
             if wait_training:
                 outcome.training_state = wait_for_run(client, run.id, timeout=settings.bootstrap_timeout, log=log)
                 outcome.champion_version = current_champion(settings)
+        if wait_app and outcome.training_state in (None, "COMPLETED"):
+            wait_for(f"{outcome.urls['app']}/readyz", timeout=settings.bootstrap_timeout, what="the app", log=log)
         if rest := [name for name in todo if name != TRAIN_DEPLOYMENT]:
             deploy(settings, rest, log=log)
         log(f"deployments: deployed {todo or 'none'}, already there {outcome.skipped or 'none'}")

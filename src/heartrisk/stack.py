@@ -56,7 +56,11 @@ def cmd_prefect_server(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """A process worker on the project's pool; flow runs start in the project folder (prefect.yaml)."""
+    from heartrisk.bootstrap import wait_for
+
     settings = get_settings()
+    # Started before the server answers, the worker backs off and picks up the first run late.
+    wait_for(f"{settings.prefect_api_url}/health", timeout=settings.bootstrap_timeout, what="Prefect", log=print)
     command = [str(BIN / "prefect"), "worker", "start", "--pool", settings.work_pool, "--type", "process"]
     command += ["--name", args.name]
     if args.healthcheck:
@@ -76,14 +80,12 @@ def cmd_smtp_sink(args: argparse.Namespace) -> int:
 
 
 def cmd_bootstrap(args: argparse.Namespace) -> int:
-    from heartrisk.bootstrap import bootstrap, stay, wait_for
+    from heartrisk.bootstrap import bootstrap, stay
 
     settings = get_settings()
     os.environ.update(prefect_env(settings))
-    outcome = bootstrap(settings, train=not args.no_train, redeploy=args.redeploy)
+    outcome = bootstrap(settings, train=not args.no_train, redeploy=args.redeploy, wait_app=args.wait_app)
     failed = outcome.training_state not in (None, "COMPLETED")
-    if args.wait_app and not failed:
-        wait_for(f"{outcome.urls['app']}/readyz", timeout=settings.bootstrap_timeout, what="the app")
     print(json.dumps(outcome.as_dict()), flush=True)
     title = f"HeartRisk started, but the first training run {outcome.training_state}:" if failed else "HeartRisk is up:"
     banner = [
