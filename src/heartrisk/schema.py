@@ -164,7 +164,8 @@ def validate_record(
     document says integer / number) only JSON numbers are accepted, so ``true`` or ``"54"`` is refused.
     Unknown keys are reported too, so a typo in a field name is not silently ignored.
     """
-    present = {k: v for k, v in raw.items() if not (isinstance(v, str) and not v.strip())}
+    blank = {k for k, v in raw.items() if k in BY_NAME and isinstance(v, str) and not v.strip()}
+    present = {k: v for k, v in raw.items() if k not in blank}  # a blank form field is a missing value
     errors: dict[str, str] = {}
     if json_numbers:
         for name, value in raw.items():
