@@ -81,6 +81,11 @@ class Settings:
     retrain_on_drift: bool
     train_deployment: str
 
+    def mlflow_run_url(self, experiment_id: str, run_id: str) -> str:
+        """Link to a run in the MLflow UI (the public URL when MLflow is reached under another name)."""
+        base = (self.public_url or self.mlflow_tracking_uri).rstrip("/")
+        return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
+
 
 def get_settings() -> Settings:
     """Read the environment now (tests change it between calls, so this is not cached)."""

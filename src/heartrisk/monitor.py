@@ -218,9 +218,7 @@ def log_to_mlflow(
         client.set_terminated(run_id, "FAILED")
         raise
     client.set_terminated(run_id)
-    # The same link as train.run_link, built here because importing train costs seconds (sklearn, matplotlib).
-    base = (settings.public_url or settings.mlflow_tracking_uri).rstrip("/")
-    return {"run_id": run_id, "run_url": f"{base}/#/experiments/{experiment_id}/runs/{run_id}"}
+    return {"run_id": run_id, "run_url": settings.mlflow_run_url(experiment_id, run_id)}
 
 
 @task(name="publish-drift-table", cache_policy=NO_CACHE)

@@ -49,11 +49,6 @@ def _signature(pipeline: Pipeline, x_train: pd.DataFrame) -> ModelSignature:
         return infer_signature(x_train, pipeline.predict_proba(x_train.head(5)))
 
 
-def run_link(settings: Settings, experiment_id: str, run_id: str) -> str:
-    base = (settings.public_url or mlflow.get_tracking_uri()).rstrip("/")
-    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
-
-
 def _plots(pipeline: Pipeline, x_test: pd.DataFrame, y_test: pd.Series) -> dict[str, Figure]:
     roc = Figure(figsize=(5, 5))
     ax = roc.subplots()
@@ -220,7 +215,7 @@ def run_training(
             "seed": seed,
             "data_sha256": sha,
             "seconds": round(time.perf_counter() - started, 2),
-            "run_url": run_link(settings, exp.experiment_id, parent_id),
+            "run_url": settings.mlflow_run_url(exp.experiment_id, parent_id),
         }
         mlflow.log_text(model_card(summary, interval, len(x_train), len(x_test)), "model_card.md")
     _publish_artifact(summary, decision)
