@@ -50,7 +50,9 @@ def prepare(rows: int, db: Path, seed: int = 42) -> None:
     chunk = 100_000
     for start in range(0, rows, chunk):
         part = frame.iloc[start : start + chunk]
-        log.append(part.to_dict("records"), [0.5] * len(part), [1] * len(part), model_version="bench", request_id="b")
+        log.append(
+            part.to_numpy(dtype=float), [0.5] * len(part), [1] * len(part), model_version="bench", request_id="b"
+        )
 
 
 def measure(case: str, db: Path) -> dict:

@@ -138,7 +138,7 @@ def main() -> None:
     if shutil.which("wrk") is None:
         sys.exit("bench/serve.py needs wrk (apt-get install wrk)")
 
-    from heartrisk.schema import FEATURE_NAMES
+    from heartrisk.schema import FEATURE_NAMES, as_matrix
     from heartrisk.serving.model_holder import LoadedModel
 
     records = pd.read_csv(ROOT / "data" / "heart.csv")[list(FEATURE_NAMES)].to_dict("records")  # typed per column
@@ -155,7 +155,7 @@ def main() -> None:
                 lambda: pipeline.predict_proba(one_row), concurrency=c, seconds=args.seconds / 2
             )
             results.setdefault("app's predict path", {})[f"c{c}"] = in_process(
-                lambda: ours_in_process.predict([record]), concurrency=c, seconds=args.seconds / 2
+                lambda: ours_in_process.predict(as_matrix([record])), concurrency=c, seconds=args.seconds / 2
             )
 
         env = {

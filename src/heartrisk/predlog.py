@@ -1,32 +1,39 @@
 """The log of served predictions: what monitoring compares with the reference data.
 
 SQLite in WAL mode: many gunicorn workers append at once (SQLite serialises the writers; the busy
-timeout makes them wait instead of failing), while the monitoring flow reads a time window.
+timeout makes them wait instead of failing), while the monitoring flow reads a time window. Each
+writing thread keeps its own connection: opening and closing one per request cost more than the
+insert, because closing the last connection checkpoints the WAL into the database file.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
+from itertools import repeat
 from pathlib import Path
-from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from heartrisk.schema import FEATURE_NAMES
 
 BUSY_TIMEOUT_SECONDS = 30
 COLUMNS = ("ts", "request_id", "model_version", "probability", "label", *FEATURE_NAMES)
+_INSERT = f"INSERT INTO predictions ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"  # noqa: S608
 
 
 class PredictionLog:
-    """Append-only table of predictions; one connection per call keeps it safe across forks."""
+    """Append-only table of predictions; safe across threads and forks (connections are per thread and pid)."""
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
+        self._local = threading.local()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         features = ", ".join(f"{name} REAL NOT NULL" for name in FEATURE_NAMES)
         with closing(self._connect()) as conn, conn:
@@ -45,25 +52,32 @@ class PredictionLog:
         conn.execute("PRAGMA synchronous=NORMAL")
         return conn
 
+    def _writer(self) -> sqlite3.Connection:
+        """This thread's connection, opened on first use in this process (never one inherited by a fork)."""
+        local = self._local
+        if getattr(local, "pid", None) != os.getpid():
+            local.conn, local.pid = self._connect(), os.getpid()
+        return local.conn
+
     def append(
         self,
-        records: Iterable[Mapping[str, Any]],
+        features: np.ndarray,
         probabilities: Iterable[float],
         labels: Iterable[int],
         *,
         model_version: str,
         request_id: str,
     ) -> int:
-        """Append one row per record in one transaction; returns the number of rows written."""
+        """Append one row per record (rows of ``features`` in schema order) in one transaction."""
+        columns = np.asarray(features, dtype=float).T.tolist()
+        probabilities, labels = [float(p) for p in probabilities], [int(lbl) for lbl in labels]
+        if not len(probabilities) == len(labels) == len(columns[0]):
+            raise ValueError("one probability and one label per record")
         now = time.time()
-        rows = [
-            (now, request_id, model_version, float(p), int(lbl), *(float(r[n]) for n in FEATURE_NAMES))
-            for r, p, lbl in zip(records, probabilities, labels, strict=True)
-        ]
-        placeholders = ", ".join("?" for _ in COLUMNS)
-        with closing(self._connect()) as conn, conn:
-            conn.executemany(f"INSERT INTO predictions ({', '.join(COLUMNS)}) VALUES ({placeholders})", rows)  # noqa: S608
-        return len(rows)
+        rows = zip(repeat(now), repeat(request_id), repeat(model_version), probabilities, labels, *columns)
+        with self._writer() as conn:
+            conn.executemany(_INSERT, rows)
+        return len(labels)
 
     def count(self) -> int:
         with closing(self._connect()) as conn:

@@ -7,10 +7,13 @@ checked row by row against the UCI original (see ``data/README.md``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import chain
+from operator import itemgetter
 from typing import Annotated, Any, Literal
 
+import numpy as np
 from pydantic import AfterValidator, ConfigDict, Field, ValidationError, create_model
 
 Kind = Literal["numeric", "categorical"]
@@ -187,6 +190,65 @@ def validate_record(
                 message += f"; allowed: {BY_NAME[name].allowed()}"
             errors.setdefault(name, message)
     return ({}, errors) if errors else (clean, {})
+
+
+def as_matrix(records: Sequence[Mapping[str, float | int]]) -> np.ndarray:
+    """Clean records as one float row each, in schema order (what the model and the log take)."""
+    return np.array([_in_order(record) for record in records], dtype=float).reshape(len(records), len(FEATURES))
+
+
+_in_order = itemgetter(*FEATURE_NAMES)
+_JSON_NUMBERS = {int, float}
+_WHOLE = np.array([f.dtype == "int" for f in FEATURES])
+_LOW = np.array([min(f.codes) if f.codes is not None else f.minimum for f in FEATURES], dtype=float)
+_HIGH = np.array([max(f.codes) if f.codes is not None else f.maximum for f in FEATURES], dtype=float)
+_CODED = [(i, list(f.codes)) for i, f in enumerate(FEATURES) if f.codes is not None]
+
+
+def validate_records(raws: Sequence[Any]) -> tuple[np.ndarray, list[tuple[int, dict[str, str]]]]:
+    """Check a batch of JSON records; return (matrix in schema order, [(index, {field: reason})]).
+
+    The same rules as :func:`validate_record` with ``json_numbers``, checked column-wise with numpy
+    (a 10 000-record batch in milliseconds instead of a second of per-record validation). A record
+    the fast check does not pass goes through :func:`validate_record`, which has the last word and
+    writes the messages, so both paths accept exactly the same records.
+    """
+    rows: list[tuple[Any, ...]] = []
+    slow: set[int] = set()
+    placeholder = tuple(_LOW)
+    for index, raw in enumerate(raws):
+        if type(raw) is dict and len(raw) == len(FEATURES):
+            try:
+                rows.append(_in_order(raw))
+                continue
+            except KeyError:
+                pass
+        slow.add(index)
+        rows.append(placeholder)
+    if not set(map(type, chain.from_iterable(rows))) <= _JSON_NUMBERS:
+        slow.update(i for i, row in enumerate(rows) if not all(type(v) in _JSON_NUMBERS for v in row))
+        rows = [placeholder if i in slow else row for i, row in enumerate(rows)]
+    try:
+        matrix = np.array(rows, dtype=float).reshape(len(rows), len(FEATURES))
+    except OverflowError:  # an integer beyond float range somewhere: let the record checks name it
+        matrix, slow = np.tile(_LOW, (len(rows), 1)), set(range(len(rows)))
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(matrix) | (matrix < _LOW) | (matrix > _HIGH) | (_WHOLE & (matrix != np.round(matrix)))
+    for column, codes in _CODED:
+        bad[:, column] |= ~np.isin(matrix[:, column], codes)
+    slow.update(np.flatnonzero(bad.any(axis=1)).tolist())
+    errors: list[tuple[int, dict[str, str]]] = []
+    for index in sorted(slow):
+        raw = raws[index]
+        if not isinstance(raw, dict):
+            errors.append((index, {"record": "expected a JSON object of the 13 features"}))
+            continue
+        clean, fields = validate_record(raw, json_numbers=True)
+        if fields:
+            errors.append((index, fields))
+        else:
+            matrix[index] = _in_order(clean)
+    return matrix, errors
 
 
 def json_schema() -> dict[str, Any]:

@@ -148,7 +148,7 @@ def test_served_predictions_are_what_the_next_run_compares(env, mailbox, tmp_pat
     box, _ = mailbox
     db = tmp_path / "predictions.sqlite"
     log = PredictionLog(db)
-    records = load_csv(HEART)[list(FEATURE_NAMES)].to_dict("records")
+    records = load_csv(HEART)[list(FEATURE_NAMES)].to_numpy(dtype=float)
     log.append(records[:10], [0.5] * 10, [1] * 10, model_version="1", request_id="early")
     extra = {
         "HEARTRISK_PREDICTIONS_DB": str(db),

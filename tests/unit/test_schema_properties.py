@@ -22,7 +22,7 @@ from sklearn.pipeline import Pipeline
 
 from heartrisk.data import DataError, load_csv, validate_frame
 from heartrisk.model import svc_pipeline
-from heartrisk.schema import FEATURE_NAMES, FEATURES, TARGET, Feature, validate_record
+from heartrisk.schema import FEATURE_NAMES, FEATURES, TARGET, Feature, validate_record, validate_records
 from tests.conftest import HEART
 
 BUDGET = settings(
@@ -172,6 +172,57 @@ def test_an_unknown_field_is_refused_by_name(record: dict[str, Any], extra: str,
     assert clean == {}
     assert set(errors) == {extra}
     assert "unknown field" in errors[extra]
+
+
+def json_record() -> st.SearchStrategy[Any]:
+    """What a JSON batch may hold: valid records, records with one bad field, a missing or extra field,
+    whole floats for integers, huge integers, or something that is not an object at all."""
+    valid = st.fixed_dictionaries({f.name: valid_number(f) for f in FEATURES})
+
+    @st.composite
+    def spoiled(draw: st.DrawFn) -> Any:
+        record = draw(valid)
+        feature = draw(st.sampled_from(FEATURES))
+        how = draw(st.sampled_from(["bad", "bad", "fraction", "nan", "float", "huge", "missing", "extra", "bool"]))
+        if how == "bad":
+            record[feature.name] = draw(bad_value(feature))[1]
+        elif how == "fraction":  # refused for whole-number features, allowed for oldpeak
+            record[feature.name] = (min(feature.codes) if feature.codes else feature.minimum) + 0.5
+        elif how == "nan":
+            record[feature.name] = math.nan
+        elif how == "float":
+            record[feature.name] = float(record[feature.name])
+        elif how == "huge":
+            record[feature.name] = draw(st.sampled_from([10**400, -(10**400), 2**63, math.inf, -math.inf]))
+        elif how == "missing":
+            del record[feature.name]
+        elif how == "extra":
+            record["note"] = 1
+        else:
+            record[feature.name] = True
+        return record
+
+    return st.one_of(valid, spoiled(), spoiled(), st.sampled_from([None, 1, "x", [], [1, 2]]))
+
+
+@BUDGET
+@given(batch=st.lists(json_record(), min_size=1, max_size=12))
+def test_the_batch_validator_agrees_with_the_record_validator(batch: list[Any]) -> None:
+    """The API's column-wise fast path accepts and refuses exactly what validate_record does, with its messages."""
+    matrix, invalid = validate_records(batch)
+    expected = {}
+    for index, raw in enumerate(batch):
+        if not isinstance(raw, dict):
+            expected[index] = {"record": "expected a JSON object of the 13 features"}
+            continue
+        clean, fields = validate_record(raw, json_numbers=True)
+        if fields:
+            expected[index] = fields
+        else:
+            assert matrix[index].tolist() == [float(clean[name]) for name in FEATURE_NAMES]
+    assert dict(invalid) == expected
+    assert [index for index, _ in invalid] == sorted(expected)
+    assert matrix.shape == (len(batch), len(FEATURES))
 
 
 # ---------------------------------------------------------------------------------------------- frames

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from heartrisk.config import get_settings
-from heartrisk.schema import FEATURE_NAMES
+from heartrisk.schema import FEATURE_NAMES, as_matrix
 from heartrisk.serving.model_holder import WARM_UP_RECORD, LoadedModel, ModelHolder
 
 
@@ -81,8 +81,8 @@ def test_loads_the_champion_once_and_swaps_to_a_new_version(holder: ModelHolder,
     registry.champion = "2"
     holder.refresh()
     assert holder.model.version == "2"
-    assert holder.model.predict([WARM_UP_RECORD])[0].tolist() == [0.9]
-    assert first.predict([WARM_UP_RECORD])[0].tolist() == [0.2]  # a request holding v1 finishes with v1
+    assert holder.model.predict(as_matrix([WARM_UP_RECORD]))[0].tolist() == [0.9]
+    assert first.predict(as_matrix([WARM_UP_RECORD]))[0].tolist() == [0.2]  # a request holding v1 finishes with v1
     assert holder.status().problem == ""
 
 
@@ -149,6 +149,6 @@ def test_background_thread_follows_the_alias(holder: ModelHolder, registry: Fake
 
 def test_label_is_one_from_probability_one_half() -> None:
     model = LoadedModel.of("M", "1", ConstantModel(0.5))
-    probability, label = model.predict([WARM_UP_RECORD, WARM_UP_RECORD])
+    probability, label = model.predict(as_matrix([WARM_UP_RECORD, WARM_UP_RECORD]))
     assert probability.tolist() == [0.5, 0.5]
     assert label.tolist() == [1, 1]

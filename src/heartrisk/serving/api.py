@@ -12,7 +12,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from heartrisk import __version__
-from heartrisk.schema import json_schema, validate_record
+from heartrisk.schema import json_schema, validate_records
 from heartrisk.serving.model_holder import TRAIN_HINT
 from heartrisk.serving.runtime import NoModel, runtime, score
 
@@ -44,22 +44,14 @@ def predict():
     if not isinstance(payload, dict | list):
         return problem(422, "expected a JSON object of the 13 features, or a list of such objects")
     records = payload if isinstance(payload, list) else [payload]
-    clean: list[dict[str, float | int]] = []
-    rows: list[dict[str, Any]] = []
-    for index, raw in enumerate(records):
-        if isinstance(raw, dict):
-            values, fields = validate_record(raw, json_numbers=True)
-        else:
-            values, fields = {}, {"record": "expected a JSON object of the 13 features"}
-        if fields:
-            rows.append({"index": index, "fields": fields})
-        clean.append(values)
-    if rows:
+    features, invalid = validate_records(records)
+    if invalid:
         if isinstance(payload, dict):
-            return problem(422, "invalid input", fields=rows[0]["fields"])
+            return problem(422, "invalid input", fields=invalid[0][1])
+        rows = [{"index": index, "fields": fields} for index, fields in invalid]
         return problem(422, f"invalid input in {len(rows)} of {len(records)} records", rows=rows)
     try:
-        scored = score(clean)
+        scored = score(features)
     except NoModel as exc:
         return problem(503, f"no model loaded ({exc}). {TRAIN_HINT}")
     answers = [

@@ -13,14 +13,14 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
 from heartrisk.config import Settings
-from heartrisk.schema import FEATURE_NAMES, FEATURES
+from heartrisk.schema import FEATURE_NAMES, FEATURES, as_matrix
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +60,9 @@ class LoadedModel:
         positive = int(np.flatnonzero(pipeline.classes_ == 1)[0])
         return cls(name, version, pipeline, time.time(), positive)
 
-    def predict(self, records: Sequence[Mapping[str, float | int]]) -> tuple[np.ndarray, np.ndarray]:
-        """Probability of label 1 and the label (1 when that probability is at least 0.5)."""
-        matrix = np.array([[record[name] for name in FEATURE_NAMES] for record in records], dtype=float)
-        probability = self.pipeline.predict_proba(matrix)[:, self.positive]
+    def predict(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Probability of label 1 and the label (1 when that probability is at least 0.5), per row."""
+        probability = self.pipeline.predict_proba(features)[:, self.positive]
         return probability, (probability >= 0.5).astype(int)
 
 
@@ -172,7 +171,7 @@ class ModelHolder:
             return True, ""
         try:
             candidate = LoadedModel.of(name, version, self._source.load(version))
-            candidate.predict([WARM_UP_RECORD])
+            candidate.predict(as_matrix([WARM_UP_RECORD]))
         except Exception as exc:  # a broken version must not replace a working one
             log.exception("could not load %s version %s", name, version)
             return True, f"could not load {name} version {version}: {_short(exc)}"

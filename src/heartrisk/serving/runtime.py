@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 from flask import current_app, g, request
 
 from heartrisk.config import Settings
@@ -53,16 +53,19 @@ def request_id() -> str:
     return g.request_id
 
 
-def score(records: Sequence[Mapping[str, float | int]]) -> Scored:
-    """Predict with the current champion and log every record before answering."""
+def score(features: np.ndarray) -> Scored:
+    """Predict with the current champion and log every record before answering.
+
+    ``features`` holds one validated record per row, in schema order (:func:`heartrisk.schema.as_matrix`).
+    """
     rt = runtime()
     model = rt.holder.model
     if model is None:
         raise NoModel(rt.holder.status().problem)
-    if not records:
+    if not len(features):
         return Scored(model, [], [])
-    probabilities, labels = model.predict(records)
-    rt.log.append(records, probabilities, labels, model_version=model.version, request_id=request_id())
+    probabilities, labels = model.predict(features)
+    rt.log.append(features, probabilities, labels, model_version=model.version, request_id=request_id())
     scored = Scored(model, probabilities.tolist(), labels.tolist())
     metrics.observe_predictions(scored.labels)
     return scored

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from flask import Blueprint, abort, render_template, request
 
-from heartrisk.schema import BY_NAME, FEATURE_NAMES, FEATURES, TARGET, validate_record
+from heartrisk.schema import BY_NAME, FEATURE_NAMES, FEATURES, TARGET, as_matrix, validate_record
 from heartrisk.serving import security
 from heartrisk.serving.model_holder import TRAIN_HINT
 from heartrisk.serving.runtime import NoModel, Scored, runtime, score
@@ -77,7 +77,7 @@ def submit():
         return _page(values=values, errors=errors, result=None, status=422)
     values = {name: str(clean[name]) for name in FEATURE_NAMES}  # "1.0" posted by a script selects "1"
     try:
-        result = score([clean])
+        result = score(as_matrix([clean]))
     except NoModel:
         return _page(values=values, errors={}, result=None, status=503)
     return _page(values=values, errors={}, result=result)
