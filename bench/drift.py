@@ -65,7 +65,7 @@ def measure(case: str, db: Path) -> dict:
         from heartrisk.monitor import data_definition, shared_columns, validate_served
         from heartrisk.predlog import PredictionLog
 
-        served = PredictionLog(db).read(days=settings.drift_window_days)
+        served = PredictionLog(db).features(days=settings.drift_window_days)
         current = validate_served(served, str(db))  # the flow's frames: same values, same dtypes
         del served
         reference = load_csv(settings.reference_path)

@@ -161,7 +161,7 @@ def load_current(current: str | None, predictions_db: str, window_days: float) -
     """The data to watch: a given CSV, or what the app served in the last ``window_days``."""
     if current:
         return read_schema_csv(current), current
-    served = PredictionLog(predictions_db).read(days=window_days)
+    served = PredictionLog(predictions_db).features(days=window_days)
     source = f"prediction log {predictions_db}, last {window_days:g} days"
     return validate_served(served, source), source
 

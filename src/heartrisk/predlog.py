@@ -85,9 +85,7 @@ class PredictionLog:
 
     def read(self, *, since: datetime | None = None, days: float | None = None) -> pd.DataFrame:
         """Predictions made since a time (or in the last ``days``), oldest first."""
-        if since is None and days is not None:
-            since = datetime.now(UTC) - timedelta(days=days)
-        start = since.timestamp() if since is not None else 0.0
+        start = _start(since, days)
         with closing(self._connect()) as conn:
             frame = pd.read_sql_query(
                 f"SELECT {', '.join(COLUMNS)} FROM predictions WHERE ts >= ? ORDER BY id",  # noqa: S608
@@ -96,3 +94,18 @@ class PredictionLog:
             )
         frame["ts"] = pd.to_datetime(frame["ts"], unit="s", utc=True)
         return frame
+
+    def features(self, *, since: datetime | None = None, days: float | None = None) -> pd.DataFrame:
+        """Only the 13 features of :meth:`read`, as floats: what monitoring compares, in half the time."""
+        query = f"SELECT {', '.join(FEATURE_NAMES)} FROM predictions WHERE ts >= ? ORDER BY id"  # noqa: S608
+        with closing(self._connect()) as conn:
+            rows = conn.execute(query, (_start(since, days),)).fetchall()
+        matrix = np.array(rows, dtype=float).reshape(len(rows), len(FEATURE_NAMES))
+        return pd.DataFrame(matrix, columns=list(FEATURE_NAMES))
+
+
+def _start(since: datetime | None, days: float | None) -> float:
+    """The window's start as a UNIX time (0: everything)."""
+    if since is None and days is not None:
+        since = datetime.now(UTC) - timedelta(days=days)
+    return since.timestamp() if since is not None else 0.0

@@ -1,0 +1,52 @@
+"""The prediction log: rows in schema order, one per record, readable whole or as features only."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from heartrisk.data import load_csv
+from heartrisk.predlog import PredictionLog
+from heartrisk.schema import FEATURE_NAMES
+from tests.conftest import HEART
+
+
+def test_rows_come_back_as_written_from_many_threads(tmp_path) -> None:
+    features = load_csv(HEART)[list(FEATURE_NAMES)].to_numpy(dtype=float)
+    log = PredictionLog(tmp_path / "p.sqlite")
+    parts = np.array_split(features, 6)
+    threads = [
+        threading.Thread(target=log.append, args=(part, [0.25] * len(part), [0] * len(part)),
+                         kwargs={"model_version": "3", "request_id": f"r{i}"})
+        for i, part in enumerate(parts)
+    ]  # fmt: skip
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    whole = log.read()
+    assert log.count() == len(whole) == len(features)
+    assert set(whole["request_id"]) == {f"r{i}" for i in range(6)}
+    assert (whole["model_version"] == "3").all() and (whole["probability"] == 0.25).all()
+    by_request = whole.sort_values(["request_id", "ts"], kind="stable")  # each request's rows stay in order
+    expected = np.concatenate(parts)
+    assert np.array_equal(by_request[list(FEATURE_NAMES)].to_numpy(), expected)
+    only = log.features()
+    assert list(only.columns) == list(FEATURE_NAMES)
+    assert np.array_equal(only.to_numpy(), whole[list(FEATURE_NAMES)].to_numpy())
+
+
+def test_the_window_leaves_out_older_rows(tmp_path) -> None:
+    log = PredictionLog(tmp_path / "p.sqlite")
+    log.append(np.ones((2, len(FEATURE_NAMES))), [0.5, 0.5], [1, 1], model_version="1", request_id="a")
+    assert len(log.features(days=1)) == 2
+    assert len(log.features(days=-1)) == 0  # a window that starts tomorrow
+
+
+def test_probabilities_and_labels_must_match_the_records(tmp_path) -> None:
+    log = PredictionLog(tmp_path / "p.sqlite")
+    with pytest.raises(ValueError, match="one probability and one label per record"):
+        log.append(np.ones((2, len(FEATURE_NAMES))), [0.5], [1, 1], model_version="1", request_id="a")
+    assert log.count() == 0
