@@ -83,10 +83,12 @@ def measure(case: str, db: Path) -> dict:
         seconds = time.perf_counter() - start
         rows = len(current)
     else:
+        import asyncio
+
         from heartrisk.monitor import monitor_flow
 
         start = time.perf_counter()
-        state = monitor_flow(retrain=False, recipients=[], return_state=True)
+        state = asyncio.run(monitor_flow(retrain=False, recipients=[], return_state=True))
         seconds = time.perf_counter() - start
         summary = state.result()
         share, rows = summary["share"], summary["current_rows"]

@@ -7,6 +7,7 @@ that scripts can rely on. A user's mistake (bad data, bad option) exits 2 with t
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import sys
@@ -81,14 +82,16 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     for path in (args.current, args.reference):
         if path:
             read_schema_csv(path)  # fail fast, before Prefect starts, on a bad file
-    state = monitor_flow(
-        current=args.current,
-        reference=args.reference,
-        recipients=args.recipient,
-        email_block=args.email_block,
-        threshold=args.threshold,
-        retrain=args.retrain,
-        return_state=True,
+    state = asyncio.run(
+        monitor_flow(
+            current=args.current,
+            reference=args.reference,
+            recipients=args.recipient,
+            email_block=args.email_block,
+            threshold=args.threshold,
+            retrain=args.retrain,
+            return_state=True,
+        )
     )
     if not state.is_completed():
         try:

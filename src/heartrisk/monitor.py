@@ -20,9 +20,12 @@ import pandas as pd
 from evidently import DataDefinition, Dataset, Report
 from evidently.core.report import Snapshot
 from evidently.presets import DataDriftPreset
+from mlflow.entities import Metric, Param
+from mlflow.tracking import MlflowClient
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.context import SyncClientContext
 
 from heartrisk import notify
 from heartrisk.config import Settings, get_settings
@@ -193,9 +196,6 @@ def log_to_mlflow(
     settings: Settings, result: DriftResult, report: Path, params: dict[str, Any], stamp: str
 ) -> dict[str, str]:
     """One MLflow run per monitoring run, so the MLflow UI charts drift over time."""
-    from mlflow.entities import Metric, Param
-    from mlflow.tracking import MlflowClient
-
     client = MlflowClient(settings.mlflow_tracking_uri)
     experiment = client.get_experiment_by_name(settings.monitor_experiment)
     experiment_id = experiment.experiment_id if experiment else client.create_experiment(settings.monitor_experiment)
@@ -243,16 +243,18 @@ def start_retraining(deployment: str) -> dict[str, str]:
     return {"deployment": deployment, "flow_run_id": str(run.id), "flow_run_name": run.name}
 
 
-def _attempt(step: Callable[..., Any], *args: Any) -> tuple[Any, str]:
+async def _attempt(step: Callable[..., Any], *args: Any) -> tuple[Any, str]:
     """Run a task that must not stop the alert; returns (result, error message or "")."""
     state = step(*args, return_state=True)
     if state.is_completed():
-        return state.result(), ""
+        return await state.aresult(), ""
     return None, str(state.message or state.name)
 
 
+# Async on purpose: Prefect's sync engine joins its heartbeat thread at the end of every run, and the
+# thread sleeps in 1-second steps, so a sync flow waits up to a second for nothing. The steps stay sync.
 @flow(name="heart-attack-drift-monitoring")
-def monitor_flow(
+async def monitor_flow(
     current: str | None = None,
     reference: str | None = None,
     recipients: list[str] | None = None,
@@ -262,99 +264,107 @@ def monitor_flow(
     window_days: float | None = None,
 ) -> dict[str, Any]:
     """Compare current data with the reference; report, alert and (on drift) retrain."""
-    settings = get_settings()
-    logger = get_run_logger()
-    threshold = settings.drift_threshold if threshold is None else threshold
-    retrain = settings.retrain_on_drift if retrain is None else retrain
-    window_days = settings.drift_window_days if window_days is None else window_days
-    recipients = list(recipients or settings.email_recipients)
-    reference_path = str(reference or settings.reference_path)
+    # One Prefect client for all the steps: each sync task outside it would open its own (about 40 ms).
+    with SyncClientContext.get_or_create():
+        settings = get_settings()
+        logger = get_run_logger()
+        threshold = settings.drift_threshold if threshold is None else threshold
+        retrain = settings.retrain_on_drift if retrain is None else retrain
+        window_days = settings.drift_window_days if window_days is None else window_days
+        recipients = list(recipients or settings.email_recipients)
+        reference_path = str(reference or settings.reference_path)
 
-    current_frame, source = load_current(current, str(settings.predictions_db), window_days)
-    reference_frame = load_reference(reference_path)
-    summary: dict[str, Any] = {
-        "current_source": source,
-        "reference": reference_path,
-        "current_rows": len(current_frame),
-        "reference_rows": len(reference_frame),
-        "threshold": threshold,
-    }
-    if len(current_frame) < settings.drift_min_rows:
-        logger.warning(
-            "Not enough data: %d current rows, at least %d needed (HEARTRISK_DRIFT_MIN_ROWS); no alert.",
-            len(current_frame),
-            settings.drift_min_rows,
-        )
-        return {**summary, "status": "not enough data", "drift_detected": False, "share": None, "drifted_columns": []}
+        current_frame, source = load_current(current, str(settings.predictions_db), window_days)
+        reference_frame = load_reference(reference_path)
+        summary: dict[str, Any] = {
+            "current_source": source,
+            "reference": reference_path,
+            "current_rows": len(current_frame),
+            "reference_rows": len(reference_frame),
+            "threshold": threshold,
+        }
+        if len(current_frame) < settings.drift_min_rows:
+            logger.warning(
+                "Not enough data: %d current rows, at least %d needed (HEARTRISK_DRIFT_MIN_ROWS); no alert.",
+                len(current_frame),
+                settings.drift_min_rows,
+            )
+            return {
+                **summary,
+                "status": "not enough data",
+                "drift_detected": False,
+                "share": None,
+                "drifted_columns": [],
+            }
 
-    result, snapshot = drift_task(current_frame, reference_frame, threshold)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    report = save_report(snapshot, settings.report_dir, stamp)
-    summary.update(
-        status="drift" if result.drift_detected else "no drift",
-        drift_detected=result.drift_detected,
-        share=result.share,
-        drifted_columns=result.drifted_columns,
-        columns=[asdict(c) for c in result.columns],
-        report_path=str(report),
-        latest_report=str(report.parent / "latest.html"),
-    )
-    logger.info(
-        "%s: %d/%d columns drifted (%.0f%%, threshold %.0f%%): %s",
-        summary["status"],
-        result.drifted_count,
-        len(result.columns),
-        100 * result.share,
-        100 * threshold,
-        ", ".join(result.drifted_columns) or "none",
-    )
-
-    params = {k: summary[k] for k in ("current_source", "reference", "current_rows", "reference_rows", "threshold")}
-    tracked, mlflow_error = _attempt(log_to_mlflow, settings, result, report, params, stamp)
-    summary["mlflow"] = tracked or {"error": mlflow_error}
-    report_url = (tracked or {}).get("run_url", "")
-    publish_table(result, report_url)
-
-    actions: list[str] = []
-    retrain_error = ""
-    summary["retraining"] = None
-    if result.drift_detected and retrain:
-        started, retrain_error = _attempt(start_retraining, settings.train_deployment)
-        summary["retraining"] = started or {"error": retrain_error}
-        actions.append(
-            f"Retraining started: flow run {started['flow_run_name']} of {settings.train_deployment}; its promotion "
-            "gate decides whether the new model serves."
-            if started
-            else f"Retraining could NOT be started ({settings.train_deployment}): {retrain_error}"
-        )
-    elif result.drift_detected:
-        actions.append("Retraining is switched off (--no-retrain or HEARTRISK_RETRAIN_ON_DRIFT=false).")
-    if mlflow_error:
-        actions.append(f"The run could not be logged to MLflow: {mlflow_error}")
-
-    if recipients:
-        message = notify.drift_message(
-            result,
-            current_rows=len(current_frame),
-            source=source,
-            report_url=report_url,
+        result, snapshot = drift_task(current_frame, reference_frame, threshold)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        report = save_report(snapshot, settings.report_dir, stamp)
+        summary.update(
+            status="drift" if result.drift_detected else "no drift",
+            drift_detected=result.drift_detected,
+            share=result.share,
+            drifted_columns=result.drifted_columns,
+            columns=[asdict(c) for c in result.columns],
             report_path=str(report),
-            actions=actions,
+            latest_report=str(report.parent / "latest.html"),
         )
-        summary["email"] = notify.send(
-            message,
-            block=email_block or settings.email_block,
-            sender=settings.email_from,
-            recipients=recipients,
-            retries=settings.smtp_retries,
-            retry_delay=settings.smtp_retry_delay,
+        logger.info(
+            "%s: %d/%d columns drifted (%.0f%%, threshold %.0f%%): %s",
+            summary["status"],
+            result.drifted_count,
+            len(result.columns),
+            100 * result.share,
+            100 * threshold,
+            ", ".join(result.drifted_columns) or "none",
         )
-    else:
-        logger.warning("No recipients (--recipient or HEARTRISK_EMAIL_TO): no e-mail sent.")
-        summary["email"] = {"sent": False, "recipients": []}
 
-    failures = [f"MLflow logging failed: {mlflow_error}"] if mlflow_error else []
-    failures += [f"retraining could not be started: {retrain_error}"] if retrain_error else []
-    if failures:
-        raise RuntimeError("; ".join(failures))
-    return summary
+        params = {k: summary[k] for k in ("current_source", "reference", "current_rows", "reference_rows", "threshold")}
+        tracked, mlflow_error = await _attempt(log_to_mlflow, settings, result, report, params, stamp)
+        summary["mlflow"] = tracked or {"error": mlflow_error}
+        report_url = (tracked or {}).get("run_url", "")
+        publish_table(result, report_url)
+
+        actions: list[str] = []
+        retrain_error = ""
+        summary["retraining"] = None
+        if result.drift_detected and retrain:
+            started, retrain_error = await _attempt(start_retraining, settings.train_deployment)
+            summary["retraining"] = started or {"error": retrain_error}
+            actions.append(
+                f"Retraining started: flow run {started['flow_run_name']} of {settings.train_deployment}; "
+                "its promotion gate decides whether the new model serves."
+                if started
+                else f"Retraining could NOT be started ({settings.train_deployment}): {retrain_error}"
+            )
+        elif result.drift_detected:
+            actions.append("Retraining is switched off (--no-retrain or HEARTRISK_RETRAIN_ON_DRIFT=false).")
+        if mlflow_error:
+            actions.append(f"The run could not be logged to MLflow: {mlflow_error}")
+
+        if recipients:
+            message = notify.drift_message(
+                result,
+                current_rows=len(current_frame),
+                source=source,
+                report_url=report_url,
+                report_path=str(report),
+                actions=actions,
+            )
+            summary["email"] = await notify.send(
+                message,
+                block=email_block or settings.email_block,
+                sender=settings.email_from,
+                recipients=recipients,
+                retries=settings.smtp_retries,
+                retry_delay=settings.smtp_retry_delay,
+            )
+        else:
+            logger.warning("No recipients (--recipient or HEARTRISK_EMAIL_TO): no e-mail sent.")
+            summary["email"] = {"sent": False, "recipients": []}
+
+        failures = [f"MLflow logging failed: {mlflow_error}"] if mlflow_error else []
+        failures += [f"retraining could not be started: {retrain_error}"] if retrain_error else []
+        if failures:
+            raise RuntimeError("; ".join(failures))
+        return summary

@@ -107,7 +107,7 @@ def drift_message(
     return Message(subject=subject, html=html, text="\n".join(text_lines))
 
 
-def send(
+async def send(
     message: Message,
     *,
     block: str,
@@ -117,18 +117,17 @@ def send(
     retry_delay: float,
 ) -> dict[str, Any]:
     """Send from inside a flow; raises (failing the flow) when the last retry fails."""
-    credentials = EmailServerCredentials.load(block)
+    credentials = await EmailServerCredentials.aload(block)
     sender_task = email_send_message.with_options(name="send-email", retries=retries, retry_delay_seconds=retry_delay)
-    future = sender_task.submit(
-        subject=message.subject,
-        msg=message.html,
-        msg_plain=message.text,
-        email_server_credentials=credentials,
-        email_from=sender,
-        email_to=list(recipients),
-    )
     try:
-        future.result()
+        await sender_task(
+            subject=message.subject,
+            msg=message.html,
+            msg_plain=message.text,
+            email_server_credentials=credentials,
+            email_from=sender,
+            email_to=list(recipients),
+        )
     except Exception as exc:
         host = getattr(credentials.smtp_server, "value", credentials.smtp_server)
         server = f"{host}:{credentials.smtp_port or credentials.smtp_type.value}"
