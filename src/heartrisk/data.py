@@ -52,17 +52,9 @@ def _bad_rows(feature: Feature, column: pd.Series) -> list[tuple[int, object, st
         problems.append((int(idx), column.iloc[idx], "is not a number"))
     ok = numbers.notna().to_numpy()
     values = numbers.to_numpy(dtype=float, na_value=np.nan)
-    if feature.dtype == "int":
-        for idx in np.flatnonzero(ok & (values != np.round(values))):
-            problems.append((int(idx), column.iloc[idx], "must be a whole number"))
-    if feature.codes is not None:
-        bad = ok & ~np.isin(values, list(feature.codes))
-        reason = "is not a valid code"
-    else:
-        bad = ok & ((values < feature.minimum) | (values > feature.maximum))
-        reason = "is out of range"
-    for idx in np.flatnonzero(bad):
-        problems.append((int(idx), column.iloc[idx], reason))
+    with np.errstate(invalid="ignore"):
+        for broken, reason in feature.violations(values):
+            problems += [(int(idx), column.iloc[idx], reason) for idx in np.flatnonzero(ok & broken)]
     return sorted(problems)
 
 

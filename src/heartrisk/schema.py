@@ -41,6 +41,22 @@ class Feature:
         unit = f" {self.unit}" if self.unit else ""
         return f"{_fmt(self.minimum)} to {_fmt(self.maximum)}{unit}"
 
+    def violations(self, values: np.ndarray) -> list[tuple[np.ndarray, str]]:
+        """Which of these (non-missing) numbers break the feature's rules, one mask per reason.
+
+        The one statement of the rules for arrays: CSV files and JSON batches are checked with it.
+        :data:`Record` declares the same rules to pydantic for single records, and the property tests
+        hold the two to the same verdicts.
+        """
+        broken = []
+        if self.dtype == "int":
+            broken.append((values != np.round(values), "must be a whole number"))
+        if self.codes is not None:
+            broken.append((~np.isin(values, list(self.codes)), "is not a valid code"))
+        else:
+            broken.append(((values < self.minimum) | (values > self.maximum), "is out of range"))
+        return broken
+
 
 def _fmt(number: float | None) -> str:
     if number is None:
@@ -199,10 +215,7 @@ def as_matrix(records: Sequence[Mapping[str, float | int]]) -> np.ndarray:
 
 _in_order = itemgetter(*FEATURE_NAMES)
 _JSON_NUMBERS = {int, float}
-_WHOLE = np.array([f.dtype == "int" for f in FEATURES])
-_LOW = np.array([min(f.codes) if f.codes is not None else f.minimum for f in FEATURES], dtype=float)
-_HIGH = np.array([max(f.codes) if f.codes is not None else f.maximum for f in FEATURES], dtype=float)
-_CODED = [(i, list(f.codes)) for i, f in enumerate(FEATURES) if f.codes is not None]
+_LOW = np.array([min(f.codes) if f.codes is not None else f.minimum for f in FEATURES], dtype=float)  # all valid
 
 
 def validate_records(raws: Sequence[Any]) -> tuple[np.ndarray, list[tuple[int, dict[str, str]]]]:
@@ -232,10 +245,11 @@ def validate_records(raws: Sequence[Any]) -> tuple[np.ndarray, list[tuple[int, d
         matrix = np.array(rows, dtype=float).reshape(len(rows), len(FEATURES))
     except OverflowError:  # an integer beyond float range somewhere: let the record checks name it
         matrix, slow = np.tile(_LOW, (len(rows), 1)), set(range(len(rows)))
+    bad = ~np.isfinite(matrix)
     with np.errstate(invalid="ignore"):
-        bad = ~np.isfinite(matrix) | (matrix < _LOW) | (matrix > _HIGH) | (_WHOLE & (matrix != np.round(matrix)))
-    for column, codes in _CODED:
-        bad[:, column] |= ~np.isin(matrix[:, column], codes)
+        for column, feature in enumerate(FEATURES):
+            for broken, _ in feature.violations(matrix[:, column]):
+                bad[:, column] |= broken
     slow.update(np.flatnonzero(bad.any(axis=1)).tolist())
     errors: list[tuple[int, dict[str, str]]] = []
     for index in sorted(slow):
