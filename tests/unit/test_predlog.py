@@ -42,7 +42,14 @@ def test_the_window_leaves_out_older_rows(tmp_path) -> None:
     log = PredictionLog(tmp_path / "p.sqlite")
     log.append(np.ones((2, len(FEATURE_NAMES))), [0.5, 0.5], [1, 1], model_version="1", request_id="a")
     assert len(log.features(days=1)) == 2
-    assert len(log.features(days=-1)) == 0  # a window that starts tomorrow
+    empty = log.features(days=-1)  # a window that starts tomorrow
+    assert empty.shape == (0, len(FEATURE_NAMES)) and (empty.dtypes == "float64").all()
+
+
+def test_features_are_read_from_a_path_that_needs_quoting_in_a_uri(tmp_path) -> None:
+    log = PredictionLog(tmp_path / "state dir #1 ?%20" / "p.sqlite")
+    log.append(np.full((3, len(FEATURE_NAMES)), 2.5), [0.5] * 3, [1] * 3, model_version="1", request_id="a")
+    assert log.features().to_numpy().tolist() == [[2.5] * len(FEATURE_NAMES)] * 3
 
 
 def test_probabilities_and_labels_must_match_the_records(tmp_path) -> None:
