@@ -12,6 +12,7 @@ original project's design, which logged a whole model per trial: measured here f
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import time
 
@@ -56,9 +57,12 @@ def main() -> None:
         os.environ["MLFLOW_TRACKING_URI"] = url
         from heartrisk.train import train_flow
 
-        cold, _ = timed(train_flow, trials=1, experiment="bench-start-up")  # starts a temporary Prefect server
-        flow_one, _ = timed(train_flow, trials=1, experiment="bench-start-up")
-        flow_full, summary = timed(train_flow, trials=args.trials, experiment="bench-overhead")
+        def flow(**params):
+            return asyncio.run(train_flow(**params))
+
+        cold, _ = timed(flow, trials=1, experiment="bench-start-up")  # starts a temporary Prefect server
+        flow_one, _ = timed(flow, trials=1, experiment="bench-start-up")
+        flow_full, summary = timed(flow, trials=args.trials, experiment="bench-overhead")
         peer = model_per_trial(x, y, args.peer_trials)
 
     fixed = flow_one - bare_one

@@ -31,8 +31,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from heartrisk.train import train_flow
 
     load_csv(args.data or get_settings().data_path)  # fail fast, before Prefect starts, on bad data
-    summary = train_flow(
-        trials=args.trials, folds=args.folds, seed=args.seed, data=args.data, experiment=args.experiment
+    summary = asyncio.run(
+        train_flow(trials=args.trials, folds=args.folds, seed=args.seed, data=args.data, experiment=args.experiment)
     )
     verdict = "promoted to champion" if summary["promoted"] else "NOT promoted"
     _emit(

@@ -24,6 +24,7 @@ from mlflow.models import ModelSignature, infer_signature
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 from sklearn.metrics import ConfusionMatrixDisplay, RocCurveDisplay
 from sklearn.pipeline import Pipeline
 
@@ -218,11 +219,12 @@ def run_training(
             "run_url": settings.mlflow_run_url(exp.experiment_id, parent_id),
         }
         mlflow.log_text(model_card(summary, interval, len(x_train), len(x_test)), "model_card.md")
-    _publish_artifact(summary, decision)
+    publish_summary(summary, decision)
     return summary
 
 
-def _publish_artifact(summary: dict[str, Any], decision: registry.Decision) -> None:
+@task(name="publish-training-summary", cache_policy=NO_CACHE)
+def publish_summary(summary: dict[str, Any], decision: registry.Decision) -> None:
     """Prefect markdown artifact: what the ML engineer sees in the Prefect UI after a run."""
     from prefect.artifacts import create_markdown_artifact
 
@@ -260,8 +262,9 @@ def load_data(path: str) -> pd.DataFrame:
     return data_mod.deduplicate(frame)
 
 
+# Async for the reason given at monitor_flow (no wait on Prefect's heartbeat thread); the work stays sync.
 @flow(name="heart-attack-training", log_prints=True)
-def train_flow(
+async def train_flow(
     trials: int | None = None,
     folds: int | None = None,
     seed: int | None = None,

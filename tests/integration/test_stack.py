@@ -93,6 +93,23 @@ def test_training_deployment_runs_from_the_prefect_cli(prefect_stack: PrefectSta
     )
     assert done.returncode == 0, done.stdout[-3000:] + prefect_stack.worker_log.read_text()[-3000:]
     assert "Completed" in done.stdout
+    summary = training_summaries(prefect_stack)[0]  # what the ML engineer reads in the UI
+    assert "# Training summary" in summary and "**Promotion**" in summary and "[MLflow run](http" in summary
+
+
+def training_summaries(stack: PrefectStack) -> list[str]:
+    """The markdown of the training-summary artifacts, newest first."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: stack.api_url}), get_client(sync_client=True) as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["training-summary"])),
+            sort=ArtifactSort.CREATED_DESC,
+        )
+    return [str(artifact.data) for artifact in found]
 
 
 def test_smtp_sink_keeps_mail_in_an_existing_folder(tmp_path: Path) -> None:
