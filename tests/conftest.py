@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.prefect_stack import PrefectStack, start_prefect_stack
+from tests.prefect_stack import PrefectStack, heartrisk, start_prefect_stack
 from tests.servers import free_port, mlflow_command, running
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,10 +66,16 @@ def mlflow_env(mlflow_server: str) -> Iterator[dict[str, str]]:
 
 @pytest.fixture(scope="session")
 def champion(mlflow_env: dict[str, str]) -> dict:
-    """Train once (a few trials) so that the registry has a champion; returns the flow's summary."""
-    from heartrisk.train import train_flow
+    """Train once (a few trials) with ``heartrisk train``, so the registry has a champion; returns its summary.
 
-    summary = train_flow(trials=8, folds=3, seed=7, experiment="test-champion")
+    In a child process, as a user runs it: Prefect's temporary server then stops with that process, not
+    at this interpreter's exit, where it logged to pytest's closed output.
+    """
+    done = heartrisk(
+        "train", "--trials", "8", "--folds", "3", "--seed", "7", "--experiment", "test-champion", env=mlflow_env
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert summary["promoted"] is True
     return summary
 
