@@ -18,7 +18,6 @@ from sklearn.svm import SVC
 
 from _common import ROOT
 from heartrisk import data, model
-from heartrisk.schema import FEATURE_NAMES, TARGET
 
 
 def repeated_cv(pipeline: Pipeline, x, y) -> tuple[float, float]:
@@ -34,7 +33,7 @@ def main() -> None:
     frame = data.deduplicate(data.load_csv(ROOT / "data" / "heart.csv"))
     x_train, _, y_train, _ = data.split(frame, test_size=0.2, seed=42)
     best = model.search(x_train, y_train, trials=args.trials, folds=5, seed=42).best_params
-    x, y = frame[list(FEATURE_NAMES)], frame[TARGET.name]
+    x, y = data.features_and_target(frame)
     ours = repeated_cv(model.svc_pipeline(best, calibrated=True), x, y)
     peer = repeated_cv(Pipeline([("scaler", StandardScaler()), ("model", SVC())]), x, y)
     print(f"champion pipeline {best}")

@@ -45,13 +45,12 @@ def register_model(tracking_uri: str) -> Any:
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    from heartrisk.data import deduplicate, load_csv
+    from heartrisk.data import deduplicate, features_and_target, load_csv
     from heartrisk.model import svc_pipeline
-    from heartrisk.schema import FEATURE_NAMES
     from heartrisk.train import trusted_sklearn_types
 
     frame = deduplicate(load_csv(ROOT / "data" / "heart.csv"))
-    x, y = frame[list(FEATURE_NAMES)], frame["output"]
+    x, y = features_and_target(frame)
     pipeline = svc_pipeline({"kernel": "rbf", "C": 1.0, "gamma": 0.01}, calibrated=True, folds=5).fit(x, y)
     mlflow.set_tracking_uri(tracking_uri)
     with mlflow.start_run(experiment_id="0"):

@@ -58,9 +58,8 @@ def register_versions(tracking_uri: str) -> list[str]:
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    from heartrisk.data import load_csv
+    from heartrisk.data import features_and_target, load_csv
     from heartrisk.model import svc_pipeline
-    from heartrisk.schema import FEATURE_NAMES, TARGET
     from heartrisk.train import trusted_sklearn_types
 
     mlflow.set_tracking_uri(tracking_uri)
@@ -69,7 +68,7 @@ def register_versions(tracking_uri: str) -> list[str]:
     frame = load_csv(ROOT / "data" / "heart.csv")
     versions = []
     for params in VERSION_PARAMS:
-        pipeline = svc_pipeline(params, calibrated=True, folds=3).fit(frame[list(FEATURE_NAMES)], frame[TARGET.name])
+        pipeline = svc_pipeline(params, calibrated=True, folds=3).fit(*features_and_target(frame))
         with mlflow.start_run(experiment_id=experiment_id):
             info = mlflow.sklearn.log_model(
                 pipeline, name="model", registered_model_name=MODEL, skops_trusted_types=trusted_sklearn_types(pipeline)

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from heartrisk.schema import BY_NAME, FEATURE_NAMES, TARGET, Feature
+from heartrisk.schema import BY_NAME, FEATURE_NAMES, OUTPUT, TARGET, Feature
 
 MAX_REPORTED = 5
 
@@ -60,7 +60,7 @@ def _bad_rows(feature: Feature, column: pd.Series) -> list[tuple[int, object, st
 
 def validate_frame(frame: pd.DataFrame, *, require_target: bool, source: str = "data") -> pd.DataFrame:
     """Check a raw frame (read with ``dtype=str``) and return it typed, in schema column order."""
-    wanted = [*FEATURE_NAMES, TARGET.name] if require_target else list(FEATURE_NAMES)
+    wanted = [*FEATURE_NAMES, OUTPUT.name] if require_target else list(FEATURE_NAMES)
     missing = [name for name in wanted if name not in frame.columns]
     if missing:
         raise DataError(f"{source}: missing column(s) {', '.join(missing)}; expected columns: {', '.join(wanted)}")
@@ -101,12 +101,16 @@ def deduplicate(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.drop_duplicates(ignore_index=True)
 
 
+def features_and_target(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+    """The 13 features in schema order and the target (1 = coronary artery disease), from a labelled frame."""
+    return frame[list(FEATURE_NAMES)], TARGET.of(frame)
+
+
 def split(
     frame: pd.DataFrame, *, test_size: float, seed: int
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series, pd.Series]:
     """Stratified, seeded hold-out split: (X_train, X_test, y_train, y_test)."""
-    x = frame[list(FEATURE_NAMES)]
-    y = frame[TARGET.name]
+    x, y = features_and_target(frame)
     x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=test_size, stratify=y, random_state=seed)
     return (
         x_train.reset_index(drop=True),

@@ -31,7 +31,7 @@ from heartrisk import notify
 from heartrisk.config import Settings, get_settings
 from heartrisk.data import DataError, load_csv, validate_frame
 from heartrisk.predlog import PredictionLog
-from heartrisk.schema import BY_NAME, COLUMNS, FEATURE_NAMES, TARGET
+from heartrisk.schema import BY_NAME, COLUMNS, FEATURE_NAMES, OUTPUT
 
 COUNT_METRIC = "evidently:metric_v2:DriftedColumnsCount"
 COLUMN_METRIC = "evidently:metric_v2:ValueDrift"
@@ -137,7 +137,7 @@ def read_schema_csv(path: Path | str) -> pd.DataFrame:
     if path.is_file():
         with path.open(encoding="utf-8", errors="replace") as handle:
             header = [name.strip() for name in handle.readline().split(",")]
-        with_target = TARGET.name in header
+        with_target = OUTPUT.name in header
     return load_csv(path, require_target=with_target)
 
 

@@ -10,6 +10,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 SCORE_TAG = "cv_roc_auc"
+TARGET_TAG = "target"
+LEGACY_TARGET = "output"  # versions registered before the tag existed predicted the dataset's label
 
 
 @dataclass(frozen=True)
@@ -43,13 +45,28 @@ def version_score(version: ModelVersion) -> float | None:
     return float(value) if value is not None else None
 
 
-def promote_if_better(client: MlflowClient, name: str, alias: str, version: str, score: float) -> Decision:
-    """Move ``alias`` to ``version`` if its score is at least the current champion's."""
+def version_target(version: ModelVersion) -> str:
+    """What a version predicts: its target tag, or the dataset's label for versions older than the tag."""
+    return (version.tags or {}).get(TARGET_TAG, LEGACY_TARGET)
+
+
+def promote_if_better(client: MlflowClient, name: str, alias: str, version: str, score: float, target: str) -> Decision:
+    """Move ``alias`` to ``version`` if its score is at least the current champion's.
+
+    Scores of models with different targets are not comparable: a change of target always promotes.
+    """
     client.set_model_version_tag(name, version, SCORE_TAG, f"{score:.6f}")
+    client.set_model_version_tag(name, version, TARGET_TAG, target)
     current = champion(client, name, alias)
     current_score = version_score(current) if current is not None else None
     if current is None:
         promoted, reason = True, "no champion yet"
+    elif version_target(current) != target:
+        promoted = True
+        reason = (
+            f"the target changed from {version_target(current)!r} (champion v{current.version}) to {target!r}: "
+            "promoted without comparing scores"
+        )
     elif current_score is None:
         promoted, reason = True, f"champion v{current.version} has no recorded {SCORE_TAG}"
     elif round(score, 6) >= round(current_score, 6):

@@ -1,4 +1,4 @@
-"""The 13 clinical features and the target: the only place in HeartRisk that lists them.
+"""The 13 clinical features and the target (coronary artery disease): the only place that lists them.
 
 The form, the JSON API (and its OpenAPI document), CSV validation, training and drift monitoring all
 read from :data:`FEATURES`. Codes follow the Kaggle republication of UCI Cleveland; their meanings were
@@ -126,19 +126,49 @@ FEATURES: tuple[Feature, ...] = (
     ),
 )
 
-TARGET = Feature(
+OUTPUT = Feature(  # the dataset's label column, as the CSV files hold it (data/README.md)
     "output",
-    "Elevated risk (dataset label)",
+    "Dataset label (Kaggle's output)",
     "categorical",
     "int",
-    codes={0: "Less chance", 1: "More chance"},
+    codes={0: "UCI num 1 to 4: significant coronary artery disease", 1: "UCI num 0: no significant narrowing"},
+)
+
+
+@dataclass(frozen=True)
+class Target:
+    """What the model predicts, derived from the dataset's label in this one place.
+
+    A row-by-row join with the UCI original shows that Kaggle's ``output = 1`` is UCI ``num = 0``: no
+    vessel narrowed by more than 50 %. The positive class is therefore ``1 - output``, the UCI diagnosis.
+    """
+
+    name: str
+    label: str
+    source: Feature
+    meaning: str
+
+    def of(self, frame: Any) -> Any:
+        """The target column of a frame that holds the dataset's label (1 = disease)."""
+        return (1 - frame[self.source.name]).rename(self.name)
+
+
+TARGET = Target(
+    name="disease",
+    label="Significant coronary artery disease",
+    source=OUTPUT,
+    meaning=(
+        "HeartRisk gives the probability that a person with these values had significant coronary artery "
+        "disease (a heart vessel narrowed by more than 50 % at angiography) in the 1988 Cleveland study, a "
+        "main cause of heart attacks; it is not a diagnosis and not medical advice."
+    ),
 )
 
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
 NUMERIC_FEATURES: tuple[str, ...] = tuple(f.name for f in FEATURES if f.kind == "numeric")
 CATEGORICAL_FEATURES: tuple[str, ...] = tuple(f.name for f in FEATURES if f.kind == "categorical")
-COLUMNS: tuple[str, ...] = (*FEATURE_NAMES, TARGET.name)
-BY_NAME: dict[str, Feature] = {f.name: f for f in (*FEATURES, TARGET)}
+COLUMNS: tuple[str, ...] = (*FEATURE_NAMES, OUTPUT.name)
+BY_NAME: dict[str, Feature] = {f.name: f for f in (*FEATURES, OUTPUT)}
 
 
 def _field(feature: Feature) -> tuple[Any, Any]:

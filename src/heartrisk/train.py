@@ -32,6 +32,7 @@ from heartrisk import data as data_mod
 from heartrisk import registry
 from heartrisk.config import Settings, get_settings
 from heartrisk.model import Trial, bootstrap_auc_interval, evaluate, search, svc_pipeline
+from heartrisk.schema import TARGET
 
 
 def trusted_sklearn_types(pipeline: Pipeline) -> list[str]:
@@ -79,10 +80,12 @@ rows after de-duplication; data sha256 `{summary["data_sha256"]}`.
 | test accuracy / F1 | {summary["test_accuracy"]:.3f} / {summary["test_f1"]:.3f} |
 | test Brier score | {summary["test_brier"]:.3f} |
 
+**Predicts**: {TARGET.label.lower()} (`{TARGET.name} = 1 - output`, the UCI diagnosis). {TARGET.meaning}
+
 **Intended use**: teaching and demonstrating an MLOps workflow. **Not medical advice** and not a
-medical device. **Limits**: 300 patients from one US clinic in 1988; the dataset's label `output` is
-the Kaggle republication's, which a row-by-row comparison with UCI shows to be the inverse of the
-original diagnosis (see data/README.md); codes caa=4 and thall=0 stand for missing values.
+medical device. **Limits**: 300 patients from one US clinic in 1988; the Kaggle republication's label
+`output` is the inverse of the UCI diagnosis, so this model predicts `1 - output` (see data/README.md);
+codes caa=4 and thall=0 stand for missing values.
 """
 
 
@@ -191,7 +194,7 @@ def run_training(
         )
         version = str(info.registered_model_version)
         decision = registry.promote_if_better(
-            client, settings.model_name, settings.champion_alias, version, result.best_cv_mean
+            client, settings.model_name, settings.champion_alias, version, result.best_cv_mean, TARGET.name
         )
         mlflow.log_dict(decision.as_dict(), "promotion_decision.json")
         mlflow.log_metric("promoted", int(decision.promoted))

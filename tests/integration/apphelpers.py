@@ -27,14 +27,13 @@ def log_fresh_model(tracking_uri: str, name: str, *, params: dict[str, Any] | No
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    from heartrisk.data import load_csv
+    from heartrisk.data import features_and_target, load_csv
     from heartrisk.model import svc_pipeline
-    from heartrisk.schema import FEATURE_NAMES, TARGET
     from heartrisk.train import trusted_sklearn_types
 
     frame = load_csv(HEART)
     pipeline = svc_pipeline(params or {"kernel": "rbf", "C": 1.0, "gamma": 0.05}, calibrated=True, folds=3)
-    pipeline.fit(frame[list(FEATURE_NAMES)], frame[TARGET.name])
+    pipeline.fit(*features_and_target(frame))
     client = MlflowClient(tracking_uri=tracking_uri)
     experiment = client.get_experiment_by_name("fault-tests")
     experiment_id = experiment.experiment_id if experiment else client.create_experiment("fault-tests")

@@ -63,6 +63,21 @@ def test_form_and_api_give_the_champion_pipelines_probability(app: App, register
     assert f'<span id="model-version">{registered["version"]}</span>' in page.text
 
 
+def test_the_profile_the_study_links_to_disease_gets_the_higher_probability(app: App) -> None:
+    """The mean record with cp=0, exng=1, caa=2 against the same record with cp=3, exng=0, caa=0."""
+    frame = load_csv(HEART)[list(FEATURE_NAMES)]
+    mean = {
+        name: round(float(frame[name].mean()), 1) if name == "oldpeak" else round(frame[name].mean())
+        for name in FEATURE_NAMES
+    }
+    sick = requests.post(f"{app.url}/api/v1/predict", json={**mean, "cp": 0, "exng": 1, "caa": 2}, timeout=60)
+    well = requests.post(f"{app.url}/api/v1/predict", json={**mean, "cp": 3, "exng": 0, "caa": 0}, timeout=60)
+    assert sick.status_code == well.status_code == 200, sick.text + well.text
+    assert sick.json()["probability"] > well.json()["probability"]
+    for answer in (sick.json(), well.json()):
+        assert answer["label"] == int(answer["probability"] >= 0.5)
+
+
 def test_bad_values_give_inline_errors_and_422_never_500(app: App, records: list) -> None:
     url = app.url
     page = requests.post(url + "/", data={**{k: str(v) for k, v in records[0].items()}, "trtbps": "999"}, timeout=60)

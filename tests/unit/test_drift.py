@@ -12,7 +12,7 @@ from heartrisk.cli import main
 from heartrisk.data import DataError, validate_frame
 from heartrisk.monitor import compute_drift, data_definition, read_schema_csv, shared_columns, validate_served
 from heartrisk.notify import drift_message
-from heartrisk.schema import BY_NAME, FEATURE_NAMES, FEATURES, TARGET
+from heartrisk.schema import BY_NAME, FEATURE_NAMES, FEATURES, OUTPUT
 from tests.conftest import HEART
 
 ROWS = 600
@@ -22,7 +22,7 @@ def synthetic(seed: int, rows: int = ROWS) -> pd.DataFrame:
     """Valid records drawn independently per column: uniform inside the range, codes at random."""
     rng = np.random.default_rng(seed)
     columns: dict[str, np.ndarray] = {}
-    for feature in (*FEATURES, TARGET):
+    for feature in (*FEATURES, OUTPUT):
         if feature.codes is not None:
             columns[feature.name] = rng.choice(list(feature.codes), size=rows)
         else:
@@ -100,7 +100,7 @@ def test_served_data_without_label_compares_only_the_features() -> None:
 def test_csv_with_label_keeps_it_and_a_bad_value_names_column_and_row(tmp_path) -> None:
     good = tmp_path / "good.csv"
     synthetic(9, rows=5).to_csv(good, index=False)
-    assert TARGET.name in read_schema_csv(good).columns
+    assert OUTPUT.name in read_schema_csv(good).columns
     unlabeled = tmp_path / "unlabeled.csv"
     synthetic(9, rows=5)[list(FEATURE_NAMES)].to_csv(unlabeled, index=False)
     assert list(read_schema_csv(unlabeled).columns) == list(FEATURE_NAMES)

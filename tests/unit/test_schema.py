@@ -52,3 +52,18 @@ def test_json_api_accepts_only_json_numbers() -> None:
     assert errors["age"].startswith("must be a JSON number, not a string")
     _, errors = schema.validate_record({**VALID, "age": "54"})  # the form sends strings
     assert errors == {}
+
+
+def test_the_target_is_disease_the_inverse_of_the_datasets_label() -> None:
+    frame = pd.read_csv(HEART)
+    disease = schema.TARGET.of(frame)
+    assert disease.name == "disease"
+    assert (disease == 1 - frame["output"]).all()
+    assert disease.mean() == (frame["output"] == 0).mean()  # 138 of 303 patients had the disease
+    assert int(disease.sum()) == 138
+
+
+def test_the_docs_say_what_the_number_means_in_the_schemas_words() -> None:
+    root = HEART.parents[1]
+    for path in (root / "README.md", root / "data" / "README.md"):
+        assert schema.TARGET.meaning in " ".join(path.read_text().split()), path

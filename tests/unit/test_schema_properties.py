@@ -20,9 +20,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sklearn.pipeline import Pipeline
 
-from heartrisk.data import DataError, load_csv, validate_frame
+from heartrisk.data import DataError, features_and_target, load_csv, validate_frame
 from heartrisk.model import svc_pipeline
-from heartrisk.schema import FEATURE_NAMES, FEATURES, TARGET, Feature, validate_record, validate_records
+from heartrisk.schema import FEATURE_NAMES, FEATURES, OUTPUT, Feature, validate_record, validate_records
 from tests.conftest import HEART
 
 BUDGET = settings(
@@ -32,7 +32,7 @@ BUDGET = settings(
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
-COLUMNS = (*FEATURES, TARGET)
+COLUMNS = (*FEATURES, OUTPUT)
 
 
 # ---------------------------------------------------------------------------------------------- values
@@ -112,7 +112,7 @@ def pipeline() -> Pipeline:
     """A calibrated SVC pipeline fitted on heart.csv, the same shape training registers."""
     frame = load_csv(HEART)
     model = svc_pipeline({"kernel": "rbf", "C": 1.0, "gamma": 0.05}, calibrated=True, folds=3)
-    return model.fit(frame[list(FEATURE_NAMES)], frame[TARGET.name])
+    return model.fit(*features_and_target(frame))
 
 
 @BUDGET

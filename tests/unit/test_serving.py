@@ -13,10 +13,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from heartrisk.config import Settings, get_settings
-from heartrisk.data import deduplicate, load_csv
+from heartrisk.data import deduplicate, features_and_target, load_csv
 from heartrisk.model import svc_pipeline
 from heartrisk.predlog import PredictionLog
-from heartrisk.schema import FEATURE_NAMES, FEATURES, json_schema
+from heartrisk.schema import FEATURE_NAMES, FEATURES, TARGET, json_schema
 from heartrisk.serving import create_app
 from heartrisk.serving.model_holder import LoadedModel, ModelHolder
 from heartrisk.serving.security import CONTENT_SECURITY_POLICY
@@ -35,7 +35,7 @@ def frame():
 @pytest.fixture(scope="module")
 def pipeline(frame):
     return svc_pipeline({"kernel": "rbf", "C": 1.0, "gamma": 0.05}, calibrated=True, folds=3).fit(
-        frame[list(FEATURE_NAMES)], frame["output"]
+        *features_and_target(frame)
     )
 
 
@@ -100,6 +100,7 @@ def test_form_has_one_control_per_feature_built_from_the_schema(client: FlaskCli
             assert feature.unit in block
     assert "<script" not in page
     assert "style=" not in page
+    assert f'<p class="lead" id="meaning">{TARGET.meaning}</p>' in page
 
 
 def test_original_form_post_shows_percentage_band_version_and_keeps_values(
@@ -129,7 +130,7 @@ def test_invalid_form_values_are_shown_beside_their_field(client: FlaskClient, r
     assert "a value is required" in field_html(page, "chol")
     assert 'href="#age"' in page
     assert 'id="sex-error"' not in page
-    assert "probability" not in page.split("<form")[0]
+    assert 'id="probability"' not in page  # no result beside errors
 
 
 @pytest.mark.parametrize(

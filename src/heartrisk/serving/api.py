@@ -12,7 +12,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from heartrisk import __version__
-from heartrisk.schema import json_schema, validate_records
+from heartrisk.schema import TARGET, json_schema, validate_records
 from heartrisk.serving.model_holder import TRAIN_HINT
 from heartrisk.serving.runtime import NoModel, runtime, score
 
@@ -78,9 +78,13 @@ def openapi_document(max_batch_rows: int) -> dict[str, Any]:
                 "type": "number",
                 "minimum": 0,
                 "maximum": 1,
-                "description": "Probability of elevated risk (the dataset's label 1).",
+                "description": TARGET.meaning,
             },
-            "label": {"type": "integer", "enum": [0, 1], "description": "1 when probability >= 0.5."},
+            "label": {
+                "type": "integer",
+                "enum": [0, 1],
+                "description": f"1 ({TARGET.label.lower()}) when probability >= 0.5, else 0.",
+            },
             "model_version": {"type": "string", "description": "Registered model version that answered."},
         },
     }
@@ -111,7 +115,7 @@ def openapi_document(max_batch_rows: int) -> dict[str, Any]:
         "info": {
             "title": "HeartRisk API",
             "version": __version__,
-            "description": "Probability of elevated heart-attack risk from 13 clinical features. Not medical advice.",
+            "description": f"{TARGET.meaning} Input: 13 clinical features.",
         },
         "paths": {
             "/api/v1/predict": {
