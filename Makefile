@@ -16,7 +16,7 @@ STAMP := $(VENV)/.synced
 STACK_STATE := $(or $(HEARTRISK_STATE_DIR),.state)
 STACK_PID := $(STACK_STATE)/stack.pid
 
-.PHONY: help venv up down test test-unit test-integration lint format bench bench-soak stack-test clean setup-dev data-check
+.PHONY: help venv up down test test-unit test-integration lint format bench bench-soak stack-test clean setup-dev screenshots
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -52,6 +52,9 @@ lint: venv  ## ruff, lock freshness, data checksums, committed secrets, compose 
 	git ls-files -z | xargs -0 $(BIN)/detect-secrets-hook --baseline .secrets.baseline  # committed secrets
 	$(BIN)/docker-compose -f docker-compose.yaml config --quiet
 	$(BIN)/hadolint Dockerfile.mlflow Dockerfile.prefect Dockerfile.app
+
+screenshots: venv  ## refresh docs/form.png from a real browser (tests never write tracked files)
+	HEARTRISK_SCREENSHOT_DIR=$(CURDIR)/docs $(BIN)/pytest -q tests/browser -k percentage
 
 setup-dev: venv  ## install the git hooks: `make lint` before each commit, `make test-unit` before each push
 	$(BIN)/pre-commit install --install-hooks

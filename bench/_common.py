@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.servers import free_port, mlflow_command, running  # noqa: E402
+from tests.support.servers import free_port, mlflow_command, running  # noqa: E402
 
 
 @contextmanager

@@ -61,8 +61,8 @@ def measure(case: str, db: Path) -> dict:
 
     settings = get_settings()
     if case == "evidently":
-        from heartrisk.data import load_csv
-        from heartrisk.monitor import data_definition, shared_columns, validate_served
+        from heartrisk.data import load_csv, validate_served
+        from heartrisk.drift import data_definition, shared_columns
         from heartrisk.predlog import PredictionLog
 
         served = PredictionLog(db).features(days=settings.drift_window_days)
@@ -91,7 +91,7 @@ def measure(case: str, db: Path) -> dict:
         state = asyncio.run(monitor_flow(retrain=False, recipients=[], return_state=True))
         seconds = time.perf_counter() - start
         summary = state.result()
-        share, rows = summary["share"], summary["current_rows"]
+        share, rows = summary.share, summary.current_rows
         steps = task_seconds(state.state_details.flow_run_id)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result = {"case": case, "rows": rows, "seconds": round(seconds, 3), "peak_mb": round(peak_mb), "share": share}

@@ -41,28 +41,11 @@ BATCH_ROWS = 10_000
 
 
 def register_model(tracking_uri: str) -> Any:
-    """Fit the benchmark model on heart.csv, log and register it, point `champion` at it."""
-    import mlflow
-    from mlflow.tracking import MlflowClient
+    """Fit the benchmark model on heart.csv (a calibrated RBF SVC), register it, point `champion` at it."""
+    from tests.support.models import fit_pipeline, register
 
-    from heartrisk.data import deduplicate, features_and_target, load_csv
-    from heartrisk.model import svc_pipeline
-    from heartrisk.train import trusted_sklearn_types
-
-    frame = deduplicate(load_csv(ROOT / "data" / "heart.csv"))
-    x, y = features_and_target(frame)
-    pipeline = svc_pipeline({"kernel": "rbf", "C": 1.0, "gamma": 0.01}, calibrated=True, folds=5).fit(x, y)
-    mlflow.set_tracking_uri(tracking_uri)
-    with mlflow.start_run(experiment_id="0"):
-        info = mlflow.sklearn.log_model(
-            pipeline,
-            name="model",
-            input_example=x.head(3),
-            registered_model_name=MODEL,
-            pyfunc_predict_fn="predict_proba",
-            skops_trusted_types=trusted_sklearn_types(pipeline),
-        )
-    MlflowClient(tracking_uri).set_registered_model_alias(MODEL, "champion", info.registered_model_version)
+    pipeline = fit_pipeline({"kernel": "rbf", "C": 1.0, "gamma": 0.01}, folds=5)
+    register(tracking_uri, MODEL, pipeline)
     return pipeline
 
 

@@ -55,26 +55,11 @@ class Sample:
 
 def register_versions(tracking_uri: str) -> list[str]:
     """Fit and register one version per VERSION_PARAMS; the alias points at the first."""
-    import mlflow
     from mlflow.tracking import MlflowClient
+    from tests.support.models import fit_pipeline, register
 
-    from heartrisk.data import features_and_target, load_csv
-    from heartrisk.model import svc_pipeline
-    from heartrisk.train import trusted_sklearn_types
-
-    mlflow.set_tracking_uri(tracking_uri)
-    client = MlflowClient()
-    experiment_id = client.create_experiment("soak")
-    frame = load_csv(ROOT / "data" / "heart.csv")
-    versions = []
-    for params in VERSION_PARAMS:
-        pipeline = svc_pipeline(params, calibrated=True, folds=3).fit(*features_and_target(frame))
-        with mlflow.start_run(experiment_id=experiment_id):
-            info = mlflow.sklearn.log_model(
-                pipeline, name="model", registered_model_name=MODEL, skops_trusted_types=trusted_sklearn_types(pipeline)
-            )
-        versions.append(str(info.registered_model_version))
-    client.set_registered_model_alias(MODEL, "champion", versions[0])
+    versions = [register(tracking_uri, MODEL, fit_pipeline(params), champion=False) for params in VERSION_PARAMS]
+    MlflowClient(tracking_uri).set_registered_model_alias(MODEL, "champion", versions[0])
     return versions
 
 

@@ -25,7 +25,7 @@ import requests
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from tests.servers import free_port, stop, wait_http  # noqa: E402
+from tests.support.servers import free_port, stop, wait_http  # noqa: E402
 
 FORM = {
     "age": "63", "sex": "1", "cp": "3", "trtbps": "145", "chol": "233", "fbs": "1", "restecg": "0",

@@ -67,7 +67,7 @@ def main() -> None:
 
     fixed = flow_one - bare_one
     print(f"\nbare search, {args.trials} trials          {bare:8.2f} s")
-    print(f"training flow, {args.trials} trials        {flow_full:8.2f} s   (model v{summary['model_version']})")
+    print(f"training flow, {args.trials} trials        {flow_full:8.2f} s   (model v{summary.promotion.new_version})")
     print(f"first flow in a process, 1 trial          {cold:8.2f} s   (includes the temporary Prefect server)")
     print(f"fixed cost per run (flow 1 trial - bare)  {fixed:8.2f} s   target < 10 s")
     print(f"flow / bare                               {flow_full / bare:8.2f} x")

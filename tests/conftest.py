@@ -1,31 +1,17 @@
-"""Shared fixtures: a real MLflow server and a trained champion, started once per test session."""
+"""Session fixtures: a real MLflow server, a trained champion and a Prefect stack, started once."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.prefect_stack import PrefectStack, heartrisk, start_prefect_stack
-from tests.servers import free_port, mlflow_command, running
-
-ROOT = Path(__file__).resolve().parents[1]
-HEART = ROOT / "data" / "heart.csv"
-REFERENCE = ROOT / "data" / "reference.csv"
-MODEL_NAME = "HeartRiskTestModel"
-
-
-def require(condition: bool, reason: str) -> None:
-    """Skip on a laptop that lacks a tool; fail in CI (HEARTRISK_REQUIRE_ALL=1), never skip there."""
-    if condition:
-        return
-    if os.environ.get("HEARTRISK_REQUIRE_ALL") == "1":
-        pytest.fail(f"required in CI but missing: {reason}")
-    pytest.skip(reason)
+from tests.support.commands import heartrisk, last_json
+from tests.support.models import CHAMPION_MODEL as MODEL_NAME
+from tests.support.prefect_stack import PrefectStack, start_prefect_stack
+from tests.support.servers import free_port, mlflow_command, running
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -65,17 +51,15 @@ def mlflow_env(mlflow_server: str) -> Iterator[dict[str, str]]:
 
 
 @pytest.fixture(scope="session")
-def champion(mlflow_env: dict[str, str]) -> dict:
+def champion(prefect_stack: PrefectStack) -> dict:
     """Train once (a few trials) with ``heartrisk train``, so the registry has a champion; returns its summary.
 
-    In a child process, as a user runs it: Prefect's temporary server then stops with that process, not
-    at this interpreter's exit, where it logged to pytest's closed output.
+    In a child process, as a user runs it, reporting to the session's Prefect server (no temporary one).
     """
-    done = heartrisk(
-        "train", "--trials", "8", "--folds", "3", "--seed", "7", "--experiment", "test-champion", env=mlflow_env
-    )
+    args = ("train", "--trials", "8", "--folds", "3", "--seed", "7", "--experiment", "test-champion")
+    done = heartrisk(*args, env={**prefect_stack.env, "HEARTRISK_MODEL_NAME": MODEL_NAME})
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    summary = last_json(done)
     assert summary["promoted"] is True
     return summary
 

@@ -1,4 +1,4 @@
-"""The ``heartrisk`` command: one entry point for training, serving, monitoring and set-up.
+"""The ``heartrisk`` command: parses, calls the module that does the work, prints the result.
 
 Human-readable progress goes to stderr (Prefect's logs); the last line on stdout is one JSON object
 that scripts can rely on. A user's mistake (bad data, bad option) exits 2 with the reason.
@@ -12,87 +12,42 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-from heartrisk import stack
 from heartrisk.config import get_settings
 from heartrisk.data import DataError
 
 
-def _emit(summary: dict[str, Any], lines: Sequence[str]) -> None:
+def _emit(result: dict[str, Any], lines: Sequence[str]) -> None:
     for line in lines:
         print(line)
-    print(json.dumps(summary, default=str), flush=True)
+    print(json.dumps(result, default=str), flush=True)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from heartrisk.data import load_csv
-    from heartrisk.train import train_flow
 
     load_csv(args.data or get_settings().data_path)  # fail fast, before Prefect starts, on bad data
-    summary = asyncio.run(
-        train_flow(trials=args.trials, folds=args.folds, seed=args.seed, data=args.data, experiment=args.experiment)
-    )
-    verdict = "promoted to champion" if summary["promoted"] else "NOT promoted"
-    _emit(
-        summary,
-        [
-            "",
-            f"Training finished in {summary['seconds']} s ({summary['trials']} trials, {summary['folds']}-fold CV)",
-            f"  best params    {summary['best_params']}",
-            f"  CV ROC-AUC     {summary['cv_roc_auc']:.4f} ± {summary['cv_roc_auc_std']:.4f}",
-            f"  test ROC-AUC   {summary['test_roc_auc']:.4f}   accuracy {summary['test_accuracy']:.4f}"
-            f"   F1 {summary['test_f1']:.4f}   Brier {summary['test_brier']:.4f}",
-            f"  model          {summary['model_name']} v{summary['model_version']}: {verdict}"
-            f" ({summary['promotion_reason']})",
-            f"  MLflow run     {summary['run_url']}",
-        ],
-    )
+    from heartrisk.train import train_flow
+
+    options = {name: getattr(args, name) for name in ("trials", "folds", "seed", "data", "experiment")}
+    summary = asyncio.run(train_flow(**options))
+    _emit(summary.to_json(), summary.lines())
     return 0
-
-
-def cmd_mlflow_server(args: argparse.Namespace) -> int:
-    """Exec ``mlflow server`` sized for this project: one worker, no job runner, SQLite, local artifacts."""
-    settings = get_settings()
-    state = Path(args.state_dir or settings.state_dir / "mlflow").resolve()
-    (state / "artifacts").mkdir(parents=True, exist_ok=True)
-    command = [
-        str(Path(sys.executable).parent / "mlflow"),
-        "server",
-        "--host", args.host or settings.mlflow_host,
-        "--port", str(args.port or settings.mlflow_port),
-        "--workers", str(settings.mlflow_workers),
-        "--backend-store-uri", f"sqlite:///{state / 'mlflow.db'}",
-        "--artifacts-destination", str(state / "artifacts"),
-        "--serve-artifacts",
-    ]  # fmt: skip
-    if settings.mlflow_allowed_hosts:
-        command += ["--allowed-hosts", settings.mlflow_allowed_hosts]
-    # The job runner and its consumers (about 600 MB) serve features this project does not use.
-    os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
-    os.execv(command[0], command)  # noqa: S606 - replaces this process, as a supervisor expects
-    return 0  # pragma: no cover
 
 
 def cmd_monitor(args: argparse.Namespace) -> int:
     """Run the drift flow here; exit 0 when it completed (drift or not), 1 when it failed."""
-    from heartrisk.monitor import monitor_flow, read_schema_csv
+    from heartrisk.data import read_schema_csv
 
     for path in (args.current, args.reference):
         if path:
-            read_schema_csv(path)  # fail fast, before Prefect starts, on a bad file
-    state = asyncio.run(
-        monitor_flow(
-            current=args.current,
-            reference=args.reference,
-            recipients=args.recipient,
-            email_block=args.email_block,
-            threshold=args.threshold,
-            retrain=args.retrain,
-            return_state=True,
-        )
-    )
+            read_schema_csv(path)  # fail fast, before Prefect, MLflow or Evidently load, on a bad file
+    from heartrisk.monitor import monitor_flow
+
+    options = {name: getattr(args, name) for name in ("current", "reference", "threshold", "retrain")}
+    flow_run = monitor_flow(**options, recipients=args.recipient, email_block=args.email_block, return_state=True)
+    state = asyncio.run(flow_run)
     if not state.is_completed():
         try:
             state.result()
@@ -103,18 +58,7 @@ def cmd_monitor(args: argparse.Namespace) -> int:
             print(json.dumps({"status": "failed", "state": state.name, "error": str(exc)}), flush=True)
             return 1
     summary = state.result()
-    lines = ["", f"Drift monitoring: {summary['status']} ({summary['current_rows']} current rows)"]
-    if summary["share"] is not None:
-        email = summary["email"]
-        lines += [
-            f"  drifted columns  {len(summary['drifted_columns'])}/{len(summary['columns'])}"
-            f" ({summary['share']:.0%}, alert at {summary['threshold']:.0%}): {', '.join(summary['drifted_columns'])}",
-            f"  report           {summary['latest_report']}",
-            f"  MLflow           {summary['mlflow'].get('run_url') or summary['mlflow'].get('error')}",
-            f"  retraining       {summary['retraining'] or 'not started'}",
-            f"  e-mail           {'sent to ' + ', '.join(email['recipients']) if email['sent'] else 'not sent'}",
-        ]
-    _emit(summary, lines)
+    _emit(summary.to_json(), summary.lines())
     return 0
 
 
@@ -126,8 +70,6 @@ def _smtp_password(args: argparse.Namespace) -> str:
 
 
 def cmd_create_email_block(args: argparse.Namespace) -> int:
-    from heartrisk.notify import create_email_block
-
     password = _smtp_password(args)
     if args.username and not password:
         print(
@@ -135,18 +77,54 @@ def cmd_create_email_block(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    create_email_block(
-        args.name, server=args.server, port=args.port, security=args.security, username=args.username, password=password
+    from heartrisk.notify import create_email_block
+
+    block = {"server": args.server, "port": args.port, "security": args.security, "username": args.username}
+    create_email_block(args.name, **block, password=password)
+    _emit(
+        {"block": args.name, **block},
+        [f"Saved e-mail block '{args.name}' ({args.security} to {args.server}:{args.port})"],
     )
-    summary = {
-        "block": args.name,
-        "server": args.server,
-        "port": args.port,
-        "security": args.security,
-        "username": args.username,
-    }
-    _emit(summary, [f"Saved e-mail block '{args.name}' ({args.security} to {args.server}:{args.port})"])
     return 0
+
+
+def cmd_bootstrap(args: argparse.Namespace) -> int:
+    from heartrisk.stack import processes
+    from heartrisk.stack.bootstrap import bootstrap
+
+    settings = get_settings()
+    os.environ.update(processes.prefect_env(settings))
+    outcome = bootstrap(settings, train=not args.no_train, redeploy=args.redeploy, wait_app=args.wait_app)
+    failed = outcome.training_state not in (None, "COMPLETED")
+    print(json.dumps(outcome.as_dict()), flush=True)
+    title = f"HeartRisk started, but the first training run {outcome.training_state}:" if failed else "HeartRisk is up:"
+    shown = {"app": "app (form)", "mlflow": "MLflow UI", "prefect": "Prefect UI"}
+    banner = ["", title, *(f"  {label:<12} {outcome.urls[key]}" for key, label in shown.items()), ""]
+    print("\n".join(banner), file=sys.stderr, flush=True)
+    if args.stay:
+        processes.stay()
+    return 1 if failed else 0
+
+
+def cmd_process(args: argparse.Namespace) -> int:
+    """The stack's servers: each replaces this process (see :mod:`heartrisk.stack.processes`)."""
+    from heartrisk.stack import processes
+
+    settings = get_settings()
+    if args.command == "mlflow-server":
+        processes.mlflow_server(settings, host=args.host, port=args.port, state_dir=args.state_dir)
+    elif args.command == "prefect-server":
+        processes.prefect_server(settings, host=args.host, port=args.port)
+    elif args.command == "worker":
+        processes.worker(settings, name=args.name, healthcheck=args.healthcheck)
+    elif args.command == "smtp-sink":
+        processes.smtp_sink(settings, host=args.host, port=args.port, mail_dir=args.mail_dir)
+    else:
+        for name, value in (("HOST", args.host), ("PORT", args.port), ("WORKERS", args.workers)):
+            if value is not None:
+                os.environ[f"HEARTRISK_APP_{name}"] = str(value)
+        processes.serve()
+    return 0  # pragma: no cover - the functions above never return
 
 
 def _share(text: str) -> float:
@@ -156,7 +134,27 @@ def _share(text: str) -> float:
     return value
 
 
-def _add_monitoring_commands(sub: argparse._SubParsersAction) -> None:
+def _at_least(minimum: int) -> Any:
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}")
+        return value
+
+    return parse
+
+
+def _add_training(sub: argparse._SubParsersAction) -> None:
+    train = sub.add_parser("train", help="tune, track, register and (if at least as good) promote a model")
+    train.add_argument("--trials", type=_at_least(1), help="hyperopt evaluations (default 50, HEARTRISK_TRIALS)")
+    train.add_argument("--folds", type=_at_least(2), help="stratified CV folds (default 5)")
+    train.add_argument("--seed", type=int, help="seed of split, CV and search (default 42)")
+    train.add_argument("--data", help="training CSV (default data/heart.csv)")
+    train.add_argument("--experiment", help="MLflow experiment (default heart-attack-hyperopt)")
+    train.set_defaults(func=cmd_train)
+
+
+def _add_monitoring(sub: argparse._SubParsersAction) -> None:
     mon = sub.add_parser("monitor", help="compare current data with the reference (Evidently), e-mail, retrain")
     mon.add_argument("--current", help="CSV to check (default: the prediction log, last HEARTRISK_DRIFT_WINDOW_DAYS)")
     mon.add_argument("--reference", help="reference CSV (default data/reference.csv)")
@@ -178,52 +176,49 @@ def _add_monitoring_commands(sub: argparse._SubParsersAction) -> None:
     block.set_defaults(func=cmd_create_email_block)
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    """Exec gunicorn with the app's config file; options override the HEARTRISK_APP_* settings."""
-    for name, value in (("HOST", args.host), ("PORT", args.port), ("WORKERS", args.workers)):
-        if value is not None:
-            os.environ[f"HEARTRISK_APP_{name}"] = str(value)
-    conf = Path(__file__).resolve().parent / "serving" / "gunicorn_conf.py"
-    command = [str(Path(sys.executable).parent / "gunicorn"), "--config", str(conf)]
-    os.execv(command[0], command)  # noqa: S606 - replaces this process, as a supervisor expects
-    return 0  # pragma: no cover
+def _server(
+    sub: argparse._SubParsersAction, name: str, help_text: str, host: str, port: int
+) -> argparse.ArgumentParser:
+    parser = sub.add_parser(name, help=help_text)
+    parser.add_argument("--host", help=f"bind address (default {host})")
+    parser.add_argument("--port", type=int, help=f"port (default {port})")
+    parser.set_defaults(func=cmd_process)
+    return parser
+
+
+def _add_stack(sub: argparse._SubParsersAction) -> None:
+    mlf = _server(sub, "mlflow-server", "run the MLflow tracking server sized for this project", "127.0.0.1", 5000)
+    mlf.add_argument("--state-dir", help="folder for mlflow.db and artifacts (default .state/mlflow)")
+    _server(sub, "prefect-server", "run the Prefect server (SQLite under the state folder)", "127.0.0.1", 4200)
+    serve = _server(sub, "serve", "run the risk form and JSON API under gunicorn", "127.0.0.1", 8000)
+    serve.add_argument("--workers", type=int, help="gunicorn workers (default 2, HEARTRISK_APP_WORKERS)")
+    sink = _server(sub, "smtp-sink", "run a local SMTP server that saves alerts to a Maildir", "127.0.0.1", 1025)
+    sink.add_argument("--mail-dir", help="Maildir folder (default .state/mail)")
+
+    worker = sub.add_parser("worker", help="run a Prefect process worker on the work pool (default zoompool)")
+    worker.add_argument("--name", default="heartrisk-worker", help="worker name shown in the Prefect UI")
+    worker.add_argument("--healthcheck", action="store_true", help="serve the worker's /health (containers)")
+    worker.set_defaults(func=cmd_process)
+
+    boot = sub.add_parser("bootstrap", help="create pool and deployments, train a first champion if none")
+    boot.add_argument("--no-train", action="store_true", help="do not start the first training run")
+    boot.add_argument("--redeploy", action="store_true", help="re-apply prefect.yaml to existing deployments")
+    boot.add_argument("--wait-app", action="store_true", help="also wait until the app is ready")
+    boot.add_argument("--stay", action="store_true", help="then sleep until stopped (for honcho)")
+    boot.set_defaults(func=cmd_bootstrap)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="heartrisk", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-
-    train = sub.add_parser("train", help="tune, track, register and (if at least as good) promote a model")
-    train.add_argument("--trials", type=int, help="hyperopt evaluations (default 50, HEARTRISK_TRIALS)")
-    train.add_argument("--folds", type=int, help="stratified CV folds (default 5)")
-    train.add_argument("--seed", type=int, help="seed of split, CV and search (default 42)")
-    train.add_argument("--data", help="training CSV (default data/heart.csv)")
-    train.add_argument("--experiment", help="MLflow experiment (default heart-attack-hyperopt)")
-    train.set_defaults(func=cmd_train)
-
-    mlf = sub.add_parser("mlflow-server", help="run the MLflow tracking server sized for this project")
-    mlf.add_argument("--host", help="bind address (default 127.0.0.1, HEARTRISK_MLFLOW_HOST)")
-    mlf.add_argument("--port", type=int, help="port (default 5000, HEARTRISK_MLFLOW_PORT)")
-    mlf.add_argument("--state-dir", help="folder for mlflow.db and artifacts (default .state/mlflow)")
-    mlf.set_defaults(func=cmd_mlflow_server)
-
-    serve = sub.add_parser("serve", help="run the risk form and JSON API under gunicorn")
-    serve.add_argument("--host", help="bind address (default 127.0.0.1, HEARTRISK_APP_HOST)")
-    serve.add_argument("--port", type=int, help="port (default 8000, HEARTRISK_APP_PORT)")
-    serve.add_argument("--workers", type=int, help="gunicorn workers (default 2, HEARTRISK_APP_WORKERS)")
-    serve.set_defaults(func=cmd_serve)
-    stack.add_commands(sub)
-    _add_monitoring_commands(sub)
+    _add_training(sub)
+    _add_monitoring(sub)
+    _add_stack(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    for name in ("trials", "folds"):
-        value = getattr(args, name, None)
-        if value is not None and value < (2 if name == "folds" else 1):
-            parser.error(f"--{name} must be at least {2 if name == 'folds' else 1}")
+    args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except DataError as exc:

@@ -8,10 +8,14 @@ object says where everything is.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from heartrisk import names
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent  # the environment's scripts: mlflow, prefect, gunicorn, heartrisk
 
 
 def _env(name: str, default: str) -> str:
@@ -25,6 +29,10 @@ def _env_int(name: str, default: int) -> int:
 
 def _env_float(name: str, default: float) -> float:
     return float(_env(name, str(default)))
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    return _env(name, str(default)).lower() in ("1", "true", "yes", "on")
 
 
 @dataclass(frozen=True)
@@ -79,6 +87,7 @@ class Settings:
     smtp_retries: int
     smtp_retry_delay: float
     retrain_on_drift: bool
+    mail_when_quiet: bool
     train_deployment: str
 
     def mlflow_run_url(self, experiment_id: str, run_id: str) -> str:
@@ -98,9 +107,9 @@ def get_settings() -> Settings:
         data_path=Path(_env("HEARTRISK_DATA", str(data_dir / "heart.csv"))),
         reference_path=Path(_env("HEARTRISK_REFERENCE", str(data_dir / "reference.csv"))),
         mlflow_tracking_uri=_env("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000"),
-        experiment_name=_env("HEARTRISK_EXPERIMENT", "heart-attack-hyperopt"),
-        model_name=_env("HEARTRISK_MODEL_NAME", "BestSupportVectorClassifier"),
-        champion_alias=_env("HEARTRISK_CHAMPION_ALIAS", "champion"),
+        experiment_name=_env("HEARTRISK_EXPERIMENT", names.TRAIN_EXPERIMENT),
+        model_name=_env("HEARTRISK_MODEL_NAME", names.MODEL),
+        champion_alias=_env("HEARTRISK_CHAMPION_ALIAS", names.CHAMPION_ALIAS),
         trials=_env_int("HEARTRISK_TRIALS", 50),
         folds=_env_int("HEARTRISK_FOLDS", 5),
         seed=_env_int("HEARTRISK_SEED", 42),
@@ -124,7 +133,7 @@ def get_settings() -> Settings:
         prefect_host=prefect_host,
         prefect_port=prefect_port,
         prefect_api_url=_env("PREFECT_API_URL", f"http://{prefect_host}:{prefect_port}/api"),
-        work_pool=_env("HEARTRISK_WORK_POOL", "zoompool"),
+        work_pool=_env("HEARTRISK_WORK_POOL", names.WORK_POOL),
         monitor_cron=_env("HEARTRISK_MONITOR_CRON", "0 6 * * *"),
         schedule_timezone=_env("HEARTRISK_SCHEDULE_TIMEZONE", "UTC"),
         bootstrap_timeout=_env_float("HEARTRISK_BOOTSTRAP_TIMEOUT", 600.0),
@@ -134,13 +143,16 @@ def get_settings() -> Settings:
         drift_threshold=_env_float("HEARTRISK_DRIFT_THRESHOLD", 0.5),
         drift_min_rows=_env_int("HEARTRISK_DRIFT_MIN_ROWS", 30),
         drift_window_days=_env_float("HEARTRISK_DRIFT_WINDOW_DAYS", 7.0),
-        monitor_experiment=_env("HEARTRISK_MONITOR_EXPERIMENT", "heart-attack-monitoring"),
+        monitor_experiment=_env("HEARTRISK_MONITOR_EXPERIMENT", names.MONITOR_EXPERIMENT),
         report_dir=Path(_env("HEARTRISK_REPORT_DIR", str(state_dir / "reports"))),
         email_block=_env("HEARTRISK_EMAIL_BLOCK", "gmail"),
         email_from=_env("HEARTRISK_EMAIL_FROM", "heartrisk@localhost"),
         email_recipients=tuple(a.strip() for a in _env("HEARTRISK_EMAIL_TO", "").split(",") if a.strip()),
         smtp_retries=_env_int("HEARTRISK_SMTP_RETRIES", 3),
         smtp_retry_delay=_env_float("HEARTRISK_SMTP_RETRY_DELAY", 10.0),
-        retrain_on_drift=_env("HEARTRISK_RETRAIN_ON_DRIFT", "true").lower() in ("1", "true", "yes", "on"),
-        train_deployment=_env("HEARTRISK_TRAIN_DEPLOYMENT", "heart-attack-training/train-heart-attack-model"),
+        retrain_on_drift=_env_bool("HEARTRISK_RETRAIN_ON_DRIFT", True),
+        mail_when_quiet=_env_bool("HEARTRISK_MAIL_WHEN_QUIET", True),
+        train_deployment=_env(
+            "HEARTRISK_TRAIN_DEPLOYMENT", names.deployment_path(names.TRAIN_FLOW, names.TRAIN_DEPLOYMENT)
+        ),
     )

@@ -1,166 +1,66 @@
-"""Monitoring: a Prefect flow that compares served data with the reference data using Evidently.
+"""Monitoring: a Prefect flow that compares served data with the reference data and acts on the result.
 
-Current data is the prediction log over a time window (or a CSV); the reference is
-``data/reference.csv``. The flow keeps the Evidently HTML report (state folder and MLflow), publishes
-a per-column table in Prefect, starts retraining when enough columns drifted, then e-mails the
-result. The report is written before anything that can fail, so a failure loses nothing.
+Stages, each a task in the Prefect UI: read (the prediction log over a time window, or a CSV; the
+reference), drift (Evidently, in :mod:`heartrisk.drift`), report (HTML file, MLflow run, Prefect table),
+act (start retraining when :func:`decide` says so) and notify (the e-mail says what was done). The
+report is written before anything that can fail, so a failure loses nothing.
 """
 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
-from evidently import DataDefinition, Dataset, Report
 from evidently.core.report import Snapshot
-from evidently.presets import DataDriftPreset
-from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.context import SyncClientContext
 
-from heartrisk import notify
+from heartrisk import names, notify, tracking
 from heartrisk.config import Settings, get_settings
-from heartrisk.data import DataError, load_csv, validate_frame
+from heartrisk.data import read_schema_csv, validate_served
+from heartrisk.drift import DriftResult, compute_drift
 from heartrisk.predlog import PredictionLog
-from heartrisk.schema import BY_NAME, COLUMNS, FEATURE_NAMES, OUTPUT
+from heartrisk.schema import BY_NAME
+from heartrisk.summaries import MonitorSummary
 
-COUNT_METRIC = "evidently:metric_v2:DriftedColumnsCount"
-COLUMN_METRIC = "evidently:metric_v2:ValueDrift"
-
-
-@dataclass(frozen=True)
-class ColumnDrift:
-    """Evidently's verdict on one column: which test, its score and threshold, drifted or not."""
-
-    column: str
-    kind: str
-    method: str
-    score: float
-    threshold: float
-    drifted: bool
+STEP = {"cache_policy": NO_CACHE}
 
 
 @dataclass(frozen=True)
-class DriftResult:
-    """Dataset-level verdict (share of drifted columns >= threshold) with the per-column verdicts."""
+class Decision:
+    """What a monitoring run does about its result: mail the operator, start retraining."""
 
-    share: float
-    drifted_count: int
-    threshold: float
-    columns: tuple[ColumnDrift, ...]
-
-    @property
-    def drift_detected(self) -> bool:
-        return self.share >= self.threshold
-
-    @property
-    def drifted_columns(self) -> list[str]:
-        return [c.column for c in self.columns if c.drifted]
+    status: str
+    mail: bool
+    retrain: bool
 
 
-def shared_columns(current: pd.DataFrame, reference: pd.DataFrame) -> list[str]:
-    """Schema columns present in both frames (served data has no label, a CSV may have one)."""
-    return [name for name in COLUMNS if name in current.columns and name in reference.columns]
+def decide(
+    result: DriftResult | None, *, has_recipients: bool, retrain_on_drift: bool, mail_when_quiet: bool
+) -> Decision:
+    """The alert and retraining rules, with no I/O (``result`` is None when there were too few rows).
 
-
-def data_definition(columns: Sequence[str]) -> DataDefinition:
-    """Column types from the schema, so Evidently picks the right test (no guessing from values)."""
-    return DataDefinition(
-        numerical_columns=[c for c in columns if BY_NAME[c].kind == "numeric"],
-        categorical_columns=[c for c in columns if BY_NAME[c].kind == "categorical"],
-    )
-
-
-def run_evidently(current: pd.DataFrame, reference: pd.DataFrame, threshold: float) -> Snapshot:
-    """Evidently's DataDriftPreset on the shared columns, with its per-column tests switched on."""
-    columns = shared_columns(current, reference)
-    definition = data_definition(columns)
-    report = Report([DataDriftPreset(columns=columns, drift_share=threshold)], include_tests=True)
-    return report.run(
-        Dataset.from_pandas(current[columns], data_definition=definition),
-        Dataset.from_pandas(reference[columns], data_definition=definition),
-    )
-
-
-def parse_snapshot(snapshot: dict[str, Any], threshold: float) -> DriftResult:
-    """Read the snapshot's dict by metric config type (display names change between releases)."""
-    metrics = snapshot["metrics"]
-    counts = [m for m in metrics if m["config"]["type"] == COUNT_METRIC]
-    if len(counts) != 1:
-        raise ValueError(f"expected one {COUNT_METRIC} metric in the Evidently snapshot, found {len(counts)}")
-    verdicts = {
-        test["metric_config"]["metric_id"]: test["status"]
-        for test in snapshot["tests"]
-        if test["metric_config"]["params"]["type"] == COLUMN_METRIC
-    }
-    columns = []
-    for metric in metrics:
-        config = metric["config"]
-        if config["type"] != COLUMN_METRIC:
-            continue
-        if metric["id"] not in verdicts:
-            raise ValueError(f"Evidently gave no drift verdict for column {config['column']!r}")
-        columns.append(
-            ColumnDrift(
-                column=config["column"],
-                kind=BY_NAME[config["column"]].kind,
-                method=config["method"],
-                score=float(metric["value"]),
-                threshold=float(config["threshold"]),
-                drifted=verdicts[metric["id"]] == "FAIL",
-            )
-        )
-    value = counts[0]["value"]
-    return DriftResult(
-        share=float(value["share"]), drifted_count=int(value["count"]), threshold=threshold, columns=tuple(columns)
-    )
-
-
-def compute_drift(current: pd.DataFrame, reference: pd.DataFrame, threshold: float) -> tuple[DriftResult, Snapshot]:
-    snapshot = run_evidently(current, reference, threshold)
-    return parse_snapshot(snapshot.dict(), threshold), snapshot
-
-
-def read_schema_csv(path: Path | str) -> pd.DataFrame:
-    """Validate a CSV; keep the label column when the file has one (it is compared too)."""
-    path = Path(path)
-    with_target = False
-    if path.is_file():
-        with path.open(encoding="utf-8", errors="replace") as handle:
-            header = [name.strip() for name in handle.readline().split(",")]
-        with_target = OUTPUT.name in header
-    return load_csv(path, require_target=with_target)
-
-
-def validate_served(served: pd.DataFrame, source: str) -> pd.DataFrame:
-    """Check served rows against the schema on each column's distinct values (seconds less at 1M rows).
-
-    The rules apply cell by cell, so valid distinct values mean valid rows. On a failure the whole
-    frame is checked again, so the message names the real rows.
+    Drift (the share of drifted columns reaches the threshold, never one column alone) always mails
+    and retrains when retraining is on; a run without drift, or with too little data, mails only when
+    ``mail_when_quiet`` (so the operator can tell a quiet week from a broken monitor).
     """
-    features = served[list(FEATURE_NAMES)]
-    distinct = {name: features[name].drop_duplicates().to_numpy() for name in FEATURE_NAMES}
-    longest = max(len(values) for values in distinct.values())
-    sample = pd.DataFrame({name: np.resize(values, longest) for name, values in distinct.items()})
-    try:
-        typed = validate_frame(sample, require_target=False, source=source)
-    except DataError:
-        validate_frame(features, require_target=False, source=source)
-        raise
-    return features.astype(typed.dtypes.to_dict())
+    if result is None:
+        return Decision("not enough data", mail=has_recipients and mail_when_quiet, retrain=False)
+    if result.drift_detected:
+        return Decision("drift", mail=has_recipients, retrain=retrain_on_drift)
+    return Decision("no drift", mail=has_recipients and mail_when_quiet, retrain=False)
 
 
-@task(name="load-current-data", cache_policy=NO_CACHE)
-def load_current(current: str | None, predictions_db: str, window_days: float) -> tuple[pd.DataFrame, str]:
+@task(name="read-current-data", **STEP)
+def read_current(current: str | None, predictions_db: str, window_days: float) -> tuple[pd.DataFrame, str]:
     """The data to watch: a given CSV, or what the app served in the last ``window_days``."""
     if current:
         return read_schema_csv(current), current
@@ -169,17 +69,17 @@ def load_current(current: str | None, predictions_db: str, window_days: float) -
     return validate_served(served, source), source
 
 
-@task(name="load-reference-data", cache_policy=NO_CACHE)
-def load_reference(reference: str) -> pd.DataFrame:
+@task(name="read-reference-data", **STEP)
+def read_reference(reference: str) -> pd.DataFrame:
     return read_schema_csv(reference)
 
 
-@task(name="compute-drift", cache_policy=NO_CACHE)
-def drift_task(current: pd.DataFrame, reference: pd.DataFrame, threshold: float) -> tuple[DriftResult, Snapshot]:
+@task(name="compute-drift", **STEP)
+def drift_step(current: pd.DataFrame, reference: pd.DataFrame, threshold: float) -> tuple[DriftResult, Snapshot]:
     return compute_drift(current, reference, threshold)
 
 
-@task(name="save-report", cache_policy=NO_CACHE)
+@task(name="save-report", **STEP)
 def save_report(snapshot: Snapshot, report_dir: Path, stamp: str) -> Path:
     """Timestamped report plus a stable ``latest.html`` (replaced atomically) for links."""
     report_dir.mkdir(parents=True, exist_ok=True)
@@ -191,50 +91,44 @@ def save_report(snapshot: Snapshot, report_dir: Path, stamp: str) -> Path:
     return path
 
 
-@task(name="log-monitoring-run", cache_policy=NO_CACHE)
-def log_to_mlflow(
-    settings: Settings, result: DriftResult, report: Path, params: dict[str, Any], stamp: str
-) -> dict[str, str]:
+@task(name="log-monitoring-run", **STEP)
+def log_to_mlflow(settings: Settings, result: DriftResult, report: Path, summary: MonitorSummary) -> dict[str, str]:
     """One MLflow run per monitoring run, so the MLflow UI charts drift over time."""
     client = MlflowClient(settings.mlflow_tracking_uri)
-    experiment = client.get_experiment_by_name(settings.monitor_experiment)
-    experiment_id = experiment.experiment_id if experiment else client.create_experiment(settings.monitor_experiment)
     tags = {"drift_detected": str(result.drift_detected).lower()}
-    run_id = client.create_run(experiment_id, run_name=f"drift-{stamp}", tags=tags).info.run_id
+    run_id = tracking.start_run(
+        client, settings.monitor_experiment, f"drift-{report.stem.removeprefix('drift-')}", tags
+    )
     values = {"drift_share": result.share, "drifted_columns": result.drifted_count}
-    values |= {"current_rows": params["current_rows"], "reference_rows": params["reference_rows"]}
+    values |= {"current_rows": summary.current_rows, "reference_rows": summary.reference_rows}
     for column in result.columns:
-        values[f"drift_score_{column.column}"] = column.score
-        values[f"drifted_{column.column}"] = int(column.drifted)
-    now = int(datetime.now(UTC).timestamp() * 1000)
+        values |= {f"drift_score_{column.column}": column.score, f"drifted_{column.column}": int(column.drifted)}
+    params = {k: getattr(summary, k) for k in ("current_source", "reference", "current_rows", "reference_rows")}
     try:
-        client.log_batch(
-            run_id,
-            metrics=[Metric(key, float(value), now, 0) for key, value in values.items()],
-            params=[Param(key, str(value)) for key, value in params.items()],
-        )
+        tracking.log_batch(client, run_id, metrics=values, params={**params, "threshold": summary.threshold})
         client.log_artifact(run_id, str(report), "drift_report")
     except Exception:
         client.set_terminated(run_id, "FAILED")
         raise
     client.set_terminated(run_id)
+    experiment_id = client.get_run(run_id).info.experiment_id
     return {"run_id": run_id, "run_url": settings.mlflow_run_url(experiment_id, run_id)}
 
 
-@task(name="publish-drift-table", cache_policy=NO_CACHE)
+@task(name="publish-drift-table", **STEP)
 def publish_table(result: DriftResult, report_url: str) -> None:
     table = [{**asdict(c), "label": BY_NAME[c.column].label} for c in result.columns]
     verdict = "drift detected" if result.drift_detected else "no drift"
     link = f" [Evidently report]({report_url})" if report_url else ""
     create_table_artifact(
         table=table,
-        key="drift-columns",
+        key=names.DRIFT_TABLE_ARTIFACT,
         description=f"{verdict}: {result.drifted_count}/{len(result.columns)} columns ({result.share:.0%}), "
         f"threshold {result.threshold:.0%}.{link}",
     )
 
 
-@task(name="start-retraining", cache_policy=NO_CACHE)
+@task(name="start-retraining", **STEP)
 def start_retraining(deployment: str) -> dict[str, str]:
     """Start the training deployment and return at once; its promotion gate decides what serves."""
     from prefect.deployments import run_deployment
@@ -251,9 +145,54 @@ async def _attempt(step: Callable[..., Any], *args: Any) -> tuple[Any, str]:
     return None, str(state.message or state.name)
 
 
+async def _report(settings: Settings, result: DriftResult, snapshot: Snapshot, summary: MonitorSummary):
+    """Keep the report (file, MLflow, Prefect table); returns the summary with its links, and any MLflow error."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    report = save_report(snapshot, settings.report_dir, stamp)
+    tracked, mlflow_error = await _attempt(log_to_mlflow, settings, result, report, summary)
+    publish_table(result, (tracked or {}).get("run_url", ""))
+    summary = replace(
+        summary,
+        columns=[asdict(c) for c in result.columns],
+        report_path=str(report),
+        latest_report=str(report.parent / "latest.html"),
+        mlflow=tracked or {"error": mlflow_error},
+    )
+    return summary, mlflow_error
+
+
+async def _act(decision: Decision, result: DriftResult | None, deployment: str) -> tuple[dict | None, list[str], str]:
+    """Start retraining when decided; returns (the run, what the e-mail should say, the error if any)."""
+    if decision.retrain:
+        started, error = await _attempt(start_retraining, deployment)
+        if started:
+            line = f"Retraining started: flow run {started['flow_run_name']} of {deployment}; "
+            return started, [line + "its promotion gate decides whether the new model serves."], ""
+        return {"error": error}, [f"Retraining could NOT be started ({deployment}): {error}"], error
+    if result is not None and result.drift_detected:
+        return None, ["Retraining is switched off (--no-retrain or HEARTRISK_RETRAIN_ON_DRIFT=false)."], ""
+    return None, [], ""
+
+
+def _message(summary: MonitorSummary, result: DriftResult | None, actions: list[str], minimum: int) -> notify.Message:
+    if result is None:
+        return notify.not_enough_data_message(
+            current_rows=summary.current_rows, minimum=minimum, source=summary.current_source
+        )
+    report_url = (summary.mlflow or {}).get("run_url", "")
+    return notify.drift_message(
+        result,
+        current_rows=summary.current_rows,
+        source=summary.current_source,
+        report_url=report_url,
+        report_path=summary.report_path or "",
+        actions=actions,
+    )
+
+
 # Async on purpose: Prefect's sync engine joins its heartbeat thread at the end of every run, and the
 # thread sleeps in 1-second steps, so a sync flow waits up to a second for nothing. The steps stay sync.
-@flow(name="heart-attack-drift-monitoring")
+@flow(name=names.MONITOR_FLOW)
 async def monitor_flow(
     current: str | None = None,
     reference: str | None = None,
@@ -262,96 +201,39 @@ async def monitor_flow(
     threshold: float | None = None,
     retrain: bool | None = None,
     window_days: float | None = None,
-) -> dict[str, Any]:
+) -> MonitorSummary:
     """Compare current data with the reference; report, alert and (on drift) retrain."""
-    # One Prefect client for all the steps: each sync task outside it would open its own (about 40 ms).
-    with SyncClientContext.get_or_create():
-        settings = get_settings()
-        logger = get_run_logger()
-        threshold = settings.drift_threshold if threshold is None else threshold
-        retrain = settings.retrain_on_drift if retrain is None else retrain
-        window_days = settings.drift_window_days if window_days is None else window_days
-        recipients = list(recipients or settings.email_recipients)
+    settings = get_settings()
+    logger = get_run_logger()
+    threshold = settings.drift_threshold if threshold is None else threshold
+    recipients = list(recipients or settings.email_recipients)
+    with SyncClientContext.get_or_create():  # one Prefect client for all the steps (about 40 ms each otherwise)
         reference_path = str(reference or settings.reference_path)
-
-        current_frame, source = load_current(current, str(settings.predictions_db), window_days)
-        reference_frame = load_reference(reference_path)
-        summary: dict[str, Any] = {
-            "current_source": source,
-            "reference": reference_path,
-            "current_rows": len(current_frame),
-            "reference_rows": len(reference_frame),
-            "threshold": threshold,
-        }
-        if len(current_frame) < settings.drift_min_rows:
-            logger.warning(
-                "Not enough data: %d current rows, at least %d needed (HEARTRISK_DRIFT_MIN_ROWS); no alert.",
-                len(current_frame),
-                settings.drift_min_rows,
-            )
-            return {
-                **summary,
-                "status": "not enough data",
-                "drift_detected": False,
-                "share": None,
-                "drifted_columns": [],
-            }
-
-        result, snapshot = drift_task(current_frame, reference_frame, threshold)
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-        report = save_report(snapshot, settings.report_dir, stamp)
-        summary.update(
-            status="drift" if result.drift_detected else "no drift",
-            drift_detected=result.drift_detected,
-            share=result.share,
-            drifted_columns=result.drifted_columns,
-            columns=[asdict(c) for c in result.columns],
-            report_path=str(report),
-            latest_report=str(report.parent / "latest.html"),
+        window = settings.drift_window_days if window_days is None else window_days
+        current_frame, source = read_current(current, str(settings.predictions_db), window)
+        reference_frame = read_reference(reference_path)
+        summary = MonitorSummary(
+            source, reference_path, len(current_frame), len(reference_frame), threshold, "", False, None, []
         )
-        logger.info(
-            "%s: %d/%d columns drifted (%.0f%%, threshold %.0f%%): %s",
-            summary["status"],
-            result.drifted_count,
-            len(result.columns),
-            100 * result.share,
-            100 * threshold,
-            ", ".join(result.drifted_columns) or "none",
+        result, mlflow_error = None, ""
+        if len(current_frame) >= settings.drift_min_rows:
+            result, snapshot = drift_step(current_frame, reference_frame, threshold)
+            summary, mlflow_error = await _report(settings, result, snapshot, summary)
+        decision = decide(
+            result,
+            has_recipients=bool(recipients),
+            retrain_on_drift=settings.retrain_on_drift if retrain is None else retrain,
+            mail_when_quiet=settings.mail_when_quiet,
         )
-
-        params = {k: summary[k] for k in ("current_source", "reference", "current_rows", "reference_rows", "threshold")}
-        tracked, mlflow_error = await _attempt(log_to_mlflow, settings, result, report, params, stamp)
-        summary["mlflow"] = tracked or {"error": mlflow_error}
-        report_url = (tracked or {}).get("run_url", "")
-        publish_table(result, report_url)
-
-        actions: list[str] = []
-        retrain_error = ""
-        summary["retraining"] = None
-        if result.drift_detected and retrain:
-            started, retrain_error = await _attempt(start_retraining, settings.train_deployment)
-            summary["retraining"] = started or {"error": retrain_error}
-            actions.append(
-                f"Retraining started: flow run {started['flow_run_name']} of {settings.train_deployment}; "
-                "its promotion gate decides whether the new model serves."
-                if started
-                else f"Retraining could NOT be started ({settings.train_deployment}): {retrain_error}"
-            )
-        elif result.drift_detected:
-            actions.append("Retraining is switched off (--no-retrain or HEARTRISK_RETRAIN_ON_DRIFT=false).")
+        summary = _verdict(summary, result, decision)
+        logger.info(_log_line(summary, settings.drift_min_rows))
+        retraining, actions, retrain_error = await _act(decision, result, settings.train_deployment)
         if mlflow_error:
             actions.append(f"The run could not be logged to MLflow: {mlflow_error}")
-
-        if recipients:
-            message = notify.drift_message(
-                result,
-                current_rows=len(current_frame),
-                source=source,
-                report_url=report_url,
-                report_path=str(report),
-                actions=actions,
-            )
-            summary["email"] = await notify.send(
+        summary = replace(summary, retraining=retraining, email={"sent": False, "recipients": []})
+        if decision.mail:
+            message = _message(summary, result, actions, settings.drift_min_rows)
+            sent = await notify.send(
                 message,
                 block=email_block or settings.email_block,
                 sender=settings.email_from,
@@ -359,12 +241,32 @@ async def monitor_flow(
                 retries=settings.smtp_retries,
                 retry_delay=settings.smtp_retry_delay,
             )
-        else:
+            summary = replace(summary, email=sent)
+        elif not recipients:
             logger.warning("No recipients (--recipient or HEARTRISK_EMAIL_TO): no e-mail sent.")
-            summary["email"] = {"sent": False, "recipients": []}
+    failures = [f"MLflow logging failed: {mlflow_error}"] if mlflow_error else []
+    failures += [f"retraining could not be started: {retrain_error}"] if retrain_error else []
+    if failures:
+        raise RuntimeError("; ".join(failures))
+    return summary
 
-        failures = [f"MLflow logging failed: {mlflow_error}"] if mlflow_error else []
-        failures += [f"retraining could not be started: {retrain_error}"] if retrain_error else []
-        if failures:
-            raise RuntimeError("; ".join(failures))
-        return summary
+
+def _verdict(summary: MonitorSummary, result: DriftResult | None, decision: Decision) -> MonitorSummary:
+    if result is None:
+        return replace(summary, status=decision.status)
+    return replace(
+        summary,
+        status=decision.status,
+        drift_detected=result.drift_detected,
+        share=result.share,
+        drifted_columns=result.drifted_columns,
+    )
+
+
+def _log_line(summary: MonitorSummary, minimum: int) -> str:
+    if summary.share is None:
+        return f"Not enough data: {summary.current_rows} current rows, at least {minimum} needed; no drift computed."
+    return (
+        f"{summary.status}: {len(summary.drifted_columns)}/{len(summary.columns)} columns drifted "
+        f"({summary.share:.0%}, threshold {summary.threshold:.0%}): {', '.join(summary.drifted_columns) or 'none'}"
+    )

@@ -1,22 +1,26 @@
-"""E-mail through prefect-email: the SMTP credentials block and the drift alert people receive.
+"""E-mail to the operator: what each monitoring outcome says, and how it is sent.
 
-The SMTP settings live in a Prefect ``EmailServerCredentials`` block (default name ``gmail``) so the
-password is stored once, encrypted by Prefect, and never appears in a flow's parameters or logs.
+The SMTP settings live in a prefect-email ``EmailServerCredentials`` block (default name ``gmail``), so
+the password is stored once, encrypted by Prefect, and never appears in a flow's parameters or logs;
+the block opens the connection (SSL, STARTTLS or plain, with login). The message itself is built with
+the standard library's ``email`` package: a text and an HTML part as alternatives, with the ``Date``
+and ``Message-ID`` headers that mail clients and spam filters expect.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
 from html import escape
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from prefect_email import EmailServerCredentials, SMTPType, email_send_message
+from prefect import task
+from prefect_email import EmailServerCredentials, SMTPType
 
+from heartrisk.drift import DriftResult
 from heartrisk.schema import BY_NAME
-
-if TYPE_CHECKING:
-    from heartrisk.monitor import DriftResult
 
 SECURITY: dict[str, SMTPType] = {"ssl": SMTPType.SSL, "starttls": SMTPType.STARTTLS, "none": SMTPType.INSECURE}
 
@@ -55,6 +59,17 @@ class Message:
     text: str
 
 
+def _html(paragraphs: Sequence[str], table: Sequence[tuple[str, ...]] = ()) -> str:
+    """Escaped paragraphs and an optional table, one element per line (SMTP allows 998 characters a line)."""
+    lines = [f"<p>{escape(text)}</p>" for text in paragraphs[:2]]
+    if table:
+        lines += ["<table border='1' cellpadding='4' style='border-collapse:collapse'>"]
+        lines += ["<tr><th>column</th><th>test</th><th>score</th><th>threshold</th></tr>"]
+        lines += [f"<tr>{''.join(f'<td>{escape(cell)}</td>' for cell in row)}</tr>" for row in table]
+        lines += ["</table>"]
+    return "\n".join([*lines, *(f"<p>{escape(text)}</p>" for text in paragraphs[2:])])
+
+
 def drift_message(
     result: DriftResult,
     *,
@@ -70,41 +85,58 @@ def drift_message(
         subject = f"HeartRisk: drift detected ({share} of columns)"
     else:
         subject = f"HeartRisk: no drift ({share} of columns drifted, alert at {result.threshold:.0%})"
-    drifted = [c for c in result.columns if c.drifted]
     intro = (
         f"{result.drifted_count} of {len(result.columns)} columns drifted ({share}); the alert threshold is "
         f"{result.threshold:.0%} of columns. Current data: {current_rows} rows from {source}."
     )
     rows = [
-        (f"{BY_NAME[c.column].label} ({c.column})", c.method, f"{c.score:.4g}", f"{c.threshold:g}") for c in drifted
+        (f"{BY_NAME[c.column].label} ({c.column})", c.method, f"{c.score:.4g}", f"{c.threshold:g}")
+        for c in result.columns
+        if c.drifted
     ]
-    text_lines = [intro, LEGEND, ""]
+    text = [intro, LEGEND, ""]
     if rows:
-        text_lines.append("Drifted columns (column, test, score, threshold):")
-        text_lines += [f"  - {name}: {method}, score {score}, threshold {limit}" for name, method, score, limit in rows]
+        text.append("Drifted columns (column, test, score, threshold):")
+        text += [f"  - {name}: {method}, score {score}, threshold {limit}" for name, method, score, limit in rows]
     else:
-        text_lines.append("No column drifted.")
+        text.append("No column drifted.")
     links = [f"Full report (MLflow): {report_url}" if report_url else "", f"Report file: {report_path}"]
-    text_lines += ["", *[line for line in links if line], "", *actions]
-
-    table = [
-        "<table border='1' cellpadding='4' style='border-collapse:collapse'>",
-        "<tr><th>column</th><th>test</th><th>score</th><th>threshold</th></tr>",
-        *(f"<tr>{''.join(f'<td>{escape(cell)}</td>' for cell in row)}</tr>" for row in rows),
-        "</table>",
-    ]
+    text += ["", *[line for line in links if line], "", *actions]
     report = f"<a href='{escape(report_url, quote=True)}'>full Evidently report in MLflow</a>, " if report_url else ""
-    # One element per line: SMTP refuses lines over 998 characters (RFC 5321).
-    html = "\n".join(
-        [
-            f"<p>{escape(intro)}</p>",
-            f"<p>{escape(LEGEND)}</p>",
-            *(table if rows else ["<p>No column drifted.</p>"]),
-            f"<p>{report}file <code>{escape(report_path)}</code></p>",
-            *(f"<p>{escape(action)}</p>" for action in actions),
-        ]
-    )
-    return Message(subject=subject, html=html, text="\n".join(text_lines))
+    html = _html([intro, LEGEND], rows) + ("" if rows else "\n<p>No column drifted.</p>")
+    html += f"\n<p>{report}file <code>{escape(report_path)}</code></p>"
+    html += "".join(f"\n<p>{escape(action)}</p>" for action in actions)
+    return Message(subject=subject, html=html, text="\n".join(text))
+
+
+def not_enough_data_message(*, current_rows: int, minimum: int, source: str) -> Message:
+    """A quiet window still gets a message, so the operator can tell a quiet week from a broken monitor."""
+    subject = f"HeartRisk: not enough data ({current_rows} of {minimum} rows)"
+    lines = [
+        f"The monitor ran, but the current data has {current_rows} rows and at least {minimum} are needed "
+        f"to compare it with the reference (HEARTRISK_DRIFT_MIN_ROWS). Current data: {source}.",
+        "No drift was computed and nothing was retrained. The next scheduled run will try again.",
+    ]
+    return Message(subject=subject, html=_html(lines), text="\n".join(lines))
+
+
+def email(message: Message, *, sender: str, recipients: Sequence[str]) -> EmailMessage:
+    """The MIME message: text and HTML as alternatives, Date and Message-ID set, no empty headers."""
+    mail = EmailMessage()
+    mail["Subject"] = message.subject
+    mail["From"] = sender
+    mail["To"] = ", ".join(recipients)
+    mail["Date"] = formatdate(localtime=False, usegmt=True)
+    mail["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
+    mail.set_content(message.text)
+    mail.add_alternative(message.html, subtype="html")
+    return mail
+
+
+@task(name="send-email")
+def _deliver(credentials: EmailServerCredentials, mail: EmailMessage) -> None:
+    with credentials.get_server() as server:
+        server.send_message(mail)
 
 
 async def send(
@@ -116,18 +148,11 @@ async def send(
     retries: int,
     retry_delay: float,
 ) -> dict[str, Any]:
-    """Send from inside a flow; raises (failing the flow) when the last retry fails."""
+    """Send from inside a flow, retrying; raises (failing the flow) when the last retry fails."""
     credentials = await EmailServerCredentials.aload(block)
-    sender_task = email_send_message.with_options(name="send-email", retries=retries, retry_delay_seconds=retry_delay)
+    deliver = _deliver.with_options(retries=retries, retry_delay_seconds=retry_delay)
     try:
-        await sender_task(
-            subject=message.subject,
-            msg=message.html,
-            msg_plain=message.text,
-            email_server_credentials=credentials,
-            email_from=sender,
-            email_to=list(recipients),
-        )
+        deliver(credentials, email(message, sender=sender, recipients=recipients))
     except Exception as exc:
         host = getattr(credentials.smtp_server, "value", credentials.smtp_server)
         server = f"{host}:{credentials.smtp_port or credentials.smtp_type.value}"

@@ -1,94 +1,185 @@
-"""The MLflow model registry: who is champion, promote only when at least as good, load by alias."""
+"""The MLflow model registry, and the only code that talks to it: log and load models by version, the
+champion alias, and the promotion gate.
+
+Training registers and gates, the app follows the champion, the tests and benchmarks register their
+models the same way. Versions carry tags the gate reads: the CV score, the target the model predicts,
+and a fingerprint of what produced it (data, parameters, target), so an identical retrain is noticed.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import hashlib
+import json
+import tempfile
+from dataclasses import dataclass
+from typing import Any
 
 import mlflow
+import pandas as pd
+import skops.io
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from heartrisk import tracking
+from heartrisk.config import Settings
+from heartrisk.summaries import Promotion
+
 SCORE_TAG = "cv_roc_auc"
 TARGET_TAG = "target"
+FINGERPRINT_TAG = "fingerprint"
 LEGACY_TARGET = "output"  # versions registered before the tag existed predicted the dataset's label
+MISSING = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND")
 
 
 @dataclass(frozen=True)
-class Decision:
-    """Outcome of the promotion gate, logged to MLflow and shown to the person who trained."""
+class Champion:
+    """What the gate needs to know about the current champion, read from its version tags."""
 
-    promoted: bool
-    new_version: str
-    new_score: float
-    champion_version: str | None
-    champion_score: float | None
-    reason: str
+    version: str
+    score: float | None
+    target: str
+    fingerprint: str | None
 
-    def as_dict(self) -> dict[str, object]:
-        return asdict(self)
-
-
-def champion(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
-    """The version that alias points to, or None when the model or alias does not exist yet."""
-    try:
-        return client.get_model_version_by_alias(name, alias)
-    except MlflowException as exc:
-        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
-            return None
-        raise
+    @classmethod
+    def of(cls, version: ModelVersion) -> Champion:
+        tags = version.tags or {}
+        score = tags.get(SCORE_TAG)
+        return cls(
+            version=str(version.version),
+            score=float(score) if score is not None else None,
+            target=tags.get(TARGET_TAG, LEGACY_TARGET),
+            fingerprint=tags.get(FINGERPRINT_TAG),
+        )
 
 
-def version_score(version: ModelVersion) -> float | None:
-    """The CV ROC-AUC recorded on a model version when it was registered."""
-    value = (version.tags or {}).get(SCORE_TAG)
-    return float(value) if value is not None else None
+def fingerprint(*, data_sha256: str, params: dict[str, Any], folds: int, target: str) -> str:
+    """What determines the fitted model: the same data, parameters, folds and target give the same model."""
+    identity = {"data": data_sha256, "params": params, "folds": folds, "target": target}
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def version_target(version: ModelVersion) -> str:
-    """What a version predicts: its target tag, or the dataset's label for versions older than the tag."""
-    return (version.tags or {}).get(TARGET_TAG, LEGACY_TARGET)
+def gate(current: Champion | None, version: str, score: float, target: str) -> Promotion:
+    """The promotion rule: promote when at least as good as the champion, on a comparable score.
 
-
-def promote_if_better(client: MlflowClient, name: str, alias: str, version: str, score: float, target: str) -> Decision:
-    """Move ``alias`` to ``version`` if its score is at least the current champion's.
-
-    Scores of models with different targets are not comparable: a change of target always promotes.
+    Scores of models with different targets are not comparable, so a change of target always promotes;
+    so does a champion without a recorded score. Scores are compared at 6 decimals (as tagged).
     """
-    client.set_model_version_tag(name, version, SCORE_TAG, f"{score:.6f}")
-    client.set_model_version_tag(name, version, TARGET_TAG, target)
-    current = champion(client, name, alias)
-    current_score = version_score(current) if current is not None else None
     if current is None:
         promoted, reason = True, "no champion yet"
-    elif version_target(current) != target:
+    elif current.target != target:
         promoted = True
         reason = (
-            f"the target changed from {version_target(current)!r} (champion v{current.version}) to {target!r}: "
+            f"the target changed from {current.target!r} (champion v{current.version}) to {target!r}: "
             "promoted without comparing scores"
         )
-    elif current_score is None:
+    elif current.score is None:
         promoted, reason = True, f"champion v{current.version} has no recorded {SCORE_TAG}"
-    elif round(score, 6) >= round(current_score, 6):
-        promoted, reason = True, f"CV ROC-AUC {score:.4f} >= champion v{current.version} {current_score:.4f}"
+    elif round(score, 6) >= round(current.score, 6):
+        promoted, reason = True, f"CV ROC-AUC {score:.4f} >= champion v{current.version} {current.score:.4f}"
     else:
-        promoted, reason = False, f"CV ROC-AUC {score:.4f} < champion v{current.version} {current_score:.4f}"
-    if promoted:
-        client.set_registered_model_alias(name, alias, version)
-    return Decision(
+        promoted, reason = False, f"CV ROC-AUC {score:.4f} < champion v{current.version} {current.score:.4f}"
+    return Promotion(
         promoted=promoted,
         new_version=str(version),
         new_score=score,
-        champion_version=None if current is None else str(current.version),
-        champion_score=current_score,
+        champion_version=None if current is None else current.version,
+        champion_score=None if current is None else current.score,
         reason=reason,
     )
 
 
-def model_uri(name: str, alias: str) -> str:
-    return f"models:/{name}@{alias}"
+def trusted_sklearn_types(pipeline: Any) -> list[str]:
+    """The scikit-learn types skops does not trust by default (calibration internals), and only those."""
+    untrusted = skops.io.get_untrusted_types(data=skops.io.dumps(pipeline))
+    foreign = [name for name in untrusted if not name.startswith("sklearn.")]
+    if foreign:
+        raise ValueError(f"pipeline holds non-scikit-learn types: {foreign}")
+    return list(untrusted)
 
 
-def load_champion_sklearn(name: str, alias: str):
-    """Load the champion as its scikit-learn pipeline (``predict_proba`` without pyfunc overhead)."""
-    return mlflow.sklearn.load_model(model_uri(name, alias))
+def log_model(pipeline: Any, *, registered_name: str, example: pd.DataFrame | None = None) -> str:
+    """Log a fitted pipeline in the active MLflow run and register it; returns the new version.
+
+    Requirements are given, not inferred (inference costs seconds per model), and the skops format
+    trusts exactly the scikit-learn types the pipeline holds.
+    """
+    signature = None
+    if example is not None:
+        from mlflow.models import infer_signature
+
+        signature = infer_signature(example, pipeline.predict_proba(example))
+    info = mlflow.sklearn.log_model(
+        pipeline,
+        name="model",
+        signature=signature,
+        input_example=example,
+        registered_model_name=registered_name,
+        pyfunc_predict_fn="predict_proba",
+        pip_requirements=mlflow.sklearn.get_default_pip_requirements(include_skops=True),
+        skops_trusted_types=trusted_sklearn_types(pipeline),
+    )
+    return str(info.registered_model_version)
+
+
+class Registry:
+    """One registered model and its champion alias, on one tracking server."""
+
+    def __init__(self, tracking_uri: str, name: str, alias: str, experiment: str | None = None) -> None:
+        mlflow.set_tracking_uri(tracking_uri)  # model URIs resolve against the process's tracking server
+        self.tracking_uri = tracking_uri
+        self.client = MlflowClient(tracking_uri=tracking_uri)
+        self.name = name
+        self.alias = alias
+        self.experiment = experiment
+
+    @classmethod
+    def of(cls, settings: Settings) -> Registry:
+        return cls(settings.mlflow_tracking_uri, settings.model_name, settings.champion_alias, settings.experiment_name)
+
+    def training(self) -> tracking.TrainingInProgress | None:
+        """A training run of this model's experiment that is under way, if any (the app's advice says so)."""
+        return None if self.experiment is None else tracking.training_in_progress(self.client, self.experiment)
+
+    def uri(self, version: str | None = None) -> str:
+        """``models:/NAME/VERSION``, or ``models:/NAME@ALIAS`` for the champion."""
+        return f"models:/{self.name}/{version}" if version else f"models:/{self.name}@{self.alias}"
+
+    def champion(self) -> Champion | None:
+        """The version the alias points to, or None when the model or alias does not exist yet."""
+        try:
+            return Champion.of(self.client.get_model_version_by_alias(self.name, self.alias))
+        except MlflowException as exc:
+            if exc.error_code in MISSING:
+                return None
+            raise
+
+    def champion_version(self) -> str | None:
+        found = self.champion()
+        return None if found is None else found.version
+
+    def load_sklearn(self, version: str | None = None) -> Any:
+        """The scikit-learn pipeline of a version (the champion by default).
+
+        By version, not alias, where it matters: the alias moving during the download cannot mix versions.
+        """
+        import mlflow.sklearn
+
+        with tempfile.TemporaryDirectory(prefix="heartrisk-model-") as tmp:
+            return mlflow.sklearn.load_model(self.uri(version), dst_path=tmp)
+
+    def load(self, version: str) -> Any:
+        """What the app's model holder calls: the pipeline of one version."""
+        return self.load_sklearn(version)
+
+    def tag(self, version: str, tags: dict[str, str]) -> None:
+        for key, value in tags.items():
+            self.client.set_model_version_tag(self.name, version, key, value)
+
+    def promote_if_better(self, version: str, score: float, target: str) -> Promotion:
+        """Tag the version with its score and target, apply :func:`gate`, move the alias if promoted."""
+        self.tag(version, {SCORE_TAG: f"{score:.6f}", TARGET_TAG: target})
+        decision = gate(self.champion(), version, score, target)
+        if decision.promoted:
+            self.client.set_registered_model_alias(self.name, self.alias, version)
+        return decision

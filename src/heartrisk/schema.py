@@ -243,9 +243,13 @@ def as_matrix(records: Sequence[Mapping[str, float | int]]) -> np.ndarray:
     return np.array([_in_order(record) for record in records], dtype=float).reshape(len(records), len(FEATURES))
 
 
+# A valid record (the lowest code or value of each feature): the placeholder row of a batch record that
+# goes the slow way, and the record a new model must answer before it serves.
+VALID_RECORD: dict[str, float] = {f.name: float(min(f.codes) if f.codes is not None else f.minimum) for f in FEATURES}
+
 _in_order = itemgetter(*FEATURE_NAMES)
 _JSON_NUMBERS = {int, float}
-_LOW = np.array([min(f.codes) if f.codes is not None else f.minimum for f in FEATURES], dtype=float)  # all valid
+_LOW = np.array(list(VALID_RECORD.values()), dtype=float)
 
 
 def validate_records(raws: Sequence[Any]) -> tuple[np.ndarray, list[tuple[int, dict[str, str]]]]:

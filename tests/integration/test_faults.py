@@ -18,13 +18,14 @@ from pathlib import Path
 import psutil
 import pytest
 import requests
-from mlflow.tracking import MlflowClient
 
-from heartrisk.registry import champion
-from tests.integration.apphelpers import RECORD, Load, account, log_fresh_model, wait_for
-from tests.prefect_stack import start_prefect_stack
-from tests.servers import BIN, free_port, mlflow_command, running, stop
-from tests.serving_app import app_server, champion_source, register_copy
+from heartrisk.config import BIN
+from heartrisk.registry import Registry
+from tests.support.app import app_server
+from tests.support.load import RECORD, Load, account, wait_for
+from tests.support.models import register
+from tests.support.prefect_stack import start_prefect_stack
+from tests.support.servers import free_port, mlflow_command, running, stop
 
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore:X does not have valid feature names")]
 
@@ -43,12 +44,10 @@ def _serves_again(url: str, n: int = 20) -> None:
     assert requests.get(f"{url}/readyz", timeout=30).status_code == 200
 
 
-def test_kill_9_of_a_worker_under_load_loses_nothing_acknowledged(
-    champion: dict, mlflow_env: dict[str, str], tmp_path: Path
-) -> None:
+def test_kill_9_of_a_worker_under_load_loses_nothing_acknowledged(mlflow_server: str, tmp_path: Path) -> None:
     model = "HeartRiskFaultTest"
-    register_copy(champion_source(champion), model)
-    with app_server(tmp_path, mlflow_env["MLFLOW_TRACKING_URI"], model, workers=2) as app:
+    register(mlflow_server, model)
+    with app_server(tmp_path, mlflow_server, model, workers=2) as app:
         master = psutil.Process(app.proc.pid)
         before = {child.pid for child in master.children()}
         assert len(before) == 2
@@ -82,7 +81,8 @@ def test_kill_9_of_a_worker_under_load_loses_nothing_acknowledged(
 
 
 def test_mlflow_stopping_while_serving_loses_nothing(tmp_path: Path) -> None:
-    """A private MLflow server, so stopping it disturbs no other test."""
+    """A private MLflow server, so stopping it disturbs no other test: the last good model keeps serving
+    the API and the form, and /readyz says why it cannot follow the alias."""
     state, port = tmp_path / "mlflow", free_port()
     tracking = f"http://127.0.0.1:{port}"
     model = "HeartRiskMlflowDownTest"
@@ -91,7 +91,7 @@ def test_mlflow_stopping_while_serving_loses_nothing(tmp_path: Path) -> None:
     with running(
         mlflow_command(state, port), health=f"{tracking}/health", log=tmp_path / "mlflow.log", timeout=180
     ) as mlflow_proc:
-        version = log_fresh_model(tracking, model)
+        version = register(tracking, model)
         with app_server(tmp_path / "app", tracking, model, workers=2, poll=1) as app:
             with Load(app.url, concurrency=CONCURRENCY) as load:
                 load.wait_ok(100)
@@ -110,6 +110,10 @@ def test_mlflow_stopping_while_serving_loses_nothing(tmp_path: Path) -> None:
             assert ready.status_code == 200
             assert ready.json()["model_version"] == version
             assert ready.json()["mlflow_reachable"] is False
+            assert "MLflow is unreachable" in ready.json()["problem"]
+            page = requests.post(app.url + "/", data={k: str(v) for k, v in RECORD.items()}, timeout=60)
+            assert page.status_code == 200
+            assert f'<span id="model-version">{version}</span>' in page.text
             _serves_again(app.url)
 
 
@@ -144,4 +148,4 @@ def test_worker_survives_a_prefect_server_restart(tmp_path: Path, mlflow_env: di
     print(f"Prefect restart: the worker kept polling through the outage; the next run {outcome}")
     assert done.returncode == 0, done.stdout[-3000:] + worker_log[-3000:]
     assert "Completed" in done.stdout
-    assert champion(MlflowClient(mlflow_env["MLFLOW_TRACKING_URI"]), "HeartRiskRestartModel", "champion") is not None
+    assert Registry(mlflow_env["MLFLOW_TRACKING_URI"], "HeartRiskRestartModel", "champion").champion() is not None

@@ -12,9 +12,10 @@ import pandas as pd
 import pytest
 
 from heartrisk.data import deduplicate, load_csv
-from heartrisk.registry import load_champion_sklearn
 from heartrisk.schema import FEATURE_NAMES, FEATURES
-from tests.conftest import HEART, MODEL_NAME
+from tests.support.models import CHAMPION_MODEL as MODEL_NAME
+from tests.support.models import champion_pipeline
+from tests.support.paths import HEART
 
 pytestmark = pytest.mark.integration
 
@@ -31,9 +32,9 @@ def median_record() -> dict[str, float]:
     ids=["asymptomatic chest pain", "exercise-induced angina", "more vessels coloured"],
 )
 def test_what_the_study_links_to_disease_raises_the_probability(
-    champion: dict, feature: str, lower: int, higher: int
+    champion: dict, mlflow_server: str, feature: str, lower: int, higher: int
 ) -> None:
-    pipeline = load_champion_sklearn(MODEL_NAME, "champion")
+    pipeline = champion_pipeline(mlflow_server, MODEL_NAME)
     base = median_record()
     rows = pd.DataFrame([{**base, feature: lower}, {**base, feature: higher}], columns=list(FEATURE_NAMES))
     low, high = pipeline.predict_proba(rows)[:, 1]

@@ -5,66 +5,42 @@ Runs go through the ``heartrisk`` command, as operators and scripts use it, or t
 
 from __future__ import annotations
 
-import email
 import json
 import os
 import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
-from email.message import Message
 from pathlib import Path
 
 import pytest
 import requests
-from aiosmtpd.controller import Controller
 from mlflow.tracking import MlflowClient
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect_email import EmailServerCredentials, SMTPType
 
+from heartrisk.config import BIN
 from heartrisk.data import load_csv
-from heartrisk.monitor import compute_drift
+from heartrisk.drift import compute_drift
 from heartrisk.predlog import PredictionLog
 from heartrisk.schema import FEATURE_NAMES
-from tests.conftest import HEART, REFERENCE
-from tests.integration.apphelpers import log_fresh_model
-from tests.prefect_stack import PrefectStack, heartrisk
-from tests.servers import BIN, free_port
-from tests.serving_app import app_server
+from tests.support.app import app_server
+from tests.support.commands import heartrisk, last_json
+from tests.support.mail import Mailbox, plain_text, smtp_server
+from tests.support.models import register
+from tests.support.paths import HEART, REFERENCE
+from tests.support.prefect_stack import PrefectStack
+from tests.support.servers import free_port
 
 pytestmark = pytest.mark.integration
 
 DRIFTED = ["age", "trtbps", "chol", "thalachh"]  # what data/reference.csv moves (4 of 14 columns)
 
 
-class Mailbox:
-    """aiosmtpd handler keeping every message with its envelope recipients."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[list[str], Message]] = []
-
-    async def handle_DATA(self, server, session, envelope) -> str:
-        self.received.append((list(envelope.rcpt_tos), email.message_from_bytes(envelope.content)))
-        return "250 OK"
-
-
-def plain_text(message: Message) -> str:
-    return next(p.get_payload(decode=True).decode() for p in message.walk() if p.get_content_type() == "text/plain")
-
-
-def last_json(done) -> dict:
-    assert done.stdout.strip(), done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 @pytest.fixture(scope="module")
 def mailbox() -> Iterator[tuple[Mailbox, int]]:
-    box = Mailbox()
-    port = free_port()
-    controller = Controller(box, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield box, port
-    controller.stop()
+    with smtp_server() as box:
+        yield box, box.port
 
 
 @pytest.fixture(scope="module")
@@ -111,6 +87,8 @@ def test_drift_alert_arrives_with_subject_recipients_and_drifted_columns(env, ma
     assert recipients == ["ops@heartrisk.test", "oncall@heartrisk.test"]
     assert message["Subject"] == "HeartRisk: drift detected (29% of columns)"
     assert message["From"] == "monitor@heartrisk.test"
+    assert message["Date"] and message["Message-ID"].endswith("@heartrisk.test>")
+    assert "Cc" not in message and message.get_content_type() == "multipart/alternative"
     body = plain_text(message)
     for column in DRIFTED:
         assert f"({column}):" in body
@@ -162,7 +140,11 @@ def test_served_predictions_are_what_the_next_run_compares(env, mailbox, tmp_pat
     assert quiet.returncode == 0, quiet.stderr[-4000:]
     assert last_json(quiet)["status"] == "not enough data"
     assert last_json(quiet)["current_rows"] == 10
-    assert len(box.received) == before
+    assert len(box.received) == before + 1  # a quiet week is told apart from a broken monitor
+    assert box.received[-1][1]["Subject"] == "HeartRisk: not enough data (10 of 30 rows)"
+    silent = monitor(env, tmp_path, *args, **extra, HEARTRISK_MAIL_WHEN_QUIET="false")
+    assert last_json(silent)["email"]["sent"] is False
+    assert len(box.received) == before + 1
 
     log.append(records[10:130], [0.5] * 120, [1] * 120, model_version="1", request_id="recent")
     with sqlite3.connect(db) as conn:  # the first 10 rows become older than the 7-day window
@@ -173,7 +155,7 @@ def test_served_predictions_are_what_the_next_run_compares(env, mailbox, tmp_pat
     assert summary["current_rows"] == 120
     assert summary["current_source"].startswith(f"prediction log {db}")
     assert [c["column"] for c in summary["columns"]] == list(FEATURE_NAMES)
-    assert len(box.received) == before + 1
+    assert len(box.received) == before + 2
     recipients, message = box.received[-1]
     assert recipients == ["ops@heartrisk.test"]
     assert "120 rows from prediction log" in plain_text(message)
@@ -208,7 +190,7 @@ def test_drift_above_threshold_starts_a_training_run_that_completes(env, mailbox
 def test_predictions_made_through_the_app_are_what_the_next_run_compares(env, mlflow_server, tmp_path):
     served = load_csv(HEART).sample(80, random_state=3)[list(FEATURE_NAMES)].reset_index(drop=True)
     (tmp_path / "app").mkdir()
-    log_fresh_model(mlflow_server, "HeartRiskMonitorTest")
+    register(mlflow_server, "HeartRiskMonitorTest")
     with app_server(tmp_path / "app", mlflow_server, "HeartRiskMonitorTest", workers=1) as app:
         response = requests.post(f"{app.url}/api/v1/predict", json=served.to_dict("records"), timeout=60)
         assert response.status_code == 200, response.text

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import mlflow
 import pandas as pd
 import pytest
 import requests
@@ -17,28 +16,26 @@ from mlflow.tracking import MlflowClient
 from prometheus_client.mmap_dict import MmapedDict
 
 from heartrisk.data import load_csv
-from heartrisk.registry import load_champion_sklearn
 from heartrisk.schema import FEATURE_NAMES
-from tests.servers import free_port, mlflow_command, running, stop
-from tests.serving_app import App, app_server, register_copy
+from tests.support.app import App, app_server
+from tests.support.models import fit_pipeline, register
+from tests.support.paths import HEART
 
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore:X does not have valid feature names")]
 
 SERVING_MODEL = "HeartRiskServingTest"  # our own registered model, so moving its alias disturbs no other test
-HEART = Path(__file__).resolve().parents[2] / "data" / "heart.csv"
 
 
 @pytest.fixture(scope="module")
-def registered(champion: dict, mlflow_env: dict[str, str]) -> dict[str, Any]:
-    """The session champion's artifacts registered as version 1 of our own model, alias champion."""
-    source = MlflowClient().get_model_version(champion["model_name"], champion["model_version"]).source
-    version = register_copy(source, SERVING_MODEL)
-    return {"source": source, "version": version, "pipeline": load_champion_sklearn(SERVING_MODEL, "champion")}
+def registered(mlflow_server: str) -> dict[str, Any]:
+    """A fitted pipeline registered as version 1 of our own model, alias champion."""
+    pipeline = fit_pipeline()
+    return {"version": register(mlflow_server, SERVING_MODEL, pipeline), "pipeline": pipeline}
 
 
 @pytest.fixture(scope="module")
-def app(registered: dict, mlflow_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
-    with app_server(tmp_path_factory.mktemp("app"), mlflow_env["MLFLOW_TRACKING_URI"], SERVING_MODEL) as server:
+def app(registered: dict, mlflow_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
+    with app_server(tmp_path_factory.mktemp("app"), mlflow_server, SERVING_MODEL) as server:
         yield server
 
 
@@ -158,8 +155,7 @@ def test_promotion_is_picked_up_without_a_failed_request(app: App, registered: d
     thread.start()
     try:
         time.sleep(2)
-        new = str(mlflow.register_model(registered["source"], SERVING_MODEL).version)
-        MlflowClient().set_registered_model_alias(SERVING_MODEL, "champion", new)
+        new = register(app.tracking_uri, SERVING_MODEL, registered["pipeline"])
         moved = len(answers)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -171,62 +167,10 @@ def test_promotion_is_picked_up_without_a_failed_request(app: App, registered: d
     finally:
         done.set()
         thread.join(60)
-        MlflowClient().set_registered_model_alias(SERVING_MODEL, "champion", registered["version"])
+        MlflowClient(app.tracking_uri).set_registered_model_alias(SERVING_MODEL, "champion", registered["version"])
     assert errors == []
     assert [status for status, _ in answers if status != 200] == []
     versions = [version for _, version in answers]
     assert versions[0] == registered["version"]
     assert versions[-20:] == [new] * 20
     assert set(versions) == {registered["version"], new}
-
-
-def test_app_keeps_answering_when_mlflow_stops(tmp_path: Path, champion: dict, records: list) -> None:
-    port = free_port()
-    tracking = f"http://127.0.0.1:{port}"
-    state = tmp_path / "mlflow"
-    with running(
-        mlflow_command(state, port), health=f"{tracking}/health", log=tmp_path / "mlflow.log", timeout=240
-    ) as mlflow_proc:
-        pipeline = load_champion_sklearn(champion["model_name"], "champion")
-        _register_in(tracking, pipeline)
-        with app_server(tmp_path, tracking, SERVING_MODEL, workers=1) as server:
-            url = server.url
-            assert requests.get(f"{url}/readyz", timeout=60).json()["mlflow_reachable"] is True
-            stop(mlflow_proc)
-            deadline = time.monotonic() + 90
-            ready: dict[str, Any] = {}
-            while time.monotonic() < deadline:
-                response = requests.post(f"{url}/api/v1/predict", json=records[1], timeout=60)
-                assert response.status_code == 200
-                assert response.json()["model_version"] == "1"
-                ready_response = requests.get(f"{url}/readyz", timeout=60)
-                ready = ready_response.json()
-                if not ready["mlflow_reachable"]:
-                    break
-                time.sleep(0.5)
-            assert ready_response.status_code == 200
-            assert ready["mlflow_reachable"] is False
-            assert "MLflow is unreachable" in ready["problem"]
-            assert ready["model_version"] == "1"
-            page = requests.post(url + "/", data={k: str(v) for k, v in records[1].items()}, timeout=60)
-            assert page.status_code == 200
-            assert server.log.count() >= 2
-
-
-def _register_in(tracking_uri: str, pipeline: Any) -> None:
-    """Log the champion pipeline into another MLflow server as version 1 of SERVING_MODEL."""
-    from heartrisk.train import trusted_sklearn_types
-
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(tracking_uri)
-    try:
-        with mlflow.start_run(experiment_id="0"):  # the default experiment; this server has no other
-            mlflow.sklearn.log_model(
-                pipeline,
-                name="model",
-                registered_model_name=SERVING_MODEL,
-                skops_trusted_types=trusted_sklearn_types(pipeline),
-            )
-        MlflowClient(tracking_uri).set_registered_model_alias(SERVING_MODEL, "champion", "1")
-    finally:
-        mlflow.set_tracking_uri(previous)

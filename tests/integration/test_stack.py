@@ -11,12 +11,14 @@ import time
 from pathlib import Path
 
 import pytest
-from mlflow.tracking import MlflowClient
 
-from heartrisk.registry import champion
-from tests.conftest import ROOT
-from tests.prefect_stack import PrefectStack, heartrisk, start_prefect_stack
-from tests.servers import BIN, free_port, stop
+from heartrisk import names
+from heartrisk.config import BIN
+from heartrisk.registry import Registry
+from tests.support.commands import heartrisk
+from tests.support.paths import ROOT
+from tests.support.prefect_stack import PrefectStack, start_prefect_stack
+from tests.support.servers import free_port, stop
 
 pytestmark = pytest.mark.integration
 
@@ -47,17 +49,17 @@ def test_bootstrap_trains_a_first_champion_through_prefect_then_changes_nothing(
     tmp_path: Path, mlflow_env: dict[str, str]
 ) -> None:
     env = {**mlflow_env, "HEARTRISK_MODEL_NAME": MODEL, "HEARTRISK_MONITOR_CRON": CRON}
-    client = MlflowClient(mlflow_env["MLFLOW_TRACKING_URI"])
-    assert champion(client, MODEL, "champion") is None
+    models = Registry(mlflow_env["MLFLOW_TRACKING_URI"], MODEL, "champion")
+    assert models.champion() is None
 
     with start_prefect_stack(tmp_path, env, bootstrap_args=()) as stack:
         first = stack.bootstrap
         assert set(first["deployed"]) == {"train-heart-attack-model", "monitor-heart-attack-data-drift"}
         assert first["training_state"] == "COMPLETED", stack.worker_log.read_text()[-3000:]
         assert first["email_block_created"] is True
-        version = champion(client, MODEL, "champion")
+        version = models.champion_version()
         assert version is not None
-        assert first["champion_version"] == str(version.version)
+        assert first["champion_version"] == version
 
         found = deployments(stack)
         monitor = found["monitor-heart-attack-data-drift"]
@@ -95,6 +97,29 @@ def test_training_deployment_runs_from_the_prefect_cli(prefect_stack: PrefectSta
     assert "Completed" in done.stdout
     summary = training_summaries(prefect_stack)[0]  # what the ML engineer reads in the UI
     assert "# Training summary" in summary and "**Promotion**" in summary and "[MLflow run](http" in summary
+    stages = task_runs_of_last_training(prefect_stack)
+    assert stages == ["load-and-split", "search", "fit-and-evaluate", "log-to-mlflow", "register-and-gate", "publish"]
+
+
+def task_runs_of_last_training(stack: PrefectStack) -> list[str]:
+    """The stages of the newest completed training run, as the Prefect UI lists its task runs, in order."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterStateType
+    from prefect.client.schemas.objects import StateType
+    from prefect.client.schemas.sorting import FlowRunSort
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: stack.api_url}), get_client(sync_client=True) as client:
+        (run,) = client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=[names.TRAIN_FLOW])),
+            flow_run_filter=FlowRunFilter(state={"type": FlowRunFilterStateType(any_=[StateType.COMPLETED])}),
+            sort=FlowRunSort.END_TIME_DESC,
+            limit=1,
+        )
+        tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id={"any_": [run.id]}))
+    ordered = sorted(tasks, key=lambda t: t.start_time)
+    assert all(t.state_type == StateType.COMPLETED and t.total_run_time is not None for t in ordered)
+    return [t.name.rsplit("-", 1)[0] for t in ordered]
 
 
 def training_summaries(stack: PrefectStack) -> list[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -10,34 +9,24 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
+from sklearn.metrics import accuracy_score, brier_score_loss, f1_score, roc_auc_score
 
-from heartrisk import registry
-from tests.conftest import HEART, MODEL_NAME
-from tests.servers import BIN
+from heartrisk.data import deduplicate, load_csv, split
+from heartrisk.registry import Registry
+from tests.support.commands import heartrisk, last_json
+from tests.support.models import CHAMPION_MODEL as MODEL_NAME
+from tests.support.paths import HEART
 
 pytestmark = pytest.mark.integration
 
 
-def _cli(args: list[str], env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    import os
-
-    return subprocess.run(
-        [str(BIN / "heartrisk"), *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **env, "PREFECT_HOME": str(tmp_path / "prefect")},
-        timeout=600,
-        check=False,
-    )
-
-
-def test_champion_alias_and_logged_run(champion: dict) -> None:
+def test_champion_alias_and_logged_run(champion: dict, mlflow_env: dict) -> None:
     client = MlflowClient()
-    current = registry.champion(client, MODEL_NAME, "champion")
+    current = Registry(mlflow_env["MLFLOW_TRACKING_URI"], MODEL_NAME, "champion").champion()
     assert current is not None
+    assert current.version == champion["model_version"]
+    assert current.target == "disease"
     run = client.get_run(champion["run_id"])
-    for key in ("cv_roc_auc", "test_roc_auc", "test_accuracy", "test_f1", "test_brier"):
-        assert 0.0 <= run.data.metrics[key] <= 1.0
     assert run.data.params["data_sha256"] == champion["data_sha256"]
     artifacts = {a.path for a in client.list_artifacts(champion["run_id"])}
     assert {"roc_curve.png", "confusion_matrix.png", "model_card.md", "promotion_decision.json"} <= artifacts
@@ -47,27 +36,60 @@ def test_champion_alias_and_logged_run(champion: dict) -> None:
     assert len(children) == champion["trials"]
     assert all("cv_roc_auc" in child.data.metrics for child in children)
     assert all(not client.list_artifacts(child.info.run_id) for child in children)  # no model per trial
+    assert max(child.data.metrics["cv_roc_auc"] for child in children) == pytest.approx(champion["cv_roc_auc"])
 
 
-def test_weaker_run_does_not_take_the_alias(champion: dict, mlflow_env: dict, tmp_path: Path) -> None:
+def test_logged_test_metrics_are_the_registered_models_on_the_held_out_split(champion: dict, mlflow_env: dict) -> None:
+    """Recomputed here from the registered model and the same seeded split (seed 7, 20 %)."""
+    _, x_test, _, y_test = split(deduplicate(load_csv(HEART)), test_size=0.2, seed=champion["seed"])
+    pipeline = Registry(mlflow_env["MLFLOW_TRACKING_URI"], MODEL_NAME, "champion").load_sklearn()
+    proba = pipeline.predict_proba(x_test)[:, 1]
+    expected = {
+        "test_roc_auc": roc_auc_score(y_test, proba),
+        "test_accuracy": accuracy_score(y_test, proba >= 0.5),
+        "test_f1": f1_score(y_test, proba >= 0.5),
+        "test_brier": brier_score_loss(y_test, proba),
+    }
+    logged = MlflowClient().get_run(champion["run_id"]).data.metrics
+    for key, value in expected.items():
+        assert champion[key] == pytest.approx(value, abs=1e-9), key
+        assert logged[key] == pytest.approx(value, abs=1e-9), key
+    low, high = champion["test_roc_auc_ci"]
+    assert low < expected["test_roc_auc"] < high
+
+
+def test_weaker_run_does_not_take_the_alias(champion: dict, mlflow_env: dict, prefect_stack, tmp_path: Path) -> None:
     """A deliberately weak model (labels shuffled, 1 trial) is registered but not promoted."""
-    client = MlflowClient()
-    before = registry.champion(client, MODEL_NAME, "champion")
+    models = Registry(mlflow_env["MLFLOW_TRACKING_URI"], MODEL_NAME, "champion")
+    before = models.champion()
     frame = pd.read_csv(HEART)
     frame["output"] = frame["output"].sample(frac=1.0, random_state=0).to_numpy()
     weak = tmp_path / "shuffled.csv"
     frame.to_csv(weak, index=False)
 
-    result = _cli(["train", "--trials", "1", "--folds", "3", "--data", str(weak)], mlflow_env, tmp_path)
+    result = heartrisk("train", "--trials", "1", "--folds", "3", "--data", str(weak), env=prefect_stack.env)
     assert result.returncode == 0, result.stderr[-3000:]
-    summary = json.loads(result.stdout.strip().splitlines()[-1])
-    assert {"run_id", "cv_roc_auc", "test_roc_auc", "model_version", "promoted"} <= set(summary)
+    summary = last_json(result)
     assert summary["promoted"] is False
-    assert summary["cv_roc_auc"] < float(before.tags["cv_roc_auc"])
-    after = registry.champion(client, MODEL_NAME, "champion")
-    assert after.version == before.version
+    assert summary["registered"] is True
+    assert summary["cv_roc_auc"] < before.score
+    assert models.champion().version == before.version
     assert int(summary["model_version"]) > int(before.version)  # registered all the same
     assert "NOT promoted" in result.stdout
+
+
+def test_an_identical_retrain_registers_nothing_new(prefect_stack) -> None:
+    """Same data, seed and parameters as the champion: tracked, but the registry keeps one version."""
+    env = {**prefect_stack.env, "HEARTRISK_MODEL_NAME": "HeartRiskIdenticalRetrain"}
+    args = ("train", "--trials", "2", "--folds", "3", "--seed", "3", "--experiment", "identical-retrain")
+    first, second = last_json(heartrisk(*args, env=env)), last_json(heartrisk(*args, env=env))
+    assert (first["registered"], first["promoted"], first["model_version"]) == (True, True, "1")
+    assert (second["registered"], second["promoted"]) == (False, False)
+    assert second["model_version"] == second["champion_version"] == "1"
+    assert "same data, parameters and target as champion v1" in second["registration_reason"]
+    assert second["run_id"] != first["run_id"]  # the run is tracked all the same
+    versions = MlflowClient().search_model_versions("name = 'HeartRiskIdenticalRetrain'")
+    assert [v.version for v in versions] == ["1"]
 
 
 def test_champion_loads_in_a_fresh_process(champion: dict, mlflow_env: dict) -> None:
@@ -101,7 +123,7 @@ def test_bad_csv_fails_with_column_and_row(
     frame.loc[0, column] = value
     bad = tmp_path / "bad.csv"
     frame.to_csv(bad, index=False)
-    result = _cli(["train", "--trials", "1", "--data", str(bad)], mlflow_env, tmp_path)
+    result = heartrisk("train", "--trials", "1", "--data", str(bad), env=mlflow_env)
     assert result.returncode == 2
     assert expected in result.stderr
 
@@ -109,6 +131,6 @@ def test_bad_csv_fails_with_column_and_row(
 def test_missing_column_fails(tmp_path: Path, mlflow_env: dict) -> None:
     bad = tmp_path / "bad.csv"
     pd.read_csv(HEART).drop(columns=["thall"]).to_csv(bad, index=False)
-    result = _cli(["train", "--data", str(bad)], mlflow_env, tmp_path)
+    result = heartrisk("train", "--data", str(bad), env=mlflow_env)
     assert result.returncode == 2
     assert "missing column(s) thall" in result.stderr

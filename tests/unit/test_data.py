@@ -10,7 +10,7 @@ import pytest
 
 from heartrisk import data
 from heartrisk.schema import COLUMNS
-from tests.conftest import HEART, REFERENCE
+from tests.support.paths import HEART, REFERENCE
 
 # Also recorded in data/README.md; a change to either file must be deliberate.
 HEART_SHA256 = "43b0368eca2f420af11ceaada19b565db750418500ecf59f70fcf974401f17f2"
@@ -104,3 +104,33 @@ def test_split_is_stratified_and_seeded() -> None:
     assert a[0].equals(b[0])
     assert len(a[1]) == 61
     assert abs(a[3].mean() - (1 - frame["output"]).mean()) < 0.02  # stratified on the target, disease
+
+
+def test_a_csv_with_label_keeps_it_and_one_without_has_the_features_only(tmp_path: Path) -> None:
+    frame = pd.read_csv(HEART).head(5)
+    labelled, unlabelled = tmp_path / "labelled.csv", tmp_path / "unlabelled.csv"
+    frame.to_csv(labelled, index=False)
+    frame.drop(columns=["output"]).to_csv(unlabelled, index=False)
+    assert list(data.read_schema_csv(labelled).columns) == list(COLUMNS)
+    assert list(data.read_schema_csv(unlabelled).columns) == list(COLUMNS[:-1])
+    bad = frame.copy()
+    bad.loc[3, "chol"] = 5000
+    bad.to_csv(tmp_path / "bad.csv", index=False)
+    with pytest.raises(data.DataError, match=r"column 'chol', row 4"):
+        data.read_schema_csv(tmp_path / "bad.csv")
+
+
+def test_served_rows_are_checked_on_distinct_values_but_errors_name_the_real_row() -> None:
+    served = data.load_csv(HEART)[list(COLUMNS[:-1])].astype(float)  # as read back from the log
+    typed = data.validate_served(served, "log")
+    pd.testing.assert_frame_equal(typed, data.validate_frame(served, require_target=False, source="log"))
+    served.loc[257, "thall"] = 7.0
+    with pytest.raises(data.DataError, match=r"log: column 'thall', row 258 \(line 259\): value 7 is not a valid"):
+        data.validate_served(served, "log")
+
+
+def test_features_and_target_gives_disease_as_the_target() -> None:
+    frame = data.load_csv(HEART)
+    x, y = data.features_and_target(frame)
+    assert list(x.columns) == list(COLUMNS[:-1])
+    assert (y == 1 - frame["output"]).all() and y.name == "disease"

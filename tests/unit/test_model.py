@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from heartrisk import data, model
-from tests.conftest import HEART
+from tests.support.paths import HEART
 
 
 def _train_part():
@@ -30,8 +30,11 @@ def test_progress_callback_sees_every_trial_in_order() -> None:
     assert result.best_cv_mean == max(t.cv_mean for t in result.trials)
 
 
-def test_degree_is_cast_to_int() -> None:
-    assert model.clean_params({"kernel": "poly", "degree": 3.0, "C": 1.0}) == {"kernel": "poly", "degree": 3, "C": 1.0}
+def test_hyperopts_float_degree_fits_a_polynomial_svc() -> None:
+    """hyperopt's quniform gives 3.0; scikit-learn refuses a float degree, so the pipeline must take it."""
+    x, x_test, y, _ = _train_part()
+    pipe = model.svc_pipeline({"kernel": "poly", "degree": 3.0, "C": 1.0, "gamma": 0.1}, calibrated=False).fit(x, y)
+    assert pipe.decision_function(x_test).shape == (len(x_test),)
 
 
 def test_calibrated_pipeline_gives_probabilities_and_keeps_one_svc() -> None:
@@ -46,9 +49,18 @@ def test_calibrated_pipeline_gives_probabilities_and_keeps_one_svc() -> None:
     assert low <= metrics["test_roc_auc"] <= high
 
 
-def test_scaler_is_inside_the_pipeline() -> None:
-    pipe = model.svc_pipeline({"kernel": "linear", "C": 1.0}, calibrated=False)
-    assert [name for name, _ in pipe.steps] == ["scaler", "model"]
+def test_units_do_not_matter_because_the_scaler_is_fitted_with_the_model() -> None:
+    """Cholesterol in mmol/l instead of mg/dl (divided by 38.67) gives the same probabilities."""
+    x, x_test, y, _ = _train_part()
+    params = {"kernel": "rbf", "C": 1.0, "gamma": 0.05}
+    base = model.svc_pipeline(params, calibrated=True).fit(x, y).predict_proba(x_test)
+    rescale = {"chol": 1 / 38.67, "trtbps": 0.133}  # mmol/l, kPa
+    moved = (
+        x.assign(**{c: x[c] * f for c, f in rescale.items()}),
+        x_test.assign(**{c: x_test[c] * f for c, f in rescale.items()}),
+    )
+    other = model.svc_pipeline(params, calibrated=True).fit(moved[0], y).predict_proba(moved[1])
+    assert np.allclose(base, other, atol=1e-6)
 
 
 def test_bootstrap_interval_equals_sklearn_on_the_same_resamples() -> None:

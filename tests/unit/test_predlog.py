@@ -10,7 +10,7 @@ import pytest
 from heartrisk.data import load_csv
 from heartrisk.predlog import PredictionLog
 from heartrisk.schema import FEATURE_NAMES
-from tests.conftest import HEART
+from tests.support.paths import HEART
 
 
 def test_rows_come_back_as_written_from_many_threads(tmp_path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from heartrisk import schema
-from tests.conftest import HEART
+from tests.support.paths import HEART
 
 VALID = {"age": 54, "sex": 1, "cp": 0, "trtbps": 130, "chol": 246, "fbs": 0, "restecg": 1, "thalachh": 150,
          "exng": 0, "oldpeak": 1.0, "slp": 1, "caa": 0, "thall": 2}  # fmt: skip

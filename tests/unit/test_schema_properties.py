@@ -23,7 +23,7 @@ from sklearn.pipeline import Pipeline
 from heartrisk.data import DataError, features_and_target, load_csv, validate_frame
 from heartrisk.model import svc_pipeline
 from heartrisk.schema import FEATURE_NAMES, FEATURES, OUTPUT, Feature, validate_record, validate_records
-from tests.conftest import HEART
+from tests.support.paths import HEART
 
 BUDGET = settings(
     max_examples=200,

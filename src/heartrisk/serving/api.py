@@ -13,7 +13,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from heartrisk import __version__
 from heartrisk.schema import TARGET, json_schema, validate_records
-from heartrisk.serving.model_holder import TRAIN_HINT
+from heartrisk.serving.messages import no_model_advice
 from heartrisk.serving.runtime import NoModel, runtime, score
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -53,7 +53,7 @@ def predict():
     try:
         scored = score(features)
     except NoModel as exc:
-        return problem(503, f"no model loaded ({exc}). {TRAIN_HINT}")
+        return problem(503, f"no model loaded ({exc}). {no_model_advice(runtime().holder.status())}")
     answers = [
         {"probability": p, "label": label, "model_version": scored.model.version}
         for p, label in zip(scored.probabilities, scored.labels, strict=True)

@@ -9,32 +9,22 @@ model keeps serving and :meth:`ModelHolder.status` says why it could not follow 
 from __future__ import annotations
 
 import logging
-import tempfile
 import threading
 import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from heartrisk.config import Settings
-from heartrisk.schema import FEATURE_NAMES, FEATURES, as_matrix
+from heartrisk.schema import FEATURE_NAMES, VALID_RECORD, as_matrix
+
+if TYPE_CHECKING:
+    from heartrisk.tracking import TrainingInProgress
 
 log = logging.getLogger(__name__)
-
-TRAIN_HINT = (
-    "A model must be trained first: run `heartrisk train` (or the Prefect deployment "
-    "`train-heart-attack-model`); the app picks up the new champion by itself, no restart needed."
-)
-
-# One valid record (the first code or the minimum of each feature): a new model must answer it before
-# it serves, which also pays its first-call costs outside any request.
-WARM_UP_RECORD: dict[str, float] = {
-    f.name: float(next(iter(f.codes)) if f.codes is not None else f.minimum or 0) for f in FEATURES
-}
-
 
 # The pipeline was fitted on a DataFrame; it is given a float array in the same column order (checked
 # once in LoadedModel.of), because scikit-learn's per-call DataFrame checks cost more than the model.
@@ -67,37 +57,13 @@ class LoadedModel:
 
 
 class Source(Protocol):
-    """Where the holder finds the champion (the MLflow registry; tests pass a fake)."""
+    """Where the holder finds the champion: :class:`heartrisk.registry.Registry` (tests pass a fake)."""
 
     def champion_version(self) -> str | None: ...
 
     def load(self, version: str) -> Any: ...
 
-
-class MlflowSource:
-    """The champion alias of one registered model, and its scikit-learn pipeline by version."""
-
-    def __init__(self, settings: Settings) -> None:
-        import mlflow
-        from mlflow.tracking import MlflowClient
-
-        mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-        self.client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
-        self.name = settings.model_name
-        self.alias = settings.champion_alias
-
-    def champion_version(self) -> str | None:
-        from heartrisk import registry
-
-        found = registry.champion(self.client, self.name, self.alias)
-        return None if found is None else str(found.version)
-
-    def load(self, version: str) -> Any:
-        """Load by version, not alias, so the alias moving during the download cannot mix versions."""
-        import mlflow.sklearn
-
-        with tempfile.TemporaryDirectory(prefix="heartrisk-model-") as tmp:
-            return mlflow.sklearn.load_model(f"models:/{self.name}/{version}", dst_path=tmp)
+    def training(self) -> TrainingInProgress | None: ...
 
 
 @dataclass(frozen=True)
@@ -109,6 +75,7 @@ class HolderStatus:
     mlflow_reachable: bool
     checked_at: float | None
     tracking_uri: str
+    training: TrainingInProgress | None = None
 
 
 class ModelHolder:
@@ -121,6 +88,7 @@ class ModelHolder:
         self._problem = "the model has not been looked up yet"
         self._reachable = False
         self._checked_at: float | None = None
+        self._training: TrainingInProgress | None = None
         self._refresh_lock = threading.Lock()
         self._listeners: list[Callable[[LoadedModel | None, LoadedModel], None]] = []
         self._stop = threading.Event()
@@ -133,7 +101,12 @@ class ModelHolder:
 
     def status(self) -> HolderStatus:
         return HolderStatus(
-            self._model, self._problem, self._reachable, self._checked_at, self.settings.mlflow_tracking_uri
+            self._model,
+            self._problem,
+            self._reachable,
+            self._checked_at,
+            self.settings.mlflow_tracking_uri,
+            self._training,
         )
 
     def subscribe(self, listener: Callable[[LoadedModel | None, LoadedModel], None]) -> None:
@@ -159,25 +132,36 @@ class ModelHolder:
         name, uri = self.settings.model_name, self.settings.mlflow_tracking_uri
         try:
             if self._source is None:
-                self._source = MlflowSource(self.settings)
+                from heartrisk.registry import Registry
+
+                self._source = Registry.of(self.settings)
             version = self._source.champion_version()
         except Exception as exc:  # any failure to reach the registry is reported, not raised
             log.warning("MLflow unreachable at %s: %s", uri, exc)
             return False, f"MLflow is unreachable at {uri}: {_short(exc)}"
         if version is None:
+            self._training = self._training_in_progress()
             return True, f"no model {name!r} with alias {self.settings.champion_alias!r} in MLflow yet"
+        self._training = None
         current = self._model
         if current is not None and current.version == version:
             return True, ""
         try:
             candidate = LoadedModel.of(name, version, self._source.load(version))
-            candidate.predict(as_matrix([WARM_UP_RECORD]))
+            candidate.predict(as_matrix([VALID_RECORD]))
         except Exception as exc:  # a broken version must not replace a working one
             log.exception("could not load %s version %s", name, version)
             return True, f"could not load {name} version {version}: {_short(exc)}"
         self.install(candidate)
         log.info("now serving %s version %s (was %s)", name, version, current.version if current else "none")
         return True, ""
+
+    def _training_in_progress(self) -> TrainingInProgress | None:
+        try:
+            return self._source.training()
+        except Exception as exc:  # advice only: a failed lookup must not fail the refresh
+            log.debug("could not look for a training run: %s", exc)
+            return None
 
     def start(self) -> None:
         """Start following the alias: a first lookup at once, then one every ``model_poll_seconds``."""

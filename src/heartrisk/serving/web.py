@@ -11,7 +11,7 @@ from flask import Blueprint, abort, render_template, request
 
 from heartrisk.schema import BY_NAME, FEATURE_NAMES, FEATURES, TARGET, as_matrix, validate_record
 from heartrisk.serving import security
-from heartrisk.serving.model_holder import TRAIN_HINT
+from heartrisk.serving.messages import no_model_advice
 from heartrisk.serving.runtime import NoModel, Scored, runtime, score
 
 bp = Blueprint("web", __name__)
@@ -43,6 +43,7 @@ def in_ten(probability: float) -> str:
 def _page(*, values: dict[str, str], errors: dict[str, str], result: Scored | None, status: int = 200):
     rt = runtime()
     model = rt.holder.model
+    holder = rt.holder.status()
     html = render_template(
         "form.html",
         features=FEATURES,
@@ -55,8 +56,8 @@ def _page(*, values: dict[str, str], errors: dict[str, str], result: Scored | No
         band=band,
         in_ten=in_ten,
         model=model,
-        problem=rt.holder.status().problem if model is None else "",
-        train_hint=TRAIN_HINT,
+        problem=holder.problem if model is None else "",
+        train_hint=no_model_advice(holder) if model is None else "",
         mlflow_url=rt.settings.public_url,
     )
     return html, status

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from heartrisk.config import get_settings
-from heartrisk.schema import FEATURE_NAMES, as_matrix
-from heartrisk.serving.model_holder import WARM_UP_RECORD, LoadedModel, ModelHolder
+from heartrisk.schema import FEATURE_NAMES, VALID_RECORD, as_matrix
+from heartrisk.serving.model_holder import LoadedModel, ModelHolder
+from heartrisk.tracking import TrainingInProgress
 
 
 class ConstantModel:
@@ -36,11 +37,15 @@ class FakeRegistry:
         self.models: dict[str, Any] = {}
         self.reachable = True
         self.loads: list[str] = []
+        self.running: TrainingInProgress | None = None
 
     def champion_version(self) -> str | None:
         if not self.reachable:
             raise ConnectionError("connection refused")
         return self.champion
+
+    def training(self) -> TrainingInProgress | None:
+        return self.running
 
     def load(self, version: str) -> Any:
         self.loads.append(version)
@@ -61,12 +66,19 @@ def holder(registry: FakeRegistry) -> ModelHolder:
     return ModelHolder(settings, source=registry)
 
 
-def test_no_champion_yet_means_no_model_and_a_reason(holder: ModelHolder) -> None:
+def test_no_champion_yet_means_no_model_and_a_reason(holder: ModelHolder, registry: FakeRegistry) -> None:
     holder.refresh()
     status = holder.status()
     assert status.model is None
     assert status.mlflow_reachable is True
     assert "no model 'M' with alias 'champion'" in status.problem
+    assert status.training is None
+    registry.running = TrainingInProgress("hyperopt-50-trials", time.time() - 12, None)
+    holder.refresh()
+    assert holder.status().training == registry.running  # what the advice on the form and API is built from
+    registry.models, registry.champion = {"1": ConstantModel(0.2)}, "1"
+    holder.refresh()
+    assert holder.status().training is None
 
 
 def test_loads_the_champion_once_and_swaps_to_a_new_version(holder: ModelHolder, registry: FakeRegistry) -> None:
@@ -81,8 +93,8 @@ def test_loads_the_champion_once_and_swaps_to_a_new_version(holder: ModelHolder,
     registry.champion = "2"
     holder.refresh()
     assert holder.model.version == "2"
-    assert holder.model.predict(as_matrix([WARM_UP_RECORD]))[0].tolist() == [0.9]
-    assert first.predict(as_matrix([WARM_UP_RECORD]))[0].tolist() == [0.2]  # a request holding v1 finishes with v1
+    assert holder.model.predict(as_matrix([VALID_RECORD]))[0].tolist() == [0.9]
+    assert first.predict(as_matrix([VALID_RECORD]))[0].tolist() == [0.2]  # a request holding v1 finishes with v1
     assert holder.status().problem == ""
 
 
@@ -149,6 +161,6 @@ def test_background_thread_follows_the_alias(holder: ModelHolder, registry: Fake
 
 def test_label_is_one_from_probability_one_half() -> None:
     model = LoadedModel.of("M", "1", ConstantModel(0.5))
-    probability, label = model.predict(as_matrix([WARM_UP_RECORD, WARM_UP_RECORD]))
+    probability, label = model.predict(as_matrix([VALID_RECORD, VALID_RECORD]))
     assert probability.tolist() == [0.5, 0.5]
     assert label.tolist() == [1, 1]

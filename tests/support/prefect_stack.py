@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.servers import BIN, free_port, running
+from heartrisk.config import BIN
+from tests.support.commands import heartrisk, last_json
+from tests.support.servers import free_port, running
 
 
 @dataclass(frozen=True)
@@ -24,18 +24,6 @@ class PrefectStack:
     bootstrap: dict
     server: subprocess.Popen  # the Prefect server process, for tests that stop and restart it
     server_command: tuple[str, ...]
-
-
-def heartrisk(*args: str, env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess:
-    """Run ``heartrisk ARGS`` against the stack; the output is kept for the assertion message."""
-    return subprocess.run(
-        [str(BIN / "heartrisk"), *args],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 @contextmanager
@@ -86,7 +74,7 @@ def start_prefect_stack(
         done = heartrisk("bootstrap", *bootstrap_args, env=env)
         if done.returncode != 0:
             raise RuntimeError(f"heartrisk bootstrap failed:\n{done.stdout}\n{done.stderr[-4000:]}")
-        outcome = json.loads(done.stdout.strip().splitlines()[-1])
+        outcome = last_json(done)
         yield PrefectStack(
             api_url=api_url,
             env=env,

@@ -12,21 +12,18 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import requests
 import yaml
 
-from heartrisk.config import Settings, get_settings
+from heartrisk.config import BIN, Settings, get_settings
+from heartrisk.names import DEPLOYMENTS, TRAIN_DEPLOYMENT
+from heartrisk.stack.processes import Log, deploy_env, wait_for
 
-TRAIN_DEPLOYMENT = "train-heart-attack-model"
-MONITOR_DEPLOYMENT = "monitor-heart-attack-data-drift"
 ACTIVE_STATES = ("SCHEDULED", "PENDING", "RUNNING", "PAUSED", "CANCELLING")
-
-Log = Callable[[str], None]
 
 
 def _stderr(message: str) -> None:
@@ -50,17 +47,6 @@ class Outcome:
         return dict(self.__dict__)
 
 
-def deploy_env(settings: Settings) -> dict[str, str]:
-    """Environment for ``prefect deploy`` and the worker: the values prefect.yaml's templates read."""
-    return {
-        "PREFECT_API_URL": settings.prefect_api_url,
-        "HEARTRISK_PROJECT_DIR": str(settings.project_dir),
-        "HEARTRISK_WORK_POOL": settings.work_pool,
-        "HEARTRISK_MONITOR_CRON": settings.monitor_cron,
-        "HEARTRISK_SCHEDULE_TIMEZONE": settings.schedule_timezone,
-    }
-
-
 def urls(settings: Settings) -> dict[str, str]:
     """The three user interfaces of the stack."""
     return {
@@ -68,23 +54,6 @@ def urls(settings: Settings) -> dict[str, str]:
         "prefect": settings.prefect_api_url.rstrip("/").removesuffix("/api"),
         "app": f"http://{settings.app_host}:{settings.app_port}",
     }
-
-
-def wait_for(url: str, *, timeout: float, what: str, log: Log = _stderr) -> None:
-    """Poll ``url`` until it answers 2xx: services start in any order under a supervisor."""
-    deadline = time.monotonic() + timeout
-    last = ""
-    while time.monotonic() < deadline:
-        try:
-            response = requests.get(url, timeout=3)
-            if response.ok:
-                log(f"{what} answers at {url}")
-                return
-            last = f"HTTP {response.status_code}"
-        except requests.RequestException as exc:
-            last = type(exc).__name__
-        time.sleep(1)
-    raise TimeoutError(f"{what} did not answer at {url} within {timeout:.0f} s (last: {last})")
 
 
 def declared_deployments(project_dir: Path) -> list[dict[str, Any]]:
@@ -139,7 +108,7 @@ def existing_deployments(client: Any, names: Iterable[str]) -> dict[str, Any]:
 
 def deploy(settings: Settings, names: list[str], log: Log = _stderr) -> None:
     """Apply these deployments of prefect.yaml with Prefect's own ``prefect deploy``."""
-    command = [str(Path(sys.executable).parent / "prefect"), "--no-prompt", "deploy"]
+    command = [str(BIN / "prefect"), "--no-prompt", "deploy"]
     command += ["--prefect-file", str(settings.project_dir / "prefect.yaml")]
     for name in names:
         command += ["--name", name]
@@ -209,12 +178,9 @@ def start_training(client: Any, log: Log = _stderr) -> Any:
 
 def current_champion(settings: Settings) -> str | None:
     """Version number of the registry's champion, or None on a fresh stack."""
-    from mlflow.tracking import MlflowClient
+    from heartrisk.registry import Registry
 
-    from heartrisk.registry import champion
-
-    version = champion(MlflowClient(settings.mlflow_tracking_uri), settings.model_name, settings.champion_alias)
-    return None if version is None else str(version.version)
+    return Registry.of(settings).champion_version()
 
 
 def bootstrap(
@@ -244,7 +210,7 @@ def bootstrap(
             log(f"e-mail block {settings.email_block}: created for the local SMTP sink {sink}")
 
         declared = [d["name"] for d in declared_deployments(settings.project_dir)]
-        missing = {TRAIN_DEPLOYMENT, MONITOR_DEPLOYMENT} - set(declared)
+        missing = set(DEPLOYMENTS) - set(declared)
         if missing:
             log(f"not deployed (flow file not found): {', '.join(sorted(missing))}")
         existing = existing_deployments(client, declared)
@@ -270,11 +236,3 @@ def bootstrap(
         log(f"deployments: deployed {todo or 'none'}, already there {outcome.skipped or 'none'}")
         log(f"champion: {outcome.champion_version or 'none'}")
     return outcome
-
-
-def stay() -> None:
-    """Become ``sleep`` until stopped: under honcho a process that exits stops the whole stack, and
-    sleeping in Python would keep about 300 MB of imports (MLflow, Prefect) resident for nothing."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execvp("sleep", ["sleep", "infinity"])  # noqa: S606

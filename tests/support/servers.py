@@ -1,4 +1,4 @@
-"""Start real servers for the tests: subprocesses on free loopback ports, stopped at the end."""
+"""Real servers for the tests: subprocesses on free loopback ports, stopped at the end."""
 
 from __future__ import annotations
 
@@ -6,15 +6,24 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+import pytest
 import requests
 
-BIN = Path(sys.executable).parent
+from heartrisk.config import BIN
+
+
+def require(condition: bool, reason: str) -> None:
+    """Skip on a laptop that lacks a tool; fail in CI (HEARTRISK_REQUIRE_ALL=1), never skip there."""
+    if condition:
+        return
+    if os.environ.get("HEARTRISK_REQUIRE_ALL") == "1":
+        pytest.fail(f"required in CI but missing: {reason}")
+    pytest.skip(reason)
 
 
 def free_port() -> int:

@@ -1,4 +1,5 @@
-"""Helpers of the fuzz and fault tests: a freshly fitted model in a registry, a load generator."""
+"""Load for the fault and soak tests: concurrent clients, each request with its own id, and an account
+of what happened to every request against the prediction log."""
 
 from __future__ import annotations
 
@@ -7,51 +8,14 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import requests
 
 from heartrisk.predlog import PredictionLog
 
-HEART = Path(__file__).resolve().parents[2] / "data" / "heart.csv"
 RECORD = {"age": 54, "sex": 1, "cp": 0, "trtbps": 130, "chol": 246, "fbs": 0, "restecg": 1, "thalachh": 150,
           "exng": 0, "oldpeak": 1.0, "slp": 1, "caa": 0, "thall": 2}  # fmt: skip
-
-
-def log_fresh_model(tracking_uri: str, name: str, *, params: dict[str, Any] | None = None) -> str:
-    """Fit a small calibrated SVC pipeline on heart.csv, log and register it in ``tracking_uri``.
-
-    Leaves this process' MLflow globals (tracking URI, active experiment) as they were.
-    """
-    import mlflow
-    from mlflow.tracking import MlflowClient
-
-    from heartrisk.data import features_and_target, load_csv
-    from heartrisk.model import svc_pipeline
-    from heartrisk.train import trusted_sklearn_types
-
-    frame = load_csv(HEART)
-    pipeline = svc_pipeline(params or {"kernel": "rbf", "C": 1.0, "gamma": 0.05}, calibrated=True, folds=3)
-    pipeline.fit(*features_and_target(frame))
-    client = MlflowClient(tracking_uri=tracking_uri)
-    experiment = client.get_experiment_by_name("fault-tests")
-    experiment_id = experiment.experiment_id if experiment else client.create_experiment("fault-tests")
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(tracking_uri)
-    try:
-        with mlflow.start_run(experiment_id=experiment_id):
-            info = mlflow.sklearn.log_model(
-                pipeline,
-                name="model",
-                registered_model_name=name,
-                skops_trusted_types=trusted_sklearn_types(pipeline),
-            )
-    finally:
-        mlflow.set_tracking_uri(previous)
-    version = str(info.registered_model_version)
-    client.set_registered_model_alias(name, "champion", version)
-    return version
 
 
 @dataclass

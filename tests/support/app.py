@@ -1,4 +1,4 @@
-"""Start the serving app for a test: ``heartrisk serve`` (real gunicorn) on a free loopback port."""
+"""The serving app for a test: ``heartrisk serve`` (real gunicorn) on a free loopback port."""
 
 from __future__ import annotations
 
@@ -8,11 +8,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import mlflow
-from mlflow.tracking import MlflowClient
-
+from heartrisk.config import BIN
 from heartrisk.predlog import PredictionLog
-from tests.servers import BIN, free_port, running
+from tests.support.servers import free_port, running
 
 
 @dataclass(frozen=True)
@@ -22,21 +20,7 @@ class App:
     metrics_dir: Path
     proc: subprocess.Popen  # the gunicorn master (``heartrisk serve`` execs gunicorn in the same process)
     app_log: Path
-
-
-def register_copy(source: str, name: str) -> str:
-    """Register a champion's artifacts under another model name and point its alias at it.
-
-    Tests that move an alias use their own model name, so they disturb no other test's champion.
-    """
-    version = str(mlflow.register_model(source, name).version)
-    MlflowClient().set_registered_model_alias(name, "champion", version)
-    return version
-
-
-def champion_source(champion: dict) -> str:
-    """Where the session champion's model artifacts live, to register them under another name."""
-    return MlflowClient().get_model_version(champion["model_name"], champion["model_version"]).source
+    tracking_uri: str
 
 
 @contextmanager
@@ -55,4 +39,4 @@ def app_server(tmp: Path, tracking_uri: str, model_name: str, *, workers: int = 
     command = [str(BIN / "heartrisk"), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
     app_log = tmp / "app.log"
     with running(command, health=f"{url}/readyz", log=app_log, env=env, timeout=180) as proc:
-        yield App(url, PredictionLog(tmp / "predictions.sqlite"), tmp / "metrics", proc, app_log)
+        yield App(url, PredictionLog(tmp / "predictions.sqlite"), tmp / "metrics", proc, app_log, tracking_uri)

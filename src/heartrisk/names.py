@@ -1,0 +1,30 @@
+"""The public names of HeartRisk's moving parts, in one place.
+
+Users, scripts and the original project's instructions rely on them (the Prefect UI's deployment names,
+the work pool, the MLflow experiment and registered model), so they change only on purpose.
+``prefect.yaml`` repeats the deployment names and entrypoints; a unit test holds it to this module.
+"""
+
+from __future__ import annotations
+
+TRAIN_FLOW = "heart-attack-training"
+MONITOR_FLOW = "heart-attack-drift-monitoring"
+
+TRAIN_DEPLOYMENT = "train-heart-attack-model"
+MONITOR_DEPLOYMENT = "monitor-heart-attack-data-drift"
+DEPLOYMENTS = (TRAIN_DEPLOYMENT, MONITOR_DEPLOYMENT)
+
+WORK_POOL = "zoompool"
+
+MODEL = "BestSupportVectorClassifier"
+CHAMPION_ALIAS = "champion"
+TRAIN_EXPERIMENT = "heart-attack-hyperopt"
+MONITOR_EXPERIMENT = "heart-attack-monitoring"
+
+TRAINING_SUMMARY_ARTIFACT = "training-summary"
+DRIFT_TABLE_ARTIFACT = "drift-columns"
+
+
+def deployment_path(flow: str, deployment: str) -> str:
+    """The ``flow/deployment`` form that ``prefect deployment run`` and ``run_deployment`` take."""
+    return f"{flow}/{deployment}"

@@ -1,0 +1,1 @@
+"""The stack: the programs that run HeartRisk (``processes``) and what sets a fresh stack up (``bootstrap``)."""

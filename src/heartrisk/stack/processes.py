@@ -1,0 +1,140 @@
+"""The stack's long-running programs, as a Procfile (``make up``) or a container starts them.
+
+Each function reads its settings from :mod:`heartrisk.config` and replaces the current process with
+the real program (``os.execve``), so a supervisor (honcho, Docker) signals the server itself, not a
+wrapper: the MLflow tracking server, the Prefect server and worker, the app under gunicorn, and the
+local SMTP server that keeps alerts in a Maildir.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import NoReturn
+
+import requests
+
+from heartrisk.config import BIN, Settings
+
+Log = Callable[[str], None]
+
+# All of Prefect's server services stay on: they run inside the one server process, and switching
+# off the unused ones (triggers, pause expirations, repossessor) measured no saving (232 vs 234 MB).
+PREFECT_SERVER_ENV = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def prefect_env(settings: Settings) -> dict[str, str]:
+    """Prefect client settings shared by the server, the worker and the bootstrap."""
+    return {
+        "PREFECT_HOME": str(settings.state_dir / "prefect"),
+        "PREFECT_API_URL": settings.prefect_api_url,
+        "DO_NOT_TRACK": "true",
+    }
+
+
+def deploy_env(settings: Settings) -> dict[str, str]:
+    """Environment for ``prefect deploy`` and the worker: the values prefect.yaml's templates read."""
+    return {
+        "PREFECT_API_URL": settings.prefect_api_url,
+        "HEARTRISK_PROJECT_DIR": str(settings.project_dir),
+        "HEARTRISK_WORK_POOL": settings.work_pool,
+        "HEARTRISK_MONITOR_CRON": settings.monitor_cron,
+        "HEARTRISK_SCHEDULE_TIMEZONE": settings.schedule_timezone,
+    }
+
+
+def worker_env(settings: Settings) -> dict[str, str]:
+    """What flow runs started by the worker need: where the code, MLflow and Prefect are."""
+    return {**prefect_env(settings), **deploy_env(settings), "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri}
+
+
+def wait_for(url: str, *, timeout: float, what: str, log: Log = _stderr) -> None:
+    """Poll ``url`` until it answers 2xx: services start in any order under a supervisor."""
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        try:
+            response = requests.get(url, timeout=3)
+            if response.ok:
+                log(f"{what} answers at {url}")
+                return
+            last = f"HTTP {response.status_code}"
+        except requests.RequestException as exc:
+            last = type(exc).__name__
+        time.sleep(1)
+    raise TimeoutError(f"{what} did not answer at {url} within {timeout:.0f} s (last: {last})")
+
+
+def _exec(command: list[str], env: dict[str, str] | None = None) -> NoReturn:
+    os.execve(command[0], command, {**os.environ, **(env or {})})  # noqa: S606 - a supervisor signals the server
+
+
+def mlflow_server(settings: Settings, *, host: str | None, port: int | None, state_dir: str | None) -> NoReturn:
+    """``mlflow server`` sized for this project: one worker, no job runner, SQLite, local artifacts."""
+    state = Path(state_dir or settings.state_dir / "mlflow").resolve()
+    (state / "artifacts").mkdir(parents=True, exist_ok=True)
+    command = [
+        str(BIN / "mlflow"),
+        "server",
+        "--host", host or settings.mlflow_host,
+        "--port", str(port or settings.mlflow_port),
+        "--workers", str(settings.mlflow_workers),
+        "--backend-store-uri", f"sqlite:///{state / 'mlflow.db'}",
+        "--artifacts-destination", str(state / "artifacts"),
+        "--serve-artifacts",
+    ]  # fmt: skip
+    if settings.mlflow_allowed_hosts:
+        command += ["--allowed-hosts", settings.mlflow_allowed_hosts]
+    # The job runner and its consumers (about 600 MB) serve features this project does not use.
+    _exec(
+        command, {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": os.environ.get("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")}
+    )
+
+
+def prefect_server(settings: Settings, *, host: str | None, port: int | None) -> NoReturn:
+    """One Prefect server process on SQLite under the state folder (SQLite wants a single writer)."""
+    (settings.state_dir / "prefect").mkdir(parents=True, exist_ok=True)
+    env = {**prefect_env(settings), **PREFECT_SERVER_ENV}
+    env.pop("PREFECT_API_URL")
+    command = [str(BIN / "prefect"), "server", "start", "--no-background", "--workers", "1"]
+    command += ["--host", host or settings.prefect_host, "--port", str(port or settings.prefect_port)]
+    _exec(command, env)
+
+
+def worker(settings: Settings, *, name: str, healthcheck: bool) -> NoReturn:
+    """A process worker on the project's pool; flow runs start in the project folder (prefect.yaml)."""
+    # Started before the server answers, the worker backs off and picks up the first run late.
+    wait_for(f"{settings.prefect_api_url}/health", timeout=settings.bootstrap_timeout, what="Prefect")
+    command = [str(BIN / "prefect"), "worker", "start", "--pool", settings.work_pool, "--type", "process"]
+    command += ["--name", name] + (["--with-healthcheck"] if healthcheck else [])
+    _exec(command, worker_env(settings))
+
+
+def smtp_sink(settings: Settings, *, host: str | None, port: int | None, mail_dir: str | None) -> NoReturn:
+    """A local SMTP server that keeps every message in a Maildir, so alerts can be read without Gmail."""
+    folder = Path(mail_dir or settings.mail_dir)
+    for part in ("tmp", "new", "cur"):  # a Maildir; aiosmtpd only creates it when the folder is missing
+        (folder / part).mkdir(parents=True, exist_ok=True)
+    listen = f"{host or settings.smtp_sink_host}:{port or settings.smtp_sink_port}"
+    _exec([str(BIN / "aiosmtpd"), "-n", "-l", listen, "-c", "aiosmtpd.handlers.Mailbox", str(folder)])
+
+
+def serve() -> NoReturn:
+    """gunicorn with the app's config file (its settings come from the HEARTRISK_APP_* variables)."""
+    conf = Path(__file__).resolve().parents[1] / "serving" / "gunicorn_conf.py"
+    _exec([str(BIN / "gunicorn"), "--config", str(conf)])
+
+
+def stay() -> NoReturn:
+    """Become ``sleep`` until stopped: under honcho a process that exits stops the whole stack, and
+    sleeping in Python would keep about 300 MB of imports (MLflow, Prefect) resident for nothing."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execvp("sleep", ["sleep", "infinity"])  # noqa: S606

@@ -1,0 +1,172 @@
+"""What a training or monitoring run found, as typed results, and how each one is shown.
+
+The flows return these objects; they become JSON only at the edges (the ``heartrisk`` command's last
+line, Prefect artifacts), and each has one text rendering for people. No heavy imports here: the
+command line loads this module before it starts anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+TEST_METRICS = (
+    ("test_roc_auc", "test ROC-AUC"),
+    ("test_accuracy", "test accuracy"),
+    ("test_f1", "test F1"),
+    ("test_brier", "test Brier"),
+)
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """Outcome of the promotion gate: whether the new version became champion, and why."""
+
+    promoted: bool
+    new_version: str
+    new_score: float
+    champion_version: str | None  # the champion before this decision
+    champion_score: float | None
+    reason: str
+
+    def champion_after(self) -> str | None:
+        return self.new_version if self.promoted else self.champion_version
+
+
+@dataclass(frozen=True)
+class TrainingSummary:
+    """One training run: the search, the held-out metrics, registration and the gate's decision."""
+
+    run_id: str
+    experiment: str
+    model_name: str
+    cv_roc_auc: float
+    cv_roc_auc_std: float
+    metrics: dict[str, float]
+    test_roc_auc_ci: tuple[float, float]
+    best_params: dict[str, Any]
+    trials: int
+    folds: int
+    seed: int
+    data_sha256: str
+    seconds: float
+    run_url: str
+    promotion: Promotion
+    registered: bool = True
+    registration_reason: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``heartrisk train`` contract: the keys scripts rely on, in their usual order."""
+        return {
+            "run_id": self.run_id,
+            "experiment": self.experiment,
+            "model_name": self.model_name,
+            "model_version": self.promotion.new_version,
+            "promoted": self.promotion.promoted,
+            "promotion_reason": self.promotion.reason,
+            "champion_version": self.promotion.champion_after(),
+            "cv_roc_auc": self.cv_roc_auc,
+            "cv_roc_auc_std": self.cv_roc_auc_std,
+            **self.metrics,
+            "test_roc_auc_ci": list(self.test_roc_auc_ci),
+            "best_params": self.best_params,
+            "trials": self.trials,
+            "folds": self.folds,
+            "seed": self.seed,
+            "data_sha256": self.data_sha256,
+            "seconds": self.seconds,
+            "run_url": self.run_url,
+            "registered": self.registered,
+            "registration_reason": self.registration_reason,
+        }
+
+    def lines(self) -> list[str]:
+        """What ``heartrisk train`` prints for a person, before the JSON line."""
+        verdict = "promoted to champion" if self.promotion.promoted else "NOT promoted"
+        metrics = "   ".join(f"{label.removeprefix('test ')} {self.metrics[key]:.4f}" for key, label in TEST_METRICS)
+        model = f"{self.model_name} v{self.promotion.new_version}: {verdict} ({self.promotion.reason})"
+        if not self.registered:
+            model = f"{self.model_name}: nothing new registered ({self.registration_reason})"
+        return [
+            "",
+            f"Training finished in {self.seconds} s ({self.trials} trials, {self.folds}-fold CV)",
+            f"  best params    {self.best_params}",
+            f"  CV ROC-AUC     {self.cv_roc_auc:.4f} ± {self.cv_roc_auc_std:.4f}",
+            f"  test           {metrics}",
+            f"  model          {model}",
+            f"  MLflow run     {self.run_url}",
+        ]
+
+    def markdown(self) -> str:
+        """The Prefect artifact the ML engineer reads on the flow run's page."""
+        promotion = self.promotion
+        old = (
+            "none"
+            if promotion.champion_score is None
+            else f"{promotion.champion_score:.4f} (v{promotion.champion_version})"
+        )
+        rows = [("CV ROC-AUC", self.cv_roc_auc), *((label, self.metrics[key]) for key, label in TEST_METRICS)]
+        table = "\n".join(f"| {label} | {value:.4f} |" for label, value in rows)
+        outcome = "promoted" if promotion.promoted else "not promoted"
+        if not self.registered:
+            outcome = f"nothing new registered: {self.registration_reason}"
+        return f"""# Training summary
+
+| metric | value |
+|---|---|
+{table}
+
+**Best parameters**: `{self.best_params}`
+
+**Promotion**: {outcome}: model `{self.model_name}` v{promotion.new_version} scored {promotion.new_score:.4f};
+champion before: {old}. {promotion.reason}.
+
+[MLflow run]({self.run_url})
+"""
+
+
+@dataclass(frozen=True)
+class MonitorSummary:
+    """One monitoring run: what was compared, the verdict, and what was done about it."""
+
+    current_source: str
+    reference: str
+    current_rows: int
+    reference_rows: int
+    threshold: float
+    status: str
+    drift_detected: bool
+    share: float | None
+    drifted_columns: list[str]
+    columns: list[dict[str, Any]] = field(default_factory=list)
+    report_path: str | None = None
+    latest_report: str | None = None
+    mlflow: dict[str, str] | None = None
+    retraining: dict[str, str] | None = None
+    email: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``heartrisk monitor`` contract; a run with too little data has no report keys."""
+        data = asdict(self)
+        if self.share is None:
+            for key in ("columns", "report_path", "latest_report", "mlflow", "retraining"):
+                data.pop(key)
+        return data
+
+    def lines(self) -> list[str]:
+        """What ``heartrisk monitor`` prints for a person, before the JSON line."""
+        lines = ["", f"Drift monitoring: {self.status} ({self.current_rows} current rows)"]
+        email = self.email or {"sent": False}
+        sent = "sent to " + ", ".join(email.get("recipients", [])) if email["sent"] else "not sent"
+        if self.share is None:
+            return [*lines, f"  e-mail           {sent}"]
+        tracked = self.mlflow or {}
+        return [
+            *lines,
+            f"  drifted columns  {len(self.drifted_columns)}/{len(self.columns)}"
+            f" ({self.share:.0%}, alert at {self.threshold:.0%}): {', '.join(self.drifted_columns)}",
+            f"  report           {self.latest_report}",
+            f"  MLflow           {tracked.get('run_url') or tracked.get('error')}",
+            f"  retraining       {self.retraining or 'not started'}",
+            f"  e-mail           {sent}",
+        ]

@@ -1,0 +1,31 @@
+"""The ``heartrisk`` command as users run it, in a child process, and its JSON line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from typing import Any
+
+from heartrisk.config import BIN
+
+
+def heartrisk(
+    *args: str, env: dict[str, str], timeout: float = 600, stdin: str | None = None
+) -> subprocess.CompletedProcess:
+    """Run ``heartrisk ARGS``; the output is kept for the assertion message."""
+    return subprocess.run(
+        [str(BIN / "heartrisk"), *args],
+        env={**os.environ, **env},
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def last_json(done: subprocess.CompletedProcess) -> dict[str, Any]:
+    """The command's result: the JSON object on its last stdout line."""
+    assert done.stdout.strip(), done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])

@@ -1,0 +1,62 @@
+"""The one way tests and benchmarks put a model in a registry: fit a pipeline, log it as training does.
+
+Each test that moves an alias uses its own registered model name, so it disturbs no other test.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow.tracking import MlflowClient
+
+from heartrisk.data import deduplicate, features_and_target, load_csv
+from heartrisk.model import svc_pipeline
+from heartrisk.registry import Registry, log_model
+from heartrisk.schema import FEATURE_NAMES
+from tests.support.paths import HEART
+
+PARAMS = {"kernel": "rbf", "C": 1.0, "gamma": 0.05}
+CHAMPION_MODEL = "HeartRiskTestModel"  # the registered model of the session's trained champion
+
+
+def fit_pipeline(params: dict[str, Any] | None = None, *, folds: int = 3) -> Any:
+    """A calibrated SVC pipeline fitted on heart.csv: the shape training registers."""
+    return svc_pipeline(params or PARAMS, calibrated=True, folds=folds).fit(
+        *features_and_target(deduplicate(load_csv(HEART)))
+    )
+
+
+def register(tracking_uri: str, name: str, pipeline: Any = None, *, champion: bool = True) -> str:
+    """Log ``pipeline`` (a fresh one by default) as a new version of ``name``; move the alias to it.
+
+    Leaves this process's MLflow globals (tracking URI, active run) as they were.
+    """
+    client = MlflowClient(tracking_uri=tracking_uri)
+    experiment = client.get_experiment_by_name("test-models")
+    experiment_id = experiment.experiment_id if experiment else client.create_experiment("test-models")
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(tracking_uri)
+    try:
+        with mlflow.start_run(experiment_id=experiment_id):
+            version = log_model(pipeline if pipeline is not None else fit_pipeline(), registered_name=name)
+    finally:
+        mlflow.set_tracking_uri(previous)
+    if champion:
+        client.set_registered_model_alias(name, "champion", version)
+    return version
+
+
+def champion_pipeline(tracking_uri: str, name: str) -> Any:
+    """The champion of ``name`` as its scikit-learn pipeline, loaded the way the app loads it."""
+    previous = mlflow.get_tracking_uri()
+    try:
+        return Registry(tracking_uri, name, "champion").load_sklearn()
+    finally:
+        mlflow.set_tracking_uri(previous)
+
+
+def in_process(pipeline: Any, records: list[dict[str, Any]]) -> list[float]:
+    """What the pipeline says in-process, the way a data scientist would call it: P(disease) per record."""
+    return pipeline.predict_proba(pd.DataFrame(records, columns=list(FEATURE_NAMES)))[:, 1].tolist()

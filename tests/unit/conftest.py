@@ -1,0 +1,63 @@
+"""Unit-test fixtures: the serving app through Flask's test client, with a real (small) fitted pipeline."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from heartrisk.config import Settings, get_settings
+from heartrisk.data import deduplicate, load_csv
+from heartrisk.schema import FEATURES
+from heartrisk.serving import create_app
+from heartrisk.serving.model_holder import LoadedModel, ModelHolder
+from tests.support.models import fit_pipeline
+from tests.support.paths import HEART
+
+# The app gives the pipeline a float array in schema order (see model_holder); pytest resets the app's filter.
+pytestmark = pytest.mark.filterwarnings("ignore:X does not have valid feature names")
+
+
+@pytest.fixture(scope="session")
+def frame() -> pd.DataFrame:
+    return deduplicate(load_csv(HEART))
+
+
+@pytest.fixture(scope="session")
+def pipeline() -> Any:
+    return fit_pipeline()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return dataclasses.replace(
+        get_settings(), predictions_db=tmp_path / "predictions.sqlite", max_batch_rows=5, metrics_dir=""
+    )
+
+
+@pytest.fixture
+def holder(settings: Settings, pipeline: Any) -> ModelHolder:
+    holder = ModelHolder(settings)
+    holder.install(LoadedModel.of("UnitModel", "7", pipeline))
+    return holder
+
+
+@pytest.fixture
+def app(settings: Settings, holder: ModelHolder) -> Flask:
+    return create_app(settings, holder)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def record(frame: pd.DataFrame) -> dict[str, Any]:
+    row = frame.iloc[10]
+    return {f.name: (float(row[f.name]) if f.dtype == "float" else int(row[f.name])) for f in FEATURES}

@@ -1,0 +1,90 @@
+"""The JSON API: one record or a batch, the right status for every bad request, its OpenAPI document."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from flask.testing import FlaskClient
+
+from heartrisk.config import Settings
+from heartrisk.predlog import PredictionLog
+from heartrisk.schema import FEATURE_NAMES, json_schema
+from heartrisk.serving import create_app
+from heartrisk.serving.model_holder import ModelHolder
+from tests.support.models import in_process as expected
+
+pytestmark = pytest.mark.filterwarnings("ignore:X does not have valid feature names")
+
+
+def test_api_single_record_matches_the_pipeline_and_is_logged(
+    client: FlaskClient, settings: Settings, pipeline, record
+) -> None:
+    response = client.post("/api/v1/predict", json=record, headers={"X-Request-ID": "req-42"})
+    body = response.get_json()
+    assert response.status_code == 200
+    assert body["probability"] == pytest.approx(expected(pipeline, [record])[0], abs=1e-12)
+    assert body["label"] == int(body["probability"] >= 0.5)
+    assert body["model_version"] == "7"
+    assert response.headers["X-Request-ID"] == "req-42"
+    logged = PredictionLog(settings.predictions_db).read()
+    assert len(logged) == 1
+    row = logged.iloc[0]
+    assert (row["request_id"], row["model_version"]) == ("req-42", "7")
+    assert row["probability"] == pytest.approx(body["probability"])
+    assert [row[n] for n in FEATURE_NAMES] == [float(record[n]) for n in FEATURE_NAMES]
+
+
+def test_api_batch_answers_in_order_and_logs_every_row(
+    client: FlaskClient, settings: Settings, pipeline, frame
+) -> None:
+    records = [{n: frame.iloc[i][n].item() for n in FEATURE_NAMES} for i in range(5)]
+    response = client.post("/api/v1/predict", json=records)
+    assert response.status_code == 200
+    got = [item["probability"] for item in response.get_json()]
+    assert got == pytest.approx(expected(pipeline, records), abs=1e-12)
+    assert PredictionLog(settings.predictions_db).count() == 5
+    assert client.post("/api/v1/predict", json=[]).get_json() == []
+
+
+def test_api_refuses_bad_requests_with_the_right_status(client: FlaskClient, settings: Settings, record) -> None:
+    def post(**kwargs):
+        return client.post("/api/v1/predict", **kwargs)
+
+    too_many = post(json=[record] * 6)
+    assert too_many.status_code == 413
+    assert "at most 5" in too_many.get_json()["error"]
+    invalid = post(json={**record, "age": 5, "sex": 3, "colour": 1})
+    assert invalid.status_code == 422
+    assert set(invalid.get_json()["fields"]) == {"age", "sex", "colour"}
+    rows = post(json=[record, {**record, "oldpeak": "NaN"}, 7]).get_json()["rows"]
+    assert [(r["index"], list(r["fields"])) for r in rows] == [(1, ["oldpeak"]), (2, ["record"])]
+    assert post(json="hello").status_code == 422
+    assert post(data="age=63", content_type="application/x-www-form-urlencoded").status_code == 415
+    assert post(data="{not json", content_type="application/json").status_code == 400
+    assert post(data="[" * 100_000, content_type="application/json").status_code == 400
+    assert post(data=b"\xff\xfe{", content_type="application/json").status_code == 400
+    assert post(data="", content_type="application/json").status_code == 422
+    for response in (too_many, invalid):
+        assert response.mimetype == "application/json"
+    assert PredictionLog(settings.predictions_db).count() == 0
+
+
+def test_request_bigger_than_the_limit_gets_413(settings: Settings, holder: ModelHolder, record) -> None:
+    client = create_app(dataclasses.replace(settings, max_request_bytes=500), holder).test_client()
+    response = client.post("/api/v1/predict", json=[record] * 5)
+    assert response.status_code == 413
+    assert response.get_json()["error"]
+    form = client.post("/", data={"age": "6" * 2000})
+    assert form.status_code == 413
+    assert form.mimetype == "text/html"
+
+
+def test_openapi_document_is_generated_from_the_schema(client: FlaskClient) -> None:
+    doc = client.get("/api/v1/openapi.json").get_json()
+    assert doc["openapi"].startswith("3.1")
+    assert doc["components"]["schemas"]["Record"] == json_schema()
+    operation = doc["paths"]["/api/v1/predict"]["post"]
+    batch = operation["requestBody"]["content"]["application/json"]["schema"]["oneOf"][1]
+    assert batch["maxItems"] == 5
+    assert {"200", "400", "413", "415", "422", "503"} <= set(operation["responses"])

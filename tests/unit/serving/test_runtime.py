@@ -1,0 +1,51 @@
+"""The one scoring path: request ids, and every served record logged before the answer leaves."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+import pytest
+from flask import Flask
+
+from heartrisk.config import Settings
+from heartrisk.predlog import PredictionLog
+from heartrisk.schema import as_matrix
+from heartrisk.serving.runtime import NoModel, request_id, score
+
+pytestmark = pytest.mark.filterwarnings("ignore:X does not have valid feature names")
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [("req-42", True), ("a" * 64, True), ("a" * 65, False), ("bad id", False), ("<script>", False), ("", False)],
+)
+def test_a_sane_request_id_is_kept_and_anything_else_replaced(app: Flask, given: str, kept: bool) -> None:
+    with app.test_request_context("/", headers={"X-Request-ID": given}):
+        rid = request_id()
+        assert (rid == given) is kept
+        assert re.fullmatch(r"[A-Za-z0-9._:-]{1,64}", rid)
+        assert request_id() == rid  # one id for the whole request
+
+
+def test_score_logs_every_record_with_the_model_version(
+    app: Flask, settings: Settings, record: dict[str, Any], pipeline: Any
+) -> None:
+    with app.test_request_context("/", headers={"X-Request-ID": "r1"}):
+        scored = score(as_matrix([record, record]))
+    assert scored.model.version == "7"
+    assert scored.labels == [int(p >= 0.5) for p in scored.probabilities]
+    logged = PredictionLog(settings.predictions_db).read()
+    assert list(logged["request_id"]) == ["r1", "r1"]
+    assert np.allclose(logged["probability"], scored.probabilities)
+
+
+def test_no_model_is_an_error_the_caller_answers_and_nothing_is_logged(settings: Settings, record: dict) -> None:
+    from heartrisk.serving import create_app
+    from heartrisk.serving.model_holder import ModelHolder
+
+    app = create_app(settings, ModelHolder(settings))
+    with app.test_request_context("/"), pytest.raises(NoModel, match="not been looked up"):
+        score(as_matrix([record]))
+    assert PredictionLog(settings.predictions_db).count() == 0

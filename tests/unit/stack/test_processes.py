@@ -1,0 +1,73 @@
+"""The stack's programs: the command lines and environments they are started with."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from pathlib import Path
+
+import pytest
+
+from heartrisk.config import BIN, get_settings
+from heartrisk.stack import processes
+
+
+class Exec(Exception):
+    """Raised instead of replacing the test process."""
+
+
+@pytest.fixture
+def started(monkeypatch: pytest.MonkeyPatch) -> list[tuple[list[str], dict[str, str]]]:
+    calls: list[tuple[list[str], dict[str, str]]] = []
+
+    def fake_execve(path: str, argv: list[str], env: dict[str, str]) -> None:
+        calls.append((argv, env))
+        raise Exec(path)
+
+    monkeypatch.setattr(processes.os, "execve", fake_execve)
+    return calls
+
+
+def test_mlflow_server_is_sized_for_the_project(started: list, tmp_path: Path) -> None:
+    settings = dataclasses.replace(get_settings(), mlflow_allowed_hosts="mlflow:*")
+    with pytest.raises(Exec):
+        processes.mlflow_server(settings, host="127.0.0.1", port=5001, state_dir=str(tmp_path))
+    argv, env = started[0]
+    assert argv[:2] == [str(BIN / "mlflow"), "server"]
+    option = {flag: value for flag, value in itertools.pairwise(argv) if flag.startswith("--")}
+    assert option["--workers"] == "1" and option["--port"] == "5001"
+    assert option["--backend-store-uri"] == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert option["--allowed-hosts"] == "mlflow:*"
+    assert "--serve-artifacts" in argv and (tmp_path / "artifacts").is_dir()
+    assert env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
+
+
+def test_prefect_server_runs_one_process_without_analytics(started: list, tmp_path: Path) -> None:
+    settings = dataclasses.replace(get_settings(), state_dir=tmp_path)
+    with pytest.raises(Exec):
+        processes.prefect_server(settings, host=None, port=None)
+    argv, env = started[0]
+    assert argv[1:6] == ["server", "start", "--no-background", "--workers", "1"]
+    assert env["PREFECT_SERVER_ANALYTICS_ENABLED"] == "false"
+    assert env["PREFECT_HOME"] == str(tmp_path / "prefect")
+
+
+def test_the_smtp_sink_keeps_mail_in_a_maildir_it_creates(started: list, tmp_path: Path) -> None:
+    with pytest.raises(Exec):
+        processes.smtp_sink(get_settings(), host="127.0.0.1", port=2525, mail_dir=str(tmp_path / "mail"))
+    argv, _ = started[0]
+    assert argv[-3:] == ["-c", "aiosmtpd.handlers.Mailbox", str(tmp_path / "mail")] and "127.0.0.1:2525" in argv
+    assert all((tmp_path / "mail" / part).is_dir() for part in ("tmp", "new", "cur"))
+
+
+def test_the_worker_gets_what_flow_runs_need(tmp_path: Path) -> None:
+    settings = dataclasses.replace(get_settings(), project_dir=tmp_path, work_pool="pool-x")
+    env = processes.worker_env(settings)
+    assert env["HEARTRISK_PROJECT_DIR"] == str(tmp_path) and env["HEARTRISK_WORK_POOL"] == "pool-x"
+    assert env["MLFLOW_TRACKING_URI"] == settings.mlflow_tracking_uri
+    assert env["PREFECT_API_URL"] == settings.prefect_api_url
+
+
+def test_waiting_for_a_closed_port_ends_with_what_was_awaited() -> None:
+    with pytest.raises(TimeoutError, match=r"MLflow did not answer at http://127.0.0.1:9/health within 1 s"):
+        processes.wait_for("http://127.0.0.1:9/health", timeout=1, what="MLflow", log=print)

@@ -1,0 +1,50 @@
+"""Settings: read from the environment once, typed, with local defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from heartrisk.config import PROJECT_ROOT, get_settings
+
+
+def test_local_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("HEARTRISK_STATE_DIR", "MLFLOW_TRACKING_URI", "PREFECT_API_URL", "HEARTRISK_PREFECT_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    settings = get_settings()
+    assert settings.state_dir == PROJECT_ROOT / ".state"
+    assert settings.predictions_db == PROJECT_ROOT / ".state" / "predictions.sqlite"
+    assert settings.mlflow_tracking_uri == "http://127.0.0.1:5000"
+    assert settings.prefect_api_url == "http://127.0.0.1:4200/api"
+    assert (settings.app_port, settings.mlflow_workers, settings.retrain_on_drift) == (8000, 1, True)
+
+
+def test_environment_overrides_and_blank_means_default(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("HEARTRISK_STATE_DIR", str(tmp_path))
+    monkeypatch.setenv("HEARTRISK_PREFECT_PORT", " 4300 ")
+    monkeypatch.setenv("HEARTRISK_TRIALS", "")
+    monkeypatch.setenv("HEARTRISK_EMAIL_TO", " a@x.test, ,b@x.test ")
+    monkeypatch.setenv("HEARTRISK_RETRAIN_ON_DRIFT", "off")
+    monkeypatch.setenv("HEARTRISK_MAIL_WHEN_QUIET", "YES")
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    settings = get_settings()
+    assert settings.report_dir == tmp_path / "reports"
+    assert settings.prefect_api_url == "http://127.0.0.1:4300/api"
+    assert settings.trials == 50
+    assert settings.email_recipients == ("a@x.test", "b@x.test")
+    assert (settings.retrain_on_drift, settings.mail_when_quiet) == (False, True)
+
+
+def test_run_links_use_the_public_mlflow_url_when_there_is_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow:5000")
+    monkeypatch.delenv("HEARTRISK_MLFLOW_PUBLIC_URL", raising=False)
+    assert get_settings().mlflow_run_url("1", "abc") == "http://mlflow:5000/#/experiments/1/runs/abc"
+    monkeypatch.setenv("HEARTRISK_MLFLOW_PUBLIC_URL", "https://mlflow.example.org/")
+    assert get_settings().mlflow_run_url("1", "abc") == "https://mlflow.example.org/#/experiments/1/runs/abc"
+
+
+def test_a_malformed_number_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HEARTRISK_APP_PORT", "eighty")
+    with pytest.raises(ValueError, match="eighty"):
+        get_settings()

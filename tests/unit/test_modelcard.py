@@ -1,0 +1,17 @@
+"""The model card: what the model is, its metrics with their uncertainty, and what it predicts."""
+
+from __future__ import annotations
+
+from heartrisk import modelcard
+from heartrisk.schema import TARGET
+from tests.support.summaries import training
+
+
+def test_the_card_states_the_model_the_metrics_with_interval_and_the_meaning() -> None:
+    card = modelcard.render(training(), train_rows=241, test_rows=61)
+    assert card.startswith("# Model card: M v4")
+    assert "SVC (kernel=rbf, C=1.0) with sigmoid calibration" in card
+    assert "241 training and 61 held-out" in card
+    assert "| test ROC-AUC (95 % bootstrap interval) | 0.930 (0.880 to 0.970) |" in card
+    assert "| CV ROC-AUC (5-fold, training part) | 0.910 ± 0.020 |" in card
+    assert TARGET.meaning in card and "`disease = 1 - output`" in card

@@ -1,0 +1,47 @@
+"""The results of a run and their renderings: the CLI's JSON contract, the text, the Prefect artifact."""
+
+from __future__ import annotations
+
+import json
+
+from heartrisk.summaries import MonitorSummary
+from tests.support.summaries import training
+
+TRAIN_KEYS = [
+    "run_id", "experiment", "model_name", "model_version", "promoted", "promotion_reason", "champion_version",
+    "cv_roc_auc", "cv_roc_auc_std", "test_roc_auc", "test_accuracy", "test_f1", "test_brier", "test_roc_auc_ci",
+    "best_params", "trials", "folds", "seed", "data_sha256", "seconds", "run_url", "registered", "registration_reason",
+]  # fmt: skip
+
+
+def test_the_train_json_keeps_every_key_scripts_rely_on() -> None:
+    data = training().to_json()
+    assert list(data) == TRAIN_KEYS
+    assert (data["model_version"], data["champion_version"], data["promoted"]) == ("4", "4", True)
+    assert data["test_roc_auc_ci"] == [0.88, 0.97]
+    assert json.loads(json.dumps(data)) == data
+    assert training(promoted=False).to_json()["champion_version"] == "3"
+
+
+def test_the_text_and_the_artifact_show_the_verdict_and_the_metrics() -> None:
+    text = "\n".join(training().lines())
+    assert "CV ROC-AUC     0.9100 ± 0.0200" in text
+    assert "ROC-AUC 0.9300   accuracy 0.8500   F1 0.8400   Brier 0.1100" in text
+    assert "M v4: promoted to champion (CV ROC-AUC 0.9100 >= champion v3 0.9000)" in text
+    assert "NOT promoted" in "\n".join(training(promoted=False).lines())
+    assert "nothing new registered (same as v3)" in "\n".join(training(False, registered=False).lines())
+    markdown = training().markdown()
+    assert "| test ROC-AUC | 0.9300 |" in markdown and "champion before: 0.9000 (v3)" in markdown
+    assert "[MLflow run](http://mlflow/#/experiments/1/runs/run1)" in markdown
+
+
+def test_a_monitor_run_with_too_little_data_has_no_report_keys() -> None:
+    quiet = MonitorSummary("log", "ref.csv", 10, 303, 0.5, "not enough data", False, None, [])
+    data = quiet.to_json()
+    assert set(data) == {
+        "current_source", "reference", "current_rows", "reference_rows", "threshold", "status", "drift_detected",
+        "share", "drifted_columns", "email",
+    }  # fmt: skip
+    assert "not enough data (10 current rows)" in "\n".join(quiet.lines())
+    full = MonitorSummary("log", "ref.csv", 300, 303, 0.5, "drift", True, 0.6, ["age"], [{"column": "age"}], "r.html")
+    assert {"columns", "report_path", "latest_report", "mlflow", "retraining", "email"} <= set(full.to_json())

@@ -1,0 +1,44 @@
+"""The training flow's pieces without Prefect or MLflow: parameters, the fit and its evaluation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from heartrisk import data
+from heartrisk.config import get_settings
+from heartrisk.train import Plan, Split, _plots, fit_and_evaluate
+from tests.support.paths import HEART
+
+
+def test_the_plan_takes_given_values_and_settings_for_the_rest(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HEARTRISK_TRIALS", "12")
+    settings = get_settings()
+    plan = Plan.of(settings, trials=None, folds=3, seed=0, data=None, experiment=None)
+    assert (plan.trials, plan.folds, plan.seed) == (12, 3, 0)  # seed 0 is a seed, not "unset"
+    assert plan.data_path == settings.data_path and plan.experiment == settings.experiment_name
+    assert Plan.of(settings, data="x.csv").data_path == Path("x.csv")
+
+
+@pytest.fixture(scope="module")
+def split() -> Split:
+    frame = data.deduplicate(data.load_csv(HEART))
+    x_train, x_test, y_train, y_test = data.split(frame, test_size=0.2, seed=3)
+    return Split(x_train, x_test, y_train, y_test, data.sha256(HEART))
+
+
+def test_fit_and_evaluate_scores_the_held_out_split_only(split: Split) -> None:
+    fitted = fit_and_evaluate.fn({"kernel": "rbf", "C": 1.0, "gamma": 0.05}, split, 3, 0)
+    proba = fitted.pipeline.predict_proba(split.x_test)[:, 1]
+    assert fitted.metrics["test_roc_auc"] == pytest.approx(roc_auc_score(split.y_test, proba))
+    assert fitted.interval[0] < fitted.metrics["test_roc_auc"] < fitted.interval[1]
+    assert len(fitted.pipeline.named_steps["model"].calibrated_classifiers_) == 1  # one SVC to serve
+
+
+def test_the_plots_are_the_roc_curve_and_the_confusion_matrix(split: Split) -> None:
+    fitted = fit_and_evaluate.fn({"kernel": "linear", "C": 1.0}, split, 3, 0)
+    figures = _plots(fitted.pipeline, split.x_test, split.y_test)
+    assert set(figures) == {"roc_curve.png", "confusion_matrix.png"}
+    assert figures["roc_curve.png"].axes[0].get_title() == "ROC curve, held-out test split"
