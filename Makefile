@@ -6,9 +6,6 @@ export PIPENV_VERBOSITY := -1
 export PIPENV_IGNORE_VIRTUALENVS := 1
 # The package index comes from one variable of ours (Pipfile's [[source]] reads it); default: pip's own.
 export HEARTRISK_INDEX_URL ?= $(shell $(PYTHON) -c 'from pip._internal.models.index import PyPI; print(PyPI.simple_url)')
-export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
-export DO_NOT_TRACK ?= true
-export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 180
 PIPENV := $(PYTHON) -m pipenv
 VENV := .venv
 BIN := $(VENV)/bin
@@ -16,33 +13,42 @@ STAMP := $(VENV)/.synced
 STACK_STATE := $(or $(HEARTRISK_STATE_DIR),.state)
 STACK_PID := $(STACK_STATE)/stack.pid
 
-.PHONY: help venv up down test test-unit test-integration lint format bench bench-soak stack-test clean setup-dev screenshots
+.PHONY: help venv up down test test-unit test-integration test-browser lint format bench bench-soak stack-test clean setup-dev screenshots
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
 $(STAMP): Pipfile.lock
-	@$(PYTHON) -m pipenv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet pipenv
-	$(PIPENV) sync --dev
+	@$(PYTHON) -m pipenv --version >/dev/null 2>&1 || { echo "[venv] installing pipenv"; $(PYTHON) -m pip install --quiet pipenv; }
+	@$(PYTHON) tools/sync_venv.py $(PIPENV) sync --dev
 	@touch $(STAMP)
 
 venv: $(STAMP)  ## create or refresh .venv from Pipfile.lock (only when missing or older than the lock)
 
 up: venv  ## run the local stack (MLflow, Prefect server + worker, app, mail sink) under honcho; Ctrl-C stops it
 	@mkdir -p $(STACK_STATE)
-	@echo $$$$ > $(STACK_PID); PATH="$(CURDIR)/$(BIN):$$PATH" exec $(BIN)/honcho start -f Procfile
+	@PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -f Procfile & echo $$! > $(STACK_PID); \
+	trap '' INT; wait $$!; rc=$$?; rm -f $(STACK_PID); \
+	if [ $$rc -eq 0 ] || [ $$rc -eq 130 ] || [ $$rc -eq 143 ]; then echo "HeartRisk stopped."; \
+	else echo "HeartRisk stopped: a process failed (exit $$rc), see its lines above." >&2; exit $$rc; fi
 
 down:  ## stop a local stack started by `make up` in another terminal
 	@pid=$$(cat $(STACK_PID) 2>/dev/null); \
 	if [ -n "$$pid" ] && ps -o args= -p "$$pid" | grep -q honcho; then \
-	  kill -TERM "$$pid"; while kill -0 "$$pid" 2>/dev/null; do sleep 0.5; done; echo "local stack stopped"; \
+	  kill -TERM "$$pid"; while kill -0 "$$pid" 2>/dev/null; do sleep 0.5; done; echo "HeartRisk stopped."; \
 	else echo "no local stack running"; fi; rm -f $(STACK_PID)
 
 test: venv  ## the whole test suite: unit, integration (real servers on loopback) and browser
 	$(BIN)/pytest
 
-test-unit: venv  ## only the fast tests with no servers
+test-unit: venv  ## only the fast tests with no servers (about 40 s)
 	$(BIN)/pytest tests/unit
+
+test-integration: venv  ## only the tests against real servers
+	$(BIN)/pytest tests/integration
+
+test-browser: venv  ## only the browser tests (Debian's chromium)
+	$(BIN)/pytest tests/browser
 
 lint: venv  ## ruff, lock freshness, data checksums, committed secrets, compose file, Dockerfiles
 	$(BIN)/ruff check .

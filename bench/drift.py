@@ -139,9 +139,6 @@ def main() -> None:
         env = {
             "PREFECT_HOME": str(tmp / "prefect"),
             "PREFECT_API_URL": api,
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            # as the Makefile: MLflow's telemetry thread edits os.environ while requests reads it (KeyError)
-            "DO_NOT_TRACK": "true",
             "MLFLOW_TRACKING_URI": mlflow_url,
             "HEARTRISK_STATE_DIR": str(tmp / "state"),
             "HEARTRISK_EMAIL_TO": "",

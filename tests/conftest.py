@@ -16,13 +16,9 @@ from tests.support.servers import free_port, mlflow_command, running
 
 @pytest.fixture(scope="session", autouse=True)
 def _quiet_prefect(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Keep Prefect's local state and telemetry out of the user's home during tests."""
+    """Keep Prefect's local state out of the user's home during tests (telemetry is off: see heartrisk/__init__)."""
     home = tmp_path_factory.mktemp("prefect-home")
     os.environ.setdefault("PREFECT_HOME", str(home))
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("DO_NOT_TRACK", "true")
-    # Flows called without PREFECT_API_URL start a temporary server; on a busy 2-core machine 20 s is short.
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
 
 @pytest.fixture(scope="session")

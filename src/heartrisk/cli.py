@@ -24,10 +24,39 @@ def _emit(result: dict[str, Any], lines: Sequence[str]) -> None:
     print(json.dumps(result, default=str), flush=True)
 
 
+def _prefect_server() -> None:
+    """Where this run reports: PREFECT_API_URL, else the local server if it answers, else a temporary one.
+
+    Prefect starts a temporary server for a flow run with no API URL; its default start-up timeout is
+    short for a busy 2-core machine, so HeartRisk gives it HEARTRISK_PREFECT_STARTUP_TIMEOUT and says so.
+    """
+    if os.environ.get("PREFECT_API_URL"):
+        return
+    import requests
+
+    settings = get_settings()
+    try:
+        if requests.get(f"{settings.prefect_api_url}/health", timeout=2).ok:
+            os.environ["PREFECT_API_URL"] = settings.prefect_api_url
+            print(f"Reporting to the Prefect server at {settings.prefect_api_url}", file=sys.stderr, flush=True)
+            return
+    except requests.RequestException:
+        pass
+    timeout = f"{settings.prefect_startup_timeout:g}"
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", timeout)
+    print(
+        f"No Prefect server at {settings.prefect_api_url}: starting a temporary one for this run "
+        f"(10 to 30 s; waits up to {timeout} s). `make up` runs a permanent one.",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from heartrisk.data import load_csv
 
     load_csv(args.data or get_settings().data_path)  # fail fast, before Prefect starts, on bad data
+    _prefect_server()
     from heartrisk.train import train_flow
 
     options = {name: getattr(args, name) for name in ("trials", "folds", "seed", "data", "experiment")}
@@ -43,6 +72,7 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     for path in (args.current, args.reference):
         if path:
             read_schema_csv(path)  # fail fast, before Prefect, MLflow or Evidently load, on a bad file
+    _prefect_server()
     from heartrisk.monitor import monitor_flow
 
     options = {name: getattr(args, name) for name in ("current", "reference", "threshold", "retrain")}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,43 @@ from heartrisk import names
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent  # the environment's scripts: mlflow, prefect, gunicorn, heartrisk
+
+# HeartRisk handles health data and calls nobody: the telemetry of every library it runs is off unless
+# the user says otherwise. DO_NOT_TRACK covers Prefect's client, Evidently (and its UI) and MLflow (which
+# needs "true"); Prefect's server and MLflow have their own switches. SeaweedFS takes a command-line flag
+# (``-master.telemetry=false``) where the stack starts it. The Dockerfiles repeat this list (tested).
+TELEMETRY_OFF = {
+    "DO_NOT_TRACK": "true",
+    "ITERATIVE_DO_NOT_TRACK": "true",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+}
+
+
+def switch_telemetry_off(environ: MutableMapping[str, str] = os.environ) -> None:
+    """Default every library's telemetry to off, before any of them is imported (``heartrisk/__init__``).
+
+    A variable the user set is kept, so an explicit opposite choice wins; ``HEARTRISK_ALLOW_TELEMETRY=true``
+    leaves all of them to the libraries' own defaults.
+    """
+    if environ.get("HEARTRISK_ALLOW_TELEMETRY", "").strip().lower() in ("1", "true", "yes", "on"):
+        return
+    for name, value in TELEMETRY_OFF.items():
+        environ.setdefault(name, value)
+
+
+# What the stack prints by default is what a person reads (starts, URLs, training progress and result,
+# promotions, alerts, errors); HEARTRISK_LOG_LEVEL=debug brings back the rest (access logs, MLflow's run
+# links after every trial, its INFO lines, deprecation warnings).
+QUIET_LIBRARIES = {"MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true", "MLFLOW_LOGGING_LEVEL": "WARNING"}
+
+
+def quiet_libraries(environ: MutableMapping[str, str] = os.environ) -> None:
+    """Default the libraries' chattiness down unless HEARTRISK_LOG_LEVEL is debug; user settings win."""
+    if environ.get("HEARTRISK_LOG_LEVEL", "").strip().lower() == "debug":
+        return
+    for name, value in QUIET_LIBRARIES.items():
+        environ.setdefault(name, value)
 
 
 def _env(name: str, default: str) -> str:
@@ -40,6 +78,7 @@ class Settings:
     """Typed view of the environment; build it with :func:`get_settings`."""
 
     state_dir: Path
+    log_level: str
     data_path: Path
     reference_path: Path
     mlflow_tracking_uri: str
@@ -69,6 +108,7 @@ class Settings:
     prefect_host: str
     prefect_port: int
     prefect_api_url: str
+    prefect_startup_timeout: float
     work_pool: str
     monitor_cron: str
     schedule_timezone: str
@@ -104,6 +144,7 @@ def get_settings() -> Settings:
     prefect_port = _env_int("HEARTRISK_PREFECT_PORT", 4200)
     return Settings(
         state_dir=state_dir,
+        log_level=_env("HEARTRISK_LOG_LEVEL", "info").lower(),
         data_path=Path(_env("HEARTRISK_DATA", str(data_dir / "heart.csv"))),
         reference_path=Path(_env("HEARTRISK_REFERENCE", str(data_dir / "reference.csv"))),
         mlflow_tracking_uri=_env("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000"),
@@ -133,6 +174,7 @@ def get_settings() -> Settings:
         prefect_host=prefect_host,
         prefect_port=prefect_port,
         prefect_api_url=_env("PREFECT_API_URL", f"http://{prefect_host}:{prefect_port}/api"),
+        prefect_startup_timeout=_env_float("HEARTRISK_PREFECT_STARTUP_TIMEOUT", 180.0),
         work_pool=_env("HEARTRISK_WORK_POOL", names.WORK_POOL),
         monitor_cron=_env("HEARTRISK_MONITOR_CRON", "0 6 * * *"),
         schedule_timezone=_env("HEARTRISK_SCHEDULE_TIMEZONE", "UTC"),

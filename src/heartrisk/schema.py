@@ -66,22 +66,25 @@ def _fmt(number: float | None) -> str:
 
 FEATURES: tuple[Feature, ...] = (
     Feature("age", "Age", "numeric", "int", "years", 18, 100, help="Age in whole years."),
-    Feature("sex", "Sex", "categorical", "int", codes={0: "Female", 1: "Male"}),
+    Feature("sex", "Sex", "categorical", "int", codes={0: "Female", 1: "Male"}, help="Sex as recorded in the study."),
     Feature(
         "cp",
         "Chest pain type",
         "categorical",
         "int",
         codes={0: "Asymptomatic", 1: "Atypical angina", 2: "Non-anginal pain", 3: "Typical angina"},
+        help="The chest pain the person has: typical angina is pressure on exertion, relieved by rest; "
+        "asymptomatic means none.",
     ),
     Feature("trtbps", "Resting blood pressure", "numeric", "int", "mm Hg", 80, 220, help="Systolic, at rest."),
-    Feature("chol", "Serum cholesterol", "numeric", "int", "mg/dl", 100, 700),
+    Feature("chol", "Serum cholesterol", "numeric", "int", "mg/dl", 100, 700, help="Total cholesterol in the blood."),
     Feature(
         "fbs",
         "Fasting blood sugar above 120 mg/dl",
         "categorical",
         "int",
         codes={0: "No (120 mg/dl or less)", 1: "Yes (over 120 mg/dl)"},
+        help="Blood sugar after a night without food.",
     ),
     Feature(
         "restecg",
@@ -89,9 +92,26 @@ FEATURES: tuple[Feature, ...] = (
         "categorical",
         "int",
         codes={0: "Left ventricular hypertrophy", 1: "Normal", 2: "ST-T wave abnormality"},
+        help="The electrocardiogram (ECG) at rest.",
     ),
-    Feature("thalachh", "Maximum heart rate achieved", "numeric", "int", "beats/min", 50, 230),
-    Feature("exng", "Exercise-induced angina", "categorical", "int", codes={0: "No", 1: "Yes"}),
+    Feature(
+        "thalachh",
+        "Maximum heart rate achieved",
+        "numeric",
+        "int",
+        "beats/min",
+        50,
+        230,
+        help="The highest heart rate reached in the exercise test.",
+    ),
+    Feature(
+        "exng",
+        "Exercise-induced angina",
+        "categorical",
+        "int",
+        codes={0: "No", 1: "Yes"},
+        help="Chest pain brought on by the exercise test.",
+    ),
     Feature(
         "oldpeak",
         "ST depression induced by exercise",
@@ -101,7 +121,7 @@ FEATURES: tuple[Feature, ...] = (
         0,
         7,
         step=0.1,
-        help="Relative to rest.",
+        help="How far the ST segment of the ECG drops in exercise, relative to rest.",
     ),
     Feature(
         "slp",
@@ -109,6 +129,7 @@ FEATURES: tuple[Feature, ...] = (
         "categorical",
         "int",
         codes={0: "Downsloping", 1: "Flat", 2: "Upsloping"},
+        help="The shape of the ECG's ST segment at peak exercise.",
     ),
     Feature(
         "caa",
@@ -116,6 +137,7 @@ FEATURES: tuple[Feature, ...] = (
         "categorical",
         "int",
         codes={0: "0", 1: "1", 2: "2", 3: "3", 4: "Unknown (missing in source)"},
+        help="How many of the major heart vessels the X-ray dye (fluoroscopy) showed.",
     ),
     Feature(
         "thall",
@@ -123,6 +145,7 @@ FEATURES: tuple[Feature, ...] = (
         "categorical",
         "int",
         codes={0: "Unknown (missing in source)", 1: "Fixed defect", 2: "Normal", 3: "Reversible defect"},
+        help="The thallium scan of blood flow to the heart muscle.",
     ),
 )
 

@@ -43,7 +43,6 @@ def start_prefect_stack(
         "HEARTRISK_PREFECT_PORT": str(port),
         "PREFECT_API_URL": api_url,
         "PREFECT_HOME": str(state / "prefect"),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_WORKER_QUERY_SECONDS": "2",
         "PREFECT_WORKER_WEBSERVER_HOST": "127.0.0.1",
         "PREFECT_WORKER_WEBSERVER_PORT": str(worker_port),

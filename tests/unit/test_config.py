@@ -48,3 +48,23 @@ def test_a_malformed_number_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("HEARTRISK_APP_PORT", "eighty")
     with pytest.raises(ValueError, match="eighty"):
         get_settings()
+
+
+def test_telemetry_defaults_off_and_an_explicit_choice_wins() -> None:
+    from heartrisk.config import TELEMETRY_OFF, switch_telemetry_off
+
+    environ: dict[str, str] = {"MLFLOW_DISABLE_TELEMETRY": "false"}
+    switch_telemetry_off(environ)
+    assert environ == {**TELEMETRY_OFF, "MLFLOW_DISABLE_TELEMETRY": "false"}
+    allowed = {"HEARTRISK_ALLOW_TELEMETRY": "true"}
+    switch_telemetry_off(allowed)
+    assert allowed == {"HEARTRISK_ALLOW_TELEMETRY": "true"}
+
+
+def test_the_images_switch_off_the_same_telemetry() -> None:
+    from heartrisk.config import TELEMETRY_OFF
+
+    for dockerfile in ("Dockerfile.app", "Dockerfile.mlflow", "Dockerfile.prefect"):
+        lines = (PROJECT_ROOT / dockerfile).read_text().splitlines()
+        env = next(line for line in lines if line.startswith("ENV DO_NOT_TRACK="))
+        assert dict(pair.split("=") for pair in env.split()[1:]) == TELEMETRY_OFF, dockerfile

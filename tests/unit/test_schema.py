@@ -67,3 +67,9 @@ def test_the_docs_say_what_the_number_means_in_the_schemas_words() -> None:
     root = HEART.parents[1]
     for path in (root / "README.md", root / "data" / "README.md"):
         assert schema.TARGET.meaning in " ".join(path.read_text().split()), path
+
+
+def test_every_feature_says_what_it_means() -> None:
+    """The form's hint under each field: a meaning for every feature, not only the API's field name."""
+    for feature in schema.FEATURES:
+        assert feature.help.endswith(".") and not feature.help.startswith("Field "), feature.name

@@ -9,8 +9,10 @@ following its alias.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -28,7 +30,16 @@ graceful_timeout = _settings.app_timeout
 keepalive = 5
 preload_app = True
 errorlog = "-"
-loglevel = "info"
+loglevel = "debug" if _settings.log_level == "debug" else "info"
+accesslog = "-" if _settings.log_level == "debug" else None  # one line per request: only when asked for
+# The app's own lines (model swaps, MLflow unreachable) on stderr in gunicorn's format, at HEARTRISK_LOG_LEVEL.
+_app_log = logging.StreamHandler(sys.stderr)
+_app_log.setFormatter(
+    logging.Formatter("[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s", "%Y-%m-%d %H:%M:%S %z")
+)
+logging.getLogger("heartrisk").addHandler(_app_log)
+logging.getLogger("heartrisk").setLevel(_settings.log_level.upper())
+logging.getLogger("heartrisk").propagate = False
 proc_name = "heartrisk-app"
 control_socket_disable = True  # one fixed socket path under $HOME would collide between instances
 

@@ -124,8 +124,9 @@ class ModelHolder:
     def refresh(self) -> None:
         """Look up the alias once; load and swap in a new version. Never raises."""
         with self._refresh_lock:
-            self._reachable, self._problem = self._refresh()
-            self._checked_at = time.time()
+            reachable, self._problem = self._refresh()
+            self._log_reachability(reachable)
+            self._reachable, self._checked_at = reachable, time.time()
 
     def _refresh(self) -> tuple[bool, str]:
         """(MLflow reachable, problem or "")."""
@@ -137,7 +138,7 @@ class ModelHolder:
                 self._source = Registry.of(self.settings)
             version = self._source.champion_version()
         except Exception as exc:  # any failure to reach the registry is reported, not raised
-            log.warning("MLflow unreachable at %s: %s", uri, exc)
+            log.debug("MLflow unreachable at %s: %s", uri, exc)
             return False, f"MLflow is unreachable at {uri}: {_short(exc)}"
         if version is None:
             self._training = self._training_in_progress()
@@ -155,6 +156,18 @@ class ModelHolder:
         self.install(candidate)
         log.info("now serving %s version %s (was %s)", name, version, current.version if current else "none")
         return True, ""
+
+    def _log_reachability(self, reachable: bool) -> None:
+        """One line when MLflow goes away or comes back, not one per poll (the status says it every time)."""
+        uri = self.settings.mlflow_tracking_uri
+        if reachable and not self._reachable and self._checked_at is not None:
+            log.info("MLflow at %s answers", uri)
+        elif not reachable and self._reachable:
+            log.warning(
+                "MLflow unreachable at %s (%s); serving the last good model until it answers", uri, self._problem
+            )
+        elif not reachable and self._checked_at is None:
+            log.info("waiting for MLflow at %s (it may still be starting)", uri)
 
     def _training_in_progress(self) -> TrainingInProgress | None:
         try:

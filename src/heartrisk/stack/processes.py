@@ -21,10 +21,6 @@ from heartrisk.config import BIN, Settings
 
 Log = Callable[[str], None]
 
-# All of Prefect's server services stay on: they run inside the one server process, and switching
-# off the unused ones (triggers, pause expirations, repossessor) measured no saving (232 vs 234 MB).
-PREFECT_SERVER_ENV = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-
 
 def _stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
@@ -35,7 +31,6 @@ def prefect_env(settings: Settings) -> dict[str, str]:
     return {
         "PREFECT_HOME": str(settings.state_dir / "prefect"),
         "PREFECT_API_URL": settings.prefect_api_url,
-        "DO_NOT_TRACK": "true",
     }
 
 
@@ -93,15 +88,24 @@ def mlflow_server(settings: Settings, *, host: str | None, port: int | None, sta
     if settings.mlflow_allowed_hosts:
         command += ["--allowed-hosts", settings.mlflow_allowed_hosts]
     # The job runner and its consumers (about 600 MB) serve features this project does not use.
-    _exec(
-        command, {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": os.environ.get("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")}
-    )
+    env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": os.environ.get("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")}
+    if settings.log_level != "debug":  # one access-log line per request drowned everything else
+        command += ["--uvicorn-opts", "--no-access-log"]
+        # StarletteDeprecationWarning is a UserWarning: match it by its message (MLflow imports the old module).
+        env["PYTHONWARNINGS"] = os.environ.get(
+            "PYTHONWARNINGS", "ignore::DeprecationWarning,ignore:starlette.middleware.wsgi is deprecated"
+        )
+    _exec(command, env)
 
 
 def prefect_server(settings: Settings, *, host: str | None, port: int | None) -> NoReturn:
-    """One Prefect server process on SQLite under the state folder (SQLite wants a single writer)."""
+    """One Prefect server process on SQLite under the state folder (SQLite wants a single writer).
+
+    All of Prefect's server services stay on: they run inside the one server process, and switching off
+    the unused ones (triggers, pause expirations, repossessor) measured no saving (232 vs 234 MB).
+    """
     (settings.state_dir / "prefect").mkdir(parents=True, exist_ok=True)
-    env = {**prefect_env(settings), **PREFECT_SERVER_ENV}
+    env = prefect_env(settings)
     env.pop("PREFECT_API_URL")
     command = [str(BIN / "prefect"), "server", "start", "--no-background", "--workers", "1"]
     command += ["--host", host or settings.prefect_host, "--port", str(port or settings.prefect_port)]

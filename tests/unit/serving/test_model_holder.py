@@ -164,3 +164,28 @@ def test_label_is_one_from_probability_one_half() -> None:
     probability, label = model.predict(as_matrix([VALID_RECORD, VALID_RECORD]))
     assert probability.tolist() == [0.5, 0.5]
     assert label.tolist() == [1, 1]
+
+
+def test_mlflow_going_away_is_logged_once_not_at_every_poll(
+    holder: ModelHolder, registry: FakeRegistry, caplog: pytest.LogCaptureFixture
+) -> None:
+    registry.models, registry.champion = {"1": ConstantModel(0.2)}, "1"
+    registry.reachable = False
+    with caplog.at_level("DEBUG", logger="heartrisk"):
+        for _ in range(3):
+            holder.refresh()  # still starting: one line
+        registry.reachable = True
+        holder.refresh()
+        registry.reachable = False
+        for _ in range(5):
+            holder.refresh()
+        registry.reachable = True
+        holder.refresh()
+    lines = [(r.levelname, r.getMessage().split(" at ")[0]) for r in caplog.records if r.levelno >= 20]
+    assert lines == [
+        ("INFO", "waiting for MLflow"),
+        ("INFO", "now serving M version 1 (was none)"),
+        ("INFO", "MLflow"),  # ... answers
+        ("WARNING", "MLflow unreachable"),
+        ("INFO", "MLflow"),
+    ]

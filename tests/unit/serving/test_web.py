@@ -6,6 +6,7 @@ import re
 
 import pytest
 from flask.testing import FlaskClient
+from markupsafe import escape
 
 from heartrisk.schema import FEATURES, TARGET
 from heartrisk.serving.web import band
@@ -26,6 +27,8 @@ def test_form_has_one_control_per_feature_built_from_the_schema(client: FlaskCli
     for feature in FEATURES:
         block = field_html(page, feature.name)
         assert f">{feature.label}" in block
+        assert f'<p class="hint" id="{feature.name}-hint">{escape(feature.help)} ' in block
+        assert f'<span class="api-name">API field <code>{feature.name}</code></span>' in block
         if feature.codes is not None:
             assert f'<select id="{feature.name}" name="{feature.name}"' in block
             for code, text in feature.codes.items():

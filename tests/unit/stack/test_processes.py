@@ -40,15 +40,21 @@ def test_mlflow_server_is_sized_for_the_project(started: list, tmp_path: Path) -
     assert option["--allowed-hosts"] == "mlflow:*"
     assert "--serve-artifacts" in argv and (tmp_path / "artifacts").is_dir()
     assert env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
+    assert option["--uvicorn-opts"] == "--no-access-log"  # HEARTRISK_LOG_LEVEL=debug keeps the access log
+    with pytest.raises(Exec):
+        processes.mlflow_server(
+            dataclasses.replace(settings, log_level="debug"), host=None, port=None, state_dir=str(tmp_path)
+        )
+    assert "--uvicorn-opts" not in started[1][0]
 
 
-def test_prefect_server_runs_one_process_without_analytics(started: list, tmp_path: Path) -> None:
+def test_prefect_server_runs_one_process(started: list, tmp_path: Path) -> None:
     settings = dataclasses.replace(get_settings(), state_dir=tmp_path)
     with pytest.raises(Exec):
         processes.prefect_server(settings, host=None, port=None)
     argv, env = started[0]
     assert argv[1:6] == ["server", "start", "--no-background", "--workers", "1"]
-    assert env["PREFECT_SERVER_ANALYTICS_ENABLED"] == "false"
+    assert "PREFECT_API_URL" not in env or env["PREFECT_API_URL"] != settings.prefect_api_url
     assert env["PREFECT_HOME"] == str(tmp_path / "prefect")
 
 

@@ -1,0 +1,151 @@
+"""No data leaves the machine: with no telemetry variable set, nothing HeartRisk runs calls out.
+
+Every process here gets an environment without any telemetry variable (and without the CI markers that
+make Prefect keep quiet on its own), with HTTP_PROXY / HTTPS_PROXY pointing at a listener on loopback
+(loopback itself exempt through NO_PROXY): any library that tries to reach the internet over HTTP(S)
+connects to the listener instead, which records it. A control run with telemetry allowed shows that the
+listener does catch a library that calls home (Prefect's server analytics, a CONNECT to its host).
+
+Checked another way, because a proxy variable cannot catch them: SeaweedFS is Go, whose default HTTP
+transport honours the same proxy variables; its telemetry is also switched off by its command-line flag
+where the stack starts it. MLflow's telemetry (requests), Evidently's (requests, via iterative-telemetry)
+and Prefect's (httpx, amplitude over requests) all honour the proxy variables, read in their code.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from heartrisk.config import BIN, TELEMETRY_OFF
+from tests.support.commands import last_json
+from tests.support.models import register
+from tests.support.paths import HEART
+from tests.support.prefect_stack import PrefectStack
+from tests.support.servers import free_port, stop, wait_http
+
+pytestmark = pytest.mark.integration
+
+# What makes libraries keep quiet without being told (Prefect skips telemetry on CI): removed here.
+CI_MARKERS = ("CI", "GITHUB_ACTIONS", "GITLAB_CI", "CIRCLECI", "TRAVIS", "BUILDKITE", "JENKINS_URL", "TF_BUILD")
+
+
+class Listener:
+    """A TCP listener on loopback that records the first line of every connection made to it."""
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.seen: list[str] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(2)
+                try:
+                    first = conn.recv(300).split(b"\r\n")[0].decode(errors="replace")
+                except OSError:
+                    first = "(nothing sent)"
+                self.seen.append(first)
+
+    def close(self) -> None:
+        self.server.close()
+
+
+@pytest.fixture
+def listener() -> Iterator[Listener]:
+    watching = Listener()
+    yield watching
+    watching.close()
+
+
+def clean_env(listener: Listener, home: Path, **extra: str) -> dict[str, str]:
+    """This environment without telemetry variables or CI markers, its outbound HTTP(S) sent to the listener."""
+    drop = {*TELEMETRY_OFF, *CI_MARKERS, "HEARTRISK_ALLOW_TELEMETRY", "PREFECT_API_URL"}
+    env = {k: v for k, v in os.environ.items() if k not in drop and not k.lower().endswith("_proxy")}
+    proxy = f"http://127.0.0.1:{listener.port}"
+    env |= {"HTTP_PROXY": proxy, "HTTPS_PROXY": proxy, "http_proxy": proxy, "https_proxy": proxy}
+    env |= {"NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost", "PREFECT_HOME": str(home)}
+    return env | extra
+
+
+def test_the_listener_catches_a_library_that_calls_home(listener: Listener, tmp_path: Path) -> None:
+    """Control: Prefect's server with telemetry allowed reaches out, and the listener sees it."""
+    port = free_port()
+    env = clean_env(listener, tmp_path / "prefect", HEARTRISK_ALLOW_TELEMETRY="true", HEARTRISK_STATE_DIR=str(tmp_path))
+    command = [str(BIN / "heartrisk"), "prefect-server", "--port", str(port)]
+    server = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not listener.seen and time.monotonic() < deadline:
+            time.sleep(0.5)
+    finally:
+        stop(server)
+    assert any("prefect.io" in line for line in listener.seen), listener.seen
+
+
+def test_train_monitor_and_the_app_call_nobody(
+    listener: Listener, tmp_path: Path, mlflow_server: str, prefect_stack: PrefectStack
+) -> None:
+    register(mlflow_server, "HeartRiskTelemetryTest")
+    base = clean_env(
+        listener, tmp_path / "prefect", MLFLOW_TRACKING_URI=mlflow_server, HEARTRISK_STATE_DIR=str(tmp_path)
+    )
+    no_server = {"HEARTRISK_PREFECT_PORT": str(free_port())}  # nothing answers there: a temporary server starts
+    train = base | no_server | {"HEARTRISK_MODEL_NAME": "HeartRiskTelemetryTrained"}
+    monitor = base | {"PREFECT_API_URL": prefect_stack.api_url, "HEARTRISK_EMAIL_TO": ""}
+    app_port = free_port()
+    app = base | {"HEARTRISK_MODEL_NAME": "HeartRiskTelemetryTest", "HEARTRISK_APP_PORT": str(app_port)}
+    runs = {
+        "train": [str(BIN / "heartrisk"), "train", "--trials", "2", "--folds", "3", "--experiment", "telemetry"],
+        "monitor": [str(BIN / "heartrisk"), "monitor", "--current", str(HEART), "--no-retrain"],
+    }
+    server = subprocess.Popen(
+        [str(BIN / "heartrisk"), "serve"],
+        env=app,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        started = {name: _start(command, train if name == "train" else monitor) for name, command in runs.items()}
+        wait_http(f"http://127.0.0.1:{app_port}/readyz", timeout=180, proc=server)
+        answer = requests.post(f"http://127.0.0.1:{app_port}/api/v1/predict", json=_record(), timeout=60)
+        assert answer.status_code == 200, answer.text
+        done = {name: proc.communicate(timeout=600) for name, proc in started.items()}
+    finally:
+        stop(server)
+    for name, proc in started.items():
+        assert proc.returncode == 0, f"{name}: {done[name][1][-3000:]}"
+        assert last_json(subprocess.CompletedProcess([], 0, done[name][0], ""))
+    assert "starting a temporary one for this run" in done["train"][1]
+    time.sleep(2)  # a background sender would connect by now
+    assert listener.seen == []
+
+
+def _start(command: list[str], env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+
+
+def _record() -> dict[str, float]:
+    import pandas as pd
+
+    row = pd.read_csv(HEART).drop(columns=["output"]).iloc[0]
+    return {name: float(value) for name, value in row.items()}
