@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from mlflow.tracking import MlflowClient
 
-from tests.support.commands import heartrisk, last_json
+from tests.support.app import Served, app_server
 from tests.support.models import CHAMPION_MODEL as MODEL_NAME
-from tests.support.prefect_stack import PrefectStack, start_prefect_stack
+from tests.support.models import fit_pipeline, register
+from tests.support.prefect_stack import MONITOR_CRON, PrefectStack, start_prefect_stack
 from tests.support.servers import free_port, mlflow_command, running
+
+SERVED_MODEL = "HeartRiskServedTest"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -47,21 +53,38 @@ def mlflow_env(mlflow_server: str) -> Iterator[dict[str, str]]:
 
 
 @pytest.fixture(scope="session")
-def champion(prefect_stack: PrefectStack) -> dict:
-    """Train once (a few trials) with ``heartrisk train``, so the registry has a champion; returns its summary.
-
-    In a child process, as a user runs it, reporting to the session's Prefect server (no temporary one).
-    """
-    args = ("train", "--trials", "8", "--folds", "3", "--seed", "7", "--experiment", "test-champion")
-    done = heartrisk(*args, env={**prefect_stack.env, "HEARTRISK_MODEL_NAME": MODEL_NAME})
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    summary = last_json(done)
-    assert summary["promoted"] is True
-    return summary
+def prefect_stack(tmp_path_factory: pytest.TempPathFactory, mlflow_env: dict[str, str]) -> Iterator[PrefectStack]:
+    """A real Prefect server + process worker on pool zoompool, set up by ``heartrisk bootstrap`` as on a
+    fresh ``make up``: pool, deployments, e-mail block, and a first champion trained through Prefect
+    (tests/integration/test_stack.py checks that outcome)."""
+    env = {**mlflow_env, "HEARTRISK_MONITOR_CRON": MONITOR_CRON}
+    with start_prefect_stack(tmp_path_factory.mktemp("prefect-stack"), env) as stack:
+        yield stack
 
 
 @pytest.fixture(scope="session")
-def prefect_stack(tmp_path_factory: pytest.TempPathFactory, mlflow_env: dict[str, str]) -> Iterator[PrefectStack]:
-    """A real Prefect server + process worker on pool zoompool, deployments of prefect.yaml applied."""
-    with start_prefect_stack(tmp_path_factory.mktemp("prefect-stack"), mlflow_env) as stack:
-        yield stack
+def champion(prefect_stack: PrefectStack, mlflow_server: str, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The bootstrap's champion: its ``heartrisk train`` JSON summary, as the training run logged it.
+
+    Later trainings through the deployment use the same data, parameters and seed, so they register
+    nothing new (an identical retrain) and this stays the champion.
+    """
+    version = prefect_stack.bootstrap["champion_version"]
+    assert prefect_stack.bootstrap["training_state"] == "COMPLETED" and version, prefect_stack.bootstrap
+    client = MlflowClient(mlflow_server)
+    run_id = client.get_model_version(MODEL_NAME, version).run_id
+    folder = tmp_path_factory.mktemp("champion")
+    return json.loads(Path(client.download_artifacts(run_id, "promotion_decision.json", str(folder))).read_text())
+
+
+@pytest.fixture(scope="session")
+def served(
+    mlflow_server: str, mlflow_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Served]:
+    """One app under gunicorn (2 workers, alias polled every second) for the serving, fuzz and browser
+    tests: a fitted pipeline registered as version 1 of its own model, so moving that alias disturbs no
+    other test."""
+    pipeline = fit_pipeline()
+    version = register(mlflow_server, SERVED_MODEL, pipeline)
+    with app_server(tmp_path_factory.mktemp("served-app"), mlflow_server, SERVED_MODEL) as app:
+        yield Served(app, pipeline, version, SERVED_MODEL)

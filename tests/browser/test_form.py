@@ -12,8 +12,7 @@ import pytest
 
 from heartrisk.data import load_csv
 from heartrisk.schema import BY_NAME, FEATURES, TARGET
-from tests.support.app import App, app_server
-from tests.support.models import fit_pipeline, register
+from tests.support.app import App, Served
 from tests.support.paths import HEART
 from tests.support.servers import require
 
@@ -28,20 +27,17 @@ ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-MODEL = "HeartRiskBrowserTest"
 BANDS = ((0.25, "Low"), (0.5, "Moderate"), (0.75, "High"), (1.01, "Very high"))  # as the README states them
 
 
 @pytest.fixture(scope="module")
-def pipeline() -> Any:
-    return fit_pipeline()
+def app(served: Served) -> App:
+    return served.app
 
 
 @pytest.fixture(scope="module")
-def app(mlflow_server: str, pipeline: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
-    register(mlflow_server, MODEL, pipeline)
-    with app_server(tmp_path_factory.mktemp("browser-app"), mlflow_server, MODEL, workers=1) as server:
-        yield server
+def pipeline(served: Served) -> Any:
+    return served.pipeline
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,28 +16,24 @@ from hypothesis import strategies as st
 
 from heartrisk.config import BIN
 from heartrisk.schema import FEATURES, as_matrix, validate_record
-from tests.support.app import App, app_server
-from tests.support.models import fit_pipeline, register
+from tests.support.app import App, Served
 
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore:X does not have valid feature names")]
 
-MODEL = "HeartRiskFuzzTest"
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 
 
 RESULT = re.compile(r'<output id="probability" class="value">(\d+\.\d)&nbsp;%</output>')
 
 
-@pytest.fixture(scope="module")
-def pipeline() -> Any:
-    return fit_pipeline()
+@pytest.fixture
+def app(served: Served) -> App:
+    return served.app
 
 
-@pytest.fixture(scope="module")
-def app(mlflow_server: str, pipeline: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
-    register(mlflow_server, MODEL, pipeline)
-    with app_server(tmp_path_factory.mktemp("fuzz-app"), mlflow_server, MODEL) as server:
-        yield server
+@pytest.fixture
+def pipeline(served: Served) -> Any:
+    return served.pipeline
 
 
 def test_api_conforms_to_its_openapi_document_under_schemathesis(app: App, tmp_path: Path) -> None:

@@ -19,12 +19,12 @@ import psutil
 import pytest
 import requests
 
+from heartrisk import names
 from heartrisk.config import BIN
-from heartrisk.registry import Registry
 from tests.support.app import app_server
 from tests.support.load import RECORD, Load, account, wait_for
 from tests.support.models import register
-from tests.support.prefect_stack import start_prefect_stack
+from tests.support.prefect_stack import PrefectStack
 from tests.support.servers import free_port, mlflow_command, running, stop
 
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore:X does not have valid feature names")]
@@ -117,35 +117,26 @@ def test_mlflow_stopping_while_serving_loses_nothing(tmp_path: Path) -> None:
             _serves_again(app.url)
 
 
-def test_worker_survives_a_prefect_server_restart(tmp_path: Path, mlflow_env: dict[str, str]) -> None:
-    """Stop the Prefect server while the worker polls, start it again: the next training run completes."""
-    env = {**mlflow_env, "HEARTRISK_MODEL_NAME": "HeartRiskRestartModel"}
-    with start_prefect_stack(tmp_path, env) as stack:
-        stop(stack.server)
-        health = f"{stack.api_url}/health"
+def test_worker_survives_a_prefect_server_restart(prefect_stack: PrefectStack) -> None:
+    """Stop the session's Prefect server while the worker polls, start it again: the next training run
+    completes (on the same state, so every later test sees the server as before)."""
+    health = f"{prefect_stack.api_url}/health"
+    before = prefect_stack.server_pid
+    with prefect_stack.server_stopped():
         with pytest.raises(requests.RequestException):
             requests.get(health, timeout=2)
-        time.sleep(10)  # several worker polls fail while the server is away
-        assert stack.server.poll() is not None
-        log = stack.state_dir / "prefect-server-restarted.log"
-        with running(list(stack.server_command), health=health, log=log, env=stack.env, timeout=180):
-            done = subprocess.run(
-                [
-                    str(BIN / "prefect"),
-                    "deployment",
-                    "run",
-                    "heart-attack-training/train-heart-attack-model",
-                    "--watch",
-                ],
-                env={**os.environ, **stack.env},
-                capture_output=True,
-                text=True,
-                timeout=600,
-                check=False,
-            )
-        worker_log = stack.worker_log.read_text()
+        time.sleep(5)  # the worker polls every 2 s: a few polls fail while the server is away
+    done = subprocess.run(
+        [str(BIN / "prefect"), "deployment", "run", f"{names.TRAIN_FLOW}/{names.TRAIN_DEPLOYMENT}", "--watch"],
+        env={**os.environ, **prefect_stack.env},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    worker_log = prefect_stack.worker_log.read_text()
     outcome = "completed" if done.returncode == 0 else "FAILED"
     print(f"Prefect restart: the worker kept polling through the outage; the next run {outcome}")
     assert done.returncode == 0, done.stdout[-3000:] + worker_log[-3000:]
     assert "Completed" in done.stdout
-    assert Registry(mlflow_env["MLFLOW_TRACKING_URI"], "HeartRiskRestartModel", "champion").champion() is not None
+    assert prefect_stack.server_pid != before  # a new server process, on the same port and state

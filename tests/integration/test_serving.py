@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,26 +16,21 @@ from prometheus_client.mmap_dict import MmapedDict
 
 from heartrisk.data import load_csv
 from heartrisk.schema import FEATURE_NAMES
-from tests.support.app import App, app_server
-from tests.support.models import fit_pipeline, register
+from tests.support.app import App, Served
+from tests.support.models import register
 from tests.support.paths import HEART
 
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore:X does not have valid feature names")]
 
-SERVING_MODEL = "HeartRiskServingTest"  # our own registered model, so moving its alias disturbs no other test
+
+@pytest.fixture
+def app(served: Served) -> App:
+    return served.app
 
 
-@pytest.fixture(scope="module")
-def registered(mlflow_server: str) -> dict[str, Any]:
-    """A fitted pipeline registered as version 1 of our own model, alias champion."""
-    pipeline = fit_pipeline()
-    return {"version": register(mlflow_server, SERVING_MODEL, pipeline), "pipeline": pipeline}
-
-
-@pytest.fixture(scope="module")
-def app(registered: dict, mlflow_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
-    with app_server(tmp_path_factory.mktemp("app"), mlflow_server, SERVING_MODEL) as server:
-        yield server
+@pytest.fixture
+def registered(served: Served) -> dict[str, Any]:
+    return {"version": served.version, "pipeline": served.pipeline, "model": served.model}
 
 
 @pytest.fixture(scope="module")
@@ -155,7 +149,7 @@ def test_promotion_is_picked_up_without_a_failed_request(app: App, registered: d
     thread.start()
     try:
         time.sleep(2)
-        new = register(app.tracking_uri, SERVING_MODEL, registered["pipeline"])
+        new = register(app.tracking_uri, registered["model"], registered["pipeline"])
         moved = len(answers)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -167,7 +161,9 @@ def test_promotion_is_picked_up_without_a_failed_request(app: App, registered: d
     finally:
         done.set()
         thread.join(60)
-        MlflowClient(app.tracking_uri).set_registered_model_alias(SERVING_MODEL, "champion", registered["version"])
+        MlflowClient(app.tracking_uri).set_registered_model_alias(
+            registered["model"], "champion", registered["version"]
+        )
     assert errors == []
     assert [status for status, _ in answers if status != 200] == []
     versions = [version for _, version in answers]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import mailbox
 import os
 import smtplib
@@ -11,19 +10,18 @@ import time
 from pathlib import Path
 
 import pytest
+from mlflow.tracking import MlflowClient
 
 from heartrisk import names
 from heartrisk.config import BIN
 from heartrisk.registry import Registry
-from tests.support.commands import heartrisk
+from tests.support.commands import heartrisk, last_json
+from tests.support.models import CHAMPION_MODEL as MODEL_NAME
 from tests.support.paths import ROOT
-from tests.support.prefect_stack import PrefectStack, start_prefect_stack
+from tests.support.prefect_stack import MONITOR_CRON, PrefectStack
 from tests.support.servers import free_port, stop
 
 pytestmark = pytest.mark.integration
-
-MODEL = "HeartRiskBootstrapModel"
-CRON = "30 5 * * 1"
 
 
 def deployments(stack: PrefectStack) -> dict[str, dict]:
@@ -45,42 +43,40 @@ def flow_run_count(stack: PrefectStack) -> int:
         return sum(run.state_type != StateType.SCHEDULED for run in client.read_flow_runs())
 
 
-def test_bootstrap_trains_a_first_champion_through_prefect_then_changes_nothing(
-    tmp_path: Path, mlflow_env: dict[str, str]
+def test_bootstrap_trained_a_first_champion_through_prefect_then_changes_nothing(
+    prefect_stack: PrefectStack, mlflow_server: str
 ) -> None:
-    env = {**mlflow_env, "HEARTRISK_MODEL_NAME": MODEL, "HEARTRISK_MONITOR_CRON": CRON}
-    models = Registry(mlflow_env["MLFLOW_TRACKING_URI"], MODEL, "champion")
-    assert models.champion() is None
+    """The session stack was set up by ``heartrisk bootstrap`` from nothing: check what it did, then run it
+    again and check that it changes nothing."""
+    first = prefect_stack.bootstrap
+    assert set(first["deployed"]) == set(names.DEPLOYMENTS)
+    assert first["email_block_created"] is True  # the pool may come first from the worker (--type process)
+    assert first["training_state"] == "COMPLETED", prefect_stack.worker_log.read_text()[-3000:]
+    models = Registry(mlflow_server, MODEL_NAME, "champion")
+    assert first["champion_version"] == models.champion_version() is not None
+    training = models.client.get_model_version(MODEL_NAME, first["champion_version"])
+    assert MlflowClient(mlflow_server).get_run(training.run_id).data.params["trials"] == "5"  # the stack's setting
 
-    with start_prefect_stack(tmp_path, env, bootstrap_args=()) as stack:
-        first = stack.bootstrap
-        assert set(first["deployed"]) == {"train-heart-attack-model", "monitor-heart-attack-data-drift"}
-        assert first["training_state"] == "COMPLETED", stack.worker_log.read_text()[-3000:]
-        assert first["email_block_created"] is True
-        version = models.champion_version()
-        assert version is not None
-        assert first["champion_version"] == version
+    found = deployments(prefect_stack)
+    monitor = found[names.MONITOR_DEPLOYMENT]
+    assert monitor["work_pool_name"] == names.WORK_POOL
+    assert [s["schedule"]["cron"] for s in monitor["schedules"]] == [MONITOR_CRON]
+    assert found[names.TRAIN_DEPLOYMENT]["pull_steps"] == [
+        {"prefect.deployments.steps.set_working_directory": {"directory": str(ROOT)}}
+    ]
+    runs_before = flow_run_count(prefect_stack)
 
-        found = deployments(stack)
-        monitor = found["monitor-heart-attack-data-drift"]
-        assert monitor["work_pool_name"] == "zoompool"
-        assert [s["schedule"]["cron"] for s in monitor["schedules"]] == [CRON]
-        assert found["train-heart-attack-model"]["pull_steps"] == [
-            {"prefect.deployments.steps.set_working_directory": {"directory": str(ROOT)}}
-        ]
-        runs_before = flow_run_count(stack)
-
-        again = heartrisk("bootstrap", env=stack.env)
-        assert again.returncode == 0, again.stderr[-3000:]
-        second = json.loads(again.stdout.strip().splitlines()[-1])
-        assert second["deployed"] == []
-        assert second["pool_created"] is False
-        assert second["email_block_created"] is False
-        assert second["training_run"] is None
-        assert second["champion_version"] == first["champion_version"]
-        assert flow_run_count(stack) == runs_before
-        after = deployments(stack)
-        assert {n: d["updated"] for n, d in after.items()} == {n: d["updated"] for n, d in found.items()}
+    again = heartrisk("bootstrap", env=prefect_stack.env)
+    assert again.returncode == 0, again.stderr[-3000:]
+    second = last_json(again)
+    assert second["deployed"] == []
+    assert second["pool_created"] is False
+    assert second["email_block_created"] is False
+    assert second["training_run"] is None
+    assert second["champion_version"] == models.champion_version()
+    assert flow_run_count(prefect_stack) == runs_before
+    after = deployments(prefect_stack)
+    assert {n: d["updated"] for n, d in after.items()} == {n: d["updated"] for n, d in found.items()}
 
 
 def test_training_deployment_runs_from_the_prefect_cli(prefect_stack: PrefectStack) -> None:

@@ -82,25 +82,23 @@ def clean_env(listener: Listener, home: Path, **extra: str) -> dict[str, str]:
     return env | extra
 
 
-def test_the_listener_catches_a_library_that_calls_home(listener: Listener, tmp_path: Path) -> None:
-    """Control: Prefect's server with telemetry allowed reaches out, and the listener sees it."""
-    port = free_port()
-    env = clean_env(listener, tmp_path / "prefect", HEARTRISK_ALLOW_TELEMETRY="true", HEARTRISK_STATE_DIR=str(tmp_path))
-    command = [str(BIN / "heartrisk"), "prefect-server", "--port", str(port)]
+@pytest.fixture(scope="module")
+def control(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Listener, subprocess.Popen]]:
+    """Prefect's server with telemetry allowed, watched by its own listener, started before the other test
+    so both run at once."""
+    watching, state = Listener(), tmp_path_factory.mktemp("control")
+    env = clean_env(watching, state / "prefect", HEARTRISK_ALLOW_TELEMETRY="true", HEARTRISK_STATE_DIR=str(state))
+    command = [str(BIN / "heartrisk"), "prefect-server", "--port", str(free_port())]
     server = subprocess.Popen(
         command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
-    try:
-        deadline = time.monotonic() + 120
-        while not listener.seen and time.monotonic() < deadline:
-            time.sleep(0.5)
-    finally:
-        stop(server)
-    assert any("prefect.io" in line for line in listener.seen), listener.seen
+    yield watching, server
+    stop(server)
+    watching.close()
 
 
 def test_train_monitor_and_the_app_call_nobody(
-    listener: Listener, tmp_path: Path, mlflow_server: str, prefect_stack: PrefectStack
+    listener: Listener, control: tuple, tmp_path: Path, mlflow_server: str, prefect_stack: PrefectStack
 ) -> None:
     register(mlflow_server, "HeartRiskTelemetryTest")
     base = clean_env(
@@ -136,6 +134,15 @@ def test_train_monitor_and_the_app_call_nobody(
     assert "starting a temporary one for this run" in done["train"][1]
     time.sleep(2)  # a background sender would connect by now
     assert listener.seen == []
+
+
+def test_the_listener_catches_a_library_that_calls_home(control: tuple[Listener, subprocess.Popen]) -> None:
+    """Control: Prefect's server with telemetry allowed reaches out, and its listener sees it."""
+    watching, _ = control
+    deadline = time.monotonic() + 120
+    while not watching.seen and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert any("prefect.io" in line for line in watching.seen), watching.seen
 
 
 def _start(command: list[str], env: dict[str, str]) -> subprocess.Popen:

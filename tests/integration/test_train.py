@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_champion_alias_and_logged_run(champion: dict, mlflow_env: dict) -> None:
-    client = MlflowClient()
+    client = MlflowClient(mlflow_env["MLFLOW_TRACKING_URI"])
     current = Registry(mlflow_env["MLFLOW_TRACKING_URI"], MODEL_NAME, "champion").champion()
     assert current is not None
     assert current.version == champion["model_version"]
@@ -50,7 +50,7 @@ def test_logged_test_metrics_are_the_registered_models_on_the_held_out_split(cha
         "test_f1": f1_score(y_test, proba >= 0.5),
         "test_brier": brier_score_loss(y_test, proba),
     }
-    logged = MlflowClient().get_run(champion["run_id"]).data.metrics
+    logged = MlflowClient(mlflow_env["MLFLOW_TRACKING_URI"]).get_run(champion["run_id"]).data.metrics
     for key, value in expected.items():
         assert champion[key] == pytest.approx(value, abs=1e-9), key
         assert logged[key] == pytest.approx(value, abs=1e-9), key
@@ -88,7 +88,8 @@ def test_an_identical_retrain_registers_nothing_new(prefect_stack) -> None:
     assert second["model_version"] == second["champion_version"] == "1"
     assert "same data, parameters and target as champion v1" in second["registration_reason"]
     assert second["run_id"] != first["run_id"]  # the run is tracked all the same
-    versions = MlflowClient().search_model_versions("name = 'HeartRiskIdenticalRetrain'")
+    client = MlflowClient(prefect_stack.env["MLFLOW_TRACKING_URI"])
+    versions = client.search_model_versions("name = 'HeartRiskIdenticalRetrain'")
     assert [v.version for v in versions] == ["1"]
 
 

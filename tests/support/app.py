@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from heartrisk.config import BIN
 from heartrisk.predlog import PredictionLog
@@ -21,6 +22,16 @@ class App:
     proc: subprocess.Popen  # the gunicorn master (``heartrisk serve`` execs gunicorn in the same process)
     app_log: Path
     tracking_uri: str
+
+
+@dataclass(frozen=True)
+class Served:
+    """The app of the session: the pipeline it serves (version ``version`` of model ``model``)."""
+
+    app: App
+    pipeline: Any
+    version: str
+    model: str
 
 
 @contextmanager

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -10,10 +9,12 @@ from pathlib import Path
 
 from heartrisk.config import BIN
 from tests.support.commands import heartrisk, last_json
-from tests.support.servers import free_port, running
+from tests.support.servers import free_port, running, stop
+
+MONITOR_CRON = "30 5 * * 1"  # the session stack's monitoring schedule, given as HEARTRISK_MONITOR_CRON
 
 
-@dataclass(frozen=True)
+@dataclass
 class PrefectStack:
     """Where the test stack runs; ``env`` points a CLI subprocess (or a flow) at it."""
 
@@ -22,18 +23,32 @@ class PrefectStack:
     state_dir: Path
     worker_log: Path
     bootstrap: dict
-    server: subprocess.Popen  # the Prefect server process, for tests that stop and restart it
-    server_command: tuple[str, ...]
+    _exits: ExitStack
+    _server: object  # the running server process
+
+    @property
+    def server_pid(self) -> int:
+        return self._server.pid
+
+    @contextmanager
+    def server_stopped(self) -> Iterator[None]:
+        """Stop the Prefect server for the block, then start it again on the same port and state."""
+        stop(self._server)
+        try:
+            yield
+        finally:
+            log = self.state_dir / "prefect-server.log"
+            self._server = self._exits.enter_context(_server(self.api_url, self.env, log))
 
 
 @contextmanager
 def start_prefect_stack(
-    state: Path, base_env: dict[str, str], bootstrap_args: tuple[str, ...] = ("--no-train",)
+    state: Path, base_env: dict[str, str], bootstrap_args: tuple[str, ...] = ()
 ) -> Iterator[PrefectStack]:
-    """Start ``heartrisk prefect-server`` and ``heartrisk worker`` on free ports, then apply prefect.yaml.
+    """Start ``heartrisk prefect-server`` and ``heartrisk worker`` on free ports, then ``heartrisk bootstrap``.
 
-    The deployments are applied by ``heartrisk bootstrap`` (by default ``--no-train``; a deployment
-    whose flow file does not exist yet is skipped); flows run by the worker train with few trials.
+    The bootstrap applies prefect.yaml and trains a first champion through the training deployment, as on
+    a fresh ``make up``; flows run by the worker train with few trials (5 trials, 3 folds).
     """
     port, worker_port = free_port(), free_port()
     api_url = f"http://127.0.0.1:{port}/api"
@@ -49,17 +64,8 @@ def start_prefect_stack(
         "HEARTRISK_TRIALS": "5",
         "HEARTRISK_FOLDS": "3",
     }
-    server_command = (str(BIN / "heartrisk"), "prefect-server")
     with ExitStack() as stack:
-        server = stack.enter_context(
-            running(
-                list(server_command),
-                health=f"{api_url}/health",
-                log=state / "prefect-server.log",
-                env=env,
-                timeout=180,
-            )
-        )
+        server = stack.enter_context(_server(api_url, env, state / "prefect-server.log"))
         worker_log = state / "worker.log"
         stack.enter_context(
             running(
@@ -74,12 +80,10 @@ def start_prefect_stack(
         if done.returncode != 0:
             raise RuntimeError(f"heartrisk bootstrap failed:\n{done.stdout}\n{done.stderr[-4000:]}")
         outcome = last_json(done)
-        yield PrefectStack(
-            api_url=api_url,
-            env=env,
-            state_dir=state,
-            worker_log=worker_log,
-            bootstrap=outcome,
-            server=server,
-            server_command=server_command,
-        )
+        yield PrefectStack(api_url, env, state, worker_log, outcome, stack, server)
+
+
+def _server(api_url: str, env: dict[str, str], log: Path):
+    return running(
+        [str(BIN / "heartrisk"), "prefect-server"], health=f"{api_url}/health", log=log, env=env, timeout=180
+    )
