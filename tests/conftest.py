@@ -1,16 +1,20 @@
-"""Session fixtures: a real MLflow server, a trained champion and a Prefect stack, started once."""
+"""Session fixtures: a real MLflow server, a trained champion, a Prefect stack, PostgreSQL and an S3 store,
+each started once, when a test first needs it; and the prediction log on each backend."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import uuid
 from collections.abc import Iterator
 
 import pytest
 
 from tests.support.commands import heartrisk, last_json
 from tests.support.models import CHAMPION_MODEL as MODEL_NAME
+from tests.support.postgres import Postgres, postgres_server
 from tests.support.prefect_stack import PrefectStack, start_prefect_stack
+from tests.support.s3 import ObjectStore, seaweedfs
 from tests.support.servers import free_port, mlflow_command, running
 
 
@@ -69,3 +73,26 @@ def prefect_stack(tmp_path_factory: pytest.TempPathFactory, mlflow_env: dict[str
     """A real Prefect server + process worker on pool zoompool, deployments of prefect.yaml applied."""
     with start_prefect_stack(tmp_path_factory.mktemp("prefect-stack"), mlflow_env) as stack:
         yield stack
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    """A real PostgreSQL cluster (``initdb`` + ``pg_ctl``) on a free port; tests create their own databases."""
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def object_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ObjectStore]:
+    """A real S3 store (SeaweedFS ``weed mini``) on free loopback ports, credentials of its own."""
+    with seaweedfs(tmp_path_factory.mktemp("seaweedfs")) as store:
+        yield store
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def log_target(request: pytest.FixtureRequest, tmp_path) -> str:
+    """A fresh, empty prediction log on each backend: a SQLite path, or a new database on the session's PostgreSQL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "predictions.sqlite")
+    server: Postgres = request.getfixturevalue("postgres")
+    return server.create_database(f"log_{uuid.uuid4().hex[:12]}")
