@@ -88,7 +88,7 @@ class SqliteLog(PredictionLog):
         """Imported here, so the app's workers (which only append) do not load the ADBC driver."""
         import adbc_driver_sqlite.dbapi as adbc_sqlite
 
-        query = f"SELECT {', '.join(FEATURE_NAMES)} FROM predictions WHERE ts >= ? ORDER BY id"  # noqa: S608
+        query = f"SELECT {', '.join(FEATURE_NAMES)} FROM predictions WHERE ts >= ?"  # noqa: S608
         with adbc_sqlite.connect(f"{self.path.resolve().as_uri()}?mode=ro") as conn, conn.cursor() as cursor:
             cursor.execute(query, (start,))
             return cursor.fetch_arrow_table()
