@@ -113,3 +113,11 @@ def test_an_unreachable_log_says_why_without_the_password(tmp_path) -> None:
         with pytest.raises(LogUnavailable):
             log.append(np.ones((1, len(FEATURE_NAMES))), [0.5], [1], model_version="1", request_id="a")
         log.close()
+
+
+def test_records_must_be_rows_of_the_thirteen_features(tmp_path) -> None:
+    log = open_log(tmp_path / "p.sqlite")
+    with pytest.raises(ValueError, match=r"one row of the 13 features per record, got shape \(1, 26\)"):
+        log.append(np.ones((1, 26)), [0.5, 0.5], [1, 1], model_version="1", request_id="a")
+    assert log.append(np.empty((0, len(FEATURE_NAMES))), [], [], model_version="1", request_id="a") == 0
+    assert log.count() == 0

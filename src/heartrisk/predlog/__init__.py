@@ -90,7 +90,9 @@ class PredictionLog(ABC):
         request_id: str,
     ) -> int:
         """Append one row per record (rows of ``features`` in schema order) in one transaction."""
-        matrix = np.asarray(features, dtype=float).reshape(-1, len(FEATURE_NAMES))
+        matrix = np.asarray(features, dtype=float)
+        if matrix.ndim != 2 or matrix.shape[1] != len(FEATURE_NAMES):
+            raise ValueError(f"one row of the {len(FEATURE_NAMES)} features per record, got shape {matrix.shape}")
         probabilities, labels = [float(p) for p in probabilities], [int(lbl) for lbl in labels]
         if not len(probabilities) == len(labels) == len(matrix):
             raise ValueError("one probability and one label per record")
