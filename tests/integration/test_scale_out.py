@@ -118,7 +118,7 @@ def test_the_app_logs_to_postgresql_and_the_monitor_reads_what_it_served(
 ) -> None:
     served = load_csv(HEART).sample(120, random_state=5)[list(FEATURE_NAMES)].to_dict("records")
     no_s3 = dict.fromkeys(S3_VARIABLES, "")  # the app reads its model through MLflow's proxy
-    with app_server(tmp_path, stack["mlflow"], MODEL, workers=2, log_target=stack["log"], env=no_s3) as app:
+    with app_server(tmp_path, stack["mlflow"], MODEL, workers=1, log_target=stack["log"], env=no_s3) as app:
         ready = requests.get(f"{app.url}/readyz", timeout=30).json()
         assert ready["model_version"] == trained["model_version"]
         assert ready["prediction_log"] == {"backend": "postgresql", "reachable": True, "problem": None}
