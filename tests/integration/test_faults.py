@@ -141,10 +141,12 @@ def test_postgresql_stopped_under_load_gets_503s_and_the_app_recovers_alone(mlfl
                 ready_down = requests.get(f"{app.url}/readyz", timeout=30)
                 page = requests.post(app.url + "/", data={k: str(v) for k, v in RECORD.items()}, timeout=60)
                 postgres.start()
+                started = time.monotonic()
                 wait_for(lambda: _log_reachable(app.url), timeout=60, what="/readyz to report the log back")
+                back_after = round(time.monotonic() - started, 1)
                 load.wait_ok(200)
             figures = account(load, app.log)
-            _report("PostgreSQL stopped and started under load", figures)
+            _report("PostgreSQL stopped and started under load", {**figures, "log_back_after_s": back_after})
             assert figures["failures"] == ["503"]
             assert figures["acknowledged_not_logged"] == 0 and figures["logged_not_acknowledged"] == 0
             assert app.log.count() == figures["acknowledged"] >= 400  # acknowledged = rows
