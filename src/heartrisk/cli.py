@@ -234,13 +234,14 @@ def _server(
 
 def _add_stack(sub: argparse._SubParsersAction) -> None:
     mlf = _server(sub, "mlflow-server", "run the MLflow tracking server sized for this project", "127.0.0.1", 5000)
-    mlf.add_argument("--state-dir", help="folder for mlflow.db and artifacts (default .state/mlflow)")
+    mlf.add_argument("--state-dir", help="folder of the default mlflow.db and artifacts (default .state/mlflow)")
     upgrade = sub.add_parser(
         "mlflow-db-upgrade", help="create or migrate MLflow's database (HEARTRISK_MLFLOW_BACKEND_URI) before servers"
     )
     upgrade.add_argument("--state-dir", help="folder of the default SQLite mlflow.db (default .state/mlflow)")
     upgrade.set_defaults(func=cmd_mlflow_db_upgrade)
-    _server(sub, "prefect-server", "run the Prefect server (SQLite under the state folder)", "127.0.0.1", 4200)
+    prefect_help = "run the Prefect server (SQLite under the state folder, or PREFECT_API_DATABASE_CONNECTION_URL)"
+    _server(sub, "prefect-server", prefect_help, "127.0.0.1", 4200)
     serve = _server(sub, "serve", "run the risk form and JSON API under gunicorn", "127.0.0.1", 8000)
     serve.add_argument("--workers", type=int, help="gunicorn workers (default 2, HEARTRISK_APP_WORKERS)")
     sink = _server(sub, "smtp-sink", "run a local SMTP server that saves alerts to a Maildir", "127.0.0.1", 1025)
