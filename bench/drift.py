@@ -35,7 +35,7 @@ def prepare(rows: int, db: Path, seed: int = 42) -> None:
     import numpy as np
 
     from heartrisk.data import load_csv
-    from heartrisk.predlog import PredictionLog
+    from heartrisk.predlog import open_log
     from heartrisk.schema import BY_NAME, FEATURE_NAMES, NUMERIC_FEATURES
 
     rng = np.random.default_rng(seed)
@@ -46,7 +46,7 @@ def prepare(rows: int, db: Path, seed: int = 42) -> None:
         noisy = frame[name] + rng.normal(0, 0.03 * base[name].std(), rows)
         noisy = noisy.clip(feature.minimum, feature.maximum)
         frame[name] = noisy.round() if feature.dtype == "int" else noisy.round(1)
-    log = PredictionLog(db)
+    log = open_log(db)
     chunk = 100_000
     for start in range(0, rows, chunk):
         part = frame.iloc[start : start + chunk]
@@ -63,9 +63,9 @@ def measure(case: str, db: Path) -> dict:
     if case == "evidently":
         from heartrisk.data import load_csv, validate_served
         from heartrisk.drift import data_definition, shared_columns
-        from heartrisk.predlog import PredictionLog
+        from heartrisk.predlog import open_log
 
-        served = PredictionLog(db).features(days=settings.drift_window_days)
+        served = open_log(db).features(days=settings.drift_window_days)
         current = validate_served(served, str(db))  # the flow's frames: same values, same dtypes
         del served
         reference = load_csv(settings.reference_path)

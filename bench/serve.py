@@ -159,9 +159,9 @@ def main() -> None:
                 f"c{c}": wrk(url, json.dumps(record), connections=c, seconds=args.seconds) for c in (1, 8)
             }
             ours_batch = batch_seconds(url, batch)
-        from heartrisk.predlog import PredictionLog
+        from heartrisk.predlog import open_log
 
-        logged = PredictionLog(Path(tmp) / "predictions.sqlite").count()
+        logged = open_log(Path(tmp) / "predictions.sqlite").count()
 
         port = free_port()
         peer_url = f"http://127.0.0.1:{port}"

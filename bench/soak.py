@@ -170,7 +170,7 @@ def main() -> int:
             from mlflow.tracking import MlflowClient
 
             from heartrisk.config import get_settings
-            from heartrisk.predlog import PredictionLog
+            from heartrisk.predlog import open_log
 
             os.environ.update(env)
             settings = get_settings()
@@ -211,7 +211,7 @@ def main() -> int:
                 )
             memory["end"] = app_memory(master)
             time.sleep(1)  # the last rows are committed before the answers leave; this is only for safety
-            logged = PredictionLog(env["HEARTRISK_PREDICTIONS_DB"]).count()
+            logged = open_log(env["HEARTRISK_PREDICTIONS_DB"]).count()
 
     samples = load.samples
     acknowledged = sum(s.ok for s in samples)

@@ -1,10 +1,12 @@
-"""Session fixtures: a real MLflow server, a trained champion and a Prefect stack, started once."""
+"""Session fixtures: a real MLflow server, a trained champion, a Prefect stack, PostgreSQL and an S3 store,
+each started once, when a test first needs it; and the prediction log on each backend."""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +16,9 @@ from mlflow.tracking import MlflowClient
 from tests.support.app import Served, app_server
 from tests.support.models import CHAMPION_MODEL as MODEL_NAME
 from tests.support.models import fit_pipeline, register
+from tests.support.postgres import Postgres, postgres_server
 from tests.support.prefect_stack import MONITOR_CRON, PrefectStack, start_prefect_stack
+from tests.support.s3 import ObjectStore, seaweedfs
 from tests.support.servers import free_port, mlflow_command, running
 
 SERVED_MODEL = "HeartRiskServedTest"
@@ -88,3 +92,26 @@ def served(
     version = register(mlflow_server, SERVED_MODEL, pipeline)
     with app_server(tmp_path_factory.mktemp("served-app"), mlflow_server, SERVED_MODEL) as app:
         yield Served(app, pipeline, version, SERVED_MODEL)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    """A real PostgreSQL cluster (``initdb`` + ``pg_ctl``) on a free port; tests create their own databases."""
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def object_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ObjectStore]:
+    """A real S3 store (SeaweedFS ``weed mini``) on free loopback ports, credentials of its own."""
+    with seaweedfs(tmp_path_factory.mktemp("seaweedfs")) as store:
+        yield store
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def log_target(request: pytest.FixtureRequest, tmp_path) -> str:
+    """A fresh, empty prediction log on each backend: a SQLite path, or a new database on the session's PostgreSQL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "predictions.sqlite")
+    server: Postgres = request.getfixturevalue("postgres")
+    return server.create_database(f"log_{uuid.uuid4().hex[:12]}")

@@ -136,6 +136,37 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_purge(args: argparse.Namespace) -> int:
+    """Delete old predictions now (what the daily ``purge-old-predictions`` deployment does); exit 1 if unreachable."""
+    from heartrisk.predlog import LogUnavailable, open_log
+
+    settings = get_settings()
+    days = settings.predictions_retention_days if args.older_than is None else args.older_than
+    log = open_log(settings.predictions_db)
+    try:
+        purged = log.purge(older_than_days=days)
+    except LogUnavailable as exc:
+        print(f"heartrisk predictions purge: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        log.close()
+    line = (
+        f"Deleted {purged.deleted} predictions older than {days:g} days from {log.where}; {purged.remaining} remain."
+        if days > 0
+        else f"Retention is off (HEARTRISK_PREDICTIONS_RETENTION_DAYS=0): nothing deleted, {purged.remaining} kept."
+    )
+    _emit({"deleted": purged.deleted, "remaining": purged.remaining}, [line])
+    return 0
+
+
+def cmd_mlflow_db_upgrade(args: argparse.Namespace) -> int:
+    from heartrisk.stack import processes
+
+    store = processes.mlflow_db_upgrade(get_settings(), state_dir=args.state_dir)
+    _emit({"backend_store": store, "upgraded": True}, [f"MLflow's database {store} has this MLflow's schema."])
+    return 0
+
+
 def cmd_process(args: argparse.Namespace) -> int:
     """The stack's servers: each replaces this process (see :mod:`heartrisk.stack.processes`)."""
     from heartrisk.stack import processes
@@ -155,6 +186,13 @@ def cmd_process(args: argparse.Namespace) -> int:
                 os.environ[f"HEARTRISK_APP_{name}"] = str(value)
         processes.serve()
     return 0  # pragma: no cover - the functions above never return
+
+
+def _days(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be more than 0 days (HEARTRISK_PREDICTIONS_RETENTION_DAYS=0 keeps all)")
+    return value
 
 
 def _share(text: str) -> float:
@@ -205,6 +243,14 @@ def _add_monitoring(sub: argparse._SubParsersAction) -> None:
     block.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
     block.set_defaults(func=cmd_create_email_block)
 
+    log = sub.add_parser("predictions", help="the prediction log (SQLite file or PostgreSQL, HEARTRISK_PREDICTIONS_DB)")
+    actions = log.add_subparsers(dest="action", required=True)
+    purge = actions.add_parser("purge", help="delete the predictions older than the retention period")
+    purge.add_argument(
+        "--older-than", type=_days, metavar="DAYS", help="default 180 (HEARTRISK_PREDICTIONS_RETENTION_DAYS)"
+    )
+    purge.set_defaults(func=cmd_purge)
+
 
 def _server(
     sub: argparse._SubParsersAction, name: str, help_text: str, host: str, port: int
@@ -218,8 +264,14 @@ def _server(
 
 def _add_stack(sub: argparse._SubParsersAction) -> None:
     mlf = _server(sub, "mlflow-server", "run the MLflow tracking server sized for this project", "127.0.0.1", 5000)
-    mlf.add_argument("--state-dir", help="folder for mlflow.db and artifacts (default .state/mlflow)")
-    _server(sub, "prefect-server", "run the Prefect server (SQLite under the state folder)", "127.0.0.1", 4200)
+    mlf.add_argument("--state-dir", help="folder of the default mlflow.db and artifacts (default .state/mlflow)")
+    upgrade = sub.add_parser(
+        "mlflow-db-upgrade", help="create or migrate MLflow's database (HEARTRISK_MLFLOW_BACKEND_URI) before servers"
+    )
+    upgrade.add_argument("--state-dir", help="folder of the default SQLite mlflow.db (default .state/mlflow)")
+    upgrade.set_defaults(func=cmd_mlflow_db_upgrade)
+    prefect_help = "run the Prefect server (SQLite under the state folder, or PREFECT_API_DATABASE_CONNECTION_URL)"
+    _server(sub, "prefect-server", prefect_help, "127.0.0.1", 4200)
     serve = _server(sub, "serve", "run the risk form and JSON API under gunicorn", "127.0.0.1", 8000)
     serve.add_argument("--workers", type=int, help="gunicorn workers (default 2, HEARTRISK_APP_WORKERS)")
     sink = _server(sub, "smtp-sink", "run a local SMTP server that saves alerts to a Maildir", "127.0.0.1", 1025)

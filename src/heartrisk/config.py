@@ -90,7 +90,8 @@ class Settings:
     seed: int
     test_size: float
     model_poll_seconds: float
-    predictions_db: Path
+    predictions_db: str  # a SQLite file path, or a postgresql:// URL
+    predictions_retention_days: float
     app_host: str
     app_port: int
     app_workers: int
@@ -103,6 +104,8 @@ class Settings:
     mlflow_port: int
     mlflow_workers: int
     mlflow_allowed_hosts: str
+    mlflow_backend_uri: str
+    mlflow_artifacts: str
     metrics_dir: str
     project_dir: Path
     prefect_host: str
@@ -111,6 +114,7 @@ class Settings:
     prefect_startup_timeout: float
     work_pool: str
     monitor_cron: str
+    purge_cron: str
     schedule_timezone: str
     bootstrap_timeout: float
     smtp_sink_host: str
@@ -156,7 +160,8 @@ def get_settings() -> Settings:
         seed=_env_int("HEARTRISK_SEED", 42),
         test_size=_env_float("HEARTRISK_TEST_SIZE", 0.2),
         model_poll_seconds=_env_float("HEARTRISK_MODEL_POLL_SECONDS", 10.0),
-        predictions_db=Path(_env("HEARTRISK_PREDICTIONS_DB", str(state_dir / "predictions.sqlite"))),
+        predictions_db=_env("HEARTRISK_PREDICTIONS_DB", str(state_dir / "predictions.sqlite")),
+        predictions_retention_days=_env_float("HEARTRISK_PREDICTIONS_RETENTION_DAYS", 180.0),
         app_host=_env("HEARTRISK_APP_HOST", "127.0.0.1"),
         app_port=_env_int("HEARTRISK_APP_PORT", 8000),
         app_workers=_env_int("HEARTRISK_APP_WORKERS", 2),
@@ -169,6 +174,8 @@ def get_settings() -> Settings:
         mlflow_port=_env_int("HEARTRISK_MLFLOW_PORT", 5000),
         mlflow_workers=_env_int("HEARTRISK_MLFLOW_WORKERS", 1),
         mlflow_allowed_hosts=_env("HEARTRISK_MLFLOW_ALLOWED_HOSTS", ""),
+        mlflow_backend_uri=_env("HEARTRISK_MLFLOW_BACKEND_URI", ""),  # empty: SQLite in the MLflow state folder
+        mlflow_artifacts=_env("HEARTRISK_MLFLOW_ARTIFACTS", ""),  # empty: a folder beside it; or s3://bucket/prefix
         metrics_dir=_env("PROMETHEUS_MULTIPROC_DIR", ""),  # prometheus_client's own; empty: gunicorn makes one
         project_dir=Path(_env("HEARTRISK_PROJECT_DIR", str(PROJECT_ROOT))).resolve(),
         prefect_host=prefect_host,
@@ -177,6 +184,7 @@ def get_settings() -> Settings:
         prefect_startup_timeout=_env_float("HEARTRISK_PREFECT_STARTUP_TIMEOUT", 180.0),
         work_pool=_env("HEARTRISK_WORK_POOL", names.WORK_POOL),
         monitor_cron=_env("HEARTRISK_MONITOR_CRON", "0 6 * * *"),
+        purge_cron=_env("HEARTRISK_PURGE_CRON", "0 3 * * *"),
         schedule_timezone=_env("HEARTRISK_SCHEDULE_TIMEZONE", "UTC"),
         bootstrap_timeout=_env_float("HEARTRISK_BOOTSTRAP_TIMEOUT", 600.0),
         smtp_sink_host=_env("HEARTRISK_SMTP_SINK_HOST", "127.0.0.1"),

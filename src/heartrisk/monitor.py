@@ -27,7 +27,7 @@ from heartrisk import names, notify, tracking
 from heartrisk.config import Settings, get_settings
 from heartrisk.data import read_schema_csv, validate_served
 from heartrisk.drift import DriftResult, compute_drift
-from heartrisk.predlog import PredictionLog
+from heartrisk.predlog import open_log
 from heartrisk.schema import BY_NAME
 from heartrisk.summaries import MonitorSummary
 
@@ -64,8 +64,12 @@ def read_current(current: str | None, predictions_db: str, window_days: float) -
     """The data to watch: a given CSV, or what the app served in the last ``window_days``."""
     if current:
         return read_schema_csv(current), current
-    served = PredictionLog(predictions_db).features(days=window_days)
-    source = f"prediction log {predictions_db}, last {window_days:g} days"
+    log = open_log(predictions_db)
+    try:
+        served = log.features(days=window_days)
+    finally:
+        log.close()
+    source = f"prediction log {log.where}, last {window_days:g} days"
     return validate_served(served, source), source
 
 
@@ -210,7 +214,7 @@ async def monitor_flow(
     with SyncClientContext.get_or_create():  # one Prefect client for all the steps (about 40 ms each otherwise)
         reference_path = str(reference or settings.reference_path)
         window = settings.drift_window_days if window_days is None else window_days
-        current_frame, source = read_current(current, str(settings.predictions_db), window)
+        current_frame, source = read_current(current, settings.predictions_db, window)
         reference_frame = read_reference(reference_path)
         summary = MonitorSummary(
             source, reference_path, len(current_frame), len(reference_frame), threshold, "", False, None, []

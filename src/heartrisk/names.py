@@ -9,10 +9,12 @@ from __future__ import annotations
 
 TRAIN_FLOW = "heart-attack-training"
 MONITOR_FLOW = "heart-attack-drift-monitoring"
+PURGE_FLOW = "prediction-log-retention"
 
 TRAIN_DEPLOYMENT = "train-heart-attack-model"
 MONITOR_DEPLOYMENT = "monitor-heart-attack-data-drift"
-DEPLOYMENTS = (TRAIN_DEPLOYMENT, MONITOR_DEPLOYMENT)
+PURGE_DEPLOYMENT = "purge-old-predictions"
+DEPLOYMENTS = (TRAIN_DEPLOYMENT, MONITOR_DEPLOYMENT, PURGE_DEPLOYMENT)
 
 WORK_POOL = "zoompool"
 

@@ -2,7 +2,8 @@
 
 Each test drives the app under gunicorn with concurrent clients, each request carrying its own
 X-Request-ID, injects one fault, and then accounts for every request: acknowledged (200), failed,
-and whether it is in the prediction log. Nothing acknowledged may be missing from the log. The last
+and whether it is in the prediction log. Nothing acknowledged may be missing from the log. PostgreSQL
+stopped under load: the requests it cannot log get 503, and the app recovers when it is back. The last
 test restarts the Prefect server under a waiting worker: the next run must complete.
 """
 
@@ -24,6 +25,7 @@ from heartrisk.config import BIN
 from tests.support.app import app_server
 from tests.support.load import RECORD, Load, account, wait_for
 from tests.support.models import register
+from tests.support.postgres import postgres_server
 from tests.support.prefect_stack import PrefectStack
 from tests.support.servers import free_port, mlflow_command, running, stop
 
@@ -115,6 +117,43 @@ def test_mlflow_stopping_while_serving_loses_nothing(tmp_path: Path) -> None:
             assert page.status_code == 200
             assert f'<span id="model-version">{version}</span>' in page.text
             _serves_again(app.url)
+
+
+def _log_reachable(url: str) -> bool:
+    return requests.get(f"{url}/readyz", timeout=30).json()["prediction_log"]["reachable"]
+
+
+def test_postgresql_stopped_under_load_gets_503s_and_the_app_recovers_alone(mlflow_server: str, tmp_path: Path) -> None:
+    """A private PostgreSQL, stopped with pg_ctl while 8 clients post and started again: every request is
+    accounted for by its X-Request-ID (200 = its row is in the log, else 503), with no app restart."""
+    model = "HeartRiskPostgresDownTest"
+    register(mlflow_server, model)
+    with postgres_server() as postgres:
+        target = postgres.create_database("predictions")
+        with app_server(tmp_path, mlflow_server, model, workers=2, log_target=target) as app:
+            workers = {child.pid for child in psutil.Process(app.proc.pid).children()}
+            with Load(app.url, concurrency=CONCURRENCY) as load:
+                load.wait_ok(200)
+                postgres.stop("fast")
+                wait_for(lambda: not _log_reachable(app.url), timeout=60, what="/readyz to report the log down")
+                wait_for(lambda: sum(o == 503 for _, o in load.snapshot()) >= CONCURRENCY, timeout=120,
+                         what="503s while PostgreSQL is down")  # fmt: skip
+                ready_down = requests.get(f"{app.url}/readyz", timeout=30)
+                page = requests.post(app.url + "/", data={k: str(v) for k, v in RECORD.items()}, timeout=60)
+                postgres.start()
+                started = time.monotonic()
+                wait_for(lambda: _log_reachable(app.url), timeout=60, what="/readyz to report the log back")
+                back_after = round(time.monotonic() - started, 1)
+                load.wait_ok(200)
+            figures = account(load, app.log)
+            _report("PostgreSQL stopped and started under load", {**figures, "log_back_after_s": back_after})
+            assert figures["failures"] == ["503"]
+            assert figures["acknowledged_not_logged"] == 0 and figures["logged_not_acknowledged"] == 0
+            assert app.log.count() == figures["acknowledged"] >= 400  # acknowledged = rows
+            assert ready_down.status_code == 503 and "unreachable" in ready_down.json()["prediction_log"]["problem"]
+            assert page.status_code == 503 and "Please try again in a moment" in page.text
+            _serves_again(app.url)
+            assert {child.pid for child in psutil.Process(app.proc.pid).children()} == workers  # no restart
 
 
 def test_worker_survives_a_prefect_server_restart(prefect_stack: PrefectStack) -> None:

@@ -22,7 +22,7 @@ from prefect_email import EmailServerCredentials, SMTPType
 from heartrisk.config import BIN
 from heartrisk.data import load_csv
 from heartrisk.drift import compute_drift
-from heartrisk.predlog import PredictionLog
+from heartrisk.predlog import open_log
 from heartrisk.schema import FEATURE_NAMES
 from tests.support.app import app_server
 from tests.support.commands import heartrisk, last_json
@@ -125,7 +125,7 @@ def test_smtp_down_fails_the_flow_after_retries_and_keeps_the_report(env, tmp_pa
 def test_served_predictions_are_what_the_next_run_compares(env, mailbox, tmp_path):
     box, _ = mailbox
     db = tmp_path / "predictions.sqlite"
-    log = PredictionLog(db)
+    log = open_log(db)
     records = load_csv(HEART)[list(FEATURE_NAMES)].to_numpy(dtype=float)
     log.append(records[:10], [0.5] * 10, [1] * 10, model_version="1", request_id="early")
     extra = {
@@ -194,7 +194,7 @@ def test_predictions_made_through_the_app_are_what_the_next_run_compares(env, ml
     with app_server(tmp_path / "app", mlflow_server, "HeartRiskMonitorTest", workers=1) as app:
         response = requests.post(f"{app.url}/api/v1/predict", json=served.to_dict("records"), timeout=60)
         assert response.status_code == 200, response.text
-        db = app.log.path
+        db = app.log.where
     done = monitor(env, tmp_path, "--no-retrain", HEARTRISK_PREDICTIONS_DB=str(db))
     assert done.returncode == 0, done.stderr[-4000:]
     summary = last_json(done)

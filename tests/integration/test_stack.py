@@ -8,12 +8,15 @@ import smtplib
 import subprocess
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from heartrisk import names
+from heartrisk import names, predlog
 from heartrisk.config import BIN
+from heartrisk.predlog import DAY_SECONDS, open_log
 from heartrisk.registry import Registry
 from tests.support.commands import heartrisk, last_json
 from tests.support.models import CHAMPION_MODEL as MODEL_NAME
@@ -61,6 +64,8 @@ def test_bootstrap_trained_a_first_champion_through_prefect_then_changes_nothing
     monitor = found[names.MONITOR_DEPLOYMENT]
     assert monitor["work_pool_name"] == names.WORK_POOL
     assert [s["schedule"]["cron"] for s in monitor["schedules"]] == [MONITOR_CRON]
+    purge = found[names.PURGE_DEPLOYMENT]
+    assert [s["schedule"]["cron"] for s in purge["schedules"]] == ["0 3 * * *"]
     assert found[names.TRAIN_DEPLOYMENT]["pull_steps"] == [
         {"prefect.deployments.steps.set_working_directory": {"directory": str(ROOT)}}
     ]
@@ -95,6 +100,28 @@ def test_training_deployment_runs_from_the_prefect_cli(prefect_stack: PrefectSta
     assert "# Training summary" in summary and "**Promotion**" in summary and "[MLflow run](http" in summary
     stages = task_runs_of_last_training(prefect_stack)
     assert stages == ["load-and-split", "search", "fit-and-evaluate", "log-to-mlflow", "register-and-gate", "publish"]
+
+
+def test_the_purge_deployment_trims_the_stacks_prediction_log(prefect_stack: PrefectStack) -> None:
+    """The daily retention run, started by hand: rows older than the period go, the others stay."""
+    log = open_log(prefect_stack.state_dir / "predictions.sqlite")  # the stack's default log
+    old = time.time() - 200 * DAY_SECONDS
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(predlog, "time", SimpleNamespace(time=lambda: old))
+        log.append(np.ones((3, 13)), [0.5] * 3, [1] * 3, model_version="1", request_id="old")
+    log.append(np.ones((2, 13)), [0.5] * 2, [1] * 2, model_version="1", request_id="new")
+    deployment = names.deployment_path(names.PURGE_FLOW, names.PURGE_DEPLOYMENT)
+    done = subprocess.run(
+        [str(BIN / "prefect"), "deployment", "run", deployment, "--watch", "--watch-timeout", "300"],
+        env={**os.environ, **prefect_stack.env},
+        capture_output=True,
+        text=True,
+        timeout=360,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + prefect_stack.worker_log.read_text()[-3000:]
+    assert list(log.read()["request_id"]) == ["new", "new"]
+    log.close()
 
 
 def task_runs_of_last_training(stack: PrefectStack) -> list[str]:

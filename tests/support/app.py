@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from heartrisk.config import BIN
-from heartrisk.predlog import PredictionLog
+from heartrisk.predlog import PredictionLog, open_log
 from tests.support.servers import free_port, running
 
 
@@ -35,19 +35,35 @@ class Served:
 
 
 @contextmanager
-def app_server(tmp: Path, tracking_uri: str, model_name: str, *, workers: int = 2, poll: float = 1) -> Iterator[App]:
-    """The app following ``model_name@champion`` every second; it counts as up once a model is loaded."""
+def app_server(
+    tmp: Path,
+    tracking_uri: str,
+    model_name: str,
+    *,
+    workers: int = 2,
+    poll: float = 1,
+    log_target: str | None = None,
+    env: dict[str, str] | None = None,
+) -> Iterator[App]:
+    """The app following ``model_name@champion`` every second; it counts as up once a model is loaded.
+
+    It logs to ``log_target`` (a SQLite file in ``tmp`` by default, or a ``postgresql://`` URL).
+    """
     port = free_port()
-    env = {
+    target = log_target or str(tmp / "predictions.sqlite")
+    settings = {
         "MLFLOW_TRACKING_URI": tracking_uri,
         "HEARTRISK_MODEL_NAME": model_name,
         "HEARTRISK_MODEL_POLL_SECONDS": str(poll),
         "HEARTRISK_STATE_DIR": str(tmp / "state"),
-        "HEARTRISK_PREDICTIONS_DB": str(tmp / "predictions.sqlite"),
+        "HEARTRISK_PREDICTIONS_DB": target,
         "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics"),
+        **(env or {}),
     }
     url = f"http://127.0.0.1:{port}"
     command = [str(BIN / "heartrisk"), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
     app_log = tmp / "app.log"
-    with running(command, health=f"{url}/readyz", log=app_log, env=env, timeout=180) as proc:
-        yield App(url, PredictionLog(tmp / "predictions.sqlite"), tmp / "metrics", proc, app_log, tracking_uri)
+    log = open_log(target)
+    with running(command, health=f"{url}/readyz", log=app_log, env=settings, timeout=180) as proc:
+        yield App(url, log, tmp / "metrics", proc, app_log, tracking_uri)
+    log.close()

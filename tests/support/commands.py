@@ -11,12 +11,13 @@ from heartrisk.config import BIN
 
 
 def heartrisk(
-    *args: str, env: dict[str, str], timeout: float = 600, stdin: str | None = None
+    *args: str, env: dict[str, str], timeout: float = 600, stdin: str | None = None, unset: tuple[str, ...] = ()
 ) -> subprocess.CompletedProcess:
-    """Run ``heartrisk ARGS``; the output is kept for the assertion message."""
+    """Run ``heartrisk ARGS`` with ``env`` over this environment, minus ``unset``; the output is kept."""
+    merged = {key: value for key, value in {**os.environ, **env}.items() if key not in unset}
     return subprocess.run(
         [str(BIN / "heartrisk"), *args],
-        env={**os.environ, **env},
+        env=merged,
         input=stdin,
         capture_output=True,
         text=True,

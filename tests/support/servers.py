@@ -8,7 +8,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 
 import pytest
@@ -30,6 +30,15 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free ports: all held open until each is chosen, so none comes twice."""
+    with ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
 
 
 def wait_http(url: str, *, timeout: float, proc: subprocess.Popen | None = None, log: Path | None = None) -> None:
@@ -64,9 +73,16 @@ def stop(proc: subprocess.Popen, *, grace: float = 15) -> None:
 
 @contextmanager
 def running(
-    cmd: Sequence[str], *, health: str, log: Path, env: dict[str, str] | None = None, timeout: float = 120
+    cmd: Sequence[str],
+    *,
+    health: str,
+    log: Path,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+    wait: bool = True,
 ) -> Iterator[subprocess.Popen]:
-    """Run ``cmd`` in its own process group until the block ends."""
+    """Run ``cmd`` in its own process group until the block ends; ``wait=False`` returns at once (servers
+    that start side by side: the caller waits for ``health`` with :func:`wait_http`)."""
     handle = log.open("ab")
     proc = subprocess.Popen(
         list(cmd),
@@ -76,7 +92,8 @@ def running(
         start_new_session=True,
     )
     try:
-        wait_http(health, timeout=timeout, proc=proc, log=log)
+        if wait:
+            wait_http(health, timeout=timeout, proc=proc, log=log)
         yield proc
     finally:
         stop(proc)

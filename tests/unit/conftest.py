@@ -18,6 +18,7 @@ from heartrisk.serving import create_app
 from heartrisk.serving.model_holder import LoadedModel, ModelHolder
 from tests.support.models import fit_pipeline
 from tests.support.paths import HEART
+from tests.support.servers import free_port
 
 # The app gives the pipeline a float array in schema order (see model_holder); pytest resets the app's filter.
 pytestmark = pytest.mark.filterwarnings("ignore:X does not have valid feature names")
@@ -36,7 +37,7 @@ def pipeline() -> Any:
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return dataclasses.replace(
-        get_settings(), predictions_db=tmp_path / "predictions.sqlite", max_batch_rows=5, metrics_dir=""
+        get_settings(), predictions_db=str(tmp_path / "predictions.sqlite"), max_batch_rows=5, metrics_dir=""
     )
 
 
@@ -45,6 +46,13 @@ def holder(settings: Settings, pipeline: Any) -> ModelHolder:
     holder = ModelHolder(settings)
     holder.install(LoadedModel.of("UnitModel", "7", pipeline))
     return holder
+
+
+@pytest.fixture
+def unlogged_client(settings: Settings, holder: ModelHolder) -> FlaskClient:
+    """The app with a model, and a prediction log it cannot reach (PostgreSQL on a closed port)."""
+    url = f"postgresql://app:s3cret@127.0.0.1:{free_port()}/log"  # pragma: allowlist secret
+    return create_app(dataclasses.replace(settings, predictions_db=url), holder).test_client()
 
 
 @pytest.fixture

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
+from heartrisk import predlog
 from heartrisk.cli import build_parser, main
+from heartrisk.predlog import DAY_SECONDS, open_log
 from tests.support.paths import HEART
+from tests.support.servers import free_port
 
 
 def test_a_username_needs_a_password_and_nothing_is_saved(monkeypatch, capsys) -> None:
@@ -25,6 +32,8 @@ def test_a_username_needs_a_password_and_nothing_is_saved(monkeypatch, capsys) -
         (["train", "--trials", "0"], "must be at least 1"),
         (["train", "--folds", "1"], "must be at least 2"),
         (["serve", "--port", "http"], "invalid int value"),
+        (["predictions", "purge", "--older-than", "0"], "must be more than 0 days"),
+        (["predictions"], "required: action"),
     ],
 )
 def test_bad_options_exit_2_with_the_reason(argv: list[str], message: str, capsys) -> None:
@@ -55,4 +64,31 @@ def test_train_refuses_bad_data_before_starting_anything(tmp_path: Path, capsys)
 def test_every_command_of_the_readme_exists() -> None:
     commands = set(build_parser()._subparsers._group_actions[0].choices)
     expected = {"train", "monitor", "create-email-block", "serve", "mlflow-server", "prefect-server", "worker"}
-    assert expected | {"smtp-sink", "bootstrap"} <= commands
+    assert expected | {"smtp-sink", "bootstrap", "mlflow-db-upgrade", "predictions"} <= commands
+
+
+def test_purge_prints_deleted_and_remaining_as_its_last_line(log_target: str, monkeypatch, capsys) -> None:
+    log = open_log(log_target)
+    with monkeypatch.context() as patch:  # three rows written 200 days ago
+        patch.setattr(predlog, "time", SimpleNamespace(time=lambda: time.time() - 200 * DAY_SECONDS))
+        log.append(np.ones((3, 13)), [0.5] * 3, [1] * 3, model_version="1", request_id="old")
+    log.append(np.ones((4, 13)), [0.5] * 4, [1] * 4, model_version="1", request_id="new")
+    log.close()
+    monkeypatch.setenv("HEARTRISK_PREDICTIONS_DB", log_target)
+    monkeypatch.setenv("HEARTRISK_PREDICTIONS_RETENTION_DAYS", "0")
+    assert main(["predictions", "purge"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("Retention is off") and json.loads(out[-1]) == {"deleted": 0, "remaining": 7}
+    monkeypatch.delenv("HEARTRISK_PREDICTIONS_RETENTION_DAYS")
+    assert main(["predictions", "purge", "--older-than", "365"]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1]) == {"deleted": 0, "remaining": 7}
+    assert main(["predictions", "purge"]) == 0  # the default period, 180 days
+    assert json.loads(capsys.readouterr().out.splitlines()[-1]) == {"deleted": 3, "remaining": 4}
+
+
+def test_purge_of_an_unreachable_log_exits_1_with_the_reason(monkeypatch, capsys) -> None:
+    url = f"postgresql://app:s3cret@127.0.0.1:{free_port()}/log"  # pragma: allowlist secret
+    monkeypatch.setenv("HEARTRISK_PREDICTIONS_DB", url)
+    assert main(["predictions", "purge"]) == 1
+    err = capsys.readouterr().err
+    assert "unreachable" in err and "s3cret" not in err

@@ -14,7 +14,9 @@ def test_local_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
     settings = get_settings()
     assert settings.state_dir == PROJECT_ROOT / ".state"
-    assert settings.predictions_db == PROJECT_ROOT / ".state" / "predictions.sqlite"
+    assert settings.predictions_db == str(PROJECT_ROOT / ".state" / "predictions.sqlite")
+    assert settings.predictions_retention_days == 180
+    assert (settings.mlflow_backend_uri, settings.mlflow_artifacts) == ("", "")  # SQLite and a folder, as before
     assert settings.mlflow_tracking_uri == "http://127.0.0.1:5000"
     assert settings.prefect_api_url == "http://127.0.0.1:4200/api"
     assert (settings.app_port, settings.mlflow_workers, settings.retrain_on_drift) == (8000, 1, True)

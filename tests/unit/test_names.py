@@ -15,6 +15,7 @@ def test_the_original_projects_names_are_kept() -> None:
     assert names.TRAIN_DEPLOYMENT == "train-heart-attack-model"
     assert names.MONITOR_DEPLOYMENT == "monitor-heart-attack-data-drift"
     assert names.WORK_POOL == "zoompool"
+    assert names.PURGE_DEPLOYMENT == "purge-old-predictions"
     assert names.TRAIN_EXPERIMENT == "heart-attack-hyperopt"
     assert (
         names.deployment_path(names.TRAIN_FLOW, names.TRAIN_DEPLOYMENT)
@@ -43,7 +44,11 @@ def test_prefect_yaml_declares_the_deployments_and_flows_named_here() -> None:
     spec = yaml.safe_load((ROOT / "prefect.yaml").read_text())
     declared = {d["name"]: d for d in spec["deployments"]}
     assert tuple(declared) == names.DEPLOYMENTS
-    flows = {names.TRAIN_DEPLOYMENT: "TRAIN_FLOW", names.MONITOR_DEPLOYMENT: "MONITOR_FLOW"}
+    flows = {
+        names.TRAIN_DEPLOYMENT: "TRAIN_FLOW",
+        names.MONITOR_DEPLOYMENT: "MONITOR_FLOW",
+        names.PURGE_DEPLOYMENT: "PURGE_FLOW",
+    }
     for deployment, constant in flows.items():
         path, function = declared[deployment]["entrypoint"].split(":")
         tree = ast.parse((ROOT / path).read_text())

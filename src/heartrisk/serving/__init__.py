@@ -13,7 +13,7 @@ from flask import Flask, g, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from heartrisk.config import Settings, get_settings
-from heartrisk.predlog import PredictionLog
+from heartrisk.predlog import open_log
 from heartrisk.serving import metrics, security
 from heartrisk.serving.model_holder import ModelHolder
 from heartrisk.serving.runtime import EXTENSION, Runtime, request_id
@@ -28,7 +28,7 @@ def create_app(settings: Settings | None = None, holder: ModelHolder | None = No
     app = Flask(__name__)
     app.config.update(MAX_CONTENT_LENGTH=settings.max_request_bytes, DEBUG=False, PROPAGATE_EXCEPTIONS=False)
     app.jinja_env.trim_blocks = app.jinja_env.lstrip_blocks = True
-    app.extensions[EXTENSION] = Runtime(settings, holder, PredictionLog(settings.predictions_db))
+    app.extensions[EXTENSION] = Runtime(settings, holder, open_log(settings.predictions_db))
     holder.subscribe(metrics.model_swapped)
 
     from heartrisk.serving import api, health, web

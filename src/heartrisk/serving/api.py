@@ -12,8 +12,9 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from heartrisk import __version__
+from heartrisk.predlog import LogUnavailable
 from heartrisk.schema import TARGET, json_schema, validate_records
-from heartrisk.serving.messages import no_model_advice
+from heartrisk.serving.messages import NOT_LOGGED, RETRY_AFTER_SECONDS, no_model_advice
 from heartrisk.serving.runtime import NoModel, runtime, score
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -54,6 +55,10 @@ def predict():
         scored = score(features)
     except NoModel as exc:
         return problem(503, f"no model loaded ({exc}). {no_model_advice(runtime().holder.status())}")
+    except LogUnavailable:
+        response, status = problem(503, NOT_LOGGED)
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response, status
     answers = [
         {"probability": p, "label": label, "model_version": scored.model.version}
         for p, label in zip(scored.probabilities, scored.labels, strict=True)
@@ -160,7 +165,7 @@ def openapi_document(max_batch_rows: int) -> dict[str, Any]:
                         "413": err(f"Body over the size limit, or more than {max_batch_rows} records"),
                         "415": err("Content-Type is not application/json"),
                         "422": err("Invalid records: each bad field with the reason"),
-                        "503": err("No model loaded yet (train one first)"),
+                        "503": err("No model loaded yet (train one first), or the prediction log cannot be written"),
                     },
                 }
             }

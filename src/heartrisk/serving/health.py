@@ -20,20 +20,24 @@ def healthz():
 
 @bp.get("/readyz")
 def readyz():
-    """200 while a model answers (even if MLflow is down: the last good one); 503 with the reason otherwise."""
+    """200 while a model answers (even if MLflow is down: the last good one) and the prediction log can be
+    written; 503 with the reason otherwise (a request would get 503 too: nothing is served unlogged)."""
     rt = runtime()
     status = rt.holder.status()
+    log_problem = rt.log.problem()
+    ready = status.model is not None and log_problem is None
     body: dict[str, object] = {
-        "ready": status.model is not None,
+        "ready": ready,
         "model_name": rt.settings.model_name,
         "model_version": None if status.model is None else status.model.version,
         "mlflow_reachable": status.mlflow_reachable,
         "problem": status.problem or None,
         "last_check_seconds_ago": None if status.checked_at is None else round(time.time() - status.checked_at, 1),
+        "prediction_log": {"backend": rt.log.backend, "reachable": log_problem is None, "problem": log_problem},
     }
     if status.model is not None and status.problem:
         body["note"] = f"serving the last good model, version {status.model.version}, until the problem clears"
-    return jsonify(body), 200 if status.model is not None else 503
+    return jsonify(body), 200 if ready else 503
 
 
 @bp.get("/metrics")

@@ -1,4 +1,4 @@
-"""What the app says when it cannot answer yet: the same advice on the form and in the API's 503."""
+"""What the app says when it cannot answer: the same advice on the form and in the API's 503."""
 
 from __future__ import annotations
 
@@ -6,6 +6,12 @@ import time
 
 from heartrisk.serving.model_holder import HolderStatus
 
+RETRY_AFTER_SECONDS = 5
+# Said to anyone: the cause, not the database's address (that is in the app's log and in /readyz).
+NOT_LOGGED = (
+    "The prediction log cannot be written right now, so no prediction is given: every answer is kept for "
+    "monitoring. Nothing was saved; please try again in a few seconds."
+)
 TRAIN_HINT = (
     "A model must be trained first: run `heartrisk train` (or the Prefect deployment "
     "`train-heart-attack-model`); the app picks up the new champion by itself, no restart needed."

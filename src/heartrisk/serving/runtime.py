@@ -2,11 +2,13 @@
 
 The form and the API both call :func:`score`, so they cannot disagree about the probability, and
 every served prediction is logged (one row per record, in the request, in one transaction) before
-the answer leaves.
+the answer leaves: when the log cannot be written, :class:`~heartrisk.predlog.LogUnavailable` reaches
+the caller, which answers 503 instead of a prediction that monitoring would never see.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from dataclasses import dataclass
@@ -15,9 +17,11 @@ import numpy as np
 from flask import current_app, g, request
 
 from heartrisk.config import Settings
-from heartrisk.predlog import PredictionLog
+from heartrisk.predlog import LogUnavailable, PredictionLog
 from heartrisk.serving import metrics
 from heartrisk.serving.model_holder import LoadedModel, ModelHolder
+
+log = logging.getLogger(__name__)
 
 EXTENSION = "heartrisk"
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
@@ -65,7 +69,11 @@ def score(features: np.ndarray) -> Scored:
     if not len(features):
         return Scored(model, [], [])
     probabilities, labels = model.predict(features)
-    rt.log.append(features, probabilities, labels, model_version=model.version, request_id=request_id())
+    try:
+        rt.log.append(features, probabilities, labels, model_version=model.version, request_id=request_id())
+    except LogUnavailable as exc:
+        log.warning("request %s answered 503, its %d prediction(s) not logged: %s", request_id(), len(labels), exc)
+        raise
     scored = Scored(model, probabilities.tolist(), labels.tolist())
     metrics.observe_predictions(scored.labels)
     return scored

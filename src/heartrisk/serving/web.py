@@ -9,9 +9,10 @@ from dataclasses import dataclass
 
 from flask import Blueprint, abort, render_template, request
 
+from heartrisk.predlog import LogUnavailable
 from heartrisk.schema import BY_NAME, FEATURE_NAMES, FEATURES, TARGET, as_matrix, validate_record
 from heartrisk.serving import security
-from heartrisk.serving.messages import no_model_advice
+from heartrisk.serving.messages import NOT_LOGGED, RETRY_AFTER_SECONDS, no_model_advice
 from heartrisk.serving.runtime import NoModel, Scored, runtime, score
 
 bp = Blueprint("web", __name__)
@@ -40,7 +41,9 @@ def in_ten(probability: float) -> str:
     return f"about {round(probability * 10)} in 10"
 
 
-def _page(*, values: dict[str, str], errors: dict[str, str], result: Scored | None, status: int = 200):
+def _page(
+    *, values: dict[str, str], errors: dict[str, str], result: Scored | None, status: int = 200, not_saved: str = ""
+):
     rt = runtime()
     model = rt.holder.model
     holder = rt.holder.status()
@@ -59,8 +62,10 @@ def _page(*, values: dict[str, str], errors: dict[str, str], result: Scored | No
         problem=holder.problem if model is None else "",
         train_hint=no_model_advice(holder) if model is None else "",
         mlflow_url=rt.settings.public_url,
+        not_saved=not_saved,
     )
-    return html, status
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if not_saved else {}
+    return html, status, headers
 
 
 @bp.get("/")
@@ -81,4 +86,6 @@ def submit():
         result = score(as_matrix([clean]))
     except NoModel:
         return _page(values=values, errors={}, result=None, status=503)
+    except LogUnavailable:  # the values stay in the form, so trying again is one click
+        return _page(values=values, errors={}, result=None, status=503, not_saved=NOT_LOGGED)
     return _page(values=values, errors={}, result=result)

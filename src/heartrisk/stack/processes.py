@@ -41,6 +41,7 @@ def deploy_env(settings: Settings) -> dict[str, str]:
         "HEARTRISK_PROJECT_DIR": str(settings.project_dir),
         "HEARTRISK_WORK_POOL": settings.work_pool,
         "HEARTRISK_MONITOR_CRON": settings.monitor_cron,
+        "HEARTRISK_PURGE_CRON": settings.purge_cron,
         "HEARTRISK_SCHEDULE_TIMEZONE": settings.schedule_timezone,
     }
 
@@ -71,24 +72,48 @@ def _exec(command: list[str], env: dict[str, str] | None = None) -> NoReturn:
     os.execve(command[0], command, {**os.environ, **(env or {})})  # noqa: S606 - a supervisor signals the server
 
 
-def mlflow_server(settings: Settings, *, host: str | None, port: int | None, state_dir: str | None) -> NoReturn:
-    """``mlflow server`` sized for this project: one worker, no job runner, SQLite, local artifacts."""
+def mlflow_stores(settings: Settings, state_dir: str | None) -> tuple[str, str]:
+    """MLflow's backend store (runs, registry) and artifact destination (model files).
+
+    ``HEARTRISK_MLFLOW_BACKEND_URI`` (``postgresql://`` or ``postgresql+psycopg://``: SQLAlchemy 2.1 picks
+    psycopg 3 for both) and ``HEARTRISK_MLFLOW_ARTIFACTS`` (``s3://bucket/prefix``, with MLflow's own
+    ``MLFLOW_S3_ENDPOINT_URL`` and the standard ``AWS_*`` credentials in the server's environment);
+    by default a SQLite file and a folder in the state folder, as in local mode.
+    """
     state = Path(state_dir or settings.state_dir / "mlflow").resolve()
-    (state / "artifacts").mkdir(parents=True, exist_ok=True)
+    backend = settings.mlflow_backend_uri or f"sqlite:///{state / 'mlflow.db'}"
+    artifacts = settings.mlflow_artifacts or str(state / "artifacts")
+    if backend.startswith("sqlite:"):
+        state.mkdir(parents=True, exist_ok=True)
+    if "://" not in artifacts:
+        Path(artifacts).mkdir(parents=True, exist_ok=True)
+    return backend, artifacts
+
+
+def mlflow_server(settings: Settings, *, host: str | None, port: int | None, state_dir: str | None) -> NoReturn:
+    """``mlflow server`` sized for this project: one worker, no job runner, artifacts served through it.
+
+    Artifacts are proxied (``--serve-artifacts``): clients (app, worker, a laptop) upload and download
+    model files through the server, so only the server holds object-store credentials. The backend URI
+    goes in the environment, not on the command line, where ``ps`` would show its password to anyone.
+    """
+    backend, artifacts = mlflow_stores(settings, state_dir)
     command = [
         str(BIN / "mlflow"),
         "server",
         "--host", host or settings.mlflow_host,
         "--port", str(port or settings.mlflow_port),
         "--workers", str(settings.mlflow_workers),
-        "--backend-store-uri", f"sqlite:///{state / 'mlflow.db'}",
-        "--artifacts-destination", str(state / "artifacts"),
+        "--artifacts-destination", artifacts,
         "--serve-artifacts",
     ]  # fmt: skip
     if settings.mlflow_allowed_hosts:
         command += ["--allowed-hosts", settings.mlflow_allowed_hosts]
     # The job runner and its consumers (about 600 MB) serve features this project does not use.
-    env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": os.environ.get("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")}
+    env = {
+        "MLFLOW_BACKEND_STORE_URI": backend,
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": os.environ.get("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false"),
+    }
     if settings.log_level != "debug":  # one access-log line per request drowned everything else
         command += ["--uvicorn-opts", "--no-access-log"]
         # StarletteDeprecationWarning is a UserWarning: match it by its message (MLflow imports the old module).
@@ -98,8 +123,25 @@ def mlflow_server(settings: Settings, *, host: str | None, port: int | None, sta
     _exec(command, env)
 
 
+def mlflow_db_upgrade(settings: Settings, *, state_dir: str | None) -> str:
+    """Create MLflow's tables, or migrate them to this MLflow's schema; returns the store, password hidden.
+
+    Run once before the servers start (a one-shot job in a scaled stack): MLflow's migrations are
+    not meant to run from several replicas at once. Local mode needs none of it: a single server
+    creates its SQLite database by itself.
+    """
+    from mlflow.db import upgrade
+    from sqlalchemy.engine import make_url
+
+    backend, _ = mlflow_stores(settings, state_dir)
+    upgrade.callback(backend)  # MLflow's own `mlflow db upgrade`, called here so the URI stays off argv
+    return make_url(backend).render_as_string(hide_password=True)
+
+
 def prefect_server(settings: Settings, *, host: str | None, port: int | None) -> NoReturn:
-    """One Prefect server process on SQLite under the state folder (SQLite wants a single writer).
+    """One Prefect server process: on SQLite under the state folder by default (SQLite wants a single
+    writer), on PostgreSQL when Prefect's own ``PREFECT_API_DATABASE_CONNECTION_URL`` names one
+    (a ``postgresql+asyncpg://`` URL with user and password; it is passed through untouched).
 
     All of Prefect's server services stay on: they run inside the one server process, and switching off
     the unused ones (triggers, pause expirations, repossessor) measured no saving (232 vs 234 MB).

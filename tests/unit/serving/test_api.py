@@ -8,9 +8,10 @@ import pytest
 from flask.testing import FlaskClient
 
 from heartrisk.config import Settings
-from heartrisk.predlog import PredictionLog
+from heartrisk.predlog import open_log
 from heartrisk.schema import FEATURE_NAMES, json_schema
 from heartrisk.serving import create_app
+from heartrisk.serving.messages import NOT_LOGGED, RETRY_AFTER_SECONDS
 from heartrisk.serving.model_holder import ModelHolder
 from tests.support.models import in_process as expected
 
@@ -27,7 +28,7 @@ def test_api_single_record_matches_the_pipeline_and_is_logged(
     assert body["label"] == int(body["probability"] >= 0.5)
     assert body["model_version"] == "7"
     assert response.headers["X-Request-ID"] == "req-42"
-    logged = PredictionLog(settings.predictions_db).read()
+    logged = open_log(settings.predictions_db).read()
     assert len(logged) == 1
     row = logged.iloc[0]
     assert (row["request_id"], row["model_version"]) == ("req-42", "7")
@@ -43,7 +44,7 @@ def test_api_batch_answers_in_order_and_logs_every_row(
     assert response.status_code == 200
     got = [item["probability"] for item in response.get_json()]
     assert got == pytest.approx(expected(pipeline, records), abs=1e-12)
-    assert PredictionLog(settings.predictions_db).count() == 5
+    assert open_log(settings.predictions_db).count() == 5
     assert client.post("/api/v1/predict", json=[]).get_json() == []
 
 
@@ -67,7 +68,7 @@ def test_api_refuses_bad_requests_with_the_right_status(client: FlaskClient, set
     assert post(data="", content_type="application/json").status_code == 422
     for response in (too_many, invalid):
         assert response.mimetype == "application/json"
-    assert PredictionLog(settings.predictions_db).count() == 0
+    assert open_log(settings.predictions_db).count() == 0
 
 
 def test_request_bigger_than_the_limit_gets_413(settings: Settings, holder: ModelHolder, record) -> None:
@@ -88,3 +89,11 @@ def test_openapi_document_is_generated_from_the_schema(client: FlaskClient) -> N
     batch = operation["requestBody"]["content"]["application/json"]["schema"]["oneOf"][1]
     assert batch["maxItems"] == 5
     assert {"200", "400", "413", "415", "422", "503"} <= set(operation["responses"])
+
+
+def test_a_prediction_that_cannot_be_logged_is_a_503_that_says_so(unlogged_client: FlaskClient, record) -> None:
+    for payload in (record, [record, record]):
+        response = unlogged_client.post("/api/v1/predict", json=payload)
+        assert response.status_code == 503
+        assert response.get_json() == {"error": NOT_LOGGED}  # the cause, not the database's address
+        assert response.headers["Retry-After"] == str(RETRY_AFTER_SECONDS)

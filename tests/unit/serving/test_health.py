@@ -34,3 +34,13 @@ def test_readyz_names_the_model_when_one_is_loaded(client: FlaskClient) -> None:
     body = client.get("/readyz").get_json()
     assert body["ready"] is True
     assert body["model_version"] == "7"
+    assert body["prediction_log"] == {"backend": "sqlite", "reachable": True, "problem": None}
+
+
+def test_readyz_is_503_while_the_prediction_log_is_unreachable(unlogged_client: FlaskClient) -> None:
+    ready = unlogged_client.get("/readyz")
+    assert ready.status_code == 503
+    body = ready.get_json()
+    assert body["ready"] is False and body["model_version"] == "7"  # the model is fine; requests would get 503
+    assert body["prediction_log"]["backend"] == "postgresql" and body["prediction_log"]["reachable"] is False
+    assert "unreachable" in body["prediction_log"]["problem"] and "s3cret" not in body["prediction_log"]["problem"]

@@ -10,7 +10,7 @@ import pytest
 from flask import Flask
 
 from heartrisk.config import Settings
-from heartrisk.predlog import PredictionLog
+from heartrisk.predlog import open_log
 from heartrisk.schema import as_matrix
 from heartrisk.serving.runtime import NoModel, request_id, score
 
@@ -36,7 +36,7 @@ def test_score_logs_every_record_with_the_model_version(
         scored = score(as_matrix([record, record]))
     assert scored.model.version == "7"
     assert scored.labels == [int(p >= 0.5) for p in scored.probabilities]
-    logged = PredictionLog(settings.predictions_db).read()
+    logged = open_log(settings.predictions_db).read()
     assert list(logged["request_id"]) == ["r1", "r1"]
     assert np.allclose(logged["probability"], scored.probabilities)
 
@@ -48,4 +48,4 @@ def test_no_model_is_an_error_the_caller_answers_and_nothing_is_logged(settings:
     app = create_app(settings, ModelHolder(settings))
     with app.test_request_context("/"), pytest.raises(NoModel, match="not been looked up"):
         score(as_matrix([record]))
-    assert PredictionLog(settings.predictions_db).count() == 0
+    assert open_log(settings.predictions_db).count() == 0

@@ -9,6 +9,7 @@ from flask.testing import FlaskClient
 from markupsafe import escape
 
 from heartrisk.schema import FEATURES, TARGET
+from heartrisk.serving.messages import NOT_LOGGED
 from heartrisk.serving.web import band
 from tests.support.models import in_process as expected
 
@@ -95,3 +96,12 @@ def test_form_post_refuses_cross_site_requests(client: FlaskClient, record, head
 @pytest.mark.parametrize(("probability", "name"), [(0.0, "Low"), (0.3, "Moderate"), (0.6, "High"), (1.0, "Very high")])
 def test_band_names(probability: float, name: str) -> None:
     assert band(probability).name == name
+
+
+def test_a_form_result_that_cannot_be_logged_is_withheld_and_the_values_kept(unlogged_client, record) -> None:
+    response = unlogged_client.post("/", data={k: str(v) for k, v in record.items()})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 503 and response.headers["Retry-After"]
+    assert "Please try again in a moment" in page and NOT_LOGGED in page
+    assert 'id="probability"' not in page
+    assert f'name="chol" value="{record["chol"]}"' in page

@@ -36,9 +36,10 @@ def test_mlflow_server_is_sized_for_the_project(started: list, tmp_path: Path) -
     assert argv[:2] == [str(BIN / "mlflow"), "server"]
     option = {flag: value for flag, value in itertools.pairwise(argv) if flag.startswith("--")}
     assert option["--workers"] == "1" and option["--port"] == "5001"
-    assert option["--backend-store-uri"] == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert env["MLFLOW_BACKEND_STORE_URI"] == f"sqlite:///{tmp_path / 'mlflow.db'}"
     assert option["--allowed-hosts"] == "mlflow:*"
-    assert "--serve-artifacts" in argv and (tmp_path / "artifacts").is_dir()
+    assert option["--artifacts-destination"] == str(tmp_path / "artifacts") and (tmp_path / "artifacts").is_dir()
+    assert "--serve-artifacts" in argv
     assert env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
     assert option["--uvicorn-opts"] == "--no-access-log"  # HEARTRISK_LOG_LEVEL=debug keeps the access log
     with pytest.raises(Exec):
@@ -46,6 +47,32 @@ def test_mlflow_server_is_sized_for_the_project(started: list, tmp_path: Path) -
             dataclasses.replace(settings, log_level="debug"), host=None, port=None, state_dir=str(tmp_path)
         )
     assert "--uvicorn-opts" not in started[1][0]
+
+
+def test_mlflow_server_on_postgresql_and_s3_keeps_the_password_off_the_command_line(
+    started: list, tmp_path: Path
+) -> None:
+    backend = "postgresql+psycopg://mlflow:s3cret@db:5432/mlflow"  # pragma: allowlist secret
+    settings = dataclasses.replace(get_settings(), mlflow_backend_uri=backend, mlflow_artifacts="s3://models/mlflow")
+    with pytest.raises(Exec):
+        processes.mlflow_server(settings, host=None, port=None, state_dir=str(tmp_path))
+    argv, env = started[0]
+    option = {flag: value for flag, value in itertools.pairwise(argv) if flag.startswith("--")}
+    assert env["MLFLOW_BACKEND_STORE_URI"] == backend and "s3cret" not in " ".join(argv)
+    assert option["--artifacts-destination"] == "s3://models/mlflow" and "--serve-artifacts" in argv
+    assert not (tmp_path / "artifacts").exists() and not (tmp_path / "mlflow.db").exists()
+
+
+def test_the_database_upgrade_runs_mlflows_own_and_hides_the_password(monkeypatch, tmp_path: Path) -> None:
+    from mlflow.db import upgrade
+
+    upgraded: list[str] = []
+    monkeypatch.setattr(upgrade, "callback", upgraded.append)
+    backend = "postgresql://mlflow:s3cret@db:5432/mlflow"  # pragma: allowlist secret
+    settings = dataclasses.replace(get_settings(), mlflow_backend_uri=backend)
+    assert processes.mlflow_db_upgrade(settings, state_dir=None) == "postgresql://mlflow:***@db:5432/mlflow"
+    assert processes.mlflow_db_upgrade(get_settings(), state_dir=str(tmp_path)) == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert upgraded == [backend, f"sqlite:///{tmp_path / 'mlflow.db'}"]
 
 
 def test_prefect_server_runs_one_process(started: list, tmp_path: Path) -> None:
@@ -56,6 +83,15 @@ def test_prefect_server_runs_one_process(started: list, tmp_path: Path) -> None:
     assert argv[1:6] == ["server", "start", "--no-background", "--workers", "1"]
     assert "PREFECT_API_URL" not in env or env["PREFECT_API_URL"] != settings.prefect_api_url
     assert env["PREFECT_HOME"] == str(tmp_path / "prefect")
+
+
+def test_prefect_server_takes_prefects_own_database_url(started: list, monkeypatch, tmp_path: Path) -> None:
+    url = "postgresql+asyncpg://prefect:s3cret@db:5432/prefect"  # pragma: allowlist secret
+    monkeypatch.setenv("PREFECT_API_DATABASE_CONNECTION_URL", url)
+    with pytest.raises(Exec):
+        processes.prefect_server(dataclasses.replace(get_settings(), state_dir=tmp_path), host=None, port=None)
+    argv, env = started[0]
+    assert env["PREFECT_API_DATABASE_CONNECTION_URL"] == url and "s3cret" not in " ".join(argv)
 
 
 def test_the_smtp_sink_keeps_mail_in_a_maildir_it_creates(started: list, tmp_path: Path) -> None:
@@ -70,6 +106,7 @@ def test_the_worker_gets_what_flow_runs_need(tmp_path: Path) -> None:
     settings = dataclasses.replace(get_settings(), project_dir=tmp_path, work_pool="pool-x")
     env = processes.worker_env(settings)
     assert env["HEARTRISK_PROJECT_DIR"] == str(tmp_path) and env["HEARTRISK_WORK_POOL"] == "pool-x"
+    assert env["HEARTRISK_PURGE_CRON"] == settings.purge_cron  # prefect.yaml's schedule of the purge
     assert env["MLFLOW_TRACKING_URI"] == settings.mlflow_tracking_uri
     assert env["PREFECT_API_URL"] == settings.prefect_api_url
 

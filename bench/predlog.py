@@ -1,0 +1,215 @@
+"""The prediction log on PostgreSQL next to SQLite: appends, the monitor's 1M-row read, and the app.
+
+    python bench/predlog.py [--seconds 10] [--rows 1000000] [--rounds 2] [--workers 2]
+
+One run, both backends, a real PostgreSQL started here (Debian's initdb + pg_ctl, fsync on, as in
+production) and a SQLite file in WAL mode (the embedded default):
+  - append throughput through the log's own interface: single records from 1 thread and from 8 threads
+    (the app's 2 workers x 4 threads), and batches of 10 000 records (one COPY / one transaction);
+  - the monitor's read: ``features(days=7)`` of a window of ``--rows`` rows (median of 3; target < 2 s);
+  - the app: ``heartrisk serve`` with each log, one record per request, wrk at concurrency 8 (bench/serve.py's
+    helpers), ``--rounds`` times alternating SQLite and PostgreSQL; target: PostgreSQL within 10 %.
+Prints the figures, the ratios PostgreSQL / SQLite and, last, one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from _common import ROOT, free_port, private_mlflow, running
+from serve import MODEL, register_model, wrk
+
+BIN = Path(sys.executable).parent
+BATCH = 10_000
+READ_TARGET_SECONDS = 2.0
+APP_TARGET_RATIO = 0.9
+
+
+def records(rows: int, seed: int = 42) -> np.ndarray:
+    """``rows`` records of heart.csv, resampled (seeded), in schema order."""
+    from heartrisk.data import load_csv
+    from heartrisk.schema import FEATURE_NAMES
+
+    base = load_csv(ROOT / "data" / "heart.csv")[list(FEATURE_NAMES)].to_numpy(dtype=float)
+    return base[np.random.default_rng(seed).integers(0, len(base), rows)]
+
+
+def single_appends(target: str, *, threads: int, seconds: float) -> float:
+    """Records per second, one record per append, from ``threads`` threads sharing one log object."""
+    from heartrisk.predlog import open_log
+
+    log = open_log(target)
+    log.count()  # migrate and connect before the clock starts
+    row = records(1)
+    done = [0] * threads
+    stop = time.perf_counter() + seconds
+
+    def loop(n: int) -> None:
+        while time.perf_counter() < stop:
+            log.append(row, [0.5], [1], model_version="bench", request_id=f"single-{n}")
+            done[n] += 1
+
+    pool = [threading.Thread(target=loop, args=(n,)) for n in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    log.close()
+    return sum(done) / seconds
+
+
+def batch_appends(target: str, *, batches: int) -> float:
+    """Records per second, in batches of 10 000 (one request of the API's maximum size each)."""
+    from heartrisk.predlog import open_log
+
+    log = open_log(target)
+    batch = records(BATCH, seed=7)
+    labels, probabilities = [1] * BATCH, [0.5] * BATCH
+    log.count()
+    start = time.perf_counter()
+    for n in range(batches):
+        log.append(batch, probabilities, labels, model_version="bench", request_id=f"batch-{n}")
+    elapsed = time.perf_counter() - start
+    log.close()
+    return batches * BATCH / elapsed
+
+
+def window_read(target: str, rows: int) -> dict[str, Any]:
+    """Fill a fresh log to ``rows`` rows, then time the monitor's read of the 7-day window (3 times)."""
+    from heartrisk.predlog import open_log
+
+    log = open_log(target)
+    batch = records(BATCH, seed=11)
+    for n in range(rows // BATCH):
+        log.append(batch, [0.5] * BATCH, [1] * BATCH, model_version="bench", request_id=f"fill-{n}")
+    timings = []
+    for _ in range(3):
+        start = time.perf_counter()
+        frame = log.features(days=7)
+        timings.append(time.perf_counter() - start)
+        assert len(frame) == rows, len(frame)
+    log.close()
+    return {"rows": rows, "seconds": timings, "median": statistics.median(timings)}
+
+
+def app_throughput(tracking: str, target: str, tmp: Path, *, workers: int, seconds: int) -> dict[str, float]:
+    """The app at concurrency 8, one record per request, logging to ``target``."""
+    from heartrisk.schema import FEATURE_NAMES
+
+    record = dict(zip(FEATURE_NAMES, records(1)[0].tolist(), strict=True))
+    port = free_port()
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": tracking,
+        "HEARTRISK_MODEL_NAME": MODEL,
+        "HEARTRISK_STATE_DIR": str(tmp / "state"),
+        "HEARTRISK_PREDICTIONS_DB": target,
+        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    }
+    url = f"http://127.0.0.1:{port}"
+    serve = [str(BIN / "heartrisk"), "serve", "--port", str(port), "--workers", str(workers)]
+    with running(serve, health=f"{url}/readyz", log=tmp / f"app-{port}.log", env=env, timeout=240):
+        body = json.dumps(record)
+        wrk(f"{url}/api/v1/predict", body, connections=8, seconds=2)  # warm-up: pools, prepared statements
+        return wrk(f"{url}/api/v1/predict", body, connections=8, seconds=seconds)
+
+
+def _logs(postgres: Any, tmp: Path, name: str) -> dict[str, str]:
+    """A fresh, empty log of each backend."""
+    return {"sqlite": str(tmp / f"{name}.sqlite"), "postgresql": postgres.create_database(name)}
+
+
+def measure_log(postgres: Any, tmp: Path, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    results: dict[str, dict[str, Any]] = {"sqlite": {}, "postgresql": {}}
+    for backend, target in _logs(postgres, tmp, "single1").items():
+        results[backend]["single_1_thread_rows_per_s"] = single_appends(target, threads=1, seconds=args.seconds / 2)
+    for backend, target in _logs(postgres, tmp, "single8").items():
+        results[backend]["single_8_threads_rows_per_s"] = single_appends(target, threads=8, seconds=args.seconds / 2)
+    for backend, target in _logs(postgres, tmp, "batches").items():
+        results[backend]["batch_10k_rows_per_s"] = batch_appends(target, batches=10)
+    for backend, target in _logs(postgres, tmp, "window").items():
+        results[backend]["window_read"] = window_read(target, args.rows)
+    return results
+
+
+def measure_app(postgres: Any, tmp: Path, args: argparse.Namespace) -> dict[str, list[dict[str, float]]]:
+    app: dict[str, list[dict[str, float]]] = {"sqlite": [], "postgresql": []}
+    with private_mlflow() as tracking:
+        register_model(tracking)
+        for n in range(args.rounds):
+            for backend, target in _logs(postgres, tmp, f"app{n}").items():
+                app[backend].append(app_throughput(tracking, target, tmp, workers=args.workers, seconds=args.seconds))
+    return app
+
+
+def report(results: dict, app: dict, args: argparse.Namespace) -> None:
+    sqlite, pg = results["sqlite"], results["postgresql"]
+    print(f"\nPrediction log: SQLite (WAL) and PostgreSQL (fsync on), {args.seconds / 2:g} s per append case")
+    print(f"{'':38} {'SQLite':>12} {'PostgreSQL':>12} {'PG / SQLite':>12}")
+    for key, label in (
+        ("single_1_thread_rows_per_s", "single records, 1 thread, rows/s"),
+        ("single_8_threads_rows_per_s", "single records, 8 threads, rows/s"),
+        ("batch_10k_rows_per_s", "batches of 10 000, rows/s"),
+    ):
+        print(f"{label:38} {sqlite[key]:12.0f} {pg[key]:12.0f} {pg[key] / sqlite[key]:11.2f}x")
+    reads = (sqlite["window_read"]["median"], pg["window_read"]["median"])
+    print(f"{f'read {args.rows} rows (features), s':38} {reads[0]:12.3f} {reads[1]:12.3f} {reads[1] / reads[0]:11.2f}x")
+    verdict = "met" if max(reads) < READ_TARGET_SECONDS else "NOT met"
+    print(f"  target < {READ_TARGET_SECONDS:g} s on both: {verdict}")
+    rps = {backend: [run["rps"] for run in runs] for backend, runs in app.items()}
+    means = {backend: statistics.mean(values) for backend, values in rps.items()}
+    print(f"\nThe app, {args.workers} workers, wrk concurrency 8, {args.seconds} s per run, alternating:")
+    for backend, runs in app.items():
+        cells = ", ".join(f"{r['rps']:.0f} req/s (p99 {r['p99_ms']:.1f} ms, {r['errors']} errors)" for r in runs)
+        print(f"  {backend:10} {cells}")
+    ratio = means["postgresql"] / means["sqlite"]
+    verdict = "met" if ratio >= APP_TARGET_RATIO else "NOT met"
+    print(f"  PostgreSQL / SQLite throughput: {ratio:.2f}x (target >= {APP_TARGET_RATIO:g}x, within 10 %: {verdict})")
+    print(f"machine: {os.cpu_count()} cores, load average at end {os.getloadavg()[0]:.1f}")
+    print(
+        json.dumps(
+            {
+                "log": results,
+                "app": app,
+                "app_ratio": ratio,
+                "read_seconds": dict(zip(("sqlite", "postgresql"), reads, strict=True)),
+            }
+        )
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=10, help="duration of each wrk run (append cases: half)")
+    parser.add_argument("--rows", type=int, default=1_000_000, help="rows in the window the monitor reads")
+    parser.add_argument("--rounds", type=int, default=2, help="app runs per backend, alternating")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers of the app")
+    args = parser.parse_args()
+    from tests.support.postgres import postgres_bindir, postgres_server
+
+    if shutil.which("wrk") is None or postgres_bindir() is None:
+        sys.exit("bench/predlog.py needs wrk and PostgreSQL (apt-get install wrk postgresql)")
+    print(f"load average at start {os.getloadavg()[0]:.1f}", flush=True)
+    with ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="heartrisk-bench-predlog-")))
+        postgres = stack.enter_context(postgres_server(durable=True))
+        results = measure_log(postgres, tmp, args)
+        app = measure_app(postgres, tmp, args)
+    report(results, app, args)
+
+
+if __name__ == "__main__":
+    main()

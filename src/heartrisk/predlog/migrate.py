@@ -1,0 +1,76 @@
+"""The prediction log's schema, kept by Alembic migrations (the scripts in ``migrations/``).
+
+Alembic is SQLAlchemy's migration tool and already comes with MLflow, which migrates its own database
+with it; the same revision scripts build the table on SQLite and on PostgreSQL, and a later change
+(a column, an index) is one more revision that every existing log picks up on its next start.
+
+Several gunicorn workers, or several app replicas, may start at once on a fresh database: each one
+migrates inside a transaction that first takes a lock, so the first one creates the table and the
+others, once they get the lock, find it at the head revision and do nothing. On PostgreSQL the lock
+is a transaction-level advisory lock; on SQLite the transaction itself is ``BEGIN EXCLUSIVE``.
+Alembic's version table has a name of its own, so the log can share a database with MLflow's tables.
+
+To change the schema, add a revision next to ``versions/0001_predictions_table.py`` (its
+``down_revision`` is the previous one); ``upgrade`` runs it wherever the log is opened.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+
+SCRIPTS = Path(__file__).with_name("migrations")
+VERSION_TABLE = "predictions_schema_version"
+HEAD = "head"
+# pg_advisory_xact_lock takes a bigint: a fixed key of this project ("HRPREDLG" as ASCII bytes).
+ADVISORY_LOCK_KEY = int.from_bytes(b"HRPREDLG", "big") & 0x7FFF_FFFF_FFFF_FFFF
+CONNECT_TIMEOUT_SECONDS = 5
+BUSY_TIMEOUT_SECONDS = 30
+
+
+def _run(connection: sa.Connection, revision: str) -> None:
+    """Run the revision scripts on a connection whose transaction already holds the lock."""
+    config = Config()
+    config.set_main_option("script_location", str(SCRIPTS))
+    config.attributes["connection"] = connection
+    command.upgrade(config, revision)
+
+
+def upgrade_postgres(url: str, revision: str = HEAD) -> None:
+    """Bring a PostgreSQL log to ``revision`` (``url``: ``postgresql://...``), once across processes."""
+    engine = sa.create_engine(
+        url.replace("postgresql://", "postgresql+psycopg://", 1),
+        poolclass=sa.NullPool,
+        connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS, "application_name": "heartrisk-migrate"},
+    )
+    try:
+        with engine.begin() as connection:
+            connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK_KEY})
+            _run(connection, revision)
+    finally:
+        engine.dispose()
+
+
+def upgrade_sqlite(path: Path, revision: str = HEAD) -> None:
+    """Bring a SQLite log to ``revision`` in one ``BEGIN EXCLUSIVE`` transaction (WAL mode set first)."""
+    url = sa.URL.create("sqlite", database=str(path))  # a path may hold '?' or '#', which a URL string would parse
+    engine = sa.create_engine(url, poolclass=sa.NullPool, connect_args={"timeout": BUSY_TIMEOUT_SECONDS})
+
+    # SQLAlchemy's recipe for SQLite transactions it controls: the driver's own BEGIN is off, ours is EXCLUSIVE.
+    @sa.event.listens_for(engine, "connect")
+    def _connect(dbapi_connection, _record) -> None:
+        dbapi_connection.isolation_level = None
+        dbapi_connection.execute("PRAGMA journal_mode=WAL")
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(connection: sa.Connection) -> None:
+        connection.exec_driver_sql("BEGIN EXCLUSIVE")
+
+    try:
+        with engine.begin() as connection:
+            _run(connection, revision)
+    finally:
+        engine.dispose()

@@ -1,0 +1,104 @@
+"""The prediction log in a SQLite file: the embedded default, for one host.
+
+SQLite in WAL mode: many gunicorn workers append at once (SQLite serialises the writers; the busy
+timeout makes them wait instead of failing), while the monitoring flow reads a time window. Each
+writing thread keeps its own connection: opening and closing one per request cost more than the
+insert, because closing the last connection checkpoints the WAL into the database file.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from contextlib import closing
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+from sqlalchemy.exc import OperationalError as MigrationFailed
+
+from heartrisk.predlog import COLUMNS, PredictionLog, Purged, Rows
+from heartrisk.predlog.migrate import BUSY_TIMEOUT_SECONDS, upgrade_sqlite
+from heartrisk.schema import FEATURE_NAMES
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+_INSERT = f"INSERT INTO predictions ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"  # noqa: S608
+
+
+class SqliteLog(PredictionLog):
+    """The log in one SQLite file; connections are per thread and per process (never one inherited by a fork)."""
+
+    backend = "sqlite"
+    # locked past the busy timeout, disk full, read-only, its folder cannot be made
+    _unreachable = (sqlite3.OperationalError, MigrationFailed, OSError)
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self._local = threading.local()
+
+    @property
+    def where(self) -> str:
+        return str(self.path)
+
+    def _migrate(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        upgrade_sqlite(self.path)
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS)
+        # In WAL mode NORMAL cannot corrupt the database and a crashed or killed process loses nothing
+        # committed; only a power cut can drop the last transactions. FULL costs a disk sync per request.
+        conn.execute("PRAGMA synchronous=NORMAL")
+        return conn
+
+    def _writer(self) -> sqlite3.Connection:
+        """This thread's connection, opened on first use in this process (never one inherited by a fork)."""
+        local = self._local
+        if getattr(local, "pid", None) != os.getpid():
+            local.conn, local.pid = self._connect(), os.getpid()
+        return local.conn
+
+    def close(self) -> None:
+        local = self._local
+        if getattr(local, "pid", None) == os.getpid():
+            local.conn.close()
+            del local.conn, local.pid
+
+    def _insert(self, rows: Rows) -> None:
+        fixed = (rows.ts, rows.request_id, rows.model_version)
+        records = zip(rows.probabilities, rows.labels, rows.features.tolist(), strict=True)
+        values = ((*fixed, probability, label, *features) for probability, label, features in records)
+        with self._writer() as conn:
+            conn.executemany(_INSERT, values)
+
+    def _count(self) -> int:
+        with closing(self._connect()) as conn:
+            return int(conn.execute("SELECT COUNT(*) FROM predictions").fetchone()[0])
+
+    def _read(self, start: float) -> pd.DataFrame:
+        query = f"SELECT {', '.join(COLUMNS)} FROM predictions WHERE ts >= ? ORDER BY id"  # noqa: S608
+        with closing(self._connect()) as conn:
+            return pd.read_sql_query(query, conn, params=(start,))
+
+    def _features(self, start: float) -> pa.Table:
+        """Imported here, so the app's workers (which only append) do not load the ADBC driver."""
+        import adbc_driver_sqlite.dbapi as adbc_sqlite
+
+        query = f"SELECT {', '.join(FEATURE_NAMES)} FROM predictions WHERE ts >= ?"  # noqa: S608
+        with adbc_sqlite.connect(f"{self.path.resolve().as_uri()}?mode=ro") as conn, conn.cursor() as cursor:
+            cursor.execute(query, (start,))
+            return cursor.fetch_arrow_table()
+
+    def _purge(self, before: float) -> Purged:
+        with closing(self._connect()) as conn, conn:
+            deleted = conn.execute("DELETE FROM predictions WHERE ts < ?", (before,)).rowcount
+            remaining = conn.execute("SELECT COUNT(*) FROM predictions").fetchone()[0]
+        return Purged(int(deleted), int(remaining))
+
+    def _ping(self) -> None:
+        with closing(self._connect()) as conn:
+            conn.execute("SELECT 1 FROM predictions LIMIT 1").fetchall()

@@ -1,0 +1,147 @@
+"""The scale-out layout end to end: every service's state in PostgreSQL and an S3 object store.
+
+One PostgreSQL (databases ``mlflow``, ``prefect``, ``predictions``) and one SeaweedFS bucket, shared with
+the rest of the session; ``heartrisk mlflow-db-upgrade`` once, then ``heartrisk mlflow-server`` on them
+(artifacts proxied) and ``heartrisk prefect-server`` on PostgreSQL, side by side. Training, the app and
+the monitor are clients with no S3 credentials: only the MLflow server holds them.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from heartrisk.config import BIN
+from heartrisk.data import load_csv
+from heartrisk.schema import FEATURE_NAMES
+from tests.support.app import app_server
+from tests.support.commands import heartrisk, last_json
+from tests.support.paths import HEART
+from tests.support.postgres import Postgres
+from tests.support.s3 import ObjectStore
+from tests.support.servers import free_ports, mlflow_command, running, wait_http
+
+pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore:X does not have valid feature names")]
+
+BUCKET = "heartrisk-mlflow"
+MODEL = "HeartRiskScaleOutModel"
+S3_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "MLFLOW_S3_ENDPOINT_URL")
+
+
+@pytest.fixture(scope="module")
+def stack(postgres: Postgres, object_store: ObjectStore, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    """MLflow (PostgreSQL + S3, artifacts proxied) and Prefect (PostgreSQL), started at the same time."""
+    tmp = tmp_path_factory.mktemp("scale-out")
+    object_store.client().create_bucket(Bucket=BUCKET)
+    for database in ("mlflow", "prefect", "predictions"):
+        postgres.create_database(database)
+    mlflow_port, prefect_port = free_ports(2)
+    mlflow_env = {
+        "HEARTRISK_MLFLOW_BACKEND_URI": postgres.url("mlflow", scheme="postgresql+psycopg"),
+        "HEARTRISK_MLFLOW_ARTIFACTS": f"s3://{BUCKET}/artifacts",
+        **object_store.server_env(),
+    }
+    prefect_env = {
+        "PREFECT_API_DATABASE_CONNECTION_URL": postgres.url("prefect", scheme="postgresql+asyncpg"),
+        "HEARTRISK_STATE_DIR": str(tmp / "prefect-state"),
+        "HEARTRISK_PREFECT_PORT": str(prefect_port),
+    }
+    prefect_cmd = [str(BIN / "heartrisk"), "prefect-server"]
+    mlflow_url, prefect_api = f"http://127.0.0.1:{mlflow_port}", f"http://127.0.0.1:{prefect_port}/api"
+    prefect_log, mlflow_log = tmp / "prefect.log", tmp / "mlflow.log"
+    with running(prefect_cmd, health=f"{prefect_api}/health", log=prefect_log, env=prefect_env, wait=False) as prefect:
+        upgraded = heartrisk("mlflow-db-upgrade", env=mlflow_env)  # once, before the server starts
+        assert upgraded.returncode == 0, upgraded.stderr[-3000:]
+        assert last_json(upgraded)["backend_store"] == postgres.url("mlflow", scheme="postgresql+psycopg").replace(
+            postgres.password, "***"
+        )
+        command = mlflow_command(tmp / "mlflow-state", mlflow_port)
+        with running(command, health=f"{mlflow_url}/health", log=mlflow_log, env=mlflow_env, wait=False) as mlflow:
+            wait_http(f"{mlflow_url}/health", timeout=180, proc=mlflow, log=mlflow_log)
+            wait_http(f"{prefect_api}/health", timeout=180, proc=prefect, log=prefect_log)
+            yield {"mlflow": mlflow_url, "prefect": prefect_api, "state": tmp, "log": postgres.url("predictions")}
+
+
+@pytest.fixture(scope="module")
+def trained(stack: dict) -> dict[str, Any]:
+    """``heartrisk train`` as an ML engineer runs it: tracking URI and Prefect API, no S3 credentials."""
+    env = {"MLFLOW_TRACKING_URI": stack["mlflow"], "PREFECT_API_URL": stack["prefect"], "HEARTRISK_MODEL_NAME": MODEL}
+    args = ("--trials", "3", "--folds", "3", "--seed", "7", "--experiment", "scale-out")
+    done = heartrisk("train", *args, env=env, unset=S3_VARIABLES)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return last_json(done)
+
+
+def test_training_tracks_in_postgresql_and_keeps_the_model_files_in_the_bucket(
+    trained: dict, stack: dict, postgres: Postgres, object_store: ObjectStore
+) -> None:
+    assert trained["promoted"] is True
+    keys = object_store.keys(BUCKET, "artifacts/")
+    model_files = {Path(key).name for key in keys if "/models/" in key}
+    assert {"MLmodel", "model.skops"} <= model_files, keys
+    assert not (stack["state"] / "mlflow-state" / "artifacts").exists()  # nothing on the server's disk
+    runs = postgres.sql(f"SELECT count(*) FROM runs WHERE run_uuid = '{trained['run_id']}'", "mlflow")  # noqa: S608
+    assert runs == [(1,)]
+    versions = postgres.sql(f"SELECT version FROM model_versions WHERE name = '{MODEL}'", "mlflow")  # noqa: S608
+    assert versions == [(int(trained["model_version"]),)]
+    flows = postgres.sql("SELECT f.name, r.state_type FROM flow_run r JOIN flow f ON f.id = r.flow_id", "prefect")
+    assert ("heart-attack-training", "COMPLETED") in flows
+
+
+def _post_concurrently(url: str, records: list[dict], threads: int = 8) -> list[int]:
+    statuses: list[int] = []
+
+    def client(index: int) -> None:
+        with requests.Session() as session:
+            for record in records[index::threads]:
+                response = session.post(
+                    f"{url}/api/v1/predict", json=record, headers={"X-Request-ID": uuid.uuid4().hex}
+                )
+                statuses.append(response.status_code)
+
+    pool = [threading.Thread(target=client, args=(n,)) for n in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join(120)
+    return statuses
+
+
+def test_the_app_logs_to_postgresql_and_the_monitor_reads_what_it_served(
+    trained: dict, stack: dict, object_store: ObjectStore, tmp_path: Path
+) -> None:
+    served = load_csv(HEART).sample(120, random_state=5)[list(FEATURE_NAMES)].to_dict("records")
+    no_s3 = dict.fromkeys(S3_VARIABLES, "")  # the app reads its model through MLflow's proxy
+    with app_server(tmp_path, stack["mlflow"], MODEL, workers=1, log_target=stack["log"], env=no_s3) as app:
+        ready = requests.get(f"{app.url}/readyz", timeout=30).json()
+        assert ready["model_version"] == trained["model_version"]
+        assert ready["prediction_log"] == {"backend": "postgresql", "reachable": True, "problem": None}
+        statuses = _post_concurrently(app.url, served[:100])
+        batch = requests.post(f"{app.url}/api/v1/predict", json=served[100:], timeout=60)
+        assert statuses == [200] * 100 and batch.status_code == 200
+        assert app.log.count() == 120  # 101 requests acknowledged, 120 records, 120 rows
+
+    env = {
+        "MLFLOW_TRACKING_URI": stack["mlflow"],
+        "PREFECT_API_URL": stack["prefect"],
+        "HEARTRISK_PREDICTIONS_DB": stack["log"],
+        "HEARTRISK_STATE_DIR": str(tmp_path / "monitor"),
+        "HEARTRISK_EMAIL_TO": "",
+    }
+    done = heartrisk("monitor", "--no-retrain", env=env, unset=S3_VARIABLES)
+    assert done.returncode == 0, done.stderr[-4000:]
+    summary = last_json(done)
+    assert summary["current_rows"] == 120
+    assert summary["current_source"].startswith(f"prediction log {app.log.where}, last 7 days")
+    report = summary["report_path"].rsplit("/", 1)[1]
+    assert any(key.endswith(f"/drift_report/{report}") for key in object_store.keys(BUCKET, "artifacts/"))
+
+    purged = heartrisk("predictions", "purge", "--older-than", "1", env=env)
+    assert purged.returncode == 0, purged.stderr[-2000:]
+    assert last_json(purged) == {"deleted": 0, "remaining": 120}

@@ -1,0 +1,111 @@
+"""A real PostgreSQL for the tests: ``initdb`` and ``pg_ctl`` on a free loopback port in a temporary folder.
+
+Debian's ``postgresql`` package (``.ci/run`` installs it) or any PostgreSQL whose ``initdb`` is on the
+PATH. PostgreSQL refuses to run as root, so under root the cluster belongs to the ``postgres`` user.
+Logins over TCP need the password (SCRAM), as in production; each test gets databases of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import secrets
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+from tests.support.servers import free_port, require
+
+USER = "heartrisk"
+
+
+def postgres_bindir() -> Path | None:
+    """Where initdb and pg_ctl are: on the PATH, else Debian's newest /usr/lib/postgresql/N/bin."""
+    on_path = shutil.which("initdb")
+    if on_path:
+        return Path(on_path).parent
+    debian = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
+    return debian[-1].parent if debian else None
+
+
+@dataclass
+class Postgres:
+    """A running cluster; ``url()`` gives a ``postgresql://`` URL with the password."""
+
+    bindir: Path
+    folder: Path
+    port: int
+    password: str
+    options: str
+    owner: str | None  # the system user the server runs as (None: this one)
+
+    def url(
+        self, database: str = "postgres", *, scheme: str = "postgresql", user: str = USER, password: str = ""
+    ) -> str:
+        secret = quote(password or self.password, safe="")
+        return f"{scheme}://{user}:{secret}@127.0.0.1:{self.port}/{database}"
+
+    def sql(self, statement: str, database: str = "postgres") -> list[tuple]:
+        """Run one statement as the cluster's owner (autocommit, so CREATE DATABASE works)."""
+        import psycopg
+
+        with psycopg.connect(self.url(database), autocommit=True) as conn:
+            cursor = conn.execute(statement)
+            return cursor.fetchall() if cursor.description else []
+
+    def create_database(self, name: str) -> str:
+        self.sql(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def pg_ctl(self, *args: str) -> None:
+        data = str(self.folder / "data")
+        command = [str(self.bindir / "pg_ctl"), "-D", data, "-l", str(self.folder / "server.log"), "-w", *args]
+        subprocess.run(command, user=self.owner, check=True, capture_output=True, timeout=120)
+
+    def start(self) -> None:
+        self.pg_ctl("-o", self.options, "start")
+
+    def stop(self, mode: str = "fast") -> None:
+        """``fast``: roll back open transactions and disconnect every client, as a restart does."""
+        self.pg_ctl("-m", mode, "stop")
+
+
+@contextmanager
+def postgres_server(*, durable: bool = False) -> Iterator[Postgres]:
+    """A fresh cluster for the block. Not ``durable`` (the tests): no fsync, which a test never needs."""
+    bindir = postgres_bindir()
+    require(bindir is not None, "PostgreSQL is not installed (Debian: apt-get install postgresql)")
+    owner = None
+    if os.geteuid() == 0:
+        owner = "postgres"
+        try:
+            pwd.getpwnam(owner)
+        except KeyError:
+            require(False, "running as root, and there is no 'postgres' user to run PostgreSQL as")
+    folder = Path(tempfile.mkdtemp(prefix="heartrisk-pg-"))
+    password = secrets.token_urlsafe(18)
+    (folder / "password").write_text(password + "\n")
+    if owner:
+        shutil.chown(folder, owner)
+        shutil.chown(folder / "password", owner)
+    initdb = [str(bindir / "initdb"), "-D", str(folder / "data"), "-U", USER, "--pwfile", str(folder / "password")]
+    initdb += ["--auth-host=scram-sha-256", "--auth-local=trust", "-E", "UTF8", "--no-locale", "--no-sync"]
+    subprocess.run(initdb, user=owner, check=True, capture_output=True, timeout=120)
+    (folder / "password").unlink()
+    port = free_port()
+    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c max_connections=300"
+    if not durable:
+        options += " -c fsync=off -c full_page_writes=off"
+    server = Postgres(bindir, folder, port, password, options, owner)
+    server.start()
+    try:
+        yield server
+    finally:
+        with suppress(subprocess.CalledProcessError):  # a test left it stopped
+            server.stop("immediate")
+        shutil.rmtree(folder, ignore_errors=True)

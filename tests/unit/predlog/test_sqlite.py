@@ -1,0 +1,61 @@
+"""The SQLite backend: WAL mode, URI-safe reads, and a log written before migrations existed is adopted."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+
+from heartrisk.predlog import open_log
+from heartrisk.predlog.migrate import VERSION_TABLE
+from heartrisk.schema import FEATURE_NAMES
+
+# The table as the prediction log created it by hand, before Alembic (commit 73cd8f7 and earlier).
+LEGACY = (
+    "CREATE TABLE predictions (id INTEGER PRIMARY KEY AUTOINCREMENT, ts REAL NOT NULL, request_id TEXT NOT NULL, "
+    "model_version TEXT NOT NULL, probability REAL NOT NULL, label INTEGER NOT NULL, "
+    + ", ".join(f"{name} REAL NOT NULL" for name in FEATURE_NAMES)
+    + ")"
+)
+
+
+def test_features_are_read_from_a_path_that_needs_quoting_in_a_uri(tmp_path: Path) -> None:
+    log = open_log(tmp_path / "state dir #1 ?%20" / "p.sqlite")
+    log.append(np.full((3, len(FEATURE_NAMES)), 2.5), [0.5] * 3, [1] * 3, model_version="1", request_id="a")
+    assert log.features().to_numpy().tolist() == [[2.5] * len(FEATURE_NAMES)] * 3
+
+
+def test_the_log_is_in_wal_mode_so_readers_never_block_the_app(tmp_path: Path) -> None:
+    log = open_log(tmp_path / "p.sqlite")
+    assert log.count() == 0
+    with sqlite3.connect(tmp_path / "p.sqlite") as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_a_log_written_before_migrations_is_adopted_with_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "p.sqlite"
+    with sqlite3.connect(path) as conn:
+        conn.execute(LEGACY)
+        conn.execute("CREATE INDEX predictions_ts ON predictions (ts)")
+        conn.execute(
+            f"INSERT INTO predictions (ts, request_id, model_version, probability, label, {', '.join(FEATURE_NAMES)}) "  # noqa: S608
+            f"VALUES (1.0, 'old', '1', 0.5, 1, {', '.join('1.0' for _ in FEATURE_NAMES)})"
+        )
+    log = open_log(path)
+    log.append(np.ones((1, len(FEATURE_NAMES))), [0.5], [1], model_version="2", request_id="new")
+    assert list(log.read()["request_id"]) == ["old", "new"]
+    with sqlite3.connect(path) as conn:
+        assert conn.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchall() == [("0001",)]  # noqa: S608
+
+
+def test_a_fresh_log_has_the_legacy_table_exactly(tmp_path: Path) -> None:
+    """Fresh and adopted files are the same table, so nothing downstream can tell them apart."""
+    columns = "SELECT name, type, \"notnull\" OR pk, pk FROM pragma_table_info('predictions')"
+    open_log(tmp_path / "p.sqlite").count()
+    with sqlite3.connect(tmp_path / "p.sqlite") as conn:
+        fresh = conn.execute(columns).fetchall()
+    with sqlite3.connect(tmp_path / "legacy.sqlite") as conn:
+        conn.execute(LEGACY)
+        legacy = conn.execute(columns).fetchall()
+    assert fresh == legacy
