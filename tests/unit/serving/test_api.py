@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 from flask.testing import FlaskClient
 
+from heartrisk import export
 from heartrisk.config import Settings
 from heartrisk.predlog import PredictionLog
 from heartrisk.schema import FEATURE_NAMES, json_schema
@@ -23,7 +24,7 @@ def test_api_single_record_matches_the_pipeline_and_is_logged(
     response = client.post("/api/v1/predict", json=record, headers={"X-Request-ID": "req-42"})
     body = response.get_json()
     assert response.status_code == 200
-    assert body["probability"] == pytest.approx(expected(pipeline, [record])[0], abs=1e-12)
+    assert body["probability"] == pytest.approx(expected(pipeline, [record])[0], abs=export.TOLERANCE)
     assert body["label"] == int(body["probability"] >= 0.5)
     assert body["model_version"] == "7"
     assert response.headers["X-Request-ID"] == "req-42"
@@ -42,7 +43,7 @@ def test_api_batch_answers_in_order_and_logs_every_row(
     response = client.post("/api/v1/predict", json=records)
     assert response.status_code == 200
     got = [item["probability"] for item in response.get_json()]
-    assert got == pytest.approx(expected(pipeline, records), abs=1e-12)
+    assert got == pytest.approx(expected(pipeline, records), abs=export.TOLERANCE)
     assert PredictionLog(settings.predictions_db).count() == 5
     assert client.post("/api/v1/predict", json=[]).get_json() == []
 

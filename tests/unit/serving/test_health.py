@@ -34,3 +34,4 @@ def test_readyz_names_the_model_when_one_is_loaded(client: FlaskClient) -> None:
     body = client.get("/readyz").get_json()
     assert body["ready"] is True
     assert body["model_version"] == "7"
+    assert (body["runtime"], body["runtime_note"]) == ("onnxruntime", "ONNX export matches scikit-learn")
