@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 from flask.testing import FlaskClient
@@ -69,6 +70,16 @@ def test_api_refuses_bad_requests_with_the_right_status(client: FlaskClient, set
     for response in (too_many, invalid):
         assert response.mimetype == "application/json"
     assert PredictionLog(settings.predictions_db).count() == 0
+
+
+def test_what_orjson_refuses_is_read_as_the_standard_library_reads_it(client: FlaskClient, record) -> None:
+    """NaN literals and integers beyond 64 bits are JSON Python reads: validation names the field (422)."""
+    body = json.dumps({**record, "oldpeak": float("nan"), "chol": 10**30})
+    response = client.post("/api/v1/predict", data=body, content_type="application/json")
+    assert response.status_code == 422
+    assert set(response.get_json()["fields"]) == {"oldpeak", "chol"}
+    utf16 = client.post("/api/v1/predict", data=json.dumps(record).encode("utf-16"), content_type="application/json")
+    assert utf16.status_code == 200 and utf16.get_json()["model_version"] == "7"
 
 
 def test_request_bigger_than_the_limit_gets_413(settings: Settings, holder: ModelHolder, record) -> None:
