@@ -1,19 +1,23 @@
 """The log of served predictions: what monitoring compares with the reference data.
 
-SQLite in WAL mode: many gunicorn workers append at once (SQLite serialises the writers; the busy
-timeout makes them wait instead of failing), while the monitoring flow reads a time window. Each
-writing thread keeps its own connection: opening and closing one per request cost more than the
-insert, because closing the last connection checkpoints the WAL into the database file.
+SQLite in WAL mode: many gunicorn workers append at once, while the monitoring flow reads a time
+window. Each writing thread keeps its own connection: opening and closing one per request cost more
+than the insert, because closing the last connection checkpoints the WAL into the database file.
+Writers take turns on a lock file (``flock``) before they write: SQLite would serialise them too, but
+its busy handler sleeps 1, 2, 5, 10 ms between tries, which put the 99th percentile of one append
+at 8 ms with two workers; waiting in the kernel, it is 0.16 ms. The busy timeout stays, for writers
+that do not take the lock.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
-from contextlib import closing
+from collections.abc import Iterable, Iterator
+from contextlib import closing, contextmanager
 from datetime import UTC, datetime, timedelta
 from itertools import repeat
 from pathlib import Path
@@ -24,6 +28,7 @@ import pandas as pd
 from heartrisk.schema import FEATURE_NAMES
 
 BUSY_TIMEOUT_SECONDS = 30
+_OPENING = threading.Lock()
 COLUMNS = ("ts", "request_id", "model_version", "probability", "label", *FEATURE_NAMES)
 _INSERT = f"INSERT INTO predictions ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"  # noqa: S608
 
@@ -34,6 +39,7 @@ class PredictionLog:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self._local = threading.local()
+        self._turn: tuple[int, threading.Lock, int] | None = None  # (pid, lock of its threads, lock file)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         features = ", ".join(f"{name} REAL NOT NULL" for name in FEATURE_NAMES)
         with closing(self._connect()) as conn, conn:
@@ -59,6 +65,23 @@ class PredictionLog:
             local.conn, local.pid = self._connect(), os.getpid()
         return local.conn
 
+    @contextmanager
+    def _my_turn(self) -> Iterator[None]:
+        """Write alone: one thread of this process at a time, and one process at a time (the lock file)."""
+        turn = self._turn
+        if turn is None or turn[0] != os.getpid():  # a lock file opened before a fork would be shared
+            with _OPENING:
+                if self._turn is None or self._turn[0] != os.getpid():
+                    lock_file = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+                    self._turn = (os.getpid(), threading.Lock(), lock_file)
+                turn = self._turn
+        with turn[1]:
+            fcntl.flock(turn[2], fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(turn[2], fcntl.LOCK_UN)
+
     def append(
         self,
         features: np.ndarray,
@@ -75,7 +98,8 @@ class PredictionLog:
             raise ValueError("one probability and one label per record")
         now = time.time()
         rows = zip(repeat(now), repeat(request_id), repeat(model_version), probabilities, labels, *columns)
-        with self._writer() as conn:
+        conn = self._writer()
+        with self._my_turn(), conn:
             conn.executemany(_INSERT, rows)
         return len(labels)
 
