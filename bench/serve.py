@@ -10,7 +10,9 @@ request, the same settings for all) at concurrency 1 and 8:
     an export (scikit-learn), for the gain and for the memory the new runtime costs;
   - peer 1: `mlflow models serve --env-manager local` with the same number of workers, same model;
   - peer 2: Seldon MLServer 1.7.1 (`mlserver-sklearn`, V2 protocol, predict_proba) with that many
-    parallel workers, in a virtual environment of its own (bench/_mlserver.py), same pipeline;
+    parallel workers, in a virtual environment of its own (bench/_mlserver.py), same pipeline; and,
+    at concurrency 8, MLServer with inference in its one HTTP process (no inter-process queue), in
+    case that layout is the faster one for a model this cheap;
   - the floor: the app's own predict call (ONNX Runtime, one record, no HTTP) in this process, and
     scikit-learn's predict_proba on a one-row DataFrame for comparison.
 Also a 10 000-record batch in one request (body encoded once; median of 5), the answers' agreement with
@@ -213,24 +215,32 @@ class Bench:
             answer = requests.post(url, json={"dataframe_records": [self.record]}, timeout=30).json()
             self.answers[name] = answer["predictions"][0][1]
 
-    def mlserver_peer(self) -> None:
+    def mlserver_peer(self, workers: int, *, levels: tuple[int, ...] = (1, 8)) -> None:
+        """MLServer with ``workers`` parallel inference processes (0: inference in its HTTP process)."""
         bin_dir = _mlserver.environment()
         port, grpc, metrics = free_port(), free_port(), free_port()
         folder = _mlserver.model_folder(
-            self.tmp / "mlserver", self.pipeline, port=port, grpc_port=grpc, metrics_port=metrics,
-            workers=self.args.workers,
+            self.tmp / f"mlserver-{workers}", self.pipeline, port=port, grpc_port=grpc, metrics_port=metrics,
+            workers=workers,
         )  # fmt: skip
         base = f"http://127.0.0.1:{port}"
         health = f"{base}/v2/models/{_mlserver.MODEL}/ready"
-        with running(_mlserver.command(bin_dir, folder), health=health, log=self.tmp / "mlserver.log", timeout=240):
+        log = self.tmp / f"mlserver-{workers}.log"
+        with running(_mlserver.command(bin_dir, folder), health=health, log=log, timeout=240):
             url = f"{base}/v2/models/{_mlserver.MODEL}/infer"
-            name = f"peer: MLServer {_mlserver.VERSION}"
+            name = mlserver_name(workers)
             one = json.dumps(_mlserver.body([self.rows[0]]))
-            self.results[name] = measure(url, one, seconds=self.args.seconds)
+            self.results[name] = measure(url, one, seconds=self.args.seconds, levels=levels)
             self.batches[name] = batch_seconds(url, json.dumps(_mlserver.body(self.rows)).encode())
             self.answers[name] = _mlserver.probabilities(requests.post(url, data=one, headers=JSON, timeout=30).json())[
                 0
             ]
+
+
+def mlserver_name(workers: int) -> str:
+    if workers:
+        return f"peer: MLServer {_mlserver.VERSION}, {workers} parallel workers"
+    return f"peer: MLServer {_mlserver.VERSION}, inference in its HTTP process"
 
 
 def report(bench: Bench, started: dict[str, Any], ended: dict[str, Any]) -> None:
@@ -246,11 +256,13 @@ def report(bench: Bench, started: dict[str, Any], ended: dict[str, Any]) -> None
             print(f"{name:46} {c[1:]:>2} {r['rps']:9.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['errors']:7d}")
     ours = results["this app, onnxruntime"]["c8"]
     mlflow_c8 = results["peer: mlflow models serve"]["c8"]
-    mlserver_c8 = results[f"peer: MLServer {_mlserver.VERSION}"]["c8"]
+    mlserver_c8 = results[mlserver_name(args.workers)]["c8"]
+    mlserver_best = max(results[name]["c8"]["rps"] for name in results if name.startswith("peer: MLServer"))
     floor = results["floor: onnxruntime in-process (app's predict)"]
     print(f"\np99 at concurrency 8: {ours['p99_ms']:.1f} ms (target < 15 ms)")
     print(f"throughput at 8, this app / mlflow models serve: {ours['rps'] / mlflow_c8['rps']:.2f}x (target >= 3x)")
     print(f"throughput at 8, this app / MLServer: {ours['rps'] / mlserver_c8['rps']:.2f}x (target >= 1.5x)")
+    print(f"throughput at 8, this app / MLServer's best layout here: {ours['rps'] / mlserver_best:.2f}x")
     print(f"throughput at 8, this app / in-process floor at 1: {ours['rps'] / floor['c1']['rps']:.3f}")
     for name, timings in bench.batches.items():
         print(f"batch of {BATCH_ROWS} rows, {name}: {statistics.median(timings):.3f} s median, {max(timings):.3f} max")
@@ -285,7 +297,8 @@ def main() -> None:
         bench.app(MODEL, "this app, onnxruntime", levels=(1, 8))
         bench.app(SKLEARN_MODEL, "this app, scikit-learn", levels=(8,))
         bench.mlflow_peer()
-        bench.mlserver_peer()
+        bench.mlserver_peer(args.workers)
+        bench.mlserver_peer(0, levels=(8,))
     ended = machine()
     report(bench, started, ended)
     print(

@@ -28,6 +28,8 @@ class OnnxModel:
 
     One intra- and one inter-op thread: each gunicorn worker then uses one core, and requests run
     side by side in the worker's threads (a session may be run from many threads at once).
+    onnxruntime is imported here, in the worker, never in gunicorn's master: importing it starts
+    threads, and a process with threads must not fork.
     """
 
     def __init__(self, graph: bytes) -> None:
