@@ -14,6 +14,7 @@ def render(summary: TrainingSummary, *, train_rows: int, test_rows: int) -> str:
     return f"""# Model card: {summary.model_name} v{summary.promotion.new_version}
 
 **Model**: StandardScaler + SVC ({params}) with sigmoid calibration (scikit-learn).
+**Served by**: {summary.serving_runtime} ({summary.onnx_export}).
 **Data**: UCI Cleveland heart data as republished on Kaggle, {train_rows} training and {test_rows} held-out
 rows after de-duplication; data sha256 `{summary.data_sha256}`.
 

@@ -54,6 +54,8 @@ class TrainingSummary:
     promotion: Promotion
     registered: bool = True
     registration_reason: str = ""
+    serving_runtime: str = ""  # onnxruntime, or scikit-learn when the ONNX export failed or disagreed
+    onnx_export: str = ""  # the export's check, or why there is no export
 
     def to_json(self) -> dict[str, Any]:
         """The ``heartrisk train`` contract: the keys scripts rely on, in their usual order."""
@@ -78,6 +80,8 @@ class TrainingSummary:
             "run_url": self.run_url,
             "registered": self.registered,
             "registration_reason": self.registration_reason,
+            "serving_runtime": self.serving_runtime,
+            "onnx_export": self.onnx_export,
         }
 
     def lines(self) -> list[str]:
@@ -94,6 +98,7 @@ class TrainingSummary:
             f"  CV ROC-AUC     {self.cv_roc_auc:.4f} ± {self.cv_roc_auc_std:.4f}",
             f"  test           {metrics}",
             f"  model          {model}",
+            f"  served by      {self.serving_runtime} ({self.onnx_export})",
             f"  MLflow run     {self.run_url}",
         ]
 
@@ -120,6 +125,8 @@ class TrainingSummary:
 
 **Promotion**: {outcome}: model `{self.model_name}` v{promotion.new_version} scored {promotion.new_score:.4f};
 champion before: {old}. {promotion.reason}.
+
+**Served by**: {self.serving_runtime} ({self.onnx_export}).
 
 [MLflow run]({self.run_url})
 """

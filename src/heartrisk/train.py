@@ -27,7 +27,7 @@ from sklearn.metrics import ConfusionMatrixDisplay, RocCurveDisplay
 from sklearn.pipeline import Pipeline
 
 from heartrisk import data as data_mod
-from heartrisk import modelcard, names, registry, tracking
+from heartrisk import export, modelcard, names, registry, tracking
 from heartrisk.config import Settings, get_settings
 from heartrisk.model import SearchResult, Trial, bootstrap_auc_interval, evaluate, search, svc_pipeline
 from heartrisk.schema import TARGET
@@ -71,11 +71,12 @@ class Split:
 
 @dataclass(frozen=True)
 class Fitted:
-    """The calibrated pipeline of the best parameters and its held-out evaluation."""
+    """The calibrated pipeline of the best parameters, its held-out evaluation and its ONNX export."""
 
     pipeline: Pipeline
     metrics: dict[str, float]
     interval: tuple[float, float]
+    exported: export.Export
 
 
 @task(name="load-and-split", **STEP)
@@ -127,11 +128,16 @@ def search_trials(plan: Plan, split: Split, client: MlflowClient, run_id: str) -
 
 @task(name="fit-and-evaluate", **STEP)
 def fit_and_evaluate(params: dict[str, Any], split: Split, folds: int, seed: int) -> Fitted:
-    """Fit the best parameters with sigmoid calibration; metrics on the held-out split only."""
+    """Fit the best parameters with sigmoid calibration; metrics on the held-out split only; export to ONNX.
+
+    The export is checked against the pipeline on every training row; without a good export the
+    version is still registered, and served by scikit-learn.
+    """
     pipeline = svc_pipeline(params, calibrated=True, folds=folds).fit(split.x_train, split.y_train)
     metrics = evaluate(pipeline, split.x_test, split.y_test)
     proba = pipeline.predict_proba(split.x_test)[:, 1]
-    return Fitted(pipeline, metrics, bootstrap_auc_interval(split.y_test, proba, seed=seed))
+    exported = export.export(pipeline, split.x_train)
+    return Fitted(pipeline, metrics, bootstrap_auc_interval(split.y_test, proba, seed=seed), exported)
 
 
 def _plots(pipeline: Pipeline, x_test: pd.DataFrame, y_test: pd.Series) -> dict[str, Figure]:
@@ -181,7 +187,9 @@ def register_and_gate(
         return decision, reason
     with mlflow.start_run(run_id=run_id), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # MLflow's hint on integer columns: inputs are validated
-        version = registry.log_model(fitted.pipeline, registered_name=models.name, example=split.x_train.head(3))
+        version = registry.log_model(
+            fitted.pipeline, registered_name=models.name, example=split.x_train.head(3), exported=fitted.exported
+        )
     models.tag(version, {registry.FINGERPRINT_TAG: mark})
     return models.promote_if_better(version, result.best_cv_mean, TARGET.name), ""
 
@@ -226,6 +234,7 @@ async def train_flow(
             logger.info("search: %d trials, %d-fold CV, seed %d", plan.trials, plan.folds, plan.seed)
             result = search_trials(plan, split, client, run_id)
             fitted = fit_and_evaluate(result.best_params, split, plan.folds, plan.seed)
+            logger.info("serving runtime %s: %s", fitted.exported.runtime, fitted.exported.note())
             log_run(client, run_id, plan, split, result, fitted)
             promotion, not_registered = register_and_gate(settings, run_id, fitted, split, result, plan)
             summary = _summary(settings, plan, split, result, fitted, promotion, not_registered, run_id, started)
@@ -267,4 +276,6 @@ def _summary(
         promotion=promotion,
         registered=not not_registered,
         registration_reason=not_registered,
+        serving_runtime=fitted.exported.runtime,
+        onnx_export=fitted.exported.note(),
     )

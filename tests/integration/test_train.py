@@ -11,8 +11,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 from sklearn.metrics import accuracy_score, brier_score_loss, f1_score, roc_auc_score
 
-from heartrisk.data import deduplicate, load_csv, split
-from heartrisk.registry import Registry
+from heartrisk import export
+from heartrisk.data import deduplicate, features_and_target, load_csv, split
+from heartrisk.registry import RUNTIME_TAG, Registry
 from tests.support.commands import heartrisk, last_json
 from tests.support.models import CHAMPION_MODEL as MODEL_NAME
 from tests.support.paths import HEART
@@ -37,6 +38,20 @@ def test_champion_alias_and_logged_run(champion: dict, mlflow_env: dict) -> None
     assert all("cv_roc_auc" in child.data.metrics for child in children)
     assert all(not client.list_artifacts(child.info.run_id) for child in children)  # no model per trial
     assert max(child.data.metrics["cv_roc_auc"] for child in children) == pytest.approx(champion["cv_roc_auc"])
+
+
+def test_the_registered_version_holds_the_checked_onnx_export(champion: dict, mlflow_env: dict) -> None:
+    import mlflow
+
+    assert champion["serving_runtime"] == export.ONNX_RUNTIME
+    assert champion["onnx_export"].startswith("ONNX export matches scikit-learn on 241 training rows")
+    stored = Registry(mlflow_env["MLFLOW_TRACKING_URI"], MODEL_NAME, "champion").load(champion["model_version"])
+    rows = features_and_target(load_csv(HEART))[0].to_numpy(float)
+    assert export.max_difference(export.OnnxModel(stored.graph), stored.pipeline, rows) <= export.TOLERANCE
+    version = MlflowClient().get_model_version(MODEL_NAME, champion["model_version"])
+    assert version.tags[RUNTIME_TAG] == export.ONNX_RUNTIME
+    card = mlflow.artifacts.load_text(f"runs:/{champion['run_id']}/model_card.md")
+    assert f"**Served by**: onnxruntime ({champion['onnx_export']})" in card
 
 
 def test_logged_test_metrics_are_the_registered_models_on_the_held_out_split(champion: dict, mlflow_env: dict) -> None:

@@ -121,3 +121,22 @@ def test_records_must_be_rows_of_the_thirteen_features(tmp_path) -> None:
         log.append(np.ones((1, 26)), [0.5, 0.5], [1, 1], model_version="1", request_id="a")
     assert log.append(np.empty((0, len(FEATURE_NAMES))), [], [], model_version="1", request_id="a") == 0
     assert log.count() == 0
+
+
+def test_a_writer_waits_for_its_turn_on_the_lock_file_and_then_writes(tmp_path) -> None:
+    """Another process holding the lock file makes an append wait for it, not fail or skip it."""
+    import fcntl
+    import os
+
+    log = open_log(tmp_path / "p.sqlite")
+    other = os.open(tmp_path / "p.sqlite.lock", os.O_RDWR | os.O_CREAT)  # another open file: another writer
+    fcntl.flock(other, fcntl.LOCK_EX)
+    writer = threading.Thread(target=log.append, args=(np.zeros((1, len(FEATURE_NAMES))), [0.5], [1]),
+                              kwargs={"model_version": "1", "request_id": "r"})  # fmt: skip
+    writer.start()
+    writer.join(0.5)
+    assert writer.is_alive() and log.count() == 0
+    fcntl.flock(other, fcntl.LOCK_UN)
+    os.close(other)
+    writer.join(10)
+    assert not writer.is_alive() and log.count() == 1

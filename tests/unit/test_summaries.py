@@ -11,6 +11,7 @@ TRAIN_KEYS = [
     "run_id", "experiment", "model_name", "model_version", "promoted", "promotion_reason", "champion_version",
     "cv_roc_auc", "cv_roc_auc_std", "test_roc_auc", "test_accuracy", "test_f1", "test_brier", "test_roc_auc_ci",
     "best_params", "trials", "folds", "seed", "data_sha256", "seconds", "run_url", "registered", "registration_reason",
+    "serving_runtime", "onnx_export",
 ]  # fmt: skip
 
 
@@ -28,11 +29,13 @@ def test_the_text_and_the_artifact_show_the_verdict_and_the_metrics() -> None:
     assert "CV ROC-AUC     0.9100 ± 0.0200" in text
     assert "ROC-AUC 0.9300   accuracy 0.8500   F1 0.8400   Brier 0.1100" in text
     assert "M v4: promoted to champion (CV ROC-AUC 0.9100 >= champion v3 0.9000)" in text
+    assert "served by      onnxruntime (ONNX export matches scikit-learn on 241 training rows" in text
     assert "NOT promoted" in "\n".join(training(promoted=False).lines())
     assert "nothing new registered (same as v3)" in "\n".join(training(False, registered=False).lines())
     markdown = training().markdown()
     assert "| test ROC-AUC | 0.9300 |" in markdown and "champion before: 0.9000 (v3)" in markdown
     assert "[MLflow run](http://mlflow/#/experiments/1/runs/run1)" in markdown
+    assert "**Served by**: onnxruntime (ONNX export matches scikit-learn" in markdown
 
 
 def test_a_monitor_run_with_too_little_data_has_no_report_keys() -> None:
