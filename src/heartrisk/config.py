@@ -20,13 +20,14 @@ BIN = Path(sys.executable).parent  # the environment's scripts: mlflow, prefect,
 
 # HeartRisk handles health data and calls nobody: the telemetry of every library it runs is off unless
 # the user says otherwise. DO_NOT_TRACK covers Prefect's client, Evidently (and its UI) and MLflow (which
-# needs "true"); Prefect's server and MLflow have their own switches. SeaweedFS takes a command-line flag
+# needs "true"); Prefect's server, MLflow and ONNX Runtime have their own switches. SeaweedFS takes a command-line flag
 # (``-master.telemetry=false``) where the stack starts it. The Dockerfiles repeat this list (tested).
 TELEMETRY_OFF = {
     "DO_NOT_TRACK": "true",
     "ITERATIVE_DO_NOT_TRACK": "true",
     "MLFLOW_DISABLE_TELEMETRY": "true",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "ORT_DISABLE_TELEMETRY": "1",  # ONNX Runtime 1.32 sends OneDS events to Microsoft, Linux too (found by the test)
 }
 
 

@@ -9,7 +9,9 @@ listener does catch a library that calls home (Prefect's server analytics, a CON
 Checked another way, because a proxy variable cannot catch them: SeaweedFS is Go, whose default HTTP
 transport honours the same proxy variables; its telemetry is also switched off by its command-line flag
 where the stack starts it. MLflow's telemetry (requests), Evidently's (requests, via iterative-telemetry)
-and Prefect's (httpx, amplitude over requests) all honour the proxy variables, read in their code.
+and Prefect's (httpx, amplitude over requests) all honour the proxy variables, read in their code. ONNX
+Runtime's native OneDS client honours them too: this test caught it calling Microsoft from the app's
+workers until ORT_DISABLE_TELEMETRY joined the defaults.
 """
 
 from __future__ import annotations
