@@ -16,6 +16,10 @@ TEST_METRICS = (
     ("test_f1", "test F1"),
     ("test_brier", "test Brier"),
 )
+BASELINES = (  # the untuned peers the search reports on its own folds (model.search)
+    ("untuned_svc", "untuned SVC"),
+    ("logistic_regression", "logistic regression"),
+)
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,8 @@ class TrainingSummary:
     promotion: Promotion
     registered: bool = True
     registration_reason: str = ""
+    repeats: int = 1
+    baselines: dict[str, tuple[float, float]] = field(default_factory=dict)  # name: (CV mean, sd), same folds
 
     def to_json(self) -> dict[str, Any]:
         """The ``heartrisk train`` contract: the keys scripts rely on, in their usual order."""
@@ -78,7 +84,17 @@ class TrainingSummary:
             "run_url": self.run_url,
             "registered": self.registered,
             "registration_reason": self.registration_reason,
+            "repeats": self.repeats,
+            "baselines": {
+                name: {"cv_roc_auc": mean, "cv_roc_auc_std": std} for name, (mean, std) in self.baselines.items()
+            },
         }
+
+    def versus_baselines(self) -> str:
+        """The peers on the same folds as the champion's CV score: what tuning bought."""
+        return ", ".join(
+            f"{label} {self.baselines[name][0]:.4f}" for name, label in BASELINES if name in self.baselines
+        )
 
     def lines(self) -> list[str]:
         """What ``heartrisk train`` prints for a person, before the JSON line."""
@@ -89,9 +105,10 @@ class TrainingSummary:
             model = f"{self.model_name}: nothing new registered ({self.registration_reason})"
         return [
             "",
-            f"Training finished in {self.seconds} s ({self.trials} trials, {self.folds}-fold CV)",
+            f"Training finished in {self.seconds} s ({self.trials} trials, {self.folds}-fold CV x {self.repeats})",
             f"  best params    {self.best_params}",
             f"  CV ROC-AUC     {self.cv_roc_auc:.4f} ± {self.cv_roc_auc_std:.4f}",
+            f"  same folds     {self.versus_baselines()}",
             f"  test           {metrics}",
             f"  model          {model}",
             f"  MLflow run     {self.run_url}",
@@ -105,7 +122,10 @@ class TrainingSummary:
             if promotion.champion_score is None
             else f"{promotion.champion_score:.4f} (v{promotion.champion_version})"
         )
-        rows = [("CV ROC-AUC", self.cv_roc_auc), *((label, self.metrics[key]) for key, label in TEST_METRICS)]
+        peers = [
+            (f"CV ROC-AUC, {label}", self.baselines[name][0]) for name, label in BASELINES if name in self.baselines
+        ]
+        rows = [("CV ROC-AUC", self.cv_roc_auc), *peers, *((label, self.metrics[key]) for key, label in TEST_METRICS)]
         table = "\n".join(f"| {label} | {value:.4f} |" for label, value in rows)
         outcome = "promoted" if promotion.promoted else "not promoted"
         if not self.registered:
