@@ -58,6 +58,8 @@ def test_a_search_of_n_trials_is_the_first_n_trials_of_a_longer_one() -> None:
     long = model.search(x, y, trials=23, folds=2, repeats=1, seed=8)
     assert len(long.trials) == 23
     assert [(t.params, t.cv_mean) for t in long.trials[:5]] == [(t.params, t.cv_mean) for t in short.trials]
+    one = model.search(x, y, trials=1, folds=2, repeats=1, seed=8)
+    assert [t.params for t in one.trials] == [model.DEFAULTS] and one.best_params == model.DEFAULTS
 
 
 def test_the_defaults_win_a_tie() -> None:
@@ -66,13 +68,6 @@ def test_the_defaults_win_a_tie() -> None:
     assert model.choose([defaults, other]) is defaults
     better = model.Trial(3, {"kernel": "linear", "C": 0.1}, 0.91, 0.05, 0.1)
     assert model.choose([defaults, other, better]) is better
-
-
-def test_hyperopts_float_degree_fits_a_polynomial_svc() -> None:
-    """hyperopt's quniform gives 3.0; scikit-learn refuses a float degree, so the pipeline must take it."""
-    x, x_test, y, _ = _train_part()
-    pipe = model.svc_pipeline({"kernel": "poly", "degree": 3.0, "C": 1.0, "gamma": 0.1}, calibrated=False).fit(x, y)
-    assert pipe.decision_function(x_test).shape == (len(x_test),)
 
 
 def test_calibrated_pipeline_gives_probabilities_and_keeps_one_svc() -> None:
