@@ -100,9 +100,10 @@ class Settings:
 def _search_settings() -> dict[str, int | float]:
     """The training search: trials (the defaults first), CV folds x repeats, seed, held-out share.
 
-    5 repeats of 5-fold CV: one 5-fold split of the 240 training rows moves a candidate's mean ROC-AUC by
-    0.005 to 0.009 (sd over shuffles), as much as the candidates differ; 5 repeats bring it to about 0.002,
-    for 5 times the search time (docs/BENCHMARKS.md).
+    5 repeats of 5-fold CV: the shuffle of one 5-fold split of the 240 training rows moves a candidate's
+    mean ROC-AUC by 0.007 to 0.009 (sd), and the difference between two candidates by 0.0065, as much as
+    candidates differ; 5 repeats bring these to 0.0035 and 0.0026 for 5 times the search time, 10 repeats
+    only to 0.0025 and 0.0022 (``bench/model_quality.py --noise``).
     """
     return {
         "trials": _env_int("HEARTRISK_TRIALS", 50),
