@@ -54,5 +54,5 @@ def _what_tuning_bought(summary: TrainingSummary, cv: str) -> str:
 
 The untuned SVC is StandardScaler + SVC() with scikit-learn's defaults (the search's first trial); the
 logistic regression is StandardScaler + LogisticRegression(). The champion's figure is the best of
-{summary.trials} on these folds, so it flatters the champion a little; the whole procedure measured on
-patients it did not see (nested CV) is in docs/BENCHMARKS.md."""
+{summary.trials} on these folds, so it flatters the champion: measured on patients the search did not see
+(nested CV, docs/BENCHMARKS.md), tuning buys less than this table suggests."""
