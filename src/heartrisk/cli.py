@@ -59,7 +59,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     _prefect_server()
     from heartrisk.train import train_flow
 
-    options = {name: getattr(args, name) for name in ("trials", "folds", "seed", "data", "experiment")}
+    options = {name: getattr(args, name) for name in ("trials", "folds", "repeats", "seed", "data", "experiment")}
     summary = asyncio.run(train_flow(**options))
     _emit(summary.to_json(), summary.lines())
     return 0
@@ -214,8 +214,9 @@ def _at_least(minimum: int) -> Any:
 
 def _add_training(sub: argparse._SubParsersAction) -> None:
     train = sub.add_parser("train", help="tune, track, register and (if at least as good) promote a model")
-    train.add_argument("--trials", type=_at_least(1), help="hyperopt evaluations (default 50, HEARTRISK_TRIALS)")
+    train.add_argument("--trials", type=_at_least(1), help="hyperopt evaluations, the defaults first (default 50)")
     train.add_argument("--folds", type=_at_least(2), help="stratified CV folds (default 5)")
+    train.add_argument("--repeats", type=_at_least(1), help="CV repeats, each a new shuffle (default 5)")
     train.add_argument("--seed", type=int, help="seed of split, CV and search (default 42)")
     train.add_argument("--data", help="training CSV (default data/heart.csv)")
     train.add_argument("--experiment", help="MLflow experiment (default heart-attack-hyperopt)")

@@ -16,6 +16,10 @@ TEST_METRICS = (
     ("test_f1", "test F1"),
     ("test_brier", "test Brier"),
 )
+BASELINES = (  # the untuned peers the search reports on its own folds (model.search)
+    ("untuned_svc", "untuned SVC"),
+    ("logistic_regression", "logistic regression"),
+)
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,8 @@ class TrainingSummary:
     registration_reason: str = ""
     serving_runtime: str = ""  # onnxruntime, or scikit-learn when the ONNX export failed or disagreed
     onnx_export: str = ""  # the export's check, or why there is no export
+    repeats: int = 1
+    baselines: dict[str, tuple[float, float]] = field(default_factory=dict)  # name: (CV mean, sd), same folds
 
     def to_json(self) -> dict[str, Any]:
         """The ``heartrisk train`` contract: the keys scripts rely on, in their usual order."""
@@ -82,7 +88,17 @@ class TrainingSummary:
             "registration_reason": self.registration_reason,
             "serving_runtime": self.serving_runtime,
             "onnx_export": self.onnx_export,
+            "repeats": self.repeats,
+            "baselines": {
+                name: {"cv_roc_auc": mean, "cv_roc_auc_std": std} for name, (mean, std) in self.baselines.items()
+            },
         }
+
+    def versus_baselines(self) -> str:
+        """The peers on the same folds as the champion's CV score: what tuning bought."""
+        return ", ".join(
+            f"{label} {self.baselines[name][0]:.4f}" for name, label in BASELINES if name in self.baselines
+        )
 
     def lines(self) -> list[str]:
         """What ``heartrisk train`` prints for a person, before the JSON line."""
@@ -93,9 +109,10 @@ class TrainingSummary:
             model = f"{self.model_name}: nothing new registered ({self.registration_reason})"
         return [
             "",
-            f"Training finished in {self.seconds} s ({self.trials} trials, {self.folds}-fold CV)",
+            f"Training finished in {self.seconds} s ({self.trials} trials, {self.folds}-fold CV x {self.repeats})",
             f"  best params    {self.best_params}",
             f"  CV ROC-AUC     {self.cv_roc_auc:.4f} ± {self.cv_roc_auc_std:.4f}",
+            f"  same folds     {self.versus_baselines()}",
             f"  test           {metrics}",
             f"  model          {model}",
             f"  served by      {self.serving_runtime} ({self.onnx_export})",
@@ -110,7 +127,10 @@ class TrainingSummary:
             if promotion.champion_score is None
             else f"{promotion.champion_score:.4f} (v{promotion.champion_version})"
         )
-        rows = [("CV ROC-AUC", self.cv_roc_auc), *((label, self.metrics[key]) for key, label in TEST_METRICS)]
+        peers = [
+            (f"CV ROC-AUC, {label}", self.baselines[name][0]) for name, label in BASELINES if name in self.baselines
+        ]
+        rows = [("CV ROC-AUC", self.cv_roc_auc), *peers, *((label, self.metrics[key]) for key, label in TEST_METRICS)]
         table = "\n".join(f"| {label} | {value:.4f} |" for label, value in rows)
         outcome = "promoted" if promotion.promoted else "not promoted"
         if not self.registered:

@@ -42,6 +42,7 @@ class Plan:
 
     trials: int
     folds: int
+    repeats: int
     seed: int
     data_path: Path
     experiment: str
@@ -52,10 +53,15 @@ class Plan:
         return cls(
             trials=given.get("trials") or settings.trials,
             folds=given.get("folds") or settings.folds,
+            repeats=given.get("repeats") or settings.repeats,
             seed=settings.seed if seed is None else seed,
             data_path=Path(given.get("data") or settings.data_path),
             experiment=given.get("experiment") or settings.experiment_name,
         )
+
+    def search_settings(self) -> dict[str, int]:
+        """What the search's result depends on, besides the data."""
+        return {"trials": self.trials, "folds": self.folds, "repeats": self.repeats, "seed": self.seed}
 
 
 @dataclass(frozen=True)
@@ -118,9 +124,7 @@ def search_trials(plan: Plan, split: Split, client: MlflowClient, run_id: str) -
         )
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-trials") as background:
-        result = search(
-            split.x_train, split.y_train, trials=plan.trials, folds=plan.folds, seed=plan.seed, on_trial=on_trial
-        )
+        result = search(split.x_train, split.y_train, **plan.search_settings(), on_trial=on_trial)
     for future in pending:
         future.result()  # re-raise the first logging failure, if any
     return result
@@ -157,11 +161,13 @@ def _plots(pipeline: Pipeline, x_test: pd.DataFrame, y_test: pd.Series) -> dict[
 def log_run(client: MlflowClient, run_id: str, plan: Plan, split: Split, result: SearchResult, fitted: Fitted) -> None:
     """Parameters, metrics and plots of the parent run."""
     params = {f"best_{k}": v for k, v in result.best_params.items()}
-    params |= {"trials": plan.trials, "folds": plan.folds, "seed": plan.seed, "data_path": str(plan.data_path)}
+    params |= {**plan.search_settings(), "data_path": str(plan.data_path)}
     params |= {"data_sha256": split.data_sha256, "train_rows": len(split.x_train), "test_rows": len(split.x_test)}
     params |= {"target": TARGET.name}
     metrics = {"cv_roc_auc": result.best_cv_mean, "cv_roc_auc_std": result.best_cv_std, **fitted.metrics}
     metrics |= {"test_roc_auc_ci_low": fitted.interval[0], "test_roc_auc_ci_high": fitted.interval[1]}
+    for name, (mean, std) in result.baselines.items():  # the untuned peers, on the search's folds
+        metrics |= {f"cv_roc_auc_{name}": mean, f"cv_roc_auc_{name}_std": std}
     tracking.log_batch(client, run_id, metrics=metrics, params=params)
     for name, figure in _plots(fitted.pipeline, split.x_test, split.y_test).items():
         client.log_figure(run_id, figure, name)
@@ -217,6 +223,7 @@ def publish(client: MlflowClient, run_id: str, summary: TrainingSummary, split: 
 async def train_flow(
     trials: int | None = None,
     folds: int | None = None,
+    repeats: int | None = None,
     seed: int | None = None,
     data: str | None = None,
     experiment: str | None = None,
@@ -224,14 +231,16 @@ async def train_flow(
     """Tune, track, register, and promote the model only if it is at least as good as the champion."""
     started = time.perf_counter()
     settings = get_settings()
-    plan = Plan.of(settings, trials=trials, folds=folds, seed=seed, data=data, experiment=experiment)
+    plan = Plan.of(settings, trials=trials, folds=folds, repeats=repeats, seed=seed, data=data, experiment=experiment)
     logger = get_run_logger()
     with SyncClientContext.get_or_create():  # one Prefect client for every step
         split = load_and_split(plan.data_path, settings.test_size, plan.seed)
         client = MlflowClient(settings.mlflow_tracking_uri)
         run_id = tracking.start_run(client, plan.experiment, f"hyperopt-{plan.trials}-trials", tracking.TRAINING_TAG)
         try:
-            logger.info("search: %d trials, %d-fold CV, seed %d", plan.trials, plan.folds, plan.seed)
+            logger.info(
+                "search: %d trials, %d-fold CV x %d repeats, seed %d", plan.trials, plan.folds, plan.repeats, plan.seed
+            )
             result = search_trials(plan, split, client, run_id)
             fitted = fit_and_evaluate(result.best_params, split, plan.folds, plan.seed)
             logger.info("serving runtime %s: %s", fitted.exported.runtime, fitted.exported.note())
@@ -270,6 +279,8 @@ def _summary(
         trials=plan.trials,
         folds=plan.folds,
         seed=plan.seed,
+        repeats=plan.repeats,
+        baselines=result.baselines,
         data_sha256=split.data_sha256,
         seconds=round(time.perf_counter() - started, 2),
         run_url=settings.mlflow_run_url(experiment_id, run_id),

@@ -10,7 +10,8 @@ from heartrisk.config import PROJECT_ROOT, get_settings
 
 
 def test_local_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("HEARTRISK_STATE_DIR", "MLFLOW_TRACKING_URI", "PREFECT_API_URL", "HEARTRISK_PREFECT_PORT"):
+    names = ("HEARTRISK_STATE_DIR", "MLFLOW_TRACKING_URI", "PREFECT_API_URL", "HEARTRISK_PREFECT_PORT")
+    for name in (*names, "HEARTRISK_TRIALS", "HEARTRISK_FOLDS", "HEARTRISK_CV_REPEATS"):
         monkeypatch.delenv(name, raising=False)
     settings = get_settings()
     assert settings.state_dir == PROJECT_ROOT / ".state"
@@ -20,6 +21,7 @@ def test_local_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.mlflow_tracking_uri == "http://127.0.0.1:5000"
     assert settings.prefect_api_url == "http://127.0.0.1:4200/api"
     assert (settings.app_port, settings.mlflow_workers, settings.retrain_on_drift) == (8000, 1, True)
+    assert (settings.trials, settings.folds, settings.repeats) == (50, 5, 5)
 
 
 def test_environment_overrides_and_blank_means_default(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

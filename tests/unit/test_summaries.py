@@ -12,6 +12,7 @@ TRAIN_KEYS = [
     "cv_roc_auc", "cv_roc_auc_std", "test_roc_auc", "test_accuracy", "test_f1", "test_brier", "test_roc_auc_ci",
     "best_params", "trials", "folds", "seed", "data_sha256", "seconds", "run_url", "registered", "registration_reason",
     "serving_runtime", "onnx_export",
+    "repeats", "baselines",
 ]  # fmt: skip
 
 
@@ -21,12 +22,15 @@ def test_the_train_json_keeps_every_key_scripts_rely_on() -> None:
     assert (data["model_version"], data["champion_version"], data["promoted"]) == ("4", "4", True)
     assert data["test_roc_auc_ci"] == [0.88, 0.97]
     assert json.loads(json.dumps(data)) == data
+    assert data["baselines"]["untuned_svc"] == {"cv_roc_auc": 0.89, "cv_roc_auc_std": 0.03}
     assert training(promoted=False).to_json()["champion_version"] == "3"
 
 
 def test_the_text_and_the_artifact_show_the_verdict_and_the_metrics() -> None:
     text = "\n".join(training().lines())
     assert "CV ROC-AUC     0.9100 ± 0.0200" in text
+    assert "same folds     untuned SVC 0.8900, logistic regression 0.9000" in text
+    assert "(50 trials, 5-fold CV x 5)" in text
     assert "ROC-AUC 0.9300   accuracy 0.8500   F1 0.8400   Brier 0.1100" in text
     assert "M v4: promoted to champion (CV ROC-AUC 0.9100 >= champion v3 0.9000)" in text
     assert "served by      onnxruntime (ONNX export matches scikit-learn on 241 training rows" in text
@@ -34,6 +38,7 @@ def test_the_text_and_the_artifact_show_the_verdict_and_the_metrics() -> None:
     assert "nothing new registered (same as v3)" in "\n".join(training(False, registered=False).lines())
     markdown = training().markdown()
     assert "| test ROC-AUC | 0.9300 |" in markdown and "champion before: 0.9000 (v3)" in markdown
+    assert "| CV ROC-AUC, untuned SVC | 0.8900 |" in markdown
     assert "[MLflow run](http://mlflow/#/experiments/1/runs/run1)" in markdown
     assert "**Served by**: onnxruntime (ONNX export matches scikit-learn" in markdown
 

@@ -16,9 +16,12 @@ from tests.support.paths import HEART
 
 def test_the_plan_takes_given_values_and_settings_for_the_rest(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HEARTRISK_TRIALS", "12")
+    monkeypatch.setenv("HEARTRISK_CV_REPEATS", "3")
     settings = get_settings()
-    plan = Plan.of(settings, trials=None, folds=3, seed=0, data=None, experiment=None)
-    assert (plan.trials, plan.folds, plan.seed) == (12, 3, 0)  # seed 0 is a seed, not "unset"
+    plan = Plan.of(settings, trials=None, folds=3, repeats=None, seed=0, data=None, experiment=None)
+    assert (plan.trials, plan.folds, plan.repeats, plan.seed) == (12, 3, 3, 0)  # seed 0 is a seed, not "unset"
+    assert plan.search_settings() == {"trials": 12, "folds": 3, "repeats": 3, "seed": 0}
+    assert Plan.of(settings, repeats=2).repeats == 2
     assert plan.data_path == settings.data_path and plan.experiment == settings.experiment_name
     assert Plan.of(settings, data="x.csv").data_path == Path("x.csv")
 
