@@ -129,6 +129,7 @@ def test_a_writer_waits_for_its_turn_on_the_lock_file_and_then_writes(tmp_path) 
     import os
 
     log = open_log(tmp_path / "p.sqlite")
+    assert log.count() == 0  # the table exists: migrating takes the same lock file, before the writer's turn
     other = os.open(tmp_path / "p.sqlite.lock", os.O_RDWR | os.O_CREAT)  # another open file: another writer
     fcntl.flock(other, fcntl.LOCK_EX)
     writer = threading.Thread(target=log.append, args=(np.zeros((1, len(FEATURE_NAMES))), [0.5], [1]),
