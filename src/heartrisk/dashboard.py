@@ -15,6 +15,7 @@ from typing import Any
 
 from evidently.sdk.models import DashboardPanelPlot, PanelMetric
 from evidently.sdk.panels import bar_plot_panel, line_plot_panel
+from evidently.ui.storage.local.base import LocalState
 from evidently.ui.workspace import Project, RemoteWorkspace, Workspace, WorkspaceBase
 
 from heartrisk import names
@@ -83,12 +84,25 @@ def panels() -> list[DashboardPanelPlot]:
     ]
 
 
+class FolderWorkspace(Workspace):
+    """Evidently's workspace in a folder, for what a run does: projects, dashboards, runs.
+
+    Evidently's own ``Workspace`` also makes its dataset manager when created, and that parses every
+    snapshot kept in the folder (about 0.1 s each here: seconds a run after a few months of daily
+    runs). Projects, dashboards and runs need only the files (``LocalState``), all this one makes.
+    """
+
+    def __init__(self, path: str) -> None:  # no super().__init__(): that is the part left out
+        self.path = path
+        self.state = LocalState(path)
+
+
 def open_workspace(settings: Settings) -> WorkspaceBase:
     """The workspace ``HEARTRISK_EVIDENTLY_WORKSPACE`` names: a remote ``evidently ui`` URL, or a folder."""
     where = settings.evidently_workspace
     if where.startswith(("http://", "https://")):
         return RemoteWorkspace(where, secret=settings.evidently_secret or None)
-    return Workspace(where)
+    return FolderWorkspace(where)
 
 
 def ensure_project(workspace: WorkspaceBase) -> Project:

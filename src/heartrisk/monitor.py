@@ -25,7 +25,9 @@ from mlflow.tracking import MlflowClient
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import State
 from prefect.context import SyncClientContext
+from prefect.futures import PrefectFuture
 
 from heartrisk import dashboard, names, notify, tracking
 from heartrisk.config import Settings, get_settings
@@ -102,9 +104,10 @@ def read_current(current: str | None, settings: Settings, window_days: float) ->
 
 @task(name="read-reference-data", **STEP)
 def read_reference(reference: str, settings: Settings, predictions: bool) -> tuple[pd.DataFrame, str]:
-    """The reference data; when the current data has served predictions, with the champion's probability
-    and label on each row, what prediction drift compares them with. Returns the frame and a note: the
-    champion's version, or why the reference has no predictions (no champion, MLflow unreachable)."""
+    """The reference data; when the current data comes from the prediction log (``predictions``), with the
+    champion's probability and label on each row, what prediction drift compares the served ones with.
+    Returns the frame and a note: the champion's version, or why the reference has no predictions (a CSV
+    as current data, no champion, MLflow unreachable)."""
     frame = read_schema_csv(reference)
     if not predictions:
         return frame, "the current data has no served predictions (a CSV)"
@@ -188,8 +191,6 @@ def log_to_mlflow(settings: Settings, result: DriftResult, report: Path, summary
     """One MLflow run per monitoring run, so the MLflow UI charts drift over time."""
     client = MlflowClient(settings.mlflow_tracking_uri)
     tags = {"drift_detected": str(result.drift_detected).lower()}
-    if (summary.dashboard or {}).get("url"):
-        tags["evidently_snapshot"] = summary.dashboard["url"]
     run_id = tracking.start_run(
         client, settings.monitor_experiment, f"drift-{report.stem.removeprefix('drift-')}", tags
     )
@@ -237,7 +238,16 @@ def start_retraining(deployment: str) -> dict[str, str]:
 
 async def _attempt(step: Callable[..., Any], *args: Any) -> tuple[Any, str]:
     """Run a task that must not stop the alert; returns (result, error message or "")."""
-    state = step(*args, return_state=True)
+    return await _outcome(step(*args, return_state=True))
+
+
+async def _settled(future: PrefectFuture) -> tuple[Any, str]:
+    """Wait for a task submitted to run beside the flow's own steps; as :func:`_attempt`."""
+    future.wait()
+    return await _outcome(future.state)
+
+
+async def _outcome(state: State) -> tuple[Any, str]:
     if state.is_completed():
         return await state.aresult(), ""
     return None, str(state.message or state.name)
@@ -248,19 +258,21 @@ async def _report(settings: Settings, result: DriftResult, snapshot: Snapshot, s
     links, and what could not be done (for the e-mail, then the flow's failure)."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     report = save_report(snapshot, settings.report_dir, stamp)
-    board, board_error = await _attempt(add_to_dashboard, settings, snapshot, f"drift-{stamp}")
     summary = replace(
         summary,
         columns=[asdict(c) for c in result.columns],
         report_path=str(report),
         latest_report=str(report.parent / "latest.html"),
-        dashboard=board or {"error": board_error},
     )
+    # Independent: the workspace write (mostly CPU) runs beside the MLflow run (mostly waiting on HTTP).
+    boarding = add_to_dashboard.submit(settings, snapshot, f"drift-{stamp}")
     tracked, mlflow_error = await _attempt(log_to_mlflow, settings, result, report, summary)
+    board, board_error = await _settled(boarding)
     links = {"Evidently dashboard": (board or {}).get("url", ""), "MLflow run": (tracked or {}).get("run_url", "")}
     publish_table(result, links)
     problems = {"MLflow": mlflow_error, "Evidently's workspace": board_error}
-    return replace(summary, mlflow=tracked or {"error": mlflow_error}), {k: v for k, v in problems.items() if v}
+    summary = replace(summary, mlflow=tracked or {"error": mlflow_error}, dashboard=board or {"error": board_error})
+    return summary, {k: v for k, v in problems.items() if v}
 
 
 async def _act(decision: Decision, result: DriftResult | None, deployment: str) -> tuple[dict | None, list[str], str]:
@@ -290,12 +302,12 @@ def _message(summary: MonitorSummary, result: DriftResult | None, actions: list[
 
 
 async def _compare(
-    settings: Settings, data: Current, reference_path: str, threshold: float
+    settings: Settings, data: Current, reference_path: str, scored: tuple[pd.DataFrame, str], threshold: float
 ) -> tuple[MonitorSummary, DriftResult | None, dict[str, str]]:
-    """Read the reference, compare, keep the report; returns the summary, the result (None with too few
-    rows) and what could not be kept (by where)."""
+    """Compare, keep the report; returns the summary, the result (None with too few rows) and what could
+    not be kept (by where)."""
     enough = len(data.frame) >= settings.drift_min_rows
-    reference, note = read_reference(reference_path, settings, enough and PROBABILITY in data.frame.columns)
+    reference, note = scored
     summary = MonitorSummary(
         data.source, reference_path, data.rows, len(reference), threshold, "", False, None, [],
         sampled_rows=data.sampled_rows, model_versions=data.versions,
@@ -329,8 +341,11 @@ async def monitor_flow(
     recipients = list(recipients or settings.email_recipients)
     with SyncClientContext.get_or_create():  # one Prefect client for all the steps (about 40 ms each otherwise)
         window = settings.drift_window_days if window_days is None else window_days
+        reference_path = str(reference or settings.reference_path)
+        # Side by side: the reference's scores need the registry (HTTP), the window the database.
+        scoring = read_reference.submit(reference_path, settings, current is None)
         data = read_current(current, settings, window)
-        summary, result, problems = await _compare(settings, data, str(reference or settings.reference_path), threshold)
+        summary, result, problems = await _compare(settings, data, reference_path, scoring.result(), threshold)
         decision = decide(
             result,
             has_recipients=bool(recipients),

@@ -182,15 +182,13 @@ def evidently_ui(settings: Settings, *, host: str | None, port: int | None, work
     through the API, and the flows write to the folder, which the UI watches. The UI's telemetry
     stays off while ``DO_NOT_TRACK`` is set at all, as :func:`heartrisk.config.switch_telemetry_off` does.
     """
-    from evidently.ui.workspace import Workspace
-
-    from heartrisk.dashboard import ensure_project
+    from heartrisk.dashboard import FolderWorkspace, ensure_project
 
     folder = workspace or settings.evidently_workspace
     if folder.startswith(("http://", "https://")):
         raise ValueError(f"evidently-ui serves a workspace folder; HEARTRISK_EVIDENTLY_WORKSPACE is a URL: {folder}")
     Path(folder).mkdir(parents=True, exist_ok=True)
-    ensure_project(Workspace(folder))
+    ensure_project(FolderWorkspace(folder))
     env = {"EVIDENTLY_SECRET": settings.evidently_secret or secrets.token_urlsafe(32)}
     command = [str(BIN / "evidently"), "ui", "--workspace", folder]
     command += ["--host", host or settings.evidently_host, "--port", str(port or settings.evidently_port)]
