@@ -181,7 +181,8 @@ def _metrics(result: DriftResult, summary: MonitorSummary) -> dict[str, float]:
     for column in result.columns:
         values |= {f"drift_score_{column.column}": column.score, f"drifted_{column.column}": int(column.drifted)}
     if (prediction := result.prediction) is not None:
-        values |= {"prediction_drift_score": prediction.probability.score, "prediction_drifted": prediction.detected}
+        values |= {"prediction_drift_score": prediction.probability.score}
+        values |= {"prediction_drifted": int(prediction.detected)}
         values |= {"mean_probability": prediction.mean_probability[0], "positive_rate": prediction.positive_rate[0]}
     return values
 
@@ -392,7 +393,9 @@ def _verdict(summary: MonitorSummary, result: DriftResult | None, decision: Deci
 def _log_line(summary: MonitorSummary, minimum: int) -> str:
     if summary.share is None:
         return f"Not enough data: {summary.current_rows} current rows, at least {minimum} needed; no drift computed."
+    moved = (summary.prediction_drift or {}).get("detected")
     return (
         f"{summary.status}: {len(summary.drifted_columns)}/{len(summary.columns)} columns drifted "
         f"({summary.share:.0%}, threshold {summary.threshold:.0%}): {', '.join(summary.drifted_columns) or 'none'}"
+        + ("; the model's output drifted" if moved else "")
     )
