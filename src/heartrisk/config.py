@@ -125,6 +125,13 @@ class Settings:
     drift_threshold: float
     drift_min_rows: int
     drift_window_days: float
+    drift_max_rows: int  # a larger window is sampled in the database query
+    drift_seed: int
+    evidently_workspace: str  # a folder, or the http(s) URL of an `evidently ui`
+    evidently_secret: str  # Evidently's own EVIDENTLY_SECRET: what writes through the UI's API must present
+    evidently_host: str
+    evidently_port: int
+    evidently_ui_url: str  # where people open the UI (links in the e-mail and the Prefect artifact)
     monitor_experiment: str
     report_dir: Path
     email_block: str
@@ -165,6 +172,8 @@ def get_settings() -> Settings:
     data_dir = PROJECT_ROOT / "data"
     prefect_host = _env("HEARTRISK_PREFECT_HOST", "127.0.0.1")
     prefect_port = _env_int("HEARTRISK_PREFECT_PORT", 4200)
+    evidently_host = _env("HEARTRISK_EVIDENTLY_HOST", "127.0.0.1")
+    evidently_port = _env_int("HEARTRISK_EVIDENTLY_PORT", 8001)
     return Settings(
         state_dir=state_dir,
         log_level=_env("HEARTRISK_LOG_LEVEL", "info").lower(),
@@ -209,6 +218,13 @@ def get_settings() -> Settings:
         drift_threshold=_env_float("HEARTRISK_DRIFT_THRESHOLD", 0.5),
         drift_min_rows=_env_int("HEARTRISK_DRIFT_MIN_ROWS", 30),
         drift_window_days=_env_float("HEARTRISK_DRIFT_WINDOW_DAYS", 7.0),
+        drift_max_rows=_env_int("HEARTRISK_DRIFT_MAX_ROWS", 1_000_000),
+        drift_seed=_env_int("HEARTRISK_DRIFT_SEED", 42),
+        evidently_workspace=_env("HEARTRISK_EVIDENTLY_WORKSPACE", str(state_dir / "evidently")),
+        evidently_secret=_env("EVIDENTLY_SECRET", ""),
+        evidently_host=evidently_host,
+        evidently_port=evidently_port,
+        evidently_ui_url=_env("HEARTRISK_EVIDENTLY_UI_URL", f"http://{evidently_host}:{evidently_port}"),
         monitor_experiment=_env("HEARTRISK_MONITOR_EXPERIMENT", names.MONITOR_EXPERIMENT),
         report_dir=Path(_env("HEARTRISK_REPORT_DIR", str(state_dir / "reports"))),
         email_block=_env("HEARTRISK_EMAIL_BLOCK", "gmail"),

@@ -72,3 +72,24 @@ def test_the_images_switch_off_the_same_telemetry() -> None:
         lines = (PROJECT_ROOT / dockerfile).read_text().splitlines()
         env = next(line for line in lines if line.startswith("ENV DO_NOT_TRACK="))
         assert dict(pair.split("=") for pair in env.split()[1:]) == TELEMETRY_OFF, dockerfile
+
+
+def test_monitoring_at_scale_and_the_dashboard_have_local_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in (
+        "HEARTRISK_STATE_DIR",
+        "HEARTRISK_EVIDENTLY_WORKSPACE",
+        "HEARTRISK_EVIDENTLY_UI_URL",
+        "HEARTRISK_EVIDENTLY_PORT",
+        "HEARTRISK_EVIDENTLY_HOST",
+        "HEARTRISK_DRIFT_MAX_ROWS",
+        "EVIDENTLY_SECRET",
+    ):
+        monkeypatch.delenv(name, raising=False)  # fmt: skip
+    settings = get_settings()
+    assert (settings.drift_max_rows, settings.drift_seed) == (1_000_000, 42)
+    assert settings.evidently_workspace == str(PROJECT_ROOT / ".state" / "evidently")
+    assert (settings.evidently_ui_url, settings.evidently_secret) == ("http://127.0.0.1:8001", "")
+    monkeypatch.setenv("HEARTRISK_EVIDENTLY_PORT", "8101")
+    assert get_settings().evidently_ui_url == "http://127.0.0.1:8101"  # the link follows the port unless set
+    monkeypatch.setenv("HEARTRISK_EVIDENTLY_UI_URL", "https://drift.example.org")
+    assert get_settings().evidently_ui_url == "https://drift.example.org"

@@ -47,9 +47,36 @@ def test_a_monitor_run_with_too_little_data_has_no_report_keys() -> None:
     quiet = MonitorSummary("log", "ref.csv", 10, 303, 0.5, "not enough data", False, None, [])
     data = quiet.to_json()
     assert set(data) == {
-        "current_source", "reference", "current_rows", "reference_rows", "threshold", "status", "drift_detected",
-        "share", "drifted_columns", "email",
+        "current_source", "reference", "current_rows", "sampled_rows", "reference_rows", "threshold", "status",
+        "drift_detected", "share", "drifted_columns", "email", "model_versions",
     }  # fmt: skip
     assert "not enough data (10 current rows)" in "\n".join(quiet.lines())
     full = MonitorSummary("log", "ref.csv", 300, 303, 0.5, "drift", True, 0.6, ["age"], [{"column": "age"}], "r.html")
     assert {"columns", "report_path", "latest_report", "mlflow", "retraining", "email"} <= set(full.to_json())
+    assert {"prediction_drift", "dashboard"} <= set(full.to_json())
+
+
+def test_the_monitor_json_keeps_its_first_keys_in_order_and_puts_sampled_rows_next_to_current_rows() -> None:
+    first = [
+        "current_source", "reference", "current_rows", "reference_rows", "threshold", "status", "drift_detected",
+        "share", "drifted_columns", "columns", "report_path", "latest_report", "mlflow", "retraining", "email",
+    ]  # fmt: skip
+    drift = {"detected": True, "score": 1e-9, "method": "K-S p_value", "threshold": 0.05}
+    drift |= {
+        "mean_probability": {"current": 0.6, "reference": 0.4},
+        "positive_rate": {"current": 0.7, "reference": 0.3},
+    }
+    sampled = MonitorSummary(
+        "log", "ref.csv", 10_000_000, 303, 0.5, "drift", True, 0.6, ["age"], [{"column": "age"}], "r.html",
+        sampled_rows=1_000_000, model_versions={"3": 10_000_000}, prediction_drift=drift,
+        dashboard={"url": "http://127.0.0.1:8001/projects/p/reports/s"},
+    )  # fmt: skip
+    keys = list(sampled.to_json())
+    assert [key for key in keys if key in first] == first
+    assert keys[keys.index("current_rows") + 1] == "sampled_rows"
+    assert sampled.to_json()["prediction_drift"]["detected"] is True
+    text = "\n".join(sampled.lines())
+    assert "10000000 current rows, 1000000 of them compared (a random sample)" in text
+    assert "model versions   v3: 10000000" in text
+    assert "dashboard        http://127.0.0.1:8001/projects/p/reports/s" in text
+    assert "the probability drifted (K-S p_value 1e-09, threshold 0.05)" in text

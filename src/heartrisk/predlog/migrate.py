@@ -10,7 +10,7 @@ others, once they get the lock, find it at the head revision and do nothing. On 
 is a transaction-level advisory lock; on SQLite the transaction itself is ``BEGIN EXCLUSIVE``.
 Alembic's version table has a name of its own, so the log can share a database with MLflow's tables.
 
-To change the schema, add a revision next to ``versions/0001_predictions_table.py`` (its
+To change the schema, add a revision next to ``versions/0002_model_version_index.py`` (its
 ``down_revision`` is the previous one); ``upgrade`` runs it wherever the log is opened.
 """
 

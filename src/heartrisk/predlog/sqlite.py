@@ -25,7 +25,6 @@ from sqlalchemy.exc import OperationalError as MigrationFailed
 
 from heartrisk.predlog import COLUMNS, PredictionLog, Purged, Rows
 from heartrisk.predlog.migrate import BUSY_TIMEOUT_SECONDS, upgrade_sqlite
-from heartrisk.schema import FEATURE_NAMES
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -109,13 +108,15 @@ class SqliteLog(PredictionLog):
         with closing(self._connect()) as conn:
             return pd.read_sql_query(query, conn, params=(start,))
 
-    def _features(self, start: float) -> pa.Table:
+    def _since(self, start: float) -> str:
+        return f"ts >= {float(start)!r}"
+
+    def _arrow(self, query: str) -> pa.Table:
         """Imported here, so the app's workers (which only append) do not load the ADBC driver."""
         import adbc_driver_sqlite.dbapi as adbc_sqlite
 
-        query = f"SELECT {', '.join(FEATURE_NAMES)} FROM predictions WHERE ts >= ?"  # noqa: S608
         with adbc_sqlite.connect(f"{self.path.resolve().as_uri()}?mode=ro") as conn, conn.cursor() as cursor:
-            cursor.execute(query, (start,))
+            cursor.execute(query)
             return cursor.fetch_arrow_table()
 
     def _purge(self, before: float) -> Purged:
