@@ -9,6 +9,7 @@ export HEARTRISK_INDEX_URL ?= $(shell $(PYTHON) -c 'from pip._internal.models.in
 PIPENV := $(PYTHON) -m pipenv
 VENV := .venv
 BIN := $(VENV)/bin
+TEST_WORKERS ?= 2
 STAMP := $(VENV)/.synced
 STACK_STATE := $(or $(HEARTRISK_STATE_DIR),.state)
 STACK_PID := $(STACK_STATE)/stack.pid
@@ -38,8 +39,8 @@ down:  ## stop a local stack started by `make up` in another terminal
 	  kill -TERM "$$pid"; while kill -0 "$$pid" 2>/dev/null; do sleep 0.5; done; echo "HeartRisk stopped."; \
 	else echo "no local stack running"; fi; rm -f $(STACK_PID)
 
-test: venv  ## the whole test suite: unit, integration (real servers on loopback) and browser
-	$(BIN)/pytest
+test: venv  ## the whole test suite: unit, integration (real servers on loopback) and browser, on TEST_WORKERS processes
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
 
 test-unit: venv  ## only the fast tests with no servers (about 40 s)
 	$(BIN)/pytest tests/unit
