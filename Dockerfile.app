@@ -32,7 +32,7 @@ RUN python3 -m venv /opt/venv \
     && pip install --no-deps "async-timeout==5.0.1; python_full_version < '3.11.3'" \
     && rm /tmp/requirements.txt \
     && useradd --system --uid 10001 --user-group --create-home --home-dir /home/heartrisk heartrisk \
-    && mkdir -p /state/mlflow /state/prefect /state/predictions /state/mail \
+    && mkdir -p /state/mlflow /state/prefect /state/predictions /state/mail /state/evidently \
     && chown -R heartrisk:heartrisk /state
 WORKDIR /app
 COPY pyproject.toml README.md ./
@@ -43,7 +43,7 @@ ENV HEARTRISK_STATE_DIR=/state \
     GIT_PYTHON_REFRESH=quiet
 # Telemetry off, also for a command run by hand in the container (heartrisk's own commands do it in
 # src/heartrisk/config.py; a unit test keeps the two lists equal).
-ENV DO_NOT_TRACK=true ITERATIVE_DO_NOT_TRACK=true MLFLOW_DISABLE_TELEMETRY=true PREFECT_SERVER_ANALYTICS_ENABLED=false
+ENV DO_NOT_TRACK=true ITERATIVE_DO_NOT_TRACK=true MLFLOW_DISABLE_TELEMETRY=true PREFECT_SERVER_ANALYTICS_ENABLED=false ORT_DISABLE_TELEMETRY=1
 
 COPY data ./data
 USER 10001:10001

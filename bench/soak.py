@@ -31,10 +31,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import psutil
 import requests
 
-from _common import ROOT, free_port, private_mlflow, running
+from _common import ROOT, app_memory, free_port, machine, private_mlflow, running
 
 BIN = Path(sys.executable).parent
 MODEL = "HeartRiskSoak"
@@ -70,20 +69,6 @@ def records() -> list[dict[str, Any]]:
     frame = load_csv(ROOT / "data" / "heart.csv")[list(FEATURE_NAMES)]
     rows = frame.to_dict("records")
     return [{k: int(v) if BY_NAME[k].dtype == "int" else float(v) for k, v in row.items()} for row in rows]
-
-
-def app_memory(master: psutil.Process) -> dict[str, float]:
-    """RSS and PSS in MiB of the gunicorn master plus its workers."""
-    procs = [master, *master.children(recursive=True)]
-    rss = pss = 0
-    for proc in procs:
-        try:
-            info = proc.memory_full_info()
-        except psutil.Error:
-            continue
-        rss += info.rss
-        pss += getattr(info, "pss", 0)
-    return {"processes": len(procs), "rss_mib": round(rss / 2**20, 1), "pss_mib": round(pss / 2**20, 1)}
 
 
 class LoadGenerator:
@@ -174,7 +159,9 @@ def main() -> int:
 
             os.environ.update(env)
             settings = get_settings()
-            master = psutil.Process(proc.pid)
+            master = proc
+            ready = requests.get(f"{url}/readyz", timeout=30).json()
+            started_on = machine()
             print(
                 f"soak: {args.minutes:g} min at concurrency {args.concurrency} against {url} "
                 f"({settings.app_workers} workers x {settings.app_threads} threads, alias polled every "
@@ -182,7 +169,8 @@ def main() -> int:
                 f"at {duration / 2:.0f} s",
                 flush=True,
             )
-            memory = {"ready": app_memory(master)}
+            print(f"runtime: {ready['runtime']} ({ready['runtime_note']}); machine at start: {started_on}", flush=True)
+            memory = {"ready": app_memory(master.pid)}
             load = LoadGenerator(url, args.concurrency, records())
             load.start()
             promoted_at: float | None = None
@@ -194,7 +182,7 @@ def main() -> int:
                 end = (index + 1) * bucket
                 while (now := time.perf_counter() - load.started) < end:
                     if "warm" not in memory and now >= min(WARM_UP_SECONDS, duration / 4):
-                        memory["warm"] = app_memory(master)
+                        memory["warm"] = app_memory(master.pid)
                     if promoted_at is None and now >= duration / 2:
                         MlflowClient(tracking_uri=tracking).set_registered_model_alias(MODEL, "champion", versions[1])
                         promoted_at = now
@@ -209,7 +197,7 @@ def main() -> int:
                     f"{row['p50_ms']!s:>7} {row['p99_ms']!s:>7} {row['max_ms']!s:>7} {row['loadavg_1m']:>5}  {shown}",
                     flush=True,
                 )
-            memory["end"] = app_memory(master)
+            memory["end"] = app_memory(master.pid)
             time.sleep(1)  # the last rows are committed before the answers leave; this is only for safety
             logged = open_log(env["HEARTRISK_PREDICTIONS_DB"]).count()
 
@@ -239,6 +227,9 @@ def main() -> int:
         "pss_growth_after_warm_up_pct": round(100 * (memory["end"]["pss_mib"] / memory["warm"]["pss_mib"] - 1), 1),
         "prediction_log_rows": logged,
         "acknowledged": acknowledged,
+        "runtime": ready["runtime"],
+        "machine_at_start": started_on,
+        "machine_at_end": machine(),
     }
     print(
         f"\nmemory (MiB, master + workers): ready RSS {memory['ready']['rss_mib']} / PSS {memory['ready']['pss_mib']}; "
@@ -253,6 +244,7 @@ def main() -> int:
         f"{summary['last_old_version_answer_after_s']} s later"
     )
     print(f"prediction log rows {logged} for {acknowledged} acknowledged requests")
+    print(f"runtime {ready['runtime']}; machine at start {started_on}, at end {summary['machine_at_end']}")
     verdict = {
         "no errors": summary["errors"] == 0,
         "p99 within 2x across periods": summary["p99_max_over_min"] is not None and summary["p99_max_over_min"] <= 2,

@@ -2,7 +2,8 @@
 
     python bench/train_overhead.py [--trials 50]
 
-Prints, from one run: the bare hyperopt search (no Prefect, no MLflow), the full flow (temporary Prefect
+Prints, from one run: the bare hyperopt search (no Prefect, no MLflow; the same objective as the flow:
+the configured folds and repeats, HEARTRISK_FOLDS and HEARTRISK_CV_REPEATS), the full flow (temporary Prefect
 server, a real MLflow server, one child run per trial, final model logged and registered), the flow's
 fixed cost per run (a warm flow with 1 trial minus the bare 1-trial search; the first flow of a
 process also starts a temporary Prefect server, reported apart), and the ratio. The peer is the
@@ -18,6 +19,10 @@ import time
 
 from _common import ROOT, private_mlflow
 from heartrisk import data, model
+from heartrisk.config import get_settings
+
+SETTINGS = get_settings()
+CV = {"folds": SETTINGS.folds, "repeats": SETTINGS.repeats, "seed": 42}
 
 
 def timed(fn, *args, **kwargs) -> tuple[float, object]:
@@ -39,7 +44,7 @@ def model_per_trial(x, y, trials: int) -> float:
             mlflow.log_metric("cv_roc_auc", trial.cv_mean)
             mlflow.sklearn.log_model(model.svc_pipeline(trial.params, calibrated=False).fit(x, y), name="model")
 
-    model.search(x, y, trials=trials, folds=5, seed=42, on_trial=on_trial)
+    model.search(x, y, trials=trials, **CV, on_trial=on_trial)
     return time.perf_counter() - start
 
 
@@ -51,8 +56,9 @@ def main() -> None:
     frame = data.deduplicate(data.load_csv(ROOT / "data" / "heart.csv"))
     x, _, y, _ = data.split(frame, test_size=0.2, seed=42)
 
-    bare, _ = timed(model.search, x, y, trials=args.trials, folds=5, seed=42)
-    bare_one, _ = timed(model.search, x, y, trials=1, folds=5, seed=42)
+    print(f"{CV['folds']}-fold CV x {CV['repeats']} repeats, seed 42")
+    bare, _ = timed(model.search, x, y, trials=args.trials, **CV)
+    bare_one, _ = timed(model.search, x, y, trials=1, **CV)
     with private_mlflow() as url:
         os.environ["MLFLOW_TRACKING_URI"] = url
         from heartrisk.train import train_flow

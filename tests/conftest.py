@@ -115,3 +115,16 @@ def log_target(request: pytest.FixtureRequest, tmp_path) -> str:
         return str(tmp_path / "predictions.sqlite")
     server: Postgres = request.getfixturevalue("postgres")
     return server.create_database(f"log_{uuid.uuid4().hex[:12]}")
+
+
+SHARED = ("prefect_stack", "served")  # session servers that are slow to start: one per worker at most
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (``make test`` runs ``-n 2 --dist loadgroup``), the tests that use one of the slow
+    session servers run on one worker together, so each such server starts once; the rest spread out."""
+    for item in items:
+        shared = next((name for name in SHARED if name in item.fixturenames), None)
+        if shared is not None:
+            item.add_marker(pytest.mark.xdist_group(shared))

@@ -40,7 +40,10 @@ def size_mb(folder: Path) -> float:
             if entry.is_dir(follow_symlinks=False):
                 stack.append(Path(entry.path))
             elif entry.is_file(follow_symlinks=False):
-                total += entry.stat(follow_symlinks=False).st_size
+                try:
+                    total += entry.stat(follow_symlinks=False).st_size
+                except OSError:
+                    continue  # pip renames and deletes files while we count; a progress line is an estimate
     return total / 1e6
 
 

@@ -59,7 +59,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     _prefect_server()
     from heartrisk.train import train_flow
 
-    options = {name: getattr(args, name) for name in ("trials", "folds", "seed", "data", "experiment")}
+    options = {name: getattr(args, name) for name in ("trials", "folds", "repeats", "seed", "data", "experiment")}
     summary = asyncio.run(train_flow(**options))
     _emit(summary.to_json(), summary.lines())
     return 0
@@ -128,7 +128,7 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
     failed = outcome.training_state not in (None, "COMPLETED")
     print(json.dumps(outcome.as_dict()), flush=True)
     title = f"HeartRisk started, but the first training run {outcome.training_state}:" if failed else "HeartRisk is up:"
-    shown = {"app": "app (form)", "mlflow": "MLflow UI", "prefect": "Prefect UI"}
+    shown = {"app": "app (form)", "mlflow": "MLflow UI", "prefect": "Prefect UI", "evidently": "Evidently UI"}
     banner = ["", title, *(f"  {label:<12} {outcome.urls[key]}" for key, label in shown.items()), ""]
     print("\n".join(banner), file=sys.stderr, flush=True)
     if args.stay:
@@ -190,6 +190,8 @@ def cmd_process(args: argparse.Namespace) -> int:
         processes.worker(settings, name=args.name, healthcheck=args.healthcheck)
     elif args.command == "smtp-sink":
         processes.smtp_sink(settings, host=args.host, port=args.port, mail_dir=args.mail_dir)
+    elif args.command == "evidently-ui":
+        processes.evidently_ui(settings, host=args.host, port=args.port, workspace=args.workspace)
     else:
         for name, value in (("HOST", args.host), ("PORT", args.port), ("WORKERS", args.workers)):
             if value is not None:
@@ -224,8 +226,9 @@ def _at_least(minimum: int) -> Any:
 
 def _add_training(sub: argparse._SubParsersAction) -> None:
     train = sub.add_parser("train", help="tune, track, register and (if at least as good) promote a model")
-    train.add_argument("--trials", type=_at_least(1), help="hyperopt evaluations (default 50, HEARTRISK_TRIALS)")
+    train.add_argument("--trials", type=_at_least(1), help="hyperopt evaluations, the defaults first (default 50)")
     train.add_argument("--folds", type=_at_least(2), help="stratified CV folds (default 5)")
+    train.add_argument("--repeats", type=_at_least(1), help="CV repeats, each a new shuffle (default 5)")
     train.add_argument("--seed", type=int, help="seed of split, CV and search (default 42)")
     train.add_argument("--data", help="training CSV (default data/heart.csv)")
     train.add_argument("--experiment", help="MLflow experiment (default heart-attack-hyperopt)")
@@ -288,6 +291,8 @@ def _add_stack(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--workers", type=int, help="gunicorn workers (default 2, HEARTRISK_APP_WORKERS)")
     sink = _server(sub, "smtp-sink", "run a local SMTP server that saves alerts to a Maildir", "127.0.0.1", 1025)
     sink.add_argument("--mail-dir", help="Maildir folder (default .state/mail)")
+    board = _server(sub, "evidently-ui", "run the Evidently UI: a dashboard of every monitoring run", "127.0.0.1", 8001)
+    board.add_argument("--workspace", help="workspace folder (default .state/evidently, HEARTRISK_EVIDENTLY_WORKSPACE)")
 
     worker = sub.add_parser("worker", help="run a Prefect process worker on the work pool (default zoompool)")
     worker.add_argument("--name", default="heartrisk-worker", help="worker name shown in the Prefect UI")

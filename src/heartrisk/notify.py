@@ -21,6 +21,7 @@ from prefect_email import EmailServerCredentials, SMTPType
 
 from heartrisk.drift import DriftResult
 from heartrisk.schema import BY_NAME
+from heartrisk.summaries import MonitorSummary, prediction_line, versions_line
 
 SECURITY: dict[str, SMTPType] = {"ssl": SMTPType.SSL, "starttls": SMTPType.STARTTLS, "none": SMTPType.INSECURE}
 
@@ -60,53 +61,76 @@ class Message:
 
 
 def _html(paragraphs: Sequence[str], table: Sequence[tuple[str, ...]] = ()) -> str:
-    """Escaped paragraphs and an optional table, one element per line (SMTP allows 998 characters a line)."""
-    lines = [f"<p>{escape(text)}</p>" for text in paragraphs[:2]]
+    """Escaped paragraphs, then an optional table, one element per line (SMTP allows 998 characters a line)."""
+    lines = [f"<p>{escape(text)}</p>" for text in paragraphs]
     if table:
         lines += ["<table border='1' cellpadding='4' style='border-collapse:collapse'>"]
         lines += ["<tr><th>column</th><th>test</th><th>score</th><th>threshold</th></tr>"]
         lines += [f"<tr>{''.join(f'<td>{escape(cell)}</td>' for cell in row)}</tr>" for row in table]
         lines += ["</table>"]
-    return "\n".join([*lines, *(f"<p>{escape(text)}</p>" for text in paragraphs[2:])])
+    return "\n".join(lines)
 
 
-def drift_message(
-    result: DriftResult,
-    *,
-    current_rows: int,
-    source: str,
-    report_url: str,
-    report_path: str,
-    actions: Sequence[str],
-) -> Message:
-    """What the operator reads: the verdict and share in the subject, the drifted columns in the body."""
+def _subject(result: DriftResult) -> str:
+    """The verdict at a glance: input drift and its share, and whether the model's output moved."""
     share = f"{result.share:.0%}"
+    predictions = result.prediction is not None and result.prediction.detected
     if result.drift_detected:
-        subject = f"HeartRisk: drift detected ({share} of columns)"
-    else:
-        subject = f"HeartRisk: no drift ({share} of columns drifted, alert at {result.threshold:.0%})"
+        return f"HeartRisk: drift detected ({share} of columns)" + (", and in the predictions" if predictions else "")
+    quiet = f"{share} of columns drifted, alert at {result.threshold:.0%}"
+    return f"HeartRisk: prediction drift (inputs: {quiet})" if predictions else f"HeartRisk: no drift ({quiet})"
+
+
+def _facts(result: DriftResult, summary: MonitorSummary) -> list[str]:
+    """The paragraphs before the table: inputs, sampling, the model's output, and who served the window."""
     intro = (
-        f"{result.drifted_count} of {len(result.columns)} columns drifted ({share}); the alert threshold is "
-        f"{result.threshold:.0%} of columns. Current data: {current_rows} rows from {source}."
+        f"{result.drifted_count} of {len(result.columns)} input columns drifted ({result.share:.0%}); the alert "
+        f"threshold is {result.threshold:.0%} of columns. Current data: {summary.current_rows} rows from "
+        f"{summary.current_source}."
     )
+    if summary.sampled_rows is not None:
+        intro += (
+            f" The window held {summary.current_rows} rows: {summary.sampled_rows} of them, drawn uniformly at "
+            "random (HEARTRISK_DRIFT_MAX_ROWS), were compared."
+        )
+    drift = summary.prediction_drift or {}
+    predictions = f"What the model said (probability of coronary artery disease): {prediction_line(drift)}."
+    if drift.get("reference"):
+        predictions += f" Reference: {drift['reference']}. It is not counted in the share of input columns."
+    return [intro, predictions, f"Rows per model version in the window: {versions_line(summary.model_versions)}."]
+
+
+def drift_message(result: DriftResult, *, summary: MonitorSummary, report_url: str, actions: Sequence[str]) -> Message:
+    """What the operator reads: the verdict and share in the subject, the drifted columns in the body."""
+    facts = _facts(result, summary)
     rows = [
         (f"{BY_NAME[c.column].label} ({c.column})", c.method, f"{c.score:.4g}", f"{c.threshold:g}")
         for c in result.columns
         if c.drifted
     ]
-    text = [intro, LEGEND, ""]
+    text = [*facts, LEGEND, ""]
     if rows:
         text.append("Drifted columns (column, test, score, threshold):")
         text += [f"  - {name}: {method}, score {score}, threshold {limit}" for name, method, score, limit in rows]
     else:
         text.append("No column drifted.")
-    links = [f"Full report (MLflow): {report_url}" if report_url else "", f"Report file: {report_path}"]
+    board = (summary.dashboard or {}).get("url", "")
+    links = [
+        f"Dashboard of every run (Evidently UI): {board}" if board else "",
+        f"Full report (MLflow): {report_url}" if report_url else "",
+        f"Report file: {summary.report_path or ''}",
+    ]
     text += ["", *[line for line in links if line], "", *actions]
-    report = f"<a href='{escape(report_url, quote=True)}'>full Evidently report in MLflow</a>, " if report_url else ""
-    html = _html([intro, LEGEND], rows) + ("" if rows else "\n<p>No column drifted.</p>")
-    html += f"\n<p>{report}file <code>{escape(report_path)}</code></p>"
+    html = _html([*facts, LEGEND], rows) + ("" if rows else "\n<p>No column drifted.</p>")
+    html += "\n<p>" + ", ".join(_html_links(board, report_url, summary.report_path or "")) + "</p>"
     html += "".join(f"\n<p>{escape(action)}</p>" for action in actions)
-    return Message(subject=subject, html=html, text="\n".join(text))
+    return Message(subject=_subject(result), html=html, text="\n".join(text))
+
+
+def _html_links(board: str, report_url: str, report_path: str) -> list[str]:
+    links = [f"<a href='{escape(board, quote=True)}'>this run in the Evidently UI</a>"] if board else []
+    links += [f"<a href='{escape(report_url, quote=True)}'>full Evidently report in MLflow</a>"] if report_url else []
+    return [*links, f"file <code>{escape(report_path)}</code>"]
 
 
 def not_enough_data_message(*, current_rows: int, minimum: int, source: str) -> Message:

@@ -4,6 +4,12 @@ champion alias, and the promotion gate.
 Training registers and gates, the app follows the champion, the tests and benchmarks register their
 models the same way. Versions carry tags the gate reads: the CV score, the target the model predicts,
 and a fingerprint of what produced it (data, parameters, target), so an identical retrain is noticed.
+
+A version's ONNX export is a file beside the scikit-learn flavor of the same logged model (MLflow's
+``extra_files``), not MLflow's onnx flavor: that flavor is a model of its own, with its own pyfunc,
+so it would be a second model to register and keep in step, and the app makes its own ONNX Runtime
+session anyway (one thread). One model, one download: the export can never belong to another
+version. Whether a version has one, and why not, is in its tags and in the MLmodel metadata.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import hashlib
 import json
 import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import mlflow
@@ -21,15 +28,26 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from heartrisk import tracking
+from heartrisk import export, tracking
 from heartrisk.config import Settings
 from heartrisk.summaries import Promotion
 
 SCORE_TAG = "cv_roc_auc"
 TARGET_TAG = "target"
 FINGERPRINT_TAG = "fingerprint"
+RUNTIME_TAG = "serving_runtime"  # onnxruntime, or scikit-learn when the version has no usable export
+EXPORT_TAG = "onnx_export"  # the export's check, or why there is no export
 LEGACY_TARGET = "output"  # versions registered before the tag existed predicted the dataset's label
 MISSING = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND")
+
+
+@dataclass(frozen=True)
+class StoredModel:
+    """What one registered version holds: its scikit-learn pipeline and, when the export passed, its ONNX graph."""
+
+    pipeline: Any
+    graph: bytes | None = None
+    export_note: str = ""
 
 
 @dataclass(frozen=True)
@@ -98,9 +116,17 @@ def trusted_sklearn_types(pipeline: Any) -> list[str]:
     return list(untrusted)
 
 
-def log_model(pipeline: Any, *, registered_name: str, example: pd.DataFrame | None = None) -> str:
+def log_model(
+    pipeline: Any,
+    *,
+    registered_name: str,
+    example: pd.DataFrame | None = None,
+    exported: export.Export | None = None,
+) -> str:
     """Log a fitted pipeline in the active MLflow run and register it; returns the new version.
 
+    With ``exported`` (:func:`heartrisk.export.export`) a good ONNX graph is stored beside the
+    pipeline; either way the version is tagged with the runtime that will serve it, and why.
     Requirements are given, not inferred (inference costs seconds per model), and the skops format
     trusts exactly the scikit-learn types the pipeline holds.
     """
@@ -109,24 +135,36 @@ def log_model(pipeline: Any, *, registered_name: str, example: pd.DataFrame | No
         from mlflow.models import infer_signature
 
         signature = infer_signature(example, pipeline.predict_proba(example))
-    info = mlflow.sklearn.log_model(
-        pipeline,
-        name="model",
-        signature=signature,
-        input_example=example,
-        registered_model_name=registered_name,
-        pyfunc_predict_fn="predict_proba",
-        pip_requirements=mlflow.sklearn.get_default_pip_requirements(include_skops=True),
-        skops_trusted_types=trusted_sklearn_types(pipeline),
-    )
-    return str(info.registered_model_version)
+    runtime = exported.runtime if exported is not None else export.SKLEARN
+    note = exported.note() if exported is not None else "not exported to ONNX; scikit-learn serves this version"
+    with tempfile.TemporaryDirectory(prefix="heartrisk-onnx-") as tmp:
+        extra = []
+        if exported is not None and exported.graph is not None:
+            extra = [str(Path(tmp) / export.FILE_NAME)]
+            Path(extra[0]).write_bytes(exported.graph)
+        info = mlflow.sklearn.log_model(
+            pipeline,
+            name="model",
+            signature=signature,
+            input_example=example,
+            registered_model_name=registered_name,
+            pyfunc_predict_fn="predict_proba",
+            pip_requirements=mlflow.sklearn.get_default_pip_requirements(include_skops=True),
+            skops_trusted_types=trusted_sklearn_types(pipeline),
+            extra_files=extra or None,
+            metadata={RUNTIME_TAG: runtime, EXPORT_TAG: note},
+        )
+    version = str(info.registered_model_version)
+    client = MlflowClient()
+    for key, value in {RUNTIME_TAG: runtime, EXPORT_TAG: note}.items():
+        client.set_model_version_tag(registered_name, version, key, value)
+    return version
 
 
 class Registry:
     """One registered model and its champion alias, on one tracking server."""
 
     def __init__(self, tracking_uri: str, name: str, alias: str, experiment: str | None = None) -> None:
-        mlflow.set_tracking_uri(tracking_uri)  # model URIs resolve against the process's tracking server
         self.tracking_uri = tracking_uri
         self.client = MlflowClient(tracking_uri=tracking_uri)
         self.name = name
@@ -166,11 +204,30 @@ class Registry:
         import mlflow.sklearn
 
         with tempfile.TemporaryDirectory(prefix="heartrisk-model-") as tmp:
-            return mlflow.sklearn.load_model(self.uri(version), dst_path=tmp)
+            return mlflow.sklearn.load_model(str(self._download(version, tmp)))
 
-    def load(self, version: str) -> Any:
-        """What the app's model holder calls: the pipeline of one version."""
-        return self.load_sklearn(version)
+    def _download(self, version: str | None, folder: str) -> Path:
+        """The logged model's files, from this registry's server (MLflow's global tracking URI is left alone)."""
+        uri = self.uri(version)
+        where = {"tracking_uri": self.tracking_uri, "registry_uri": self.tracking_uri}
+        return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=folder, **where))
+
+    def load(self, version: str) -> StoredModel:
+        """What the app's model holder calls: the pipeline of one version and its ONNX graph, if any.
+
+        One download of the logged model: the graph is the file stored beside the pipeline.
+        """
+        import mlflow.sklearn
+        from mlflow.models import Model
+
+        with tempfile.TemporaryDirectory(prefix="heartrisk-model-") as tmp:
+            local = self._download(version, tmp)
+            pipeline = mlflow.sklearn.load_model(str(local))
+            stored = Model.load(str(local))
+            files = [Path(extra["path"]) for extra in stored.flavors["sklearn"].get("extra_files", [])]
+            graph = next((local / f for f in files if f.name == export.FILE_NAME), None)
+            note = (stored.metadata or {}).get(EXPORT_TAG, "not exported to ONNX")
+            return StoredModel(pipeline, graph.read_bytes() if graph is not None else None, note)
 
     def tag(self, version: str, tags: dict[str, str]) -> None:
         for key, value in tags.items():

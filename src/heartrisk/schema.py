@@ -50,9 +50,10 @@ class Feature:
         """
         broken = []
         if self.dtype == "int":
-            broken.append((values != np.round(values), "must be a whole number"))
-        if self.codes is not None:
-            broken.append((~np.isin(values, list(self.codes)), "is not a valid code"))
+            broken.append((values != np.floor(values), "must be a whole number"))
+        if self.codes is not None:  # a comparison per code: np.isin costs 20 us even on one value
+            valid = np.equal.outer(values, list(self.codes)).any(axis=-1)
+            broken.append((~valid, "is not a valid code"))
         else:
             broken.append(((values < self.minimum) | (values > self.maximum), "is out of range"))
         return broken
@@ -273,6 +274,7 @@ VALID_RECORD: dict[str, float] = {f.name: float(min(f.codes) if f.codes is not N
 _in_order = itemgetter(*FEATURE_NAMES)
 _JSON_NUMBERS = {int, float}
 _LOW = np.array(list(VALID_RECORD.values()), dtype=float)
+PER_RECORD_BELOW = 8  # smaller batches are validated record by record (see validate_records)
 
 
 def validate_records(raws: Sequence[Any]) -> tuple[np.ndarray, list[tuple[int, dict[str, str]]]]:
@@ -281,8 +283,31 @@ def validate_records(raws: Sequence[Any]) -> tuple[np.ndarray, list[tuple[int, d
     The same rules as :func:`validate_record` with ``json_numbers``, checked column-wise with numpy
     (a 10 000-record batch in milliseconds instead of a second of per-record validation). A record
     the fast check does not pass goes through :func:`validate_record`, which has the last word and
-    writes the messages, so both paths accept exactly the same records.
+    writes the messages, so both paths accept exactly the same records. Below
+    :data:`PER_RECORD_BELOW` records every record goes that way: pydantic takes about 15 us a record,
+    the column-wise check about 100 us whatever the batch.
     """
+    if len(raws) < PER_RECORD_BELOW:
+        matrix, slow = np.tile(_LOW, (len(raws), 1)), set(range(len(raws)))
+    else:
+        matrix, slow = _column_check(raws)
+    errors: list[tuple[int, dict[str, str]]] = []
+    for index in sorted(slow):
+        raw = raws[index]
+        if not isinstance(raw, dict):
+            errors.append((index, {"record": "expected a JSON object of the 13 features"}))
+            continue
+        clean, fields = validate_record(raw, json_numbers=True)
+        if fields:
+            errors.append((index, fields))
+        else:
+            matrix[index] = _in_order(clean)
+    return matrix, errors
+
+
+def _column_check(raws: Sequence[Any]) -> tuple[np.ndarray, set[int]]:
+    """The batch as a matrix (a placeholder row where a record is not plain numbers), and the records
+    the column-wise check does not pass."""
     rows: list[tuple[Any, ...]] = []
     slow: set[int] = set()
     placeholder = tuple(_LOW)
@@ -301,25 +326,14 @@ def validate_records(raws: Sequence[Any]) -> tuple[np.ndarray, list[tuple[int, d
     try:
         matrix = np.array(rows, dtype=float).reshape(len(rows), len(FEATURES))
     except OverflowError:  # an integer beyond float range somewhere: let the record checks name it
-        matrix, slow = np.tile(_LOW, (len(rows), 1)), set(range(len(rows)))
+        return np.tile(_LOW, (len(rows), 1)), set(range(len(rows)))
     bad = ~np.isfinite(matrix)
     with np.errstate(invalid="ignore"):
         for column, feature in enumerate(FEATURES):
             for broken, _ in feature.violations(matrix[:, column]):
                 bad[:, column] |= broken
     slow.update(np.flatnonzero(bad.any(axis=1)).tolist())
-    errors: list[tuple[int, dict[str, str]]] = []
-    for index in sorted(slow):
-        raw = raws[index]
-        if not isinstance(raw, dict):
-            errors.append((index, {"record": "expected a JSON object of the 13 features"}))
-            continue
-        clean, fields = validate_record(raw, json_numbers=True)
-        if fields:
-            errors.append((index, fields))
-        else:
-            matrix[index] = _in_order(clean)
-    return matrix, errors
+    return matrix, slow
 
 
 def json_schema() -> dict[str, Any]:

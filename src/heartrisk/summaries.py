@@ -16,6 +16,10 @@ TEST_METRICS = (
     ("test_f1", "test F1"),
     ("test_brier", "test Brier"),
 )
+BASELINES = (  # the untuned peers the search reports on its own folds (model.search)
+    ("untuned_svc", "untuned SVC"),
+    ("logistic_regression", "logistic regression"),
+)
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,10 @@ class TrainingSummary:
     promotion: Promotion
     registered: bool = True
     registration_reason: str = ""
+    serving_runtime: str = ""  # onnxruntime, or scikit-learn when the ONNX export failed or disagreed
+    onnx_export: str = ""  # the export's check, or why there is no export
+    repeats: int = 1
+    baselines: dict[str, tuple[float, float]] = field(default_factory=dict)  # name: (CV mean, sd), same folds
 
     def to_json(self) -> dict[str, Any]:
         """The ``heartrisk train`` contract: the keys scripts rely on, in their usual order."""
@@ -78,7 +86,19 @@ class TrainingSummary:
             "run_url": self.run_url,
             "registered": self.registered,
             "registration_reason": self.registration_reason,
+            "serving_runtime": self.serving_runtime,
+            "onnx_export": self.onnx_export,
+            "repeats": self.repeats,
+            "baselines": {
+                name: {"cv_roc_auc": mean, "cv_roc_auc_std": std} for name, (mean, std) in self.baselines.items()
+            },
         }
+
+    def versus_baselines(self) -> str:
+        """The peers on the same folds as the champion's CV score: what tuning bought."""
+        return ", ".join(
+            f"{label} {self.baselines[name][0]:.4f}" for name, label in BASELINES if name in self.baselines
+        )
 
     def lines(self) -> list[str]:
         """What ``heartrisk train`` prints for a person, before the JSON line."""
@@ -89,11 +109,13 @@ class TrainingSummary:
             model = f"{self.model_name}: nothing new registered ({self.registration_reason})"
         return [
             "",
-            f"Training finished in {self.seconds} s ({self.trials} trials, {self.folds}-fold CV)",
+            f"Training finished in {self.seconds} s ({self.trials} trials, {self.folds}-fold CV x {self.repeats})",
             f"  best params    {self.best_params}",
             f"  CV ROC-AUC     {self.cv_roc_auc:.4f} ± {self.cv_roc_auc_std:.4f}",
+            f"  same folds     {self.versus_baselines()}",
             f"  test           {metrics}",
             f"  model          {model}",
+            f"  served by      {self.serving_runtime} ({self.onnx_export})",
             f"  MLflow run     {self.run_url}",
         ]
 
@@ -105,7 +127,10 @@ class TrainingSummary:
             if promotion.champion_score is None
             else f"{promotion.champion_score:.4f} (v{promotion.champion_version})"
         )
-        rows = [("CV ROC-AUC", self.cv_roc_auc), *((label, self.metrics[key]) for key, label in TEST_METRICS)]
+        peers = [
+            (f"CV ROC-AUC, {label}", self.baselines[name][0]) for name, label in BASELINES if name in self.baselines
+        ]
+        rows = [("CV ROC-AUC", self.cv_roc_auc), *peers, *((label, self.metrics[key]) for key, label in TEST_METRICS)]
         table = "\n".join(f"| {label} | {value:.4f} |" for label, value in rows)
         outcome = "promoted" if promotion.promoted else "not promoted"
         if not self.registered:
@@ -121,6 +146,8 @@ class TrainingSummary:
 **Promotion**: {outcome}: model `{self.model_name}` v{promotion.new_version} scored {promotion.new_score:.4f};
 champion before: {old}. {promotion.reason}.
 
+**Served by**: {self.serving_runtime} ({self.onnx_export}).
+
 [MLflow run]({self.run_url})
 """
 
@@ -131,7 +158,7 @@ class MonitorSummary:
 
     current_source: str
     reference: str
-    current_rows: int
+    current_rows: int  # rows in the window (or the CSV)
     reference_rows: int
     threshold: float
     status: str
@@ -144,29 +171,68 @@ class MonitorSummary:
     mlflow: dict[str, str] | None = None
     retraining: dict[str, str] | None = None
     email: dict[str, Any] | None = None
+    sampled_rows: int | None = None  # rows compared when the window was sampled (HEARTRISK_DRIFT_MAX_ROWS)
+    model_versions: dict[str, int] = field(default_factory=dict)  # rows per model version in the window
+    prediction_drift: dict[str, Any] | None = None  # PredictionDrift.to_json(), or why it was not computed
+    dashboard: dict[str, str] | None = None  # the run's snapshot in the Evidently UI: ids and url, or the error
 
     def to_json(self) -> dict[str, Any]:
-        """The ``heartrisk monitor`` contract; a run with too little data has no report keys."""
+        """The ``heartrisk monitor`` contract; a run with too little data has no report keys.
+
+        ``sampled_rows`` follows ``current_rows``; the keys added since the first release come last.
+        """
         data = asdict(self)
+        ordered = {}
+        for key, value in data.items():
+            if key != "sampled_rows":
+                ordered[key] = value
+            if key == "current_rows":
+                ordered["sampled_rows"] = self.sampled_rows
         if self.share is None:
             for key in ("columns", "report_path", "latest_report", "mlflow", "retraining"):
-                data.pop(key)
-        return data
+                ordered.pop(key)
+            ordered.pop("prediction_drift")
+            ordered.pop("dashboard")
+        return ordered
 
     def lines(self) -> list[str]:
         """What ``heartrisk monitor`` prints for a person, before the JSON line."""
-        lines = ["", f"Drift monitoring: {self.status} ({self.current_rows} current rows)"]
+        rows = f"{self.current_rows} current rows"
+        if self.sampled_rows is not None:
+            rows += f", {self.sampled_rows} of them compared (a random sample)"
+        lines = ["", f"Drift monitoring: {self.status} ({rows})"]
         email = self.email or {"sent": False}
         sent = "sent to " + ", ".join(email.get("recipients", [])) if email["sent"] else "not sent"
         if self.share is None:
             return [*lines, f"  e-mail           {sent}"]
-        tracked = self.mlflow or {}
+        tracked, board = self.mlflow or {}, self.dashboard or {}
         return [
             *lines,
             f"  drifted columns  {len(self.drifted_columns)}/{len(self.columns)}"
             f" ({self.share:.0%}, alert at {self.threshold:.0%}): {', '.join(self.drifted_columns)}",
+            f"  predictions      {prediction_line(self.prediction_drift)}",
+            f"  model versions   {versions_line(self.model_versions)}",
             f"  report           {self.latest_report}",
+            f"  dashboard        {board.get('url') or board.get('error')}",
             f"  MLflow           {tracked.get('run_url') or tracked.get('error')}",
             f"  retraining       {self.retraining or 'not started'}",
             f"  e-mail           {sent}",
         ]
+
+
+def prediction_line(drift: dict[str, Any] | None) -> str:
+    """The prediction drift in one line, for the command's output and the e-mail."""
+    if not drift or drift.get("detected") is None:
+        return f"prediction drift not computed: {(drift or {}).get('reason', 'no predictions')}"
+    verdict = "drifted" if drift["detected"] else "did not drift"
+    mean, positive = drift["mean_probability"], drift["positive_rate"]
+    return (
+        f"the probability {verdict} ({drift['method']} {drift['score']:.4g}, threshold {drift['threshold']:g}); "
+        f"mean {mean['current']:.3f} against {mean['reference']:.3f} on the reference, "
+        f"positive rate {positive['current']:.0%} against {positive['reference']:.0%}"
+    )
+
+
+def versions_line(versions: dict[str, int]) -> str:
+    """Rows per model version, e.g. ``v3: 1200, v4: 300`` (a promotion in the window shows as two)."""
+    return ", ".join(f"v{version}: {rows}" for version, rows in versions.items()) or "none (not from the log)"

@@ -27,7 +27,7 @@ from sklearn.metrics import ConfusionMatrixDisplay, RocCurveDisplay
 from sklearn.pipeline import Pipeline
 
 from heartrisk import data as data_mod
-from heartrisk import modelcard, names, registry, tracking
+from heartrisk import export, modelcard, names, registry, tracking
 from heartrisk.config import Settings, get_settings
 from heartrisk.model import SearchResult, Trial, bootstrap_auc_interval, evaluate, search, svc_pipeline
 from heartrisk.schema import TARGET
@@ -42,6 +42,7 @@ class Plan:
 
     trials: int
     folds: int
+    repeats: int
     seed: int
     data_path: Path
     experiment: str
@@ -52,10 +53,15 @@ class Plan:
         return cls(
             trials=given.get("trials") or settings.trials,
             folds=given.get("folds") or settings.folds,
+            repeats=given.get("repeats") or settings.repeats,
             seed=settings.seed if seed is None else seed,
             data_path=Path(given.get("data") or settings.data_path),
             experiment=given.get("experiment") or settings.experiment_name,
         )
+
+    def search_settings(self) -> dict[str, int]:
+        """What the search's result depends on, besides the data."""
+        return {"trials": self.trials, "folds": self.folds, "repeats": self.repeats, "seed": self.seed}
 
 
 @dataclass(frozen=True)
@@ -71,11 +77,12 @@ class Split:
 
 @dataclass(frozen=True)
 class Fitted:
-    """The calibrated pipeline of the best parameters and its held-out evaluation."""
+    """The calibrated pipeline of the best parameters, its held-out evaluation and its ONNX export."""
 
     pipeline: Pipeline
     metrics: dict[str, float]
     interval: tuple[float, float]
+    exported: export.Export
 
 
 @task(name="load-and-split", **STEP)
@@ -117,9 +124,7 @@ def search_trials(plan: Plan, split: Split, client: MlflowClient, run_id: str) -
         )
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-trials") as background:
-        result = search(
-            split.x_train, split.y_train, trials=plan.trials, folds=plan.folds, seed=plan.seed, on_trial=on_trial
-        )
+        result = search(split.x_train, split.y_train, **plan.search_settings(), on_trial=on_trial)
     for future in pending:
         future.result()  # re-raise the first logging failure, if any
     return result
@@ -127,11 +132,16 @@ def search_trials(plan: Plan, split: Split, client: MlflowClient, run_id: str) -
 
 @task(name="fit-and-evaluate", **STEP)
 def fit_and_evaluate(params: dict[str, Any], split: Split, folds: int, seed: int) -> Fitted:
-    """Fit the best parameters with sigmoid calibration; metrics on the held-out split only."""
+    """Fit the best parameters with sigmoid calibration; metrics on the held-out split only; export to ONNX.
+
+    The export is checked against the pipeline on every training row; without a good export the
+    version is still registered, and served by scikit-learn.
+    """
     pipeline = svc_pipeline(params, calibrated=True, folds=folds).fit(split.x_train, split.y_train)
     metrics = evaluate(pipeline, split.x_test, split.y_test)
     proba = pipeline.predict_proba(split.x_test)[:, 1]
-    return Fitted(pipeline, metrics, bootstrap_auc_interval(split.y_test, proba, seed=seed))
+    exported = export.export(pipeline, split.x_train)
+    return Fitted(pipeline, metrics, bootstrap_auc_interval(split.y_test, proba, seed=seed), exported)
 
 
 def _plots(pipeline: Pipeline, x_test: pd.DataFrame, y_test: pd.Series) -> dict[str, Figure]:
@@ -151,11 +161,13 @@ def _plots(pipeline: Pipeline, x_test: pd.DataFrame, y_test: pd.Series) -> dict[
 def log_run(client: MlflowClient, run_id: str, plan: Plan, split: Split, result: SearchResult, fitted: Fitted) -> None:
     """Parameters, metrics and plots of the parent run."""
     params = {f"best_{k}": v for k, v in result.best_params.items()}
-    params |= {"trials": plan.trials, "folds": plan.folds, "seed": plan.seed, "data_path": str(plan.data_path)}
+    params |= {**plan.search_settings(), "data_path": str(plan.data_path)}
     params |= {"data_sha256": split.data_sha256, "train_rows": len(split.x_train), "test_rows": len(split.x_test)}
     params |= {"target": TARGET.name}
     metrics = {"cv_roc_auc": result.best_cv_mean, "cv_roc_auc_std": result.best_cv_std, **fitted.metrics}
     metrics |= {"test_roc_auc_ci_low": fitted.interval[0], "test_roc_auc_ci_high": fitted.interval[1]}
+    for name, (mean, std) in result.baselines.items():  # the untuned peers, on the search's folds
+        metrics |= {f"cv_roc_auc_{name}": mean, f"cv_roc_auc_{name}_std": std}
     tracking.log_batch(client, run_id, metrics=metrics, params=params)
     for name, figure in _plots(fitted.pipeline, split.x_test, split.y_test).items():
         client.log_figure(run_id, figure, name)
@@ -181,7 +193,9 @@ def register_and_gate(
         return decision, reason
     with mlflow.start_run(run_id=run_id), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # MLflow's hint on integer columns: inputs are validated
-        version = registry.log_model(fitted.pipeline, registered_name=models.name, example=split.x_train.head(3))
+        version = registry.log_model(
+            fitted.pipeline, registered_name=models.name, example=split.x_train.head(3), exported=fitted.exported
+        )
     models.tag(version, {registry.FINGERPRINT_TAG: mark})
     return models.promote_if_better(version, result.best_cv_mean, TARGET.name), ""
 
@@ -209,6 +223,7 @@ def publish(client: MlflowClient, run_id: str, summary: TrainingSummary, split: 
 async def train_flow(
     trials: int | None = None,
     folds: int | None = None,
+    repeats: int | None = None,
     seed: int | None = None,
     data: str | None = None,
     experiment: str | None = None,
@@ -216,16 +231,19 @@ async def train_flow(
     """Tune, track, register, and promote the model only if it is at least as good as the champion."""
     started = time.perf_counter()
     settings = get_settings()
-    plan = Plan.of(settings, trials=trials, folds=folds, seed=seed, data=data, experiment=experiment)
+    plan = Plan.of(settings, trials=trials, folds=folds, repeats=repeats, seed=seed, data=data, experiment=experiment)
     logger = get_run_logger()
     with SyncClientContext.get_or_create():  # one Prefect client for every step
         split = load_and_split(plan.data_path, settings.test_size, plan.seed)
         client = MlflowClient(settings.mlflow_tracking_uri)
         run_id = tracking.start_run(client, plan.experiment, f"hyperopt-{plan.trials}-trials", tracking.TRAINING_TAG)
         try:
-            logger.info("search: %d trials, %d-fold CV, seed %d", plan.trials, plan.folds, plan.seed)
+            logger.info(
+                "search: %d trials, %d-fold CV x %d repeats, seed %d", plan.trials, plan.folds, plan.repeats, plan.seed
+            )
             result = search_trials(plan, split, client, run_id)
             fitted = fit_and_evaluate(result.best_params, split, plan.folds, plan.seed)
+            logger.info("serving runtime %s: %s", fitted.exported.runtime, fitted.exported.note())
             log_run(client, run_id, plan, split, result, fitted)
             promotion, not_registered = register_and_gate(settings, run_id, fitted, split, result, plan)
             summary = _summary(settings, plan, split, result, fitted, promotion, not_registered, run_id, started)
@@ -261,10 +279,14 @@ def _summary(
         trials=plan.trials,
         folds=plan.folds,
         seed=plan.seed,
+        repeats=plan.repeats,
+        baselines=result.baselines,
         data_sha256=split.data_sha256,
         seconds=round(time.perf_counter() - started, 2),
         run_url=settings.mlflow_run_url(experiment_id, run_id),
         promotion=promotion,
         registered=not not_registered,
         registration_reason=not_registered,
+        serving_runtime=fitted.exported.runtime,
+        onnx_export=fitted.exported.note(),
     )

@@ -1,4 +1,5 @@
-"""The monitoring flow for real: Prefect server and worker, MLflow server, an aiosmtpd SMTP server.
+"""The monitoring flow for real: Prefect server and worker, MLflow server, an aiosmtpd SMTP server, the
+Evidently UI of every run.
 
 Runs go through the ``heartrisk`` command, as operators and scripts use it, or the deployment on the worker.
 """
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from evidently.ui.workspace import Workspace
 from mlflow.tracking import MlflowClient
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect_email import EmailServerCredentials, SMTPType
@@ -30,7 +32,7 @@ from tests.support.mail import Mailbox, plain_text, smtp_server
 from tests.support.models import register
 from tests.support.paths import HEART, REFERENCE
 from tests.support.prefect_stack import PrefectStack
-from tests.support.servers import free_port
+from tests.support.servers import free_port, running
 
 pytestmark = pytest.mark.integration
 
@@ -159,6 +161,78 @@ def test_served_predictions_are_what_the_next_run_compares(env, mailbox, tmp_pat
     recipients, message = box.received[-1]
     assert recipients == ["ops@heartrisk.test"]
     assert "120 rows from prediction log" in plain_text(message)
+
+
+def test_two_runs_leave_two_snapshots_the_ui_charts_and_a_big_window_is_sampled(env, mailbox, prefect_stack, tmp_path):
+    """Served predictions far from the champion's on the reference: prediction drift, on its own, alerts
+    even when quiet runs are not mailed; a window above HEARTRISK_DRIFT_MAX_ROWS is sampled and says so."""
+    box, _ = mailbox
+    db, ui_port = tmp_path / "predictions.sqlite", free_port()
+    log = open_log(db)
+    records = load_csv(HEART).sample(200, random_state=5)[list(FEATURE_NAMES)].to_numpy(dtype=float)
+    log.append(records[:150], [0.9] * 150, [1] * 150, model_version="1", request_id="before-promotion")
+    log.append(records[150:200], [0.9] * 50, [1] * 50, model_version="2", request_id="after-promotion")
+    extra = {
+        "HEARTRISK_PREDICTIONS_DB": str(db),
+        "HEARTRISK_DRIFT_MAX_ROWS": "120",
+        "HEARTRISK_EMAIL_TO": "ops@heartrisk.test",
+        "HEARTRISK_MAIL_WHEN_QUIET": "false",
+        "HEARTRISK_EVIDENTLY_PORT": str(ui_port),
+    }
+    before = len(box.received)
+    args = ("--email-block", "test-smtp", "--no-retrain", "--threshold", "0.9")  # the inputs alone raise no alarm
+    runs = [monitor(env, tmp_path, *args, **extra) for _ in range(2)]
+    assert all(done.returncode == 0 for done in runs), runs[-1].stderr[-4000:]
+    first, second = (last_json(done) for done in runs)
+    assert (first["current_rows"], first["sampled_rows"]) == (200, 120)
+    assert first["model_versions"] == {"1": 150, "2": 50}
+    assert first["drift_detected"] is False and len(first["columns"]) == len(FEATURE_NAMES)
+    drift = first["prediction_drift"]
+    assert (drift["detected"], drift["method"]) == (True, "K-S p_value") and drift["score"] < 0.05
+    assert drift["reference"].startswith(f"champion v{prefect_stack.bootstrap['champion_version']} on ")
+    assert drift["mean_probability"]["current"] == pytest.approx(0.9)
+
+    assert len(box.received) == before + 2  # prediction drift alone is mailed, though quiet runs are not
+    message = box.received[-1][1]
+    subject = " ".join(str(message["Subject"]).split())  # a long subject is folded over lines
+    assert subject.startswith("HeartRisk: prediction drift (inputs: ") and subject.endswith("alert at 90%)")
+    body = plain_text(message)
+    assert "Current data: 200 rows from prediction log" in body
+    assert "120 of them, drawn uniformly at random (HEARTRISK_DRIFT_MAX_ROWS), were compared" in body
+    assert "Rows per model version in the window: v1: 150, v2: 50." in body
+    assert f"Dashboard of every run (Evidently UI): {second['dashboard']['url']}" in body
+
+    workspace = Workspace(str(tmp_path / "evidently"))  # Evidently's own API reads what the runs left
+    (project,) = [p for p in workspace.list_projects() if p.name == "HeartRisk monitoring"]
+    snapshots = {first["dashboard"]["snapshot_id"], second["dashboard"]["snapshot_id"]}
+    assert {str(run) for run in workspace.list_runs(project.id)} == snapshots and len(snapshots) == 2
+    stored = workspace.get_run(project.id, first["dashboard"]["snapshot_id"])
+    assert stored.metadata["sampled_rows"] == "120" and stored.tags == ["model-v1", "model-v2"]
+    _the_ui_lists_the_project_with_its_dashboard(tmp_path, env, ui_port, second["dashboard"])
+
+
+def _the_ui_lists_the_project_with_its_dashboard(tmp_path: Path, env: dict, port: int, board: dict) -> None:
+    """``heartrisk evidently-ui`` on the same workspace: the project, its panels, both runs charted, the
+    e-mail's link, and writes refused without the secret."""
+    base = f"http://127.0.0.1:{port}"
+    command = [str(BIN / "heartrisk"), "evidently-ui", "--port", str(port), "--workspace", str(tmp_path / "evidently")]
+    secret = {"EVIDENTLY_SECRET": "a-test-secret-for-writes"}  # pragma: allowlist secret
+    with running(command, health=f"{base}/api/version", log=tmp_path / "ui.log", env={**env, **secret}, timeout=180):
+        projects = requests.get(f"{base}/api/projects", timeout=30).json()
+        assert [p["name"] for p in projects] == ["HeartRisk monitoring"]
+        project = board["project_id"]
+        panels = requests.get(f"{base}/api/v2/dashboards/{project}", timeout=30).json()["panels"]
+        assert {"Share of drifted input columns", "Rows per model version"} <= {p["title"] for p in panels}
+        series = {"metric": "evidently:metric_v2:WindowRows", "metric_labels": {}, "tags": [], "metadata": {}}
+        points = requests.post(
+            f"{base}/api/v2/snapshots/{project}/data_series_batch", json={"series_filter": [series]}, timeout=30
+        ).json()
+        assert [s["values"] for s in points["series"]] == [[200, 200]]  # one point per run: the window's rows
+        assert board["url"] == f"{base}/projects/{project}/reports/{board['snapshot_id']}"
+        assert requests.get(board["url"], timeout=30).ok
+        assert requests.get(f"{base}/api/projects/{project}/{board['snapshot_id']}/data", timeout=30).ok
+        refused = requests.post(f"{base}/api/v2/projects", json={"name": "intruder"}, timeout=30)
+        assert refused.status_code == 403
 
 
 def test_drift_above_threshold_starts_a_training_run_that_completes(env, mailbox, prefect_stack, tmp_path):

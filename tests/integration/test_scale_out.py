@@ -164,11 +164,16 @@ def test_the_app_logs_to_postgresql_and_the_monitor_reads_what_it_served(
         "HEARTRISK_STATE_DIR": str(tmp_path / "monitor"),
         "HEARTRISK_EMAIL_TO": "",
         **signed_in(ADMIN),
+        "HEARTRISK_MODEL_NAME": MODEL,
+        "HEARTRISK_DRIFT_MAX_ROWS": "100",  # sampled by PostgreSQL itself
     }
     done = heartrisk("monitor", "--no-retrain", env=env, unset=S3_VARIABLES)
     assert done.returncode == 0, done.stderr[-4000:]
     summary = last_json(done)
-    assert summary["current_rows"] == 120
+    assert (summary["current_rows"], summary["sampled_rows"]) == (120, 100)
+    assert summary["model_versions"] == {trained["model_version"]: 120}
+    assert summary["prediction_drift"]["reference"].startswith(f"champion v{trained['model_version']} on ")
+    assert isinstance(summary["prediction_drift"]["detected"], bool)
     assert summary["current_source"].startswith(f"prediction log {app.log.where}, last 7 days")
     report = summary["report_path"].rsplit("/", 1)[1]
     assert any(key.endswith(f"/drift_report/{report}") for key in object_store.keys(BUCKET, "artifacts/"))

@@ -14,6 +14,7 @@ import requests
 from mlflow.tracking import MlflowClient
 from prometheus_client.mmap_dict import MmapedDict
 
+from heartrisk import export
 from heartrisk.data import load_csv
 from heartrisk.schema import FEATURE_NAMES
 from tests.support.app import App, Served
@@ -39,19 +40,30 @@ def records() -> list[dict[str, Any]]:
     return [{n: frame.iloc[i][n].item() for n in FEATURE_NAMES} for i in range(len(frame))]
 
 
-def test_form_and_api_give_the_champion_pipelines_probability(app: App, registered: dict, records: list) -> None:
-    expected = registered["pipeline"].predict_proba(pd.DataFrame(records, columns=list(FEATURE_NAMES)))[:, 1]
-    batch = requests.post(f"{app.url}/api/v1/predict", json=records, timeout=60)
+def test_onnx_runtime_answers_and_the_api_gives_the_champion_pipelines_probability(
+    app: App, registered: dict, records: list
+) -> None:
+    ready = requests.get(f"{app.url}/readyz", timeout=60).json()
+    assert (ready["model_version"], ready["runtime"]) == (registered["version"], export.ONNX_RUNTIME)
+    assert "matches scikit-learn on 304 reference rows" in ready["runtime_note"]
+    rows = records + load_csv(HEART).sample(200, random_state=1)[list(FEATURE_NAMES)].to_dict("records")
+    expected = registered["pipeline"].predict_proba(pd.DataFrame(rows, columns=list(FEATURE_NAMES)))[:, 1]
+    batch = requests.post(f"{app.url}/api/v1/predict", json=rows, timeout=60)
     assert batch.status_code == 200
-    assert [r["probability"] for r in batch.json()] == pytest.approx(expected.tolist(), abs=1e-9)
+    assert [r["probability"] for r in batch.json()] == pytest.approx(expected.tolist(), abs=export.TOLERANCE)
     assert {r["model_version"] for r in batch.json()} == {registered["version"]}
     single = requests.post(f"{app.url}/api/v1/predict", json=records[3], timeout=60).json()
-    assert single["probability"] == pytest.approx(expected[3], abs=1e-9)
-    # the original project's form: urlencoded, same field names, no token
+    assert single["probability"] == pytest.approx(expected[3], abs=export.TOLERANCE)
+    # the original project's form: urlencoded, same field names, no token; the footer names the runtime
     page = requests.post(app.url + "/", data={k: str(v) for k, v in records[3].items()}, timeout=60)
     assert page.status_code == 200
-    assert f'<output id="probability" class="value">{expected[3] * 100:.1f}&nbsp;%</output>' in page.text
+    assert f'<output id="probability" class="value">{single["probability"] * 100:.1f}&nbsp;%</output>' in page.text
     assert f'<span id="model-version">{registered["version"]}</span>' in page.text
+    assert f'<span id="runtime">{export.ONNX_RUNTIME}</span>' in page.text
+    metrics = requests.get(f"{app.url}/metrics", timeout=60).text
+    model, version = registered["model"], registered["version"]
+    info = f'heartrisk_model_info{{model="{model}",runtime="onnxruntime",version="{version}"}} 1.0'
+    assert info in metrics
 
 
 def test_the_profile_the_study_links_to_disease_gets_the_higher_probability(app: App) -> None:

@@ -3,13 +3,16 @@
 Every process here gets an environment without any telemetry variable (and without the CI markers that
 make Prefect keep quiet on its own), with HTTP_PROXY / HTTPS_PROXY pointing at a listener on loopback
 (loopback itself exempt through NO_PROXY): any library that tries to reach the internet over HTTP(S)
-connects to the listener instead, which records it. A control run with telemetry allowed shows that the
-listener does catch a library that calls home (Prefect's server analytics, a CONNECT to its host).
+connects to the listener instead, which records it. Control runs with telemetry allowed show that the
+listener does catch a library that calls home (Prefect's server analytics, a CONNECT to its host; the
+Evidently UI, a POST of each page's event).
 
 Checked another way, because a proxy variable cannot catch them: SeaweedFS is Go, whose default HTTP
 transport honours the same proxy variables; its telemetry is also switched off by its command-line flag
 where the stack starts it. MLflow's telemetry (requests), Evidently's (requests, via iterative-telemetry)
-and Prefect's (httpx, amplitude over requests) all honour the proxy variables, read in their code.
+and Prefect's (httpx, amplitude over requests) all honour the proxy variables, read in their code. ONNX
+Runtime's native OneDS client honours them too: this test caught it calling Microsoft from the app's
+workers until ORT_DISABLE_TELEMETRY joined the defaults.
 """
 
 from __future__ import annotations
@@ -107,27 +110,24 @@ def test_train_monitor_and_the_app_call_nobody(
     no_server = {"HEARTRISK_PREFECT_PORT": str(free_port())}  # nothing answers there: a temporary server starts
     train = base | no_server | {"HEARTRISK_MODEL_NAME": "HeartRiskTelemetryTrained"}
     monitor = base | {"PREFECT_API_URL": prefect_stack.api_url, "HEARTRISK_EMAIL_TO": ""}
-    app_port = free_port()
+    app_port, ui_port = free_port(), free_port()
     app = base | {"HEARTRISK_MODEL_NAME": "HeartRiskTelemetryTest", "HEARTRISK_APP_PORT": str(app_port)}
     runs = {
         "train": [str(BIN / "heartrisk"), "train", "--trials", "2", "--folds", "3", "--experiment", "telemetry"],
         "monitor": [str(BIN / "heartrisk"), "monitor", "--current", str(HEART), "--no-retrain"],
     }
-    server = subprocess.Popen(
-        [str(BIN / "heartrisk"), "serve"],
-        env=app,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    server = _quiet([str(BIN / "heartrisk"), "serve"], app)
+    board = _quiet([str(BIN / "heartrisk"), "evidently-ui", "--port", str(ui_port)], base)
     try:
         started = {name: _start(command, train if name == "train" else monitor) for name, command in runs.items()}
         wait_http(f"http://127.0.0.1:{app_port}/readyz", timeout=180, proc=server)
         answer = requests.post(f"http://127.0.0.1:{app_port}/api/v1/predict", json=_record(), timeout=60)
         assert answer.status_code == 200, answer.text
         done = {name: proc.communicate(timeout=600) for name, proc in started.items()}
+        _browse_evidently_ui(ui_port, board)  # after the monitoring run: its project holds a snapshot
     finally:
         stop(server)
+        stop(board)
     for name, proc in started.items():
         assert proc.returncode == 0, f"{name}: {done[name][1][-3000:]}"
         assert last_json(subprocess.CompletedProcess([], 0, done[name][0], ""))
@@ -143,6 +143,36 @@ def test_the_listener_catches_a_library_that_calls_home(control: tuple[Listener,
     while not watching.seen and time.monotonic() < deadline:
         time.sleep(0.5)
     assert any("prefect.io" in line for line in watching.seen), watching.seen
+
+
+def test_the_listener_catches_the_evidently_ui_calling_home_when_allowed(listener: Listener, tmp_path: Path) -> None:
+    """Control for the UI: its telemetry component is on unless DO_NOT_TRACK is set (to anything)."""
+    env = clean_env(listener, tmp_path / "prefect", HEARTRISK_ALLOW_TELEMETRY="true", HEARTRISK_STATE_DIR=str(tmp_path))
+    port = free_port()
+    board = _quiet([str(BIN / "heartrisk"), "evidently-ui", "--port", str(port)], env)
+    try:
+        _browse_evidently_ui(port, board)
+        deadline = time.monotonic() + 30
+        while not listener.seen and time.monotonic() < deadline:
+            time.sleep(0.5)
+    finally:
+        stop(board)
+    assert any("/s2s/event" in line for line in listener.seen), listener.seen
+
+
+def _browse_evidently_ui(port: int, board: subprocess.Popen) -> None:
+    """What an operator opens: the list of projects, then the monitoring project's runs (each logs an event)."""
+    base = f"http://127.0.0.1:{port}"
+    wait_http(f"{base}/api/version", timeout=120, proc=board)
+    projects = requests.get(f"{base}/api/projects", timeout=30).json()
+    assert [p["name"] for p in projects] == ["HeartRisk monitoring"]
+    assert requests.get(f"{base}/api/projects/{projects[0]['id']}/snapshots", timeout=30).ok
+
+
+def _quiet(command: list[str], env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
 
 
 def _start(command: list[str], env: dict[str, str]) -> subprocess.Popen:

@@ -27,14 +27,14 @@ FORM = {
 @pytest.fixture(scope="module")
 def stack() -> Iterator[dict[str, str]]:
     """`docker compose up --wait` on free loopback ports; `down -v` at the end."""
-    ports = {f"HEARTRISK_{name}_PORT": str(free_port()) for name in ("MLFLOW", "PREFECT", "APP")}
+    ports = {f"HEARTRISK_{name}_PORT": str(free_port()) for name in ("MLFLOW", "PREFECT", "APP", "EVIDENTLY")}
     env = {**os.environ, **ports, "HEARTRISK_TRIALS": "10"}
     try:
         up = compose("up", "--detach", "--wait", "--wait-timeout", "900", env=env, timeout=1000)
         try:  # compose may exit 0 although a dependency failed: check what a user would open
             assert up.returncode == 0, "docker compose up --wait failed"
             base = {name.split("_")[1]: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-            for url in ("{PREFECT}/api/health", "{MLFLOW}/health", "{APP}/readyz"):
+            for url in ("{PREFECT}/api/health", "{MLFLOW}/health", "{APP}/readyz", "{EVIDENTLY}/api/version"):
                 wait_http(url.format(**base), timeout=60)
         except (AssertionError, TimeoutError) as exc:
             logs = compose("logs", "--tail", "40", env=env).stdout
@@ -84,3 +84,10 @@ def test_monitoring_alert_reaches_the_mail_service(stack: dict[str, str]) -> Non
         messages = list(mailbox.Maildir(f"{tmp}/mail", create=False))
     assert messages, "no message in the mail service's Maildir"
     assert any("drift detected" in (m["Subject"] or "") for m in messages), [m["Subject"] for m in messages]
+
+    # The worker's run is in the Evidently UI's project (they share the evidently volume).
+    ui = f"http://127.0.0.1:{stack['HEARTRISK_EVIDENTLY_PORT']}"
+    projects = requests.get(f"{ui}/api/projects", timeout=30).json()
+    assert [p["name"] for p in projects] == ["HeartRisk monitoring"]
+    snapshots = requests.get(f"{ui}/api/projects/{projects[0]['id']}/snapshots", timeout=30).json()
+    assert len(snapshots) >= 1, snapshots

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -45,7 +47,8 @@ def app_server(
     log_target: str | None = None,
     env: dict[str, str] | None = None,
 ) -> Iterator[App]:
-    """The app following ``model_name@champion`` every second; it counts as up once a model is loaded.
+    """The app following ``model_name@champion`` every second; it counts as up once every worker has made
+    its first lookup (a worker that is still loading would leave all requests to the others).
 
     It logs to ``log_target`` (a SQLite file in ``tmp`` by default, or a ``postgresql://`` URL).
     """
@@ -65,5 +68,15 @@ def app_server(
     app_log = tmp / "app.log"
     log = open_log(target)
     with running(command, health=f"{url}/readyz", log=app_log, env=settings, timeout=180) as proc:
+        _wait_for_workers(app_log, workers, timeout=180)
         yield App(url, log, tmp / "metrics", proc, app_log, tracking_uri)
     log.close()
+
+
+def _wait_for_workers(app_log: Path, workers: int, *, timeout: float) -> None:
+    """Until ``workers`` workers have logged their first lookup (gunicorn_conf.post_fork)."""
+    deadline = time.monotonic() + timeout
+    while len(re.findall(r"worker \d+ serving ", app_log.read_text())) < workers:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"fewer than {workers} workers ready after {timeout} s:\n{app_log.read_text()[-3000:]}")
+        time.sleep(0.2)

@@ -1,4 +1,5 @@
-"""The one way tests and benchmarks put a model in a registry: fit a pipeline, log it as training does.
+"""The one way tests and benchmarks put a model in a registry: fit a pipeline, log it as training does
+(with its ONNX export, checked on the training rows, unless told otherwise).
 
 Each test that moves an alias uses its own registered model name, so it disturbs no other test.
 """
@@ -11,6 +12,7 @@ import mlflow
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
+from heartrisk import export
 from heartrisk.data import deduplicate, features_and_target, load_csv
 from heartrisk.model import svc_pipeline
 from heartrisk.registry import Registry, log_model
@@ -21,6 +23,11 @@ PARAMS = {"kernel": "rbf", "C": 1.0, "gamma": 0.05}
 CHAMPION_MODEL = "HeartRiskTestModel"  # the registered model of the session's trained champion
 
 
+def training_rows() -> pd.DataFrame:
+    """The features of heart.csv after de-duplication: what :func:`fit_pipeline` fits on."""
+    return features_and_target(deduplicate(load_csv(HEART)))[0]
+
+
 def fit_pipeline(params: dict[str, Any] | None = None, *, folds: int = 3) -> Any:
     """A calibrated SVC pipeline fitted on heart.csv: the shape training registers."""
     return svc_pipeline(params or PARAMS, calibrated=True, folds=folds).fit(
@@ -28,11 +35,14 @@ def fit_pipeline(params: dict[str, Any] | None = None, *, folds: int = 3) -> Any
     )
 
 
-def register(tracking_uri: str, name: str, pipeline: Any = None, *, champion: bool = True) -> str:
+def register(tracking_uri: str, name: str, pipeline: Any = None, *, champion: bool = True, onnx: bool = True) -> str:
     """Log ``pipeline`` (a fresh one by default) as a new version of ``name``; move the alias to it.
 
-    Leaves this process's MLflow globals (tracking URI, active run) as they were.
+    With ``onnx`` the version holds its ONNX export, as training registers it, so the app serves it
+    with ONNX Runtime. Leaves this process's MLflow globals (tracking URI, active run) as they were.
     """
+    pipeline = pipeline if pipeline is not None else fit_pipeline()
+    exported = export.export(pipeline, training_rows()) if onnx else None
     client = MlflowClient(tracking_uri=tracking_uri)
     experiment = client.get_experiment_by_name("test-models")
     experiment_id = experiment.experiment_id if experiment else client.create_experiment("test-models")
@@ -40,7 +50,7 @@ def register(tracking_uri: str, name: str, pipeline: Any = None, *, champion: bo
     mlflow.set_tracking_uri(tracking_uri)
     try:
         with mlflow.start_run(experiment_id=experiment_id):
-            version = log_model(pipeline if pipeline is not None else fit_pipeline(), registered_name=name)
+            version = log_model(pipeline, registered_name=name, exported=exported)
     finally:
         mlflow.set_tracking_uri(previous)
     if champion:

@@ -11,4 +11,6 @@ def training(promoted: bool = True, registered: bool = True) -> TrainingSummary:
     return TrainingSummary(
         "run1", "exp", "M", 0.91, 0.02, metrics, (0.88, 0.97), {"kernel": "rbf", "C": 1.0}, 50, 5, 42, "ab", 7.5,
         "http://mlflow/#/experiments/1/runs/run1", promotion, registered, "" if registered else "same as v3",
+        "onnxruntime", "ONNX export matches scikit-learn on 241 training rows (largest difference 2.4e-06)",
+        5, {"untuned_svc": (0.89, 0.03), "logistic_regression": (0.9, 0.025)},
     )  # fmt: skip

@@ -1,4 +1,5 @@
-"""Unit-test fixtures: the serving app through Flask's test client, with a real (small) fitted pipeline."""
+"""Unit-test fixtures: the serving app through Flask's test client, with a real (small) fitted pipeline
+answered, as in production, by its ONNX export."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from heartrisk import export
 from heartrisk.config import Settings, get_settings
-from heartrisk.data import deduplicate, load_csv
+from heartrisk.data import deduplicate, features_and_target, load_csv
 from heartrisk.schema import FEATURES
 from heartrisk.serving import create_app
 from heartrisk.serving.model_holder import LoadedModel, ModelHolder
@@ -34,6 +36,13 @@ def pipeline() -> Any:
     return fit_pipeline()
 
 
+@pytest.fixture(scope="session")
+def onnx_model(pipeline: Any, frame: pd.DataFrame) -> export.OnnxModel:
+    exported = export.export(pipeline, features_and_target(frame)[0])
+    assert exported.graph is not None, exported.problem
+    return export.OnnxModel(exported.graph)
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return dataclasses.replace(
@@ -42,9 +51,10 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def holder(settings: Settings, pipeline: Any) -> ModelHolder:
+def holder(settings: Settings, pipeline: Any, onnx_model: export.OnnxModel) -> ModelHolder:
     holder = ModelHolder(settings)
-    holder.install(LoadedModel.of("UnitModel", "7", pipeline))
+    model = LoadedModel.of("UnitModel", "7", pipeline)
+    holder.install(dataclasses.replace(model, onnx=onnx_model, runtime_note="ONNX export matches scikit-learn"))
     return holder
 
 

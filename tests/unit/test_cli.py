@@ -31,6 +31,7 @@ def test_a_username_needs_a_password_and_nothing_is_saved(monkeypatch, capsys) -
         (["monitor", "--threshold", "0"], "between 0 (excluded) and 1"),
         (["train", "--trials", "0"], "must be at least 1"),
         (["train", "--folds", "1"], "must be at least 2"),
+        (["train", "--repeats", "0"], "must be at least 1"),
         (["serve", "--port", "http"], "invalid int value"),
         (["predictions", "purge", "--older-than", "0"], "must be more than 0 days"),
         (["predictions"], "required: action"),

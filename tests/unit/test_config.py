@@ -10,7 +10,8 @@ from heartrisk.config import PROJECT_ROOT, get_settings
 
 
 def test_local_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("HEARTRISK_STATE_DIR", "MLFLOW_TRACKING_URI", "PREFECT_API_URL", "HEARTRISK_PREFECT_PORT"):
+    names = ("HEARTRISK_STATE_DIR", "MLFLOW_TRACKING_URI", "PREFECT_API_URL", "HEARTRISK_PREFECT_PORT")
+    for name in (*names, "HEARTRISK_TRIALS", "HEARTRISK_FOLDS", "HEARTRISK_CV_REPEATS"):
         monkeypatch.delenv(name, raising=False)
     settings = get_settings()
     assert settings.state_dir == PROJECT_ROOT / ".state"
@@ -20,6 +21,7 @@ def test_local_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.mlflow_tracking_uri == "http://127.0.0.1:5000"
     assert settings.prefect_api_url == "http://127.0.0.1:4200/api"
     assert (settings.app_port, settings.mlflow_workers, settings.retrain_on_drift) == (8000, 1, True)
+    assert (settings.trials, settings.folds, settings.repeats) == (50, 5, 5)
 
 
 def test_environment_overrides_and_blank_means_default(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -76,3 +78,24 @@ def test_the_images_switch_off_the_same_telemetry() -> None:
         lines = (PROJECT_ROOT / dockerfile).read_text().splitlines()
         env = next(line for line in lines if line.startswith("ENV DO_NOT_TRACK="))
         assert dict(pair.split("=") for pair in env.split()[1:]) == TELEMETRY_OFF, dockerfile
+
+
+def test_monitoring_at_scale_and_the_dashboard_have_local_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in (
+        "HEARTRISK_STATE_DIR",
+        "HEARTRISK_EVIDENTLY_WORKSPACE",
+        "HEARTRISK_EVIDENTLY_UI_URL",
+        "HEARTRISK_EVIDENTLY_PORT",
+        "HEARTRISK_EVIDENTLY_HOST",
+        "HEARTRISK_DRIFT_MAX_ROWS",
+        "EVIDENTLY_SECRET",
+    ):
+        monkeypatch.delenv(name, raising=False)  # fmt: skip
+    settings = get_settings()
+    assert (settings.drift_max_rows, settings.drift_seed) == (1_000_000, 42)
+    assert settings.evidently_workspace == str(PROJECT_ROOT / ".state" / "evidently")
+    assert (settings.evidently_ui_url, settings.evidently_secret) == ("http://127.0.0.1:8001", "")
+    monkeypatch.setenv("HEARTRISK_EVIDENTLY_PORT", "8101")
+    assert get_settings().evidently_ui_url == "http://127.0.0.1:8101"  # the link follows the port unless set
+    monkeypatch.setenv("HEARTRISK_EVIDENTLY_UI_URL", "https://drift.example.org")
+    assert get_settings().evidently_ui_url == "https://drift.example.org"

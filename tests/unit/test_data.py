@@ -120,13 +120,18 @@ def test_a_csv_with_label_keeps_it_and_one_without_has_the_features_only(tmp_pat
         data.read_schema_csv(tmp_path / "bad.csv")
 
 
-def test_served_rows_are_checked_on_distinct_values_but_errors_name_the_real_row() -> None:
+def test_served_rows_are_checked_column_by_column_and_errors_name_the_real_row() -> None:
     served = data.load_csv(HEART)[list(COLUMNS[:-1])].astype(float)  # as read back from the log
     typed = data.validate_served(served, "log")
     pd.testing.assert_frame_equal(typed, data.validate_frame(served, require_target=False, source="log"))
     served.loc[257, "thall"] = 7.0
     with pytest.raises(data.DataError, match=r"log: column 'thall', row 258 \(line 259\): value 7 is not a valid"):
         data.validate_served(served, "log")
+    for column, value, reason in (("age", 40.5, "must be a whole number"), ("chol", float("nan"), "is empty")):
+        broken = data.load_csv(HEART)[list(COLUMNS[:-1])].astype(float)
+        broken.loc[9, column] = value
+        with pytest.raises(data.DataError, match=rf"log: column '{column}', row 10 \(line 11\): value .*{reason}"):
+            data.validate_served(broken, "log")
 
 
 def test_features_and_target_gives_disease_as_the_target() -> None:

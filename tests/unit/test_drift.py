@@ -1,37 +1,22 @@
-"""Drift computation on synthetic data: shifted columns drift, the rest do not, numbers match Evidently."""
+"""Drift computation on synthetic data: shifted columns drift, the rest do not, numbers match Evidently; the
+model's output drifts on its own, and the snapshot carries what the dashboard charts."""
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pytest
 from evidently import DataDefinition, Dataset, Report
 from evidently.presets import DataDriftPreset
 
 from heartrisk.drift import compute_drift, shared_columns
-from heartrisk.schema import FEATURE_NAMES, FEATURES, OUTPUT
+from heartrisk.schema import FEATURE_NAMES
+from tests.support.frames import synthetic, with_predictions
 
-ROWS = 600
 # The column types as the README's data dictionary documents them, written out here on purpose: a wrong
 # type in the schema must not agree with itself.
 MEASUREMENTS = ["age", "trtbps", "chol", "thalachh", "oldpeak"]
 CODES = ["sex", "cp", "fbs", "restecg", "exng", "slp", "caa", "thall", "output"]
 BINARY = {"sex", "fbs", "exng", "output"}
-
-
-def synthetic(seed: int, rows: int = ROWS) -> pd.DataFrame:
-    """Valid records drawn independently per column: uniform inside the range, codes at random."""
-    rng = np.random.default_rng(seed)
-    columns: dict[str, np.ndarray] = {}
-    for feature in (*FEATURES, OUTPUT):
-        if feature.codes is not None:
-            columns[feature.name] = rng.choice(list(feature.codes), size=rows)
-        else:
-            low, high = feature.minimum, feature.maximum
-            middle, spread = (low + high) / 2, (high - low) / 8
-            values = np.clip(rng.normal(middle, spread, rows), low, high)
-            columns[feature.name] = np.round(values) if feature.dtype == "int" else np.round(values, 1)
-    return pd.DataFrame(columns)
 
 
 def shifted(frame: pd.DataFrame, seed: int) -> pd.DataFrame:
@@ -117,3 +102,52 @@ def test_served_data_without_label_compares_only_the_features() -> None:
     result, _ = compute_drift(served, reference, threshold=0.5)
     assert [c.column for c in result.columns] == list(FEATURE_NAMES)
     assert {c.column for c in result.columns if c.kind == "numeric"} == set(MEASUREMENTS)
+
+
+def test_clearly_shifted_probabilities_are_prediction_drift_and_the_same_distribution_is_not() -> None:
+    reference = with_predictions(synthetic(9)[list(FEATURE_NAMES)], seed=10)
+    same = with_predictions(synthetic(11)[list(FEATURE_NAMES)], seed=12)
+    shifted_up = with_predictions(synthetic(11)[list(FEATURE_NAMES)], seed=12, shift=0.25)
+
+    quiet, _ = compute_drift(same, reference, threshold=0.5)
+    assert quiet.prediction is not None and quiet.prediction.detected is False
+    assert quiet.prediction.probability.score > quiet.prediction.probability.threshold  # a p-value: high is no drift
+
+    moved, _ = compute_drift(shifted_up, reference, threshold=0.5)
+    assert moved.prediction is not None and moved.prediction.detected is True
+    assert moved.prediction.probability.method == "K-S p_value"
+    assert moved.prediction.probability.score < 1e-6
+    current_mean, reference_mean = moved.prediction.mean_probability
+    assert current_mean == pytest.approx(shifted_up["probability"].mean())
+    assert reference_mean == pytest.approx(reference["probability"].mean())
+    assert moved.prediction.positive_rate[0] > moved.prediction.positive_rate[1]
+    assert moved.prediction.to_json()["detected"] is True
+
+    # the model's output is its own result: the inputs, the same in both runs, give the same share
+    assert [c.column for c in moved.columns] == list(FEATURE_NAMES)
+    assert (moved.share, moved.drifted_count) == (quiet.share, quiet.drifted_count)
+
+
+def test_without_served_predictions_on_both_sides_there_is_no_prediction_drift() -> None:
+    reference = with_predictions(synthetic(13)[list(FEATURE_NAMES)], seed=14)
+    result, _ = compute_drift(synthetic(15)[list(FEATURE_NAMES)], reference, threshold=0.5)
+    assert result.prediction is None
+    assert len(result.columns) == len(FEATURE_NAMES)
+
+
+def test_the_snapshot_carries_the_windows_rows_per_model_version_for_the_dashboard() -> None:
+    reference = with_predictions(synthetic(16)[list(FEATURE_NAMES)], seed=17)
+    current = with_predictions(synthetic(18, rows=500)[list(FEATURE_NAMES)], seed=19)
+    _, snapshot = compute_drift(current, reference, 0.5, versions={"3": 4000, "4": 1000}, metadata={"source": "log"})
+    data = snapshot.dict()
+    values = {}
+    for metric in data["metrics"]:
+        config = metric["config"]
+        values[config["type"].rsplit(":", 1)[1], config.get("model_version") or config.get("column")] = metric["value"]
+    assert values[("WindowRows", None)] == 5000  # the whole window, though Evidently compared 500 rows
+    assert values[("RowCount", None)] == 500
+    assert (values[("ModelVersionRows", "3")], values[("ModelVersionRows", "4")]) == (4000, 1000)
+    assert values[("MeanValue", "probability")] == pytest.approx(current["probability"].mean())
+    assert values[("CategoryCount", "label")]["share"] == pytest.approx(current["label"].mean())
+    stored = snapshot.to_snapshot_model()  # what a workspace keeps: the versions as tags, the source as metadata
+    assert stored.tags == ["model-v3", "model-v4"] and stored.metadata == {"source": "log"}

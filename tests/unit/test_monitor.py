@@ -1,14 +1,29 @@
-"""The monitoring rules, without Prefect: when to mail, when to retrain, and what the mail says."""
+"""The monitoring rules, without Prefect: when to mail, when to retrain, and what the mail says; the
+champion's scores of the reference data, kept per champion."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+from dataclasses import replace
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
+import pandas as pd
 import pytest
 
-from heartrisk.drift import ColumnDrift, DriftResult
-from heartrisk.monitor import Decision, _act, _message, decide
+from heartrisk import monitor
+from heartrisk.config import get_settings
+from heartrisk.data import load_csv
+from heartrisk.drift import ColumnDrift, DriftResult, PredictionDrift
+from heartrisk.monitor import Decision, _act, _message, champion_scores, decide
+from heartrisk.schema import FEATURE_NAMES
 from heartrisk.summaries import MonitorSummary
+from tests.support.paths import REFERENCE
+
+# The app's rule is applied to a float array in schema order (see serving/model_holder).
+pytestmark = pytest.mark.filterwarnings("ignore:X does not have valid feature names")
 
 
 def result(share: float, threshold: float = 0.5) -> DriftResult:
@@ -40,6 +55,22 @@ def test_decide(drift: DriftResult | None, recipients: bool, retrain: bool, quie
     assert decide(drift, has_recipients=recipients, retrain_on_drift=retrain, mail_when_quiet=quiet) == expected
 
 
+def predictions_moved(moved: bool) -> PredictionDrift:
+    probability = ColumnDrift("probability", "prediction", "K-S p_value", 1e-9 if moved else 0.4, 0.05, moved)
+    label = ColumnDrift("label", "prediction", "Z-test p_value", 0.5, 0.05, False)
+    return PredictionDrift(probability, label, (0.6, 0.4), (0.6, 0.3))
+
+
+@pytest.mark.parametrize("quiet", [True, False])
+def test_prediction_drift_alone_always_mails_and_never_retrains(quiet: bool) -> None:
+    moved = replace(result(0.2), prediction=predictions_moved(True))
+    decision = decide(moved, has_recipients=True, retrain_on_drift=True, mail_when_quiet=quiet)
+    assert decision == Decision("no drift", mail=True, retrain=False)
+    steady = replace(result(0.2), prediction=predictions_moved(False))
+    assert decide(steady, has_recipients=True, retrain_on_drift=True, mail_when_quiet=quiet).mail is quiet
+    assert decide(moved, has_recipients=False, retrain_on_drift=True, mail_when_quiet=quiet).mail is False
+
+
 def test_drift_with_retraining_off_says_so_and_starts_nothing() -> None:
     run, actions, error = asyncio.run(_act(Decision("drift", True, False), result(0.6), "flow/deployment"))
     assert run is None and error == ""
@@ -52,3 +83,52 @@ def test_the_message_follows_the_outcome() -> None:
     assert _message(summary, None, [], 30).subject == "HeartRisk: not enough data (12 of 30 rows)"
     drifted = MonitorSummary("log", "ref.csv", 300, 303, 0.5, "drift", True, 0.6, ["age"], report_path="r.html")
     assert _message(drifted, result(0.6), ["did X"], 30).subject == "HeartRisk: drift detected (60% of columns)"
+
+
+class FakeRegistry:
+    """A registry whose champion is a fitted pipeline; counts the loads."""
+
+    name = "UnitModel"
+
+    def __init__(self, pipeline: Any, version: str = "7") -> None:
+        self.pipeline, self.version, self.loads = pipeline, version, 0
+
+    def champion(self) -> Any:
+        return SimpleNamespace(version=self.version, fingerprint="f1")
+
+    def load_sklearn(self, version: str) -> Any:
+        assert version == self.version
+        self.loads += 1
+        return self.pipeline
+
+
+def test_the_champion_scores_the_reference_as_the_app_would_and_once_per_champion(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, pipeline: Any
+) -> None:
+    registry = FakeRegistry(pipeline)
+    monkeypatch.setattr(monitor.Registry, "of", classmethod(lambda cls, settings: registry))
+    settings = dataclasses.replace(get_settings(), state_dir=tmp_path)
+    reference = load_csv(REFERENCE)
+    scores, version = champion_scores(settings, REFERENCE, reference)
+    expected = pipeline.predict_proba(reference[list(FEATURE_NAMES)])[:, list(pipeline.classes_).index(1)]
+    assert version == "7" and scores["probability"].to_numpy() == pytest.approx(expected)
+    assert (scores["label"] == (expected >= 0.5)).all()
+    again, _ = champion_scores(settings, REFERENCE, reference)
+    assert registry.loads == 1 and again["probability"].to_numpy() == pytest.approx(expected)  # from the cache
+    registry.version = "8"  # a promotion: the new champion scores the reference
+    champion_scores(settings, REFERENCE, reference)
+    assert registry.loads == 2
+    assert len(list((tmp_path / "reference-scores").glob("*.csv"))) == 2
+
+
+def test_without_a_champion_the_reference_has_no_predictions_and_says_why(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    empty = SimpleNamespace(name="UnitModel", champion=lambda: None)
+    monkeypatch.setattr(monitor.Registry, "of", classmethod(lambda cls, settings: empty))
+    settings = dataclasses.replace(get_settings(), state_dir=tmp_path)
+    frame, note = monitor.read_reference.fn(str(REFERENCE), settings, True)
+    assert "probability" not in frame.columns and len(frame) == len(load_csv(REFERENCE))
+    assert note.startswith("the champion could not score the reference data: no champion yet")
+    plain, why = monitor.read_reference.fn(str(REFERENCE), settings, False)
+    assert isinstance(plain, pd.DataFrame) and "no served predictions" in why

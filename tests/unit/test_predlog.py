@@ -1,5 +1,6 @@
 """The prediction log, on both backends (SQLite file, real PostgreSQL): rows in schema order, one per
-record, readable whole or as features only, trimmed by age; the backend chosen from the target alone."""
+record, readable whole or as features only, trimmed by age; a monitoring window sampled in the query when
+it is larger than asked, the same rows on both; the backend chosen from the target alone."""
 
 from __future__ import annotations
 
@@ -121,3 +122,91 @@ def test_records_must_be_rows_of_the_thirteen_features(tmp_path) -> None:
         log.append(np.ones((1, 26)), [0.5, 0.5], [1, 1], model_version="1", request_id="a")
     assert log.append(np.empty((0, len(FEATURE_NAMES))), [], [], model_version="1", request_id="a") == 0
     assert log.count() == 0
+
+
+def test_a_writer_waits_for_its_turn_on_the_lock_file_and_then_writes(tmp_path) -> None:
+    """Another process holding the lock file makes an append wait for it, not fail or skip it."""
+    import fcntl
+    import os
+
+    log = open_log(tmp_path / "p.sqlite")
+    assert log.count() == 0  # the table exists: migrating takes the same lock file, before the writer's turn
+    other = os.open(tmp_path / "p.sqlite.lock", os.O_RDWR | os.O_CREAT)  # another open file: another writer
+    fcntl.flock(other, fcntl.LOCK_EX)
+    writer = threading.Thread(target=log.append, args=(np.zeros((1, len(FEATURE_NAMES))), [0.5], [1]),
+                              kwargs={"model_version": "1", "request_id": "r"})  # fmt: skip
+    writer.start()
+    writer.join(0.5)
+    assert writer.is_alive() and log.count() == 0
+    fcntl.flock(other, fcntl.LOCK_UN)
+    os.close(other)
+    writer.join(10)
+    assert not writer.is_alive() and log.count() == 1
+
+
+def _numbered(log: PredictionLog, rows: int, versions: dict[str, int]) -> None:
+    """``rows`` rows whose ``age`` is their number (0, 1, ...) and probability the number / rows, served by the
+    given model versions in turn (each its share of the rows, in order: a promotion in the window)."""
+    start = 0
+    for version, count in versions.items():
+        features = np.zeros((count, len(FEATURE_NAMES)))
+        features[:, 0] = np.arange(start, start + count)
+        probabilities = features[:, 0] / rows
+        log.append(
+            features, probabilities, (probabilities >= 0.5).astype(int), model_version=version, request_id=version
+        )
+        start += count
+    assert start == rows
+
+
+def test_a_window_that_fits_comes_whole_with_its_rows_per_model_version(log: PredictionLog) -> None:
+    _numbered(log, 300, {"3": 200, "4": 100})
+    window = log.window(days=1, max_rows=300, seed=7)
+    assert (window.rows, window.sampled, window.versions) == (300, False, {"3": 200, "4": 100})
+    assert list(window.frame.columns) == [*FEATURE_NAMES, "probability", "label"]
+    assert sorted(window.frame["age"]) == list(range(300))
+    assert (window.frame["label"] == (window.frame["probability"] >= 0.5)).all()
+    assert log.window(days=-1).rows == 0 and log.window(days=-1).frame.empty
+
+
+def test_a_larger_window_is_sampled_in_the_query_uniformly_and_seeded(log: PredictionLog) -> None:
+    rows, wanted = 20_000, 2_000
+    _numbered(log, rows, {"3": 15_000, "4": 5_000})
+    window = log.window(days=1, max_rows=wanted, seed=7)
+    assert (window.rows, len(window.frame), window.sampled) == (rows, wanted, True)  # trimmed to the exact count
+    assert window.versions == {"3": 15_000, "4": 5_000}  # counted over the whole window, not the sample
+    drawn = window.frame["age"].to_numpy()
+    assert len(set(drawn)) == wanted and set(drawn) <= set(range(rows))  # real rows, none twice
+    assert window.frame["probability"].to_numpy() == pytest.approx(drawn / rows)  # each row's own values
+    # Uniform over the window: each tenth of it (by time of writing) holds about a tenth of the sample
+    # (binomial: 200 +- 13), and no long run of consecutive rows comes together.
+    per_tenth = np.bincount((drawn * 10 // rows).astype(int), minlength=10)
+    assert per_tenth.min() > 150 and per_tenth.max() < 250, per_tenth
+    ordered = np.sort(drawn)
+    assert np.diff(ordered).max() < 150 and np.mean(np.diff(ordered) == 1) < 0.25
+    again = log.window(days=1, max_rows=wanted, seed=7)
+    assert sorted(again.frame["age"]) == sorted(drawn)  # the same seed draws the same rows
+    other = log.window(days=1, max_rows=wanted, seed=8)
+    assert len(set(other.frame["age"]) & set(drawn)) < wanted * 0.5  # another seed, another sample
+
+
+def test_the_sample_is_drawn_by_the_database_before_any_row_leaves_it(log: PredictionLog) -> None:
+    _numbered(log, 5_000, {"1": 5_000})
+    below = predlog.sample_threshold(5_000, 500)
+    assert below is not None and predlog.sample_threshold(5_000, 5_000) is None
+    query = log._select(predlog.SERVED, 0.0, below, seed=3)
+    assert predlog.sample_key(3) in query and f"< {below}" in query
+    with log._reachable():
+        fetched = log._arrow(query)
+    assert 500 <= fetched.num_rows < 800  # about a tenth, plus the margin trimmed afterwards
+
+
+def test_both_backends_draw_the_same_rows(postgres, tmp_path) -> None:
+    """One sampling expression in both SQL dialects: the same ids and seed give the same sample."""
+    samples = []
+    for target in (str(tmp_path / "p.sqlite"), postgres.create_database("same_sample")):
+        log = open_log(target)
+        _numbered(log, 3_000, {"1": 3_000})
+        samples.append(sorted(log.window(max_rows=300, seed=11).frame["age"]))
+        log.close()
+    assert len(samples[0]) == 300 and samples[0] == samples[1]

@@ -22,7 +22,15 @@ from sklearn.pipeline import Pipeline
 
 from heartrisk.data import DataError, features_and_target, load_csv, validate_frame
 from heartrisk.model import svc_pipeline
-from heartrisk.schema import FEATURE_NAMES, FEATURES, OUTPUT, Feature, validate_record, validate_records
+from heartrisk.schema import (
+    FEATURE_NAMES,
+    FEATURES,
+    OUTPUT,
+    PER_RECORD_BELOW,
+    Feature,
+    validate_record,
+    validate_records,
+)
 from tests.support.paths import HEART
 
 BUDGET = settings(
@@ -206,9 +214,15 @@ def json_record() -> st.SearchStrategy[Any]:
 
 
 @BUDGET
-@given(batch=st.lists(json_record(), min_size=1, max_size=12))
+@given(
+    batch=st.one_of(
+        st.lists(json_record(), min_size=1, max_size=PER_RECORD_BELOW - 1),
+        st.lists(json_record(), min_size=PER_RECORD_BELOW, max_size=PER_RECORD_BELOW + 12),
+    )
+)
 def test_the_batch_validator_agrees_with_the_record_validator(batch: list[Any]) -> None:
-    """The API's column-wise fast path accepts and refuses exactly what validate_record does, with its messages."""
+    """The API's column-wise fast path accepts and refuses exactly what validate_record does, with its messages
+    (batches from PER_RECORD_BELOW records up take the column-wise path)."""
     matrix, invalid = validate_records(batch)
     expected = {}
     for index, raw in enumerate(batch):

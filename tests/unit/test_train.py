@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from heartrisk import data
+from heartrisk import data, export
 from heartrisk.config import get_settings
 from heartrisk.train import Plan, Split, _plots, fit_and_evaluate
 from tests.support.paths import HEART
@@ -15,9 +16,12 @@ from tests.support.paths import HEART
 
 def test_the_plan_takes_given_values_and_settings_for_the_rest(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HEARTRISK_TRIALS", "12")
+    monkeypatch.setenv("HEARTRISK_CV_REPEATS", "3")
     settings = get_settings()
-    plan = Plan.of(settings, trials=None, folds=3, seed=0, data=None, experiment=None)
-    assert (plan.trials, plan.folds, plan.seed) == (12, 3, 0)  # seed 0 is a seed, not "unset"
+    plan = Plan.of(settings, trials=None, folds=3, repeats=None, seed=0, data=None, experiment=None)
+    assert (plan.trials, plan.folds, plan.repeats, plan.seed) == (12, 3, 3, 0)  # seed 0 is a seed, not "unset"
+    assert plan.search_settings() == {"trials": 12, "folds": 3, "repeats": 3, "seed": 0}
+    assert Plan.of(settings, repeats=2).repeats == 2
     assert plan.data_path == settings.data_path and plan.experiment == settings.experiment_name
     assert Plan.of(settings, data="x.csv").data_path == Path("x.csv")
 
@@ -35,6 +39,15 @@ def test_fit_and_evaluate_scores_the_held_out_split_only(split: Split) -> None:
     assert fitted.metrics["test_roc_auc"] == pytest.approx(roc_auc_score(split.y_test, proba))
     assert fitted.interval[0] < fitted.metrics["test_roc_auc"] < fitted.interval[1]
     assert len(fitted.pipeline.named_steps["model"].calibrated_classifiers_) == 1  # one SVC to serve
+
+
+def test_fit_and_evaluate_exports_the_pipeline_checked_on_every_training_row(split: Split) -> None:
+    fitted = fit_and_evaluate.fn({"kernel": "sigmoid", "C": 35.9, "gamma": 0.0167}, split, 3, 0)
+    exported = fitted.exported
+    assert exported.runtime == export.ONNX_RUNTIME and exported.rows == len(split.x_train)
+    onnx = export.OnnxModel(exported.graph)
+    difference = onnx.predict_proba(split.x_train.to_numpy(float)) - fitted.pipeline.predict_proba(split.x_train)
+    assert np.abs(difference).max() <= export.TOLERANCE
 
 
 def test_the_plots_are_the_roc_curve_and_the_confusion_matrix(split: Split) -> None:

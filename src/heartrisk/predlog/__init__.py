@@ -9,6 +9,7 @@ several hosts write to one log). The app, the monitor and the tests hold a :clas
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 import time
@@ -29,6 +30,9 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 COLUMNS = ("ts", "request_id", "model_version", "probability", "label", *FEATURE_NAMES)
+SERVED = (*FEATURE_NAMES, "probability", "label")  # what monitoring compares: the inputs and what the model said
+SAMPLE_PRIME = 2_147_483_647  # 2^31 - 1
+SAMPLE_MULTIPLIER = 48_271
 _POSTGRES_URL = re.compile(r"postgres(?:ql)?(?:\+psycopg)?://", re.IGNORECASE)
 DAY_SECONDS = 86_400
 
@@ -50,6 +54,19 @@ class Rows:
     probabilities: list[float]
     labels: list[int]
     features: np.ndarray  # one record per row, schema order
+
+
+@dataclass(frozen=True)
+class Window:
+    """A monitoring window of the log: the rows to compare, and how many the whole window held."""
+
+    frame: pd.DataFrame  # the 13 features, probability and label as floats, any order; a sample if sampled
+    rows: int  # rows in the window
+    versions: dict[str, int]  # rows per model version in the window (all of them, sampled or not)
+
+    @property
+    def sampled(self) -> bool:
+        return len(self.frame) < self.rows
 
 
 @dataclass(frozen=True)
@@ -114,19 +131,51 @@ class PredictionLog(ABC):
         return frame
 
     def features(self, *, since: datetime | None = None, days: float | None = None) -> pd.DataFrame:
-        """Only the 13 features of :meth:`read`, as floats, in no particular order: what monitoring compares.
+        """Only the 13 features of :meth:`read`, as floats, in no particular order.
 
         Read through ADBC straight into Arrow columns on both backends: a driver that makes a Python
         float per cell took 0.38 s for 100 000 rows against 0.1 s, and several times the memory. The
         drift statistics do not depend on the order of rows, and sorting a million of them cost about
         15 % of the read (:meth:`read` keeps the order of writing).
         """
-        import pyarrow as pa
-
         with self._reachable():
-            table = self._features(window_start(since, days))
-        floats = pa.schema([(name, pa.float64()) for name in FEATURE_NAMES])  # also types an empty window
-        return table.cast(floats).to_pandas()
+            table = self._arrow(self._select(FEATURE_NAMES, window_start(since, days)))
+        return _floats(table, FEATURE_NAMES)
+
+    def window(
+        self, *, since: datetime | None = None, days: float | None = None, max_rows: int | None = None, seed: int = 0
+    ) -> Window:
+        """What monitoring compares: the features, probability and label of a window, and its rows per version.
+
+        A window of more than ``max_rows`` rows is sampled uniformly at random, seeded, in the query
+        itself (:func:`sample_key`), so no more than about ``max_rows`` rows ever leave the database;
+        the sample is then trimmed to exactly ``max_rows``: the rows with the smallest keys, the same
+        as ``ORDER BY key LIMIT max_rows`` without a sort in the database. The rows per model version
+        are counted over the whole window, by the database.
+        """
+        start = window_start(since, days)
+        with self._reachable():
+            condition = self._since(start)
+            counted = self._arrow(
+                f"SELECT model_version, count(*) AS n FROM predictions WHERE {condition} GROUP BY model_version"  # noqa: S608
+            ).to_pydict()
+            versions = dict(sorted(zip(map(str, counted["model_version"]), map(int, counted["n"]), strict=True)))
+            total = sum(versions.values())
+            below = sample_threshold(total, max_rows)
+            table = self._arrow(self._select(SERVED, start, below, seed))
+        if below is not None and max_rows is not None and table.num_rows > max_rows:
+            table = table.take(np.sort(np.argpartition(table["sample_key"].to_numpy(), max_rows)[:max_rows]))
+        return Window(_floats(table, SERVED), total, versions)
+
+    def _select(self, columns: Iterable[str], start: float, below: int | None = None, seed: int = 0) -> str:
+        """The query of a window's columns; with ``below``, only the rows whose sampling key is under it."""
+        if below is None:
+            return f"SELECT {', '.join(columns)} FROM predictions WHERE {self._since(start)}"  # noqa: S608
+        key = sample_key(seed)
+        return (
+            f"SELECT {', '.join(columns)}, {key} AS sample_key FROM predictions "  # noqa: S608
+            f"WHERE {self._since(start)} AND {key} < {int(below)}"
+        )
 
     def purge(self, *, older_than_days: float) -> Purged:
         """Delete the rows older than ``older_than_days`` (0 or less keeps everything)."""
@@ -176,8 +225,12 @@ class PredictionLog(ABC):
         """All columns of the window, ``ts`` as UNIX time, ordered by id."""
 
     @abstractmethod
-    def _features(self, start: float) -> pa.Table:
-        """The 13 feature columns of the window, any order."""
+    def _since(self, start: float) -> str:
+        """The SQL condition ``ts >= start``, the time inlined (a float this package computed, never user text)."""
+
+    @abstractmethod
+    def _arrow(self, query: str) -> pa.Table:
+        """A query's result as Arrow columns, through the backend's ADBC driver."""
 
     @abstractmethod
     def _purge(self, before: float) -> Purged: ...
@@ -206,3 +259,36 @@ def window_start(since: datetime | None, days: float | None) -> float:
     if since is None and days is not None:
         since = datetime.now(UTC) - timedelta(days=days)
     return since.timestamp() if since is not None else 0.0
+
+
+def sample_key(seed: int) -> str:
+    """A row's sampling key in [0, 2^31 - 1), as SQL on its id: one expression, the same rows, on both backends.
+
+    A Lehmer step (48271 id + seed mod the prime 2^31 - 1) spreads consecutive ids over the range, and
+    squaring mod that prime breaks the lattice a linear step leaves: alone, it would keep runs of
+    thousands of consecutive ids together (requests that came together, a time block). Every product
+    stays under 2^62, so both databases compute it in 64-bit integers (SQLite turns an overflow into a float).
+    """
+    spread = f"((id % {SAMPLE_PRIME}) * {SAMPLE_MULTIPLIER} + {int(seed) % SAMPLE_PRIME}) % {SAMPLE_PRIME}"
+    return f"((({spread}) * ({spread})) % {SAMPLE_PRIME})"
+
+
+def sample_threshold(rows: int, max_rows: int | None) -> int | None:
+    """The key below which a row is drawn, or None when every row of the window fits.
+
+    Keys are close to uniform over [0, 2^31 - 1), so a threshold at ``share`` of the range draws about
+    ``share`` of the rows; the share asks for four standard deviations more than ``max_rows``, so the
+    draw almost never falls short, and the surplus is trimmed off.
+    """
+    if max_rows is None or rows <= max_rows:
+        return None
+    share = min(1.0, (max_rows + 4 * max_rows**0.5 + 16) / rows)
+    return math.ceil(share * SAMPLE_PRIME)
+
+
+def _floats(table: pa.Table, columns: Iterable[str]) -> pd.DataFrame:
+    """The named columns as float64 (which also types an empty window)."""
+    import pyarrow as pa
+
+    names = list(columns)
+    return table.select(names).cast(pa.schema([(name, pa.float64()) for name in names])).to_pandas()

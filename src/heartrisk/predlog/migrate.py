@@ -10,12 +10,16 @@ others, once they get the lock, find it at the head revision and do nothing. On 
 is a transaction-level advisory lock; on SQLite the transaction itself is ``BEGIN EXCLUSIVE``.
 Alembic's version table has a name of its own, so the log can share a database with MLflow's tables.
 
-To change the schema, add a revision next to ``versions/0001_predictions_table.py`` (its
+To change the schema, add a revision next to ``versions/0002_model_version_index.py`` (its
 ``down_revision`` is the previous one); ``upgrade`` runs it wherever the log is opened.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -55,7 +59,26 @@ def upgrade_postgres(url: str, revision: str = HEAD) -> None:
 
 
 def upgrade_sqlite(path: Path, revision: str = HEAD) -> None:
-    """Bring a SQLite log to ``revision`` in one ``BEGIN EXCLUSIVE`` transaction (WAL mode set first)."""
+    """Bring a SQLite log to ``revision`` in one ``BEGIN EXCLUSIVE`` transaction (WAL mode set first).
+
+    Processes take turns on the log's lock file first (the writers' one): switching a fresh file to WAL
+    can answer "database is locked" at once, without SQLite's busy wait, when several workers start.
+    """
+    with _lock_file(path):
+        _upgrade_sqlite(path, revision)
+
+
+@contextmanager
+def _lock_file(path: Path) -> Iterator[None]:
+    handle = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(handle)  # closing releases the lock
+
+
+def _upgrade_sqlite(path: Path, revision: str) -> None:
     url = sa.URL.create("sqlite", database=str(path))  # a path may hold '?' or '#', which a URL string would parse
     engine = sa.create_engine(url, poolclass=sa.NullPool, connect_args={"timeout": BUSY_TIMEOUT_SECONDS})
 

@@ -129,15 +129,13 @@ class PostgresLog(PredictionLog):
             cursor.execute(query)
             return cursor.fetch_arrow_table()
 
+    def _since(self, start: float) -> str:
+        return f"ts >= {_time(start)}"
+
     def _read(self, start: float) -> pd.DataFrame:
         columns = ", ".join(("date_part('epoch', ts) AS ts", *COLUMNS[1:]))
-        query = f"SELECT {columns} FROM predictions WHERE ts >= {_time(start)} ORDER BY id"  # noqa: S608
+        query = f"SELECT {columns} FROM predictions WHERE {self._since(start)} ORDER BY id"  # noqa: S608
         return self._arrow(query).to_pandas()
-
-    def _features(self, start: float) -> pa.Table:
-        columns = ", ".join(FEATURE_NAMES)
-        query = f"SELECT {columns} FROM predictions WHERE ts >= {_time(start)}"  # noqa: S608
-        return self._arrow(query)
 
     def _purge(self, before: float) -> Purged:
         with self._connections().connection() as conn, conn.transaction():

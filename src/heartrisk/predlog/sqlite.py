@@ -1,17 +1,22 @@
 """The prediction log in a SQLite file: the embedded default, for one host.
 
-SQLite in WAL mode: many gunicorn workers append at once (SQLite serialises the writers; the busy
-timeout makes them wait instead of failing), while the monitoring flow reads a time window. Each
-writing thread keeps its own connection: opening and closing one per request cost more than the
-insert, because closing the last connection checkpoints the WAL into the database file.
+SQLite in WAL mode: many gunicorn workers append at once, while the monitoring flow reads a time
+window. Each writing thread keeps its own connection: opening and closing one per request cost more
+than the insert, because closing the last connection checkpoints the WAL into the database file.
+Writers take turns on a lock file (``flock``) before they write: SQLite would serialise them too, but
+its busy handler sleeps 1, 2, 5, 10 ms between tries, which put the 99th percentile of one append at
+8 ms with two workers; waiting in the kernel, it is 0.16 ms. The busy timeout stays, for writers that
+do not take the lock.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sqlite3
 import threading
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,11 +25,11 @@ from sqlalchemy.exc import OperationalError as MigrationFailed
 
 from heartrisk.predlog import COLUMNS, PredictionLog, Purged, Rows
 from heartrisk.predlog.migrate import BUSY_TIMEOUT_SECONDS, upgrade_sqlite
-from heartrisk.schema import FEATURE_NAMES
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
+_OPENING = threading.Lock()
 _INSERT = f"INSERT INTO predictions ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"  # noqa: S608
 
 
@@ -39,6 +44,7 @@ class SqliteLog(PredictionLog):
         super().__init__()
         self.path = Path(path)
         self._local = threading.local()
+        self._turn: tuple[int, threading.Lock, int] | None = None  # (pid, lock of its threads, lock file)
 
     @property
     def where(self) -> str:
@@ -62,6 +68,23 @@ class SqliteLog(PredictionLog):
             local.conn, local.pid = self._connect(), os.getpid()
         return local.conn
 
+    @contextmanager
+    def _my_turn(self) -> Iterator[None]:
+        """Write alone: one thread of this process at a time, and one process at a time (the lock file)."""
+        turn = self._turn
+        if turn is None or turn[0] != os.getpid():  # a lock file opened before a fork would be shared
+            with _OPENING:
+                if self._turn is None or self._turn[0] != os.getpid():
+                    lock_file = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+                    self._turn = (os.getpid(), threading.Lock(), lock_file)
+                turn = self._turn
+        with turn[1]:
+            fcntl.flock(turn[2], fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(turn[2], fcntl.LOCK_UN)
+
     def close(self) -> None:
         local = self._local
         if getattr(local, "pid", None) == os.getpid():
@@ -72,7 +95,8 @@ class SqliteLog(PredictionLog):
         fixed = (rows.ts, rows.request_id, rows.model_version)
         records = zip(rows.probabilities, rows.labels, rows.features.tolist(), strict=True)
         values = ((*fixed, probability, label, *features) for probability, label, features in records)
-        with self._writer() as conn:
+        conn = self._writer()
+        with self._my_turn(), conn:
             conn.executemany(_INSERT, values)
 
     def _count(self) -> int:
@@ -84,13 +108,15 @@ class SqliteLog(PredictionLog):
         with closing(self._connect()) as conn:
             return pd.read_sql_query(query, conn, params=(start,))
 
-    def _features(self, start: float) -> pa.Table:
+    def _since(self, start: float) -> str:
+        return f"ts >= {float(start)!r}"
+
+    def _arrow(self, query: str) -> pa.Table:
         """Imported here, so the app's workers (which only append) do not load the ADBC driver."""
         import adbc_driver_sqlite.dbapi as adbc_sqlite
 
-        query = f"SELECT {', '.join(FEATURE_NAMES)} FROM predictions WHERE ts >= ?"  # noqa: S608
         with adbc_sqlite.connect(f"{self.path.resolve().as_uri()}?mode=ro") as conn, conn.cursor() as cursor:
-            cursor.execute(query, (start,))
+            cursor.execute(query)
             return cursor.fetch_arrow_table()
 
     def _purge(self, before: float) -> Purged:

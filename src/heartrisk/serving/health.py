@@ -30,6 +30,8 @@ def readyz():
         "ready": ready,
         "model_name": rt.settings.model_name,
         "model_version": None if status.model is None else status.model.version,
+        "runtime": None if status.model is None else status.model.runtime,
+        "runtime_note": None if status.model is None else status.model.runtime_note or None,
         "mlflow_reachable": status.mlflow_reachable,
         "problem": status.problem or None,
         "last_check_seconds_ago": None if status.checked_at is None else round(time.time() - status.checked_at, 1),

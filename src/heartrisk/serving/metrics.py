@@ -34,8 +34,8 @@ LATENCY = Histogram(
 PREDICTIONS = Counter("heartrisk_predictions_total", "Predictions served (one per record), by label", ["label"])
 MODEL = Gauge(
     "heartrisk_model_info",
-    "1 for the model version a live worker answers with (two versions show during a swap)",
-    ["model", "version"],
+    "1 for the model version a live worker answers with, and its runtime (two show during a swap)",
+    ["model", "version", "runtime"],
     multiprocess_mode="livemax",
 )
 
@@ -55,8 +55,8 @@ def observe_predictions(labels: list[int]) -> None:
 
 def model_swapped(old: LoadedModel | None, new: LoadedModel) -> None:
     if old is not None:
-        MODEL.labels(old.name, old.version).set(0)
-    MODEL.labels(new.name, new.version).set(1)
+        MODEL.labels(old.name, old.version, old.runtime).set(0)
+    MODEL.labels(new.name, new.version, new.runtime).set(1)
 
 
 def render(multiprocess_dir: str) -> tuple[bytes, str]:

@@ -4,10 +4,17 @@ Requests read :attr:`ModelHolder.model` once and use that object for the whole r
 (one attribute assignment, made only after the new version has loaded and answered a warm-up
 prediction) never mixes two versions in one answer. When MLflow cannot be reached, the last good
 model keeps serving and :meth:`ModelHolder.status` says why it could not follow the alias.
+
+A version with an ONNX export is served by ONNX Runtime, after its probabilities matched the
+version's own scikit-learn pipeline on the reference rows. If they differ, the two runtimes of this
+machine disagree about that version and nothing tells which one is right, so the version is refused
+(the old model keeps serving) and not loaded again until the alias moves. A version without an
+export is served by scikit-learn.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -18,10 +25,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from heartrisk import export
 from heartrisk.config import Settings
 from heartrisk.schema import FEATURE_NAMES, VALID_RECORD, as_matrix
 
 if TYPE_CHECKING:
+    from heartrisk.registry import StoredModel
     from heartrisk.tracking import TrainingInProgress
 
 log = logging.getLogger(__name__)
@@ -33,27 +42,37 @@ warnings.filterwarnings("ignore", message="X does not have valid feature names",
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """One registered model version held in memory."""
+    """One registered model version held in memory, and the runtime that answers for it."""
 
     name: str
     version: str
-    pipeline: Any
+    pipeline: Any  # scikit-learn: what an export is checked against, and what answers without one
     loaded_at: float
     positive: int  # column of predict_proba that holds label 1
+    onnx: export.OnnxModel | None = None  # answers instead of the pipeline when set
+    runtime_note: str = ""  # why this runtime answers
 
     @classmethod
-    def of(cls, name: str, version: str, pipeline: Any) -> LoadedModel:
+    def of(cls, name: str, version: str, pipeline: Any, note: str = "") -> LoadedModel:
         """Wrap a fitted pipeline after checking it expects the schema's columns, in the schema's order."""
         columns = getattr(pipeline, "feature_names_in_", None)
         if columns is not None and list(columns) != list(FEATURE_NAMES):
             raise ValueError(f"model expects columns {list(columns)}, the schema has {list(FEATURE_NAMES)}")
         positive = int(np.flatnonzero(pipeline.classes_ == 1)[0])
-        return cls(name, version, pipeline, time.time(), positive)
+        return cls(name, version, pipeline, time.time(), positive, None, note)
+
+    @property
+    def runtime(self) -> str:
+        return export.ONNX_RUNTIME if self.onnx is not None else export.SKLEARN
 
     def predict(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Probability of label 1 and the label (1 when that probability is at least 0.5), per row."""
-        probability = self.pipeline.predict_proba(features)[:, self.positive]
+        probability = (self.onnx or self.pipeline).predict_proba(features)[:, self.positive]
         return probability, (probability >= 0.5).astype(int)
+
+
+class Refused(Exception):
+    """A version whose ONNX export disagrees with its scikit-learn pipeline on this machine."""
 
 
 class Source(Protocol):
@@ -61,7 +80,7 @@ class Source(Protocol):
 
     def champion_version(self) -> str | None: ...
 
-    def load(self, version: str) -> Any: ...
+    def load(self, version: str) -> StoredModel: ...
 
     def training(self) -> TrainingInProgress | None: ...
 
@@ -89,6 +108,8 @@ class ModelHolder:
         self._reachable = False
         self._checked_at: float | None = None
         self._training: TrainingInProgress | None = None
+        self._refused: dict[str, str] = {}  # version -> why its export was refused
+        self._reference: np.ndarray | None = None
         self._refresh_lock = threading.Lock()
         self._listeners: list[Callable[[LoadedModel | None, LoadedModel], None]] = []
         self._stop = threading.Event()
@@ -147,14 +168,22 @@ class ModelHolder:
         current = self._model
         if current is not None and current.version == version:
             return True, ""
+        if version in self._refused:
+            return True, self._refused[version]
         try:
-            candidate = LoadedModel.of(name, version, self._source.load(version))
-            candidate.predict(as_matrix([VALID_RECORD]))
+            candidate = self._load(version)
+        except Refused as exc:
+            log.error("%s", exc)
+            self._refused[version] = str(exc)
+            return True, str(exc)
         except Exception as exc:  # a broken version must not replace a working one
             log.exception("could not load %s version %s", name, version)
             return True, f"could not load {name} version {version}: {_short(exc)}"
         self.install(candidate)
-        log.info("now serving %s version %s (was %s)", name, version, current.version if current else "none")
+        log.info(
+            "now serving %s version %s with %s (was %s): %s",
+            *(name, version, candidate.runtime, current.version if current else "none", candidate.runtime_note),
+        )
         return True, ""
 
     def _log_reachability(self, reachable: bool) -> None:
@@ -168,6 +197,43 @@ class ModelHolder:
             )
         elif not reachable and self._checked_at is None:
             log.info("waiting for MLflow at %s (it may still be starting)", uri)
+
+    def _load(self, version: str) -> LoadedModel:
+        """The version, answering through ONNX Runtime when its export passes the check here, and warmed up."""
+        stored = self._source.load(version)
+        model = LoadedModel.of(self.settings.model_name, version, stored.pipeline, stored.export_note)
+        if stored.graph is not None:
+            model = self._with_onnx(model, export.OnnxModel(stored.graph))
+        model.predict(as_matrix([VALID_RECORD]))
+        return model
+
+    def _with_onnx(self, model: LoadedModel, onnx: export.OnnxModel) -> LoadedModel:
+        """``model`` answered by ``onnx`` once both runtimes agree on the reference rows; else :class:`Refused`."""
+        try:
+            rows = self._reference_rows()
+        except Exception as exc:  # cannot check, so the export is not used; scikit-learn answers
+            log.warning(
+                "reference rows unreadable, %s version %s served by scikit-learn: %s", model.name, model.version, exc
+            )
+            return dataclasses.replace(model, runtime_note=f"ONNX export not checked, so not used: {_short(exc)}")
+        difference = export.max_difference(onnx, model.pipeline, rows)
+        if not difference <= export.TOLERANCE:
+            raise Refused(
+                f"{model.name} version {model.version} refused: its ONNX export differs from its scikit-learn "
+                f"pipeline by up to {difference:.1e} on {len(rows)} reference rows "
+                f"(tolerance {export.TOLERANCE:.0e})"
+            )
+        note = f"ONNX export matches scikit-learn on {len(rows)} reference rows (largest difference {difference:.1e})"
+        return dataclasses.replace(model, onnx=onnx, runtime_note=note)
+
+    def _reference_rows(self) -> np.ndarray:
+        """The reference data's features (read once) and the warm-up record, in schema order."""
+        if self._reference is None:
+            from heartrisk.data import load_csv
+
+            frame = load_csv(self.settings.reference_path, require_target=False)
+            self._reference = np.vstack([frame[list(FEATURE_NAMES)].to_numpy(float), as_matrix([VALID_RECORD])])
+        return self._reference
 
     def _training_in_progress(self) -> TrainingInProgress | None:
         try:

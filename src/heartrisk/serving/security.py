@@ -26,9 +26,10 @@ ALLOWED_FETCH_SITES = ("same-origin", "none")
 
 
 def add_headers(response: Response, *, static: bool) -> Response:
-    """Security headers on every answer; health data in answers must not be cached anywhere."""
-    for name, value in HEADERS.items():
-        response.headers.setdefault(name, value)
+    """Security headers on every answer (a view's own value of one is kept); health data in answers
+    must not be cached anywhere. One pass over the headers: six ``setdefault`` calls cost twice as much."""
+    present = {name.lower() for name, _ in response.headers.items()}
+    response.headers.extend([(name, value) for name, value in HEADERS.items() if name.lower() not in present])
     if not static:
         response.headers["Cache-Control"] = "no-store"
     return response

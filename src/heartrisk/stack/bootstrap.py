@@ -48,11 +48,12 @@ class Outcome:
 
 
 def urls(settings: Settings) -> dict[str, str]:
-    """The three user interfaces of the stack."""
+    """The user interfaces of the stack: the form, MLflow, Prefect, and the dashboard of every monitoring run."""
     return {
         "mlflow": settings.mlflow_tracking_uri.rstrip("/"),
         "prefect": settings.prefect_api_url.rstrip("/").removesuffix("/api"),
         "app": f"http://{settings.app_host}:{settings.app_port}",
+        "evidently": settings.evidently_ui_url.rstrip("/"),
     }
 
 

@@ -2,13 +2,14 @@
 
 Each function reads its settings from :mod:`heartrisk.config` and replaces the current process with
 the real program (``os.execve``), so a supervisor (honcho, Docker) signals the server itself, not a
-wrapper: the MLflow tracking server, the Prefect server and worker, the app under gunicorn, and the
-local SMTP server that keeps alerts in a Maildir.
+wrapper: the MLflow tracking server, the Prefect server and worker, the app under gunicorn, the
+Evidently UI of the monitoring runs, and the local SMTP server that keeps alerts in a Maildir.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import sys
 import time
 from collections.abc import Callable
@@ -175,6 +176,28 @@ def smtp_sink(settings: Settings, *, host: str | None, port: int | None, mail_di
         (folder / part).mkdir(parents=True, exist_ok=True)
     listen = f"{host or settings.smtp_sink_host}:{port or settings.smtp_sink_port}"
     _exec([str(BIN / "aiosmtpd"), "-n", "-l", listen, "-c", "aiosmtpd.handlers.Mailbox", str(folder)])
+
+
+def evidently_ui(settings: Settings, *, host: str | None, port: int | None, workspace: str | None) -> NoReturn:
+    """``evidently ui`` on the monitoring workspace, with the project and its dashboard made first.
+
+    Anyone who reaches the port reads (it listens on loopback by default); writes through its API
+    need Evidently's own ``EVIDENTLY_SECRET``, passed in the environment, never on the command line
+    (where ``ps`` shows it). Without one, a random secret for this start: then nothing writes
+    through the API, and the flows write to the folder, which the UI watches. The UI's telemetry
+    stays off while ``DO_NOT_TRACK`` is set at all, as :func:`heartrisk.config.switch_telemetry_off` does.
+    """
+    from heartrisk.dashboard import FolderWorkspace, ensure_project
+
+    folder = workspace or settings.evidently_workspace
+    if folder.startswith(("http://", "https://")):
+        raise ValueError(f"evidently-ui serves a workspace folder; HEARTRISK_EVIDENTLY_WORKSPACE is a URL: {folder}")
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    ensure_project(FolderWorkspace(folder))
+    env = {"EVIDENTLY_SECRET": settings.evidently_secret or secrets.token_urlsafe(32)}
+    command = [str(BIN / "evidently"), "ui", "--workspace", folder]
+    command += ["--host", host or settings.evidently_host, "--port", str(port or settings.evidently_port)]
+    _exec(command, env)
 
 
 def serve() -> NoReturn:

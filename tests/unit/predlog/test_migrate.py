@@ -49,3 +49,34 @@ def test_upgrading_again_changes_nothing(log_target: str) -> None:
     again = open_log(log_target)
     assert again.count() == 2
     again.close()
+
+
+def test_a_log_made_at_the_first_revision_gets_the_model_version_index(log_target: str) -> None:
+    """An existing log (revision 0001, with rows) is brought to the head on its next start, rows kept."""
+    log = open_log(log_target)
+    if log.backend == "sqlite":
+        log.path.parent.mkdir(parents=True, exist_ok=True)
+        migrate.upgrade_sqlite(log.path, "0001")
+    else:
+        migrate.upgrade_postgres(log.url, "0001")
+    log._migrated = True  # write as a release that knew only 0001 would
+    log.append(np.ones((3, len(FEATURE_NAMES))), [0.5] * 3, [1] * 3, model_version="4", request_id="old")
+    log.close()
+    again = open_log(log_target)
+    assert again.window(days=1).versions == {"4": 3}
+    again.close()
+    assert "predictions_version_ts" in _indexes(log_target, log)
+
+
+def _indexes(target: str, log) -> set[str]:
+    import sqlalchemy as sa
+
+    if log.backend == "sqlite":
+        url = sa.URL.create("sqlite", database=str(log.path))
+    else:
+        url = target.replace("postgresql://", "postgresql+psycopg://", 1)
+    engine = sa.create_engine(url)
+    try:
+        return {index["name"] for index in sa.inspect(engine).get_indexes("predictions")}
+    finally:
+        engine.dispose()

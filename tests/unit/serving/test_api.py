@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 from flask.testing import FlaskClient
 
+from heartrisk import export
 from heartrisk.config import Settings
 from heartrisk.predlog import open_log
 from heartrisk.schema import FEATURE_NAMES, json_schema
@@ -24,7 +26,7 @@ def test_api_single_record_matches_the_pipeline_and_is_logged(
     response = client.post("/api/v1/predict", json=record, headers={"X-Request-ID": "req-42"})
     body = response.get_json()
     assert response.status_code == 200
-    assert body["probability"] == pytest.approx(expected(pipeline, [record])[0], abs=1e-12)
+    assert body["probability"] == pytest.approx(expected(pipeline, [record])[0], abs=export.TOLERANCE)
     assert body["label"] == int(body["probability"] >= 0.5)
     assert body["model_version"] == "7"
     assert response.headers["X-Request-ID"] == "req-42"
@@ -43,7 +45,7 @@ def test_api_batch_answers_in_order_and_logs_every_row(
     response = client.post("/api/v1/predict", json=records)
     assert response.status_code == 200
     got = [item["probability"] for item in response.get_json()]
-    assert got == pytest.approx(expected(pipeline, records), abs=1e-12)
+    assert got == pytest.approx(expected(pipeline, records), abs=export.TOLERANCE)
     assert open_log(settings.predictions_db).count() == 5
     assert client.post("/api/v1/predict", json=[]).get_json() == []
 
@@ -69,6 +71,16 @@ def test_api_refuses_bad_requests_with_the_right_status(client: FlaskClient, set
     for response in (too_many, invalid):
         assert response.mimetype == "application/json"
     assert open_log(settings.predictions_db).count() == 0
+
+
+def test_what_orjson_refuses_is_read_as_the_standard_library_reads_it(client: FlaskClient, record) -> None:
+    """NaN literals and integers beyond 64 bits are JSON Python reads: validation names the field (422)."""
+    body = json.dumps({**record, "oldpeak": float("nan"), "chol": 10**30})
+    response = client.post("/api/v1/predict", data=body, content_type="application/json")
+    assert response.status_code == 422
+    assert set(response.get_json()["fields"]) == {"oldpeak", "chol"}
+    utf16 = client.post("/api/v1/predict", data=json.dumps(record).encode("utf-16"), content_type="application/json")
+    assert utf16.status_code == 200 and utf16.get_json()["model_version"] == "7"
 
 
 def test_request_bigger_than_the_limit_gets_413(settings: Settings, holder: ModelHolder, record) -> None:

@@ -35,6 +35,7 @@ def test_readyz_names_the_model_when_one_is_loaded(client: FlaskClient) -> None:
     assert body["ready"] is True
     assert body["model_version"] == "7"
     assert body["prediction_log"] == {"backend": "sqlite", "reachable": True, "problem": None}
+    assert (body["runtime"], body["runtime_note"]) == ("onnxruntime", "ONNX export matches scikit-learn")
 
 
 def test_readyz_is_503_while_the_prediction_log_is_unreachable(unlogged_client: FlaskClient) -> None:

@@ -23,5 +23,5 @@ def test_metrics_count_requests_and_predictions_by_label(client: FlaskClient, re
     assert sample(after, predicted) - sample(before, predicted) == 3
     requests = 'heartrisk_http_requests_total{endpoint="/api/v1/predict",method="POST",status="200"}'
     assert sample(after, requests) - sample(before, requests) == 1
-    assert sample(after, 'heartrisk_model_info{model="UnitModel",version="7"}') == 1
+    assert sample(after, 'heartrisk_model_info{model="UnitModel",runtime="onnxruntime",version="7"}') == 1
     assert "heartrisk_http_request_duration_seconds_bucket" in after

@@ -1,4 +1,5 @@
-"""The model holder's rules, with a fake registry: swap only after a load, keep the last good model."""
+"""The model holder's rules, with a fake registry: swap only after a load, keep the last good model, serve
+a version's ONNX export only after it agreed with scikit-learn here."""
 
 from __future__ import annotations
 
@@ -9,10 +10,17 @@ from typing import Any
 import numpy as np
 import pytest
 
+from heartrisk import export
 from heartrisk.config import get_settings
+from heartrisk.data import load_csv
+from heartrisk.registry import StoredModel
 from heartrisk.schema import FEATURE_NAMES, VALID_RECORD, as_matrix
 from heartrisk.serving.model_holder import LoadedModel, ModelHolder
 from heartrisk.tracking import TrainingInProgress
+from tests.support.models import fit_pipeline, training_rows
+
+# The pipelines are given float arrays in schema order (see model_holder).
+pytestmark = pytest.mark.filterwarnings("ignore:X does not have valid feature names")
 
 
 class ConstantModel:
@@ -47,12 +55,12 @@ class FakeRegistry:
     def training(self) -> TrainingInProgress | None:
         return self.running
 
-    def load(self, version: str) -> Any:
+    def load(self, version: str) -> StoredModel:
         self.loads.append(version)
         model = self.models[version]
         if isinstance(model, Exception):
             raise model
-        return model
+        return model if isinstance(model, StoredModel) else StoredModel(model, None, "not exported")
 
 
 @pytest.fixture
@@ -181,11 +189,83 @@ def test_mlflow_going_away_is_logged_once_not_at_every_poll(
             holder.refresh()
         registry.reachable = True
         holder.refresh()
-    lines = [(r.levelname, r.getMessage().split(" at ")[0]) for r in caplog.records if r.levelno >= 20]
+    lines = [
+        (r.levelname, r.getMessage().split(" at ")[0].split(" with ")[0]) for r in caplog.records if r.levelno >= 20
+    ]
     assert lines == [
         ("INFO", "waiting for MLflow"),
-        ("INFO", "now serving M version 1 (was none)"),
+        ("INFO", "now serving M version 1"),
         ("INFO", "MLflow"),  # ... answers
         ("WARNING", "MLflow unreachable"),
         ("INFO", "MLflow"),
     ]
+
+
+@pytest.fixture(scope="module")
+def exported() -> StoredModel:
+    """A real pipeline with its real ONNX export, as training registers it."""
+    pipeline = fit_pipeline()
+    result = export.export(pipeline, training_rows())
+    assert result.graph is not None, result.problem
+    return StoredModel(pipeline, result.graph, result.note())
+
+
+def test_a_version_with_an_export_is_served_by_onnx_runtime_with_scikit_learns_probabilities(
+    holder: ModelHolder, registry: FakeRegistry, exported: StoredModel
+) -> None:
+    registry.models, registry.champion = {"1": exported}, "1"
+    holder.refresh()
+    model = holder.model
+    assert model is not None and model.runtime == export.ONNX_RUNTIME
+    assert "matches scikit-learn on 304 reference rows" in model.runtime_note  # 303 rows and the warm-up record
+    reference = load_csv(holder.settings.reference_path)[list(FEATURE_NAMES)].to_numpy(float)
+    probability, label = model.predict(reference)
+    expected = exported.pipeline.predict_proba(reference)[:, 1]
+    assert np.abs(probability - expected).max() <= export.TOLERANCE
+    assert label.tolist() == (probability >= 0.5).astype(int).tolist()
+
+
+def test_a_version_whose_export_disagrees_is_refused_and_scikit_learn_keeps_serving(
+    holder: ModelHolder, registry: FakeRegistry, exported: StoredModel
+) -> None:
+    other = fit_pipeline({"kernel": "linear", "C": 0.001})
+    wrong = StoredModel(other, exported.graph, "")  # a test double: another model's graph beside this pipeline
+    registry.models, registry.champion = {"1": ConstantModel(0.2), "2": wrong}, "1"
+    holder.refresh()
+    assert holder.model.runtime == export.SKLEARN
+    registry.champion = "2"
+    holder.refresh()
+    holder.refresh()
+    assert holder.model.version == "1" and holder.model.runtime == export.SKLEARN
+    assert holder.model.predict(as_matrix([VALID_RECORD]))[0].tolist() == [0.2]
+    assert "M version 2 refused: its ONNX export differs from its scikit-learn pipeline" in holder.status().problem
+    assert registry.loads == ["1", "2"]  # refused once, not downloaded again at every poll
+    registry.models["3"], registry.champion = exported, "3"
+    holder.refresh()
+    assert (holder.model.version, holder.model.runtime, holder.status().problem) == ("3", export.ONNX_RUNTIME, "")
+
+
+def test_without_an_export_scikit_learn_answers(
+    holder: ModelHolder, registry: FakeRegistry, exported: StoredModel
+) -> None:
+    registry.models = {"1": StoredModel(exported.pipeline, None, "no ONNX export: the conversion failed (X)")}
+    registry.models["2"], registry.champion = exported, "1"
+    holder.refresh()
+    sklearn = holder.model
+    assert sklearn.runtime == export.SKLEARN
+    assert sklearn.runtime_note == "no ONNX export: the conversion failed (X)"
+    registry.champion = "2"
+    holder.refresh()
+    assert holder.model.runtime == export.ONNX_RUNTIME
+    rows = training_rows().to_numpy(float)
+    assert np.abs(holder.model.predict(rows)[0] - sklearn.predict(rows)[0]).max() <= export.TOLERANCE
+
+
+def test_an_export_that_cannot_be_checked_is_not_used(
+    holder: ModelHolder, registry: FakeRegistry, exported: StoredModel, tmp_path
+) -> None:
+    unchecked = ModelHolder(dataclasses.replace(holder.settings, reference_path=tmp_path / "missing.csv"), registry)
+    registry.models, registry.champion = {"1": exported}, "1"
+    unchecked.refresh()
+    assert unchecked.model.version == "1" and unchecked.model.runtime == export.SKLEARN
+    assert unchecked.model.runtime_note.startswith("ONNX export not checked, so not used")

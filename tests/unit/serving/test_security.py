@@ -52,3 +52,14 @@ def test_cross_site_signals(app: Flask, headers: dict[str, str], refused: bool) 
         from flask import request
 
         assert (cross_site_reason(request) is not None) is refused
+
+
+def test_a_header_a_view_set_itself_is_kept() -> None:
+    from flask import Response
+
+    from heartrisk.serving.security import HEADERS, add_headers
+
+    response = add_headers(Response("x", headers={"x-frame-options": "SAMEORIGIN"}), static=False)
+    assert response.headers.getlist("X-Frame-Options") == ["SAMEORIGIN"]
+    assert all(response.headers.getlist(name) for name in HEADERS)
+    assert response.headers["Cache-Control"] == "no-store"

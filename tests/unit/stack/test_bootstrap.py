@@ -27,12 +27,22 @@ def test_deployments_whose_flow_file_exists_are_declared(tmp_path: Path) -> None
     assert [d["name"] for d in declared_deployments(tmp_path)] == ["present"]
 
 
-def test_the_three_user_interfaces() -> None:
-    settings = dataclasses.replace(get_settings(), app_host="127.0.0.1", app_port=8001)
+def test_the_four_user_interfaces() -> None:
+    settings = dataclasses.replace(get_settings(), app_host="127.0.0.1", app_port=8002)
     found = urls(
-        dataclasses.replace(settings, mlflow_tracking_uri="http://m:5000/", prefect_api_url="http://p:4200/api")
+        dataclasses.replace(
+            settings,
+            mlflow_tracking_uri="http://m:5000/",
+            prefect_api_url="http://p:4200/api",
+            evidently_ui_url="http://127.0.0.1:8001/",
+        )
     )
-    assert found == {"mlflow": "http://m:5000", "prefect": "http://p:4200", "app": "http://127.0.0.1:8001"}
+    assert found == {
+        "mlflow": "http://m:5000",
+        "prefect": "http://p:4200",
+        "app": "http://127.0.0.1:8002",
+        "evidently": "http://127.0.0.1:8001",
+    }
 
 
 class Pools:

@@ -128,3 +128,30 @@ def test_the_worker_gets_what_flow_runs_need(tmp_path: Path) -> None:
 def test_waiting_for_a_closed_port_ends_with_what_was_awaited() -> None:
     with pytest.raises(TimeoutError, match=r"MLflow did not answer at http://127.0.0.1:9/health within 1 s"):
         processes.wait_for("http://127.0.0.1:9/health", timeout=1, what="MLflow", log=print)
+
+
+def test_the_evidently_ui_gets_its_project_and_a_secret_that_never_shows_on_the_command_line(
+    started: list, tmp_path: Path
+) -> None:
+    from evidently.ui.workspace import Workspace
+
+    folder = tmp_path / "evidently"
+    settings = dataclasses.replace(get_settings(), evidently_workspace=str(folder), evidently_secret="")
+    with pytest.raises(Exec):
+        processes.evidently_ui(settings, host=None, port=8011, workspace=None)
+    argv, env = started[0]
+    assert argv[:2] == [str(BIN / "evidently"), "ui"]
+    option = {flag: value for flag, value in itertools.pairwise(argv) if flag.startswith("--")}
+    assert option == {"--workspace": str(folder), "--host": "127.0.0.1", "--port": "8011"}
+    assert [p.name for p in Workspace(str(folder)).list_projects()] == ["HeartRisk monitoring"]  # before the UI starts
+    assert len(env["EVIDENTLY_SECRET"]) >= 32  # none configured: a random one, so no one writes through the API
+    assert env["DO_NOT_TRACK"] == "true"  # the UI's telemetry component is off while it is set at all
+    chosen = "a-secret-from-the-environment"  # pragma: allowlist secret
+    with pytest.raises(Exec):
+        processes.evidently_ui(
+            dataclasses.replace(settings, evidently_secret=chosen), host=None, port=None, workspace=None
+        )
+    assert started[1][1]["EVIDENTLY_SECRET"] == chosen and chosen not in started[1][0]
+    with pytest.raises(ValueError, match="is a URL"):
+        processes.evidently_ui(dataclasses.replace(settings, evidently_workspace="http://ui:8001"), host=None,
+                               port=None, workspace=None)  # fmt: skip

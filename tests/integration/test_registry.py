@@ -1,0 +1,35 @@
+"""The registry adapter against a real MLflow server: a version keeps its ONNX export beside its pipeline."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+from heartrisk import export
+from heartrisk.registry import EXPORT_TAG, RUNTIME_TAG, Registry
+from tests.support.models import fit_pipeline, register, training_rows
+
+pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore:X does not have valid feature names")]
+
+MODEL = "HeartRiskRegistryTest"
+
+
+def test_a_version_holds_its_export_and_is_tagged_with_the_runtime_that_serves_it(mlflow_server: str) -> None:
+    pipeline = fit_pipeline()
+    with_export = register(mlflow_server, MODEL, pipeline, champion=False)
+    without = register(mlflow_server, MODEL, pipeline, champion=False, onnx=False)
+    models = Registry(mlflow_server, MODEL, "champion")
+    stored = models.load(with_export)
+    assert stored.graph is not None
+    rows = training_rows().to_numpy(float)
+    assert export.max_difference(export.OnnxModel(stored.graph), stored.pipeline, rows) <= export.TOLERANCE
+    assert np.allclose(stored.pipeline.predict_proba(rows), pipeline.predict_proba(rows))
+    assert stored.export_note.startswith(f"ONNX export matches scikit-learn on {len(rows)} training rows")
+    plain = models.load(without)
+    assert plain.graph is None and "scikit-learn serves this version" in plain.export_note
+    client = MlflowClient(mlflow_server)
+    tags = {v: client.get_model_version(MODEL, v).tags for v in (with_export, without)}
+    assert tags[with_export][RUNTIME_TAG] == export.ONNX_RUNTIME
+    assert tags[with_export][EXPORT_TAG] == stored.export_note
+    assert tags[without][RUNTIME_TAG] == export.SKLEARN
