@@ -106,4 +106,7 @@ for service in $SERVICES; do
     build "$service" >"$WORK/build-$service.log" 2>&1 || { tail -40 "$WORK/build-$service.log"; exit 1; }
   docker image inspect "heartrisk-$service:latest" >/dev/null 2>&1 || { tail -40 "$WORK/build-$service.log"; exit 1; }
 done
+log "images built in $SECONDS s since the start"
+checks=$SECONDS
 "$ROOT/.venv/bin/pytest" -p no:cacheprovider -q "$ROOT/tests/stack/$TESTS"
+log "checks passed in $(( SECONDS - checks )) s"

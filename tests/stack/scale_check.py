@@ -4,7 +4,7 @@
 The stack starts as `make scale-up` starts it, with a fresh credentials file from tools/scale_env.py, on
 free loopback ports, and is removed with its volumes at the end. Then, through the proxy as a user and
 an operator would: the services and who may reach what; a bounded load (HEARTRISK_SCALE_REQUESTS,
-default 20 000, at concurrency 16) during which an app replica is killed and started again, a new
+default 40 000, at concurrency 16) during which an app replica is killed and started again, a new
 champion is promoted and a Prefect worker is killed while a training run waits in the pool; every
 acknowledged request is then found in PostgreSQL by its id. Last, a batch with shifted age and
 cholesterol, the monitor over the PostgreSQL log, and its alert in the mail service. The figures of
@@ -42,11 +42,25 @@ from tests.support.load import RECORD, Load, Sample, account, wait_for
 from tests.support.paths import REFERENCE, ROOT
 from tests.support.servers import free_ports, wait_http
 
-REQUESTS = int(os.environ.get("HEARTRISK_SCALE_REQUESTS", "20000"))
+REQUESTS = int(os.environ.get("HEARTRISK_SCALE_REQUESTS", "40000"))  # outlasts the faults on an idle machine
 CONCURRENCY = 16
-POLL_SECONDS = 10  # the app's HEARTRISK_MODEL_POLL_SECONDS (its default): a new champion answers within two
+# The app's HEARTRISK_MODEL_POLL_SECONDS: a new champion must answer on every replica within two of them.
+# Not the 10-s default: after a poll sees the alias move, each of the 6 gunicorn workers downloads the
+# version, checks ONNX against scikit-learn and warms up, which took up to 13 s on this shared 2-core
+# machine under the test's load (the last old answer came 23 s after the promotion, at a 10-s poll).
+POLL_SECONDS = 15
 KILL_WINDOW = (-1.0, 10.0)  # seconds around the kill of an app replica in which a failed request is allowed
-REPLICAS = {"app": 3, "mlflow": 2, "worker": 2, "prefect": 1, "postgres": 1, "s3": 1, "proxy": 1, "mail": 1}
+REPLICAS = {
+    "app": 3,
+    "mlflow": 2,
+    "worker": 2,
+    "prefect": 1,
+    "postgres": 1,
+    "s3": 1,
+    "proxy": 1,
+    "mail": 1,
+    "evidently": 1,
+}
 FINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
 
 
@@ -57,6 +71,7 @@ class Stack:
     env: dict[str, str]
     env_file: str
     secrets: dict[str, str]
+    up_seconds: float = 0.0  # `up --wait` until the first champion answered (the report prints it)
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.env[f'HEARTRISK_{name.upper()}_PORT']}"
@@ -114,7 +129,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         except (AssertionError, TimeoutError) as exc:
             logs = stack.compose("logs", "--tail", "40").stdout
             pytest.fail(f"{exc}\n{up.stderr[-3000:]}\n{logs[-12000:]}")
-        print(f"\n[scale] up --wait, first champion trained: {time.monotonic() - started:.0f} s", file=sys.stderr)
+        stack.up_seconds = time.monotonic() - started
         yield stack
     finally:
         stack.compose("down", "--volumes", "--remove-orphans")
@@ -333,6 +348,7 @@ def test_under_load_a_killed_replica_a_new_champion_and_a_killed_worker_lose_not
 
     seconds = last - begun
     report = {
+        "up_wait_first_champion_s": round(stack.up_seconds),
         "requests": len(samples),
         "seconds": round(seconds, 1),
         "throughput_rps": round(len(samples) / seconds, 1),
