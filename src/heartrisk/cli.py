@@ -160,10 +160,20 @@ def cmd_purge(args: argparse.Namespace) -> int:
 
 
 def cmd_mlflow_db_upgrade(args: argparse.Namespace) -> int:
-    from heartrisk.stack import processes
+    """The one-shot job before MLflow's servers start: its database, its users database and accounts, its bucket."""
+    from heartrisk.stack import mlflow_setup, processes
 
-    store = processes.mlflow_db_upgrade(get_settings(), state_dir=args.state_dir)
-    _emit({"backend_store": store, "upgraded": True}, [f"MLflow's database {store} has this MLflow's schema."])
+    settings = get_settings()
+    store = processes.mlflow_db_upgrade(settings, state_dir=args.state_dir)
+    result: dict[str, Any] = {"backend_store": store, "upgraded": True}
+    lines = [f"MLflow's database {store} has this MLflow's schema."]
+    if settings.mlflow_auth_db:
+        result["users"] = mlflow_setup.prepare_users(settings)
+        lines.append("MLflow's users: " + ", ".join(f"{user} {done}" for user, done in result["users"].items()))
+    if bucket := mlflow_setup.ensure_bucket(settings):
+        result["bucket"] = bucket
+        lines.append(f"Artifact bucket {bucket}.")
+    _emit(result, lines)
     return 0
 
 
@@ -269,7 +279,9 @@ def _add_stack(sub: argparse._SubParsersAction) -> None:
     mlf = _server(sub, "mlflow-server", "run the MLflow tracking server sized for this project", "127.0.0.1", 5000)
     mlf.add_argument("--state-dir", help="folder of the default mlflow.db and artifacts (default .state/mlflow)")
     upgrade = sub.add_parser(
-        "mlflow-db-upgrade", help="create or migrate MLflow's database (HEARTRISK_MLFLOW_BACKEND_URI) before servers"
+        "mlflow-db-upgrade",
+        help="before MLflow's servers start: create or migrate its database (HEARTRISK_MLFLOW_BACKEND_URI) and "
+        "users database (HEARTRISK_MLFLOW_AUTH_DB) with its accounts, check or create the S3 bucket",
     )
     upgrade.add_argument("--state-dir", help="folder of the default SQLite mlflow.db (default .state/mlflow)")
     upgrade.set_defaults(func=cmd_mlflow_db_upgrade)

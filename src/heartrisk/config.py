@@ -108,6 +108,13 @@ class Settings:
     mlflow_allowed_hosts: str
     mlflow_backend_uri: str
     mlflow_artifacts: str
+    mlflow_s3_endpoint: str
+    mlflow_auth_db: str  # empty: no authentication (local mode); a database URL: MLflow's basic-auth, users there
+    mlflow_admin_user: str
+    mlflow_admin_password: str
+    mlflow_reader_user: str
+    mlflow_reader_password: str
+    trusted_proxies: int
     metrics_dir: str
     project_dir: Path
     prefect_host: str
@@ -201,6 +208,13 @@ def get_settings() -> Settings:
         mlflow_allowed_hosts=_env("HEARTRISK_MLFLOW_ALLOWED_HOSTS", ""),
         mlflow_backend_uri=_env("HEARTRISK_MLFLOW_BACKEND_URI", ""),  # empty: SQLite in the MLflow state folder
         mlflow_artifacts=_env("HEARTRISK_MLFLOW_ARTIFACTS", ""),  # empty: a folder beside it; or s3://bucket/prefix
+        mlflow_s3_endpoint=_env("MLFLOW_S3_ENDPOINT_URL", ""),  # MLflow's own; empty: AWS's S3
+        mlflow_auth_db=_env("HEARTRISK_MLFLOW_AUTH_DB", ""),
+        mlflow_admin_user=_env("MLFLOW_AUTH_ADMIN_USERNAME", "admin"),  # MLflow's own variables for its admin
+        mlflow_admin_password=_env("MLFLOW_AUTH_ADMIN_PASSWORD", ""),
+        mlflow_reader_user=_env("HEARTRISK_MLFLOW_READER_USER", ""),  # an account that reads (the app's)
+        mlflow_reader_password=_env("HEARTRISK_MLFLOW_READER_PASSWORD", ""),
+        trusted_proxies=_env_int("HEARTRISK_TRUSTED_PROXIES", 0),  # proxies in front of the app that set X-Forwarded-*
         metrics_dir=_env("PROMETHEUS_MULTIPROC_DIR", ""),  # prometheus_client's own; empty: gunicorn makes one
         project_dir=Path(_env("HEARTRISK_PROJECT_DIR", str(PROJECT_ROOT))).resolve(),
         prefect_host=prefect_host,

@@ -1,13 +1,16 @@
 """The scale-out layout end to end: every service's state in PostgreSQL and an S3 object store.
 
-One PostgreSQL (databases ``mlflow``, ``prefect``, ``predictions``) and one SeaweedFS bucket, shared with
-the rest of the session; ``heartrisk mlflow-db-upgrade`` once, then ``heartrisk mlflow-server`` on them
-(artifacts proxied) and ``heartrisk prefect-server`` on PostgreSQL, side by side. Training, the app and
-the monitor are clients with no S3 credentials: only the MLflow server holds them.
+One PostgreSQL (databases ``mlflow``, ``mlflow_auth``, ``prefect``, ``predictions``) and one SeaweedFS
+store, shared with the rest of the session; ``heartrisk mlflow-db-upgrade`` once (schemas, MLflow's
+accounts, the bucket), then ``heartrisk mlflow-server`` on them (artifacts proxied, MLflow's login on) and
+``heartrisk prefect-server`` on PostgreSQL, side by side. Training, the app and the monitor are clients
+with no S3 credentials: only the MLflow server holds them; training and the monitor sign in as the admin,
+the app with a read-only account.
 """
 
 from __future__ import annotations
 
+import secrets
 import threading
 import uuid
 from collections.abc import Iterator
@@ -32,21 +35,27 @@ pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore:X does
 BUCKET = "heartrisk-mlflow"
 MODEL = "HeartRiskScaleOutModel"
 S3_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "MLFLOW_S3_ENDPOINT_URL")
+ADMIN = ("heartrisk-admin", secrets.token_urlsafe(18))
+READER = ("heartrisk-app", secrets.token_urlsafe(18))
 
 
 @pytest.fixture(scope="module")
 def stack(postgres: Postgres, object_store: ObjectStore, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     """MLflow (PostgreSQL + S3, artifacts proxied) and Prefect (PostgreSQL), started at the same time."""
     tmp = tmp_path_factory.mktemp("scale-out")
-    object_store.client().create_bucket(Bucket=BUCKET)
-    for database in ("mlflow", "prefect", "predictions"):
+    for database in ("mlflow", "mlflow_auth", "prefect", "predictions"):
         postgres.create_database(database)
     mlflow_port, prefect_port = free_ports(2)
     mlflow_env = {
         "HEARTRISK_MLFLOW_BACKEND_URI": postgres.url("mlflow", scheme="postgresql+psycopg"),
         "HEARTRISK_MLFLOW_ARTIFACTS": f"s3://{BUCKET}/artifacts",
+        "HEARTRISK_MLFLOW_AUTH_DB": postgres.url("mlflow_auth", scheme="postgresql+psycopg"),
+        "MLFLOW_AUTH_ADMIN_USERNAME": ADMIN[0],
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_urlsafe(24),
         **object_store.server_env(),
     }
+    accounts = {"MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN[1], "HEARTRISK_MLFLOW_READER_USER": READER[0]}
+    accounts["HEARTRISK_MLFLOW_READER_PASSWORD"] = READER[1]
     prefect_env = {
         "PREFECT_API_DATABASE_CONNECTION_URL": postgres.url("prefect", scheme="postgresql+asyncpg"),
         "HEARTRISK_STATE_DIR": str(tmp / "prefect-state"),
@@ -56,11 +65,14 @@ def stack(postgres: Postgres, object_store: ObjectStore, tmp_path_factory: pytes
     mlflow_url, prefect_api = f"http://127.0.0.1:{mlflow_port}", f"http://127.0.0.1:{prefect_port}/api"
     prefect_log, mlflow_log = tmp / "prefect.log", tmp / "mlflow.log"
     with running(prefect_cmd, health=f"{prefect_api}/health", log=prefect_log, env=prefect_env, wait=False) as prefect:
-        upgraded = heartrisk("mlflow-db-upgrade", env=mlflow_env)  # once, before the server starts
+        upgraded = heartrisk("mlflow-db-upgrade", env={**mlflow_env, **accounts})  # once, before the servers
         assert upgraded.returncode == 0, upgraded.stderr[-3000:]
-        assert last_json(upgraded)["backend_store"] == postgres.url("mlflow", scheme="postgresql+psycopg").replace(
-            postgres.password, "***"
-        )
+        assert last_json(upgraded) == {
+            "backend_store": postgres.url("mlflow", scheme="postgresql+psycopg").replace(postgres.password, "***"),
+            "upgraded": True,
+            "users": {ADMIN[0]: "created", READER[0]: "created"},
+            "bucket": f"{BUCKET} created",
+        }
         command = mlflow_command(tmp / "mlflow-state", mlflow_port)
         with running(command, health=f"{mlflow_url}/health", log=mlflow_log, env=mlflow_env, wait=False) as mlflow:
             wait_http(f"{mlflow_url}/health", timeout=180, proc=mlflow, log=mlflow_log)
@@ -72,10 +84,28 @@ def stack(postgres: Postgres, object_store: ObjectStore, tmp_path_factory: pytes
 def trained(stack: dict) -> dict[str, Any]:
     """``heartrisk train`` as an ML engineer runs it: tracking URI and Prefect API, no S3 credentials."""
     env = {"MLFLOW_TRACKING_URI": stack["mlflow"], "PREFECT_API_URL": stack["prefect"], "HEARTRISK_MODEL_NAME": MODEL}
+    env |= signed_in(ADMIN)
     args = ("--trials", "3", "--folds", "3", "--seed", "7", "--experiment", "scale-out")
     done = heartrisk("train", *args, env=env, unset=S3_VARIABLES)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return last_json(done)
+
+
+def signed_in(account: tuple[str, str]) -> dict[str, str]:
+    """MLflow's own client variables for this account."""
+    return {"MLFLOW_TRACKING_USERNAME": account[0], "MLFLOW_TRACKING_PASSWORD": account[1]}
+
+
+def test_mlflow_asks_for_a_login_and_the_readers_cannot_move_the_champion(trained: dict, stack: dict) -> None:
+    search = f"{stack['mlflow']}/api/2.0/mlflow/experiments/search?max_results=1"
+    assert requests.get(search, timeout=30).status_code == 401
+    assert requests.get(f"{stack['mlflow']}/", timeout=30).status_code == 401  # the UI
+    assert requests.get(search, auth=ADMIN, timeout=30).status_code == 200
+    alias = f"{stack['mlflow']}/api/2.0/mlflow/registered-models/alias"
+    champion = requests.get(alias, params={"name": MODEL, "alias": "champion"}, auth=READER, timeout=30)
+    assert champion.json()["model_version"]["version"] == trained["model_version"]
+    moved = {"name": MODEL, "alias": "champion", "version": trained["model_version"]}
+    assert requests.post(alias, json=moved, auth=READER, timeout=30).status_code == 403
 
 
 def test_training_tracks_in_postgresql_and_keeps_the_model_files_in_the_bucket(
@@ -117,7 +147,7 @@ def test_the_app_logs_to_postgresql_and_the_monitor_reads_what_it_served(
     trained: dict, stack: dict, object_store: ObjectStore, tmp_path: Path
 ) -> None:
     served = load_csv(HEART).sample(120, random_state=5)[list(FEATURE_NAMES)].to_dict("records")
-    no_s3 = dict.fromkeys(S3_VARIABLES, "")  # the app reads its model through MLflow's proxy
+    no_s3 = dict.fromkeys(S3_VARIABLES, "") | signed_in(READER)  # the app reads its model through MLflow
     with app_server(tmp_path, stack["mlflow"], MODEL, workers=1, log_target=stack["log"], env=no_s3) as app:
         ready = requests.get(f"{app.url}/readyz", timeout=30).json()
         assert ready["model_version"] == trained["model_version"]
@@ -133,6 +163,7 @@ def test_the_app_logs_to_postgresql_and_the_monitor_reads_what_it_served(
         "HEARTRISK_PREDICTIONS_DB": stack["log"],
         "HEARTRISK_STATE_DIR": str(tmp_path / "monitor"),
         "HEARTRISK_EMAIL_TO": "",
+        **signed_in(ADMIN),
         "HEARTRISK_MODEL_NAME": MODEL,
         "HEARTRISK_DRIFT_MAX_ROWS": "100",  # sampled by PostgreSQL itself
     }

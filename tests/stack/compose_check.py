@@ -11,24 +11,17 @@ import os
 import subprocess
 import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
 
-from tests.servers import BIN, free_port, wait_http
+from tests.support.docker import compose
+from tests.support.servers import BIN, free_port, wait_http
 
-ROOT = Path(__file__).resolve().parents[2]
 FORM = {
     "age": "63", "sex": "1", "cp": "3", "trtbps": "145", "chol": "233", "fbs": "1", "restecg": "0",
     "thalachh": "150", "exng": "0", "oldpeak": "2.3", "slp": "0", "caa": "0", "thall": "1",
 }  # fmt: skip
-
-
-def compose(*args: str, env: dict[str, str], timeout: float = 900) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        ["docker", "compose", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
-    )
 
 
 @pytest.fixture(scope="module")

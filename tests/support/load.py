@@ -1,5 +1,5 @@
-"""Load for the fault and soak tests: concurrent clients, each request with its own id, and an account
-of what happened to every request against the prediction log."""
+"""Load for the fault, soak and scale-out tests: concurrent clients, each request with its own id, and an
+account of what happened to every request against the prediction log."""
 
 from __future__ import annotations
 
@@ -18,30 +18,60 @@ RECORD = {"age": 54, "sex": 1, "cp": 0, "trtbps": 130, "chol": 246, "fbs": 0, "r
           "exng": 0, "oldpeak": 1.0, "slp": 1, "caa": 0, "thall": 2}  # fmt: skip
 
 
+@dataclass(frozen=True)
+class Sample:
+    """One request as the client saw it."""
+
+    rid: str
+    outcome: int | str  # HTTP status, or the exception's name when there was no answer
+    done: float  # time.time() when the answer (or the error) came
+    latency: float  # seconds from sending to the answer
+    served_by: str = ""  # X-Served-By: the replica a proxy sent it to ("" without a proxy)
+    version: str = ""  # the model version of a 200 answer
+
+
 @dataclass
 class Load:
-    """``concurrency`` threads posting RECORD in a loop, each request with its own X-Request-ID."""
+    """``concurrency`` threads posting RECORD in a loop, each request with its own X-Request-ID.
+
+    With ``limit``, the load stops by itself after that many requests in all (``wait_done``).
+    """
 
     url: str
     concurrency: int = 8
-    results: list[tuple[str, int | str]] = field(default_factory=list)  # (request id, status or error)
+    limit: int | None = None
+    samples: list[Sample] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _started: int = 0
+
+    def _ticket(self) -> bool:
+        with self._lock:
+            if self._stop.is_set() or (self.limit is not None and self._started >= self.limit):
+                return False
+            self._started += 1
+            return True
 
     def _run(self) -> None:
         session = requests.Session()
-        while not self._stop.is_set():
+        while self._ticket():
             rid = uuid.uuid4().hex
+            served_by = version = ""
+            sent = time.perf_counter()
             try:
                 response = session.post(
                     f"{self.url}/api/v1/predict", json=RECORD, headers={"X-Request-ID": rid}, timeout=60
                 )
                 outcome: int | str = response.status_code
+                served_by = response.headers.get("X-Served-By", "")
+                version = response.json().get("model_version", "") if outcome == 200 else ""
             except requests.RequestException as exc:
                 outcome = type(exc).__name__
             with self._lock:
-                self.results.append((rid, outcome))
+                self.samples.append(
+                    Sample(rid, outcome, time.time(), time.perf_counter() - sent, served_by, str(version))
+                )
 
     def __enter__(self) -> Load:
         for n in range(self.concurrency):
@@ -55,9 +85,17 @@ class Load:
         for thread in self._threads:
             thread.join(90)
 
+    def wait_done(self, timeout: float) -> None:
+        """Wait until a bounded load has sent its ``limit`` requests and had their answers."""
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        if any(thread.is_alive() for thread in self._threads):
+            raise TimeoutError(f"the load did not finish within {timeout} s")
+
     def snapshot(self) -> list[tuple[str, int | str]]:
         with self._lock:
-            return list(self.results)
+            return [(sample.rid, sample.outcome) for sample in self.samples]
 
     def ok(self) -> int:
         return sum(1 for _, outcome in self.snapshot() if outcome == 200)
@@ -81,12 +119,13 @@ def logged_request_ids(log: PredictionLog) -> set[str]:
     return set(log.read()["request_id"])
 
 
-def account(load: Load, log: PredictionLog) -> dict[str, Any]:
-    """What happened to every request: acknowledged, failed, and how that matches the prediction log."""
+def account(load: Load, log: PredictionLog | set[str]) -> dict[str, Any]:
+    """What happened to every request: acknowledged, failed, and how that matches the prediction log
+    (a log to read, or the request ids read from it already)."""
     results = load.snapshot()
     acknowledged = {rid for rid, outcome in results if outcome == 200}
     failed = [(rid, outcome) for rid, outcome in results if outcome != 200]
-    logged = logged_request_ids(log)
+    logged = log if isinstance(log, set) else logged_request_ids(log)
     return {
         "sent": len(results),
         "acknowledged": len(acknowledged),

@@ -93,3 +93,20 @@ def test_purge_of_an_unreachable_log_exits_1_with_the_reason(monkeypatch, capsys
     assert main(["predictions", "purge"]) == 1
     err = capsys.readouterr().err
     assert "unreachable" in err and "s3cret" not in err
+
+
+def test_the_mlflow_setup_job_reports_its_database_and_accounts(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("HEARTRISK_MLFLOW_AUTH_DB", f"sqlite:///{tmp_path / 'users.db'}")
+    monkeypatch.setenv("MLFLOW_AUTH_ADMIN_USERNAME", "boss")
+    monkeypatch.setenv("MLFLOW_AUTH_ADMIN_PASSWORD", "a-long-admin-password")  # pragma: allowlist secret
+    monkeypatch.delenv("HEARTRISK_MLFLOW_BACKEND_URI", raising=False)
+    monkeypatch.delenv("HEARTRISK_MLFLOW_ARTIFACTS", raising=False)
+    monkeypatch.delenv("HEARTRISK_MLFLOW_READER_USER", raising=False)
+    assert main(["mlflow-db-upgrade", "--state-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert json.loads(out[-1]) == {
+        "backend_store": f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "upgraded": True,
+        "users": {"boss": "created"},
+    }
+    assert "MLflow's users: boss created" in out

@@ -68,7 +68,13 @@ def test_telemetry_defaults_off_and_an_explicit_choice_wins() -> None:
 def test_the_images_switch_off_the_same_telemetry() -> None:
     from heartrisk.config import TELEMETRY_OFF
 
-    for dockerfile in ("Dockerfile.app", "Dockerfile.mlflow", "Dockerfile.prefect"):
+    for dockerfile in (
+        "Dockerfile.app",
+        "Dockerfile.mlflow",
+        "Dockerfile.prefect",
+        "Dockerfile.postgres",
+        "Dockerfile.proxy",
+    ):
         lines = (PROJECT_ROOT / dockerfile).read_text().splitlines()
         env = next(line for line in lines if line.startswith("ENV DO_NOT_TRACK="))
         assert dict(pair.split("=") for pair in env.split()[1:]) == TELEMETRY_OFF, dockerfile

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
+from flask import request
 
 from heartrisk.config import Settings
 from heartrisk.serving import create_app
@@ -34,3 +37,15 @@ def test_errors_are_friendly_and_never_show_a_traceback(settings: Settings, reco
     assert client.get("/nowhere").mimetype == "text/html"
     assert client.get("/api/v1/nowhere").get_json()["error"]
     assert client.delete("/").status_code == 405
+
+
+@pytest.mark.parametrize(("proxies", "seen"), [(0, "10.0.0.9"), (1, "203.0.113.7")])
+def test_the_client_address_comes_from_the_proxy_only_when_one_is_trusted(
+    settings: Settings, holder: ModelHolder, proxies: int, seen: str
+) -> None:
+    """nginx appends the address it saw to X-Forwarded-For; without a trusted proxy a client could forge it."""
+    app = create_app(dataclasses.replace(settings, trusted_proxies=proxies), holder)
+    app.add_url_rule("/who", "who", lambda: f"{request.remote_addr} {request.scheme}")
+    forwarded = {"X-Forwarded-For": "198.51.100.1, 203.0.113.7", "X-Forwarded-Proto": "https"}
+    answer = app.test_client().get("/who", headers=forwarded, environ_base={"REMOTE_ADDR": "10.0.0.9"})
+    assert answer.get_data(as_text=True) == f"{seen} {'https' if proxies else 'http'}"

@@ -11,6 +11,7 @@ import time
 
 from flask import Flask, g, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from heartrisk.config import Settings, get_settings
 from heartrisk.predlog import open_log
@@ -40,6 +41,8 @@ def create_app(settings: Settings | None = None, holder: ModelHolder | None = No
     app.after_request(_finish)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)
+    if settings.trusted_proxies:  # behind a proxy (nginx in the scale-out stack): the client's address and scheme
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies)
     return app
 
 

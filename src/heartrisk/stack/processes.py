@@ -19,6 +19,7 @@ from typing import NoReturn
 import requests
 
 from heartrisk.config import BIN, Settings
+from heartrisk.stack import mlflow_setup
 
 Log = Callable[[str], None]
 
@@ -97,6 +98,7 @@ def mlflow_server(settings: Settings, *, host: str | None, port: int | None, sta
     Artifacts are proxied (``--serve-artifacts``): clients (app, worker, a laptop) upload and download
     model files through the server, so only the server holds object-store credentials. The backend URI
     goes in the environment, not on the command line, where ``ps`` would show its password to anyone.
+    With ``HEARTRISK_MLFLOW_AUTH_DB`` set, MLflow asks every client for a user and password.
     """
     backend, artifacts = mlflow_stores(settings, state_dir)
     command = [
@@ -115,6 +117,9 @@ def mlflow_server(settings: Settings, *, host: str | None, port: int | None, sta
         "MLFLOW_BACKEND_STORE_URI": backend,
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": os.environ.get("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false"),
     }
+    if settings.mlflow_auth_db:  # users and passwords (see mlflow_setup); the admin account exists already
+        command += ["--app-name", "basic-auth"]
+        env["MLFLOW_AUTH_CONFIG_PATH"] = str(mlflow_setup.write_auth_config(settings))
     if settings.log_level != "debug":  # one access-log line per request drowned everything else
         command += ["--uvicorn-opts", "--no-access-log"]
         # StarletteDeprecationWarning is a UserWarning: match it by its message (MLflow imports the old module).

@@ -63,6 +63,20 @@ def test_mlflow_server_on_postgresql_and_s3_keeps_the_password_off_the_command_l
     assert not (tmp_path / "artifacts").exists() and not (tmp_path / "mlflow.db").exists()
 
 
+def test_mlflow_server_with_a_users_database_asks_for_a_login(started: list, tmp_path: Path) -> None:
+    users = "postgresql+psycopg://mlflow_auth:s3cret@db:5432/mlflow_auth"  # pragma: allowlist secret
+    settings = dataclasses.replace(get_settings(), mlflow_auth_db=users)
+    with pytest.raises(Exec):
+        processes.mlflow_server(settings, host=None, port=None, state_dir=str(tmp_path))
+    argv, env = started[0]
+    option = {flag: value for flag, value in itertools.pairwise(argv) if flag.startswith("--")}
+    assert option["--app-name"] == "basic-auth" and "s3cret" not in " ".join(argv)
+    assert users in Path(env["MLFLOW_AUTH_CONFIG_PATH"]).read_text()
+    with pytest.raises(Exec):
+        processes.mlflow_server(get_settings(), host=None, port=None, state_dir=str(tmp_path))
+    assert "--app-name" not in started[1][0] and "MLFLOW_AUTH_CONFIG_PATH" not in started[1][1]
+
+
 def test_the_database_upgrade_runs_mlflows_own_and_hides_the_password(monkeypatch, tmp_path: Path) -> None:
     from mlflow.db import upgrade
 

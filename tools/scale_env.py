@@ -1,0 +1,77 @@
+"""Write the scale-out stack's secrets file (`.env.scale`, git-ignored) with random values, once.
+
+Usage: python3 tools/scale_env.py [PATH]   (default .env.scale; `make scale-up` runs it)
+
+A missing file is created with mode 0600; an existing one is reused as it is, and only a name it lacks
+(added by a later version of the stack) is appended, so running this again never changes a credential
+that services already use. To rotate one, edit its value and restart (docs/operations.md). Values are
+URL-safe (they go into database URLs as they are) and 32 characters or more. Standard library only: it
+runs before any environment exists.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from pathlib import Path
+
+NAMES = {
+    "HEARTRISK_ADMIN_USER": "the MLflow admin, and the user of Prefect's auth string (user:password)",
+    "HEARTRISK_ADMIN_PASSWORD": "that user's password, in MLflow and in Prefect",
+    "HEARTRISK_APP_MLFLOW_PASSWORD": "the app's read-only MLflow account (heartrisk-app)",
+    "HEARTRISK_MLFLOW_SECRET_KEY": "Flask key shared by the MLflow replicas",  # pragma: allowlist secret
+    "HEARTRISK_MLFLOW_DB_PASSWORD": "PostgreSQL role mlflow (MLflow's runs and registry)",
+    "HEARTRISK_MLFLOW_AUTH_DB_PASSWORD": "PostgreSQL role mlflow_auth (MLflow's users)",
+    "HEARTRISK_PREFECT_DB_PASSWORD": "PostgreSQL role prefect",  # pragma: allowlist secret
+    "HEARTRISK_PREDICTIONS_DB_PASSWORD": "PostgreSQL role predictions (the prediction log)",  # pragma: allowlist secret
+    "HEARTRISK_S3_ACCESS_KEY": "the S3 store's access key (held by the MLflow servers only)",
+    "HEARTRISK_S3_SECRET_KEY": "the S3 store's secret key (held by the MLflow servers only)",
+}
+FIXED = {"HEARTRISK_ADMIN_USER": "heartrisk-admin", "HEARTRISK_S3_ACCESS_KEY": "heartrisk-mlflow"}
+
+
+def present(path: Path) -> set[str]:
+    """Names already assigned in the file."""
+    lines = path.read_text().splitlines() if path.exists() else []
+    return {line.split("=", 1)[0].strip() for line in lines if "=" in line and not line.lstrip().startswith("#")}
+
+
+def missing_lines(names: set[str]) -> list[str]:
+    return [
+        f"# {meaning}\n{name}={FIXED.get(name) or secrets.token_urlsafe(24)}\n"
+        for name, meaning in NAMES.items()
+        if name not in names
+    ]
+
+
+def write(path: Path) -> list[str]:
+    """Create or complete the file; the names it added."""
+    names = present(path)
+    lines = missing_lines(names)
+    if not path.exists():
+        lines.insert(0, "# Secrets of the scale-out stack (make scale-up). Never commit this file.\n")
+    elif lines and path.read_text() and not path.read_text().endswith("\n"):
+        lines.insert(0, "\n")  # the last line was left without its newline (an editor)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(fd, "a") as file:
+        file.writelines(lines)
+    os.chmod(path, 0o600)  # also when the file existed with a looser mode
+    return [name for name in NAMES if name not in names]
+
+
+def main(argv: list[str]) -> int:
+    path = Path(argv[1] if len(argv) > 1 else ".env.scale")
+    existed = path.exists()
+    added = write(path)
+    if not existed:
+        print(f"Created {path} (mode 0600) with random credentials (.env.scale is git-ignored: never commit it).")
+    elif added:
+        print(f"Added {', '.join(added)} to {path}; the other credentials are unchanged.")
+    else:
+        print(f"Using the credentials in {path}.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
