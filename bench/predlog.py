@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from _common import ROOT, free_port, private_mlflow, running
-from serve import MODEL, register_model, wrk
+from serve import MODEL, wrk
 
 BIN = Path(sys.executable).parent
 BATCH = 10_000
@@ -148,7 +148,9 @@ def measure_log(postgres: Any, tmp: Path, args: argparse.Namespace) -> dict[str,
 def measure_app(postgres: Any, tmp: Path, args: argparse.Namespace) -> dict[str, list[dict[str, float]]]:
     app: dict[str, list[dict[str, float]]] = {"sqlite": [], "postgresql": []}
     with private_mlflow() as tracking:
-        register_model(tracking)
+        from tests.support.models import fit_pipeline, register
+
+        register(tracking, MODEL, fit_pipeline({"kernel": "rbf", "C": 1.0, "gamma": 0.01}, folds=5))
         for n in range(args.rounds):
             for backend, target in _logs(postgres, tmp, f"app{n}").items():
                 app[backend].append(app_throughput(tracking, target, tmp, workers=args.workers, seconds=args.seconds))
