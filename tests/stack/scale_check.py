@@ -49,6 +49,7 @@ CONCURRENCY = 16
 # version, checks ONNX against scikit-learn and warms up, which took up to 13 s on this shared 2-core
 # machine under the test's load (the last old answer came 23 s after the promotion, at a 10-s poll).
 POLL_SECONDS = 15
+CUT_OFF = "ChunkedEncodingError"  # requests' name for a response that ended before its body did
 KILL_WINDOW = (-1.0, 10.0)  # seconds around the kill of an app replica in which a failed request is allowed
 REPLICAS = {
     "app": 3,
@@ -319,7 +320,9 @@ def test_under_load_a_killed_replica_a_new_champion_and_a_killed_worker_lose_not
     before_kill = {last_hop(s) for s in late if s.done < events["kill"]}
     assert len(before_kill) == REPLICAS["app"], before_kill
 
-    # Failed requests only in the seconds around the kill, and only the proxy's 502 for a request cut off.
+    # Failed requests only in the seconds around the kill, and only a request cut off there: the proxy's 502,
+    # or a response whose body the killed replica never finished (nginx had passed its status line on: the
+    # client saw no complete answer, so nothing was acknowledged). Never another status.
     failed = [s for s in samples if s.outcome != 200]
     outside = [
         (s.outcome, round(s.done - events["kill"], 1))
@@ -327,7 +330,7 @@ def test_under_load_a_killed_replica_a_new_champion_and_a_killed_worker_lose_not
         if not KILL_WINDOW[0] <= s.done - events["kill"] <= KILL_WINDOW[1]
     ]
     assert outside == []
-    assert {s.outcome for s in failed} <= {502}
+    assert {s.outcome for s in failed} <= {502, CUT_OFF}
 
     # Every acknowledged request is a row, and no request was written twice (no POST replayed).
     logged = stack.sql("SELECT request_id, count(*) FROM predictions GROUP BY request_id", "predictions")
