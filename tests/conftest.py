@@ -56,26 +56,6 @@ def mlflow_env(mlflow_server: str) -> Iterator[dict[str, str]]:
             os.environ[key] = value
 
 
-@pytest.fixture(autouse=True)
-def close_postgres_pools(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Close every PostgreSQL log a test opened in this process when it ends. A pool left open keeps
-    threads that draw from the ``random`` module (psycopg_pool's reconnection jitter), which Hypothesis,
-    in a later test of the same xdist worker, reports as randomness inside its strategies."""
-    from heartrisk.predlog.postgres import PostgresLog
-
-    opened: list[PostgresLog] = []
-    init = PostgresLog.__init__
-
-    def tracked(self: PostgresLog, *args: object, **kwargs: object) -> None:
-        init(self, *args, **kwargs)
-        opened.append(self)
-
-    monkeypatch.setattr(PostgresLog, "__init__", tracked)
-    yield
-    for log in opened:
-        log.close()
-
-
 @pytest.fixture(scope="session")
 def prefect_stack(tmp_path_factory: pytest.TempPathFactory, mlflow_env: dict[str, str]) -> Iterator[PrefectStack]:
     """A real Prefect server + process worker on pool zoompool, set up by ``heartrisk bootstrap`` as on a
