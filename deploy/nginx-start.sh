@@ -1,12 +1,19 @@
 #!/bin/sh
 # Start nginx for the scale-out stack (Dockerfile.proxy): render deploy/nginx.conf with the app's body limit
-# (HEARTRISK_MAX_REQUEST_BYTES, the app's own setting, so both refuse the same bodies), then run it in the
+# (HEARTRISK_MAX_REQUEST_BYTES, the app's own setting, so both refuse the same bodies) and the Evidently UI's
+# login from the admin's credential (HEARTRISK_ADMIN_USER / HEARTRISK_ADMIN_PASSWORD), then run it in the
 # foreground as this unprivileged user.
 set -eu
 limit=${HEARTRISK_MAX_REQUEST_BYTES:-5242880}
 case $limit in
     '' | *[!0-9]*) echo "HEARTRISK_MAX_REQUEST_BYTES must be a number of bytes, not '$limit'" >&2; exit 2 ;;
 esac
+: "${HEARTRISK_ADMIN_USER:?the Evidently UI behind nginx asks for the admin: set HEARTRISK_ADMIN_USER}"
+: "${HEARTRISK_ADMIN_PASSWORD:?the Evidently UI behind nginx asks for the admin: set HEARTRISK_ADMIN_PASSWORD}"
 mkdir -p /tmp/nginx
+umask 077
+# The login as nginx reads it: user:SHA-512 crypt with a random salt (openssl reads the password on stdin).
+hash=$(printf '%s\n' "$HEARTRISK_ADMIN_PASSWORD" | openssl passwd -6 -stdin)
+printf '%s:%s\n' "$HEARTRISK_ADMIN_USER" "$hash" > /tmp/nginx/htpasswd
 sed "s/@MAX_REQUEST_BYTES@/$limit/g" "${HEARTRISK_NGINX_CONF:-/etc/heartrisk/nginx.conf}" > /tmp/nginx/nginx.conf
 exec nginx -e stderr -c /tmp/nginx/nginx.conf

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from heartrisk.config import get_settings
+from heartrisk.config import SettingError, get_settings
 from heartrisk.data import DataError
 
 
@@ -317,11 +317,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)  # the defaults shown in --help are the settings
+    except SettingError as exc:
+        print(f"heartrisk: {exc}", file=sys.stderr)
+        return 2
     try:
         return args.func(args)
     except DataError as exc:
         print(f"heartrisk {args.command}: invalid data:\n{exc}", file=sys.stderr)
+        return 2
+    except SettingError as exc:
+        print(f"heartrisk {args.command}: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

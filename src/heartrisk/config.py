@@ -62,12 +62,24 @@ def _env(name: str, default: str) -> str:
     return value or default
 
 
+class SettingError(ValueError):
+    """An environment variable that cannot be read as its setting; names the variable and the value."""
+
+
 def _env_int(name: str, default: int) -> int:
-    return int(_env(name, str(default)))
+    value = _env(name, str(default))
+    try:
+        return int(value)
+    except ValueError:
+        raise SettingError(f"{name} must be a whole number, not {value!r}") from None
 
 
 def _env_float(name: str, default: float) -> float:
-    return float(_env(name, str(default)))
+    value = _env(name, str(default))
+    try:
+        return float(value)
+    except ValueError:
+        raise SettingError(f"{name} must be a number, not {value!r}") from None
 
 
 def _env_bool(name: str, default: bool) -> bool:

@@ -113,8 +113,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     env_file = str(tmp_path_factory.mktemp("scale") / "scale.env")
     made = subprocess.run([sys.executable, str(ROOT / "tools" / "scale_env.py"), env_file], capture_output=True)
     assert made.returncode == 0, made.stderr
-    names = ("HEARTRISK_APP_PORT", "HEARTRISK_MLFLOW_PORT", "HEARTRISK_PREFECT_PORT")
-    env = {**os.environ, **{name: str(port) for name, port in zip(names, free_ports(3), strict=True)}}
+    names = ("HEARTRISK_APP_PORT", "HEARTRISK_MLFLOW_PORT", "HEARTRISK_PREFECT_PORT", "HEARTRISK_EVIDENTLY_PORT")
+    env = {**os.environ, **{name: str(port) for name, port in zip(names, free_ports(len(names)), strict=True)}}
     env |= {"HEARTRISK_TRIALS": "10", "HEARTRISK_MODEL_POLL_SECONDS": str(POLL_SECONDS)}
     stack = Stack(env, env_file, read_env_file(env_file))
     try:
@@ -158,6 +158,9 @@ def test_mlflow_and_prefect_want_credentials_and_the_app_none(stack: Stack) -> N
     flows = f"{stack.url('prefect')}/api/flows/filter"
     assert requests.post(flows, json={}, timeout=30).status_code == 401
     assert requests.post(flows, json={}, auth=stack.admin, timeout=30).status_code == 200
+    projects = f"{stack.url('evidently')}/api/projects"  # the Evidently UI: nginx asks for the admin
+    assert requests.get(projects, timeout=30).status_code == 401
+    assert requests.get(projects, auth=stack.admin, timeout=30).status_code == 200
     assert requests.get(f"{stack.url('app')}/", timeout=30).status_code == 200
     assert requests.post(f"{stack.url('app')}/api/v1/predict", json=RECORD, timeout=30).status_code == 200
 
@@ -431,6 +434,10 @@ def test_a_shifted_batch_makes_the_monitor_mail_an_alert_naming_age_and_chol(sta
     assert f"Current data: {len(batch)} rows" in text
     drifted = set(re.findall(r"^  - .*\((\w+)\): ", text, flags=re.MULTILINE))
     assert drifted == {"age", "chol"}
+    board = re.search(r"Evidently UI\): (\S+)", text)  # the run's page opens, behind the admin's login
+    assert board is not None and board.group(1).startswith(f"{stack.url('evidently')}/projects/"), text
+    assert requests.get(board.group(1), timeout=30).status_code == 401
+    assert requests.get(board.group(1), auth=stack.admin, timeout=30).status_code == 200
 
 
 def test_training_and_monitoring_keep_their_files_in_the_bucket(stack: Stack) -> None:

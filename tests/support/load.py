@@ -55,6 +55,9 @@ class Load:
 
     def _run(self) -> None:
         session = requests.Session()
+        # Loopback, no proxy or netrc: and requests would otherwise iterate os.environ on every request, which
+        # raced with a test setting a variable meanwhile (a load thread died of a KeyError in one scale run).
+        session.trust_env = False
         while self._ticket():
             rid = uuid.uuid4().hex
             served_by = version = ""

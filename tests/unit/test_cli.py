@@ -95,6 +95,14 @@ def test_purge_of_an_unreachable_log_exits_1_with_the_reason(monkeypatch, capsys
     assert "unreachable" in err and "s3cret" not in err
 
 
+def test_a_malformed_setting_exits_2_naming_the_variable(monkeypatch, capsys) -> None:
+    monkeypatch.setenv("HEARTRISK_PREDICTIONS_RETENTION_DAYS", "six months")
+    assert main(["predictions", "purge"]) == 2
+    err = capsys.readouterr().err
+    assert "HEARTRISK_PREDICTIONS_RETENTION_DAYS must be a number, not 'six months'" in err
+    assert "Traceback" not in err
+
+
 def test_the_mlflow_setup_job_reports_its_database_and_accounts(tmp_path: Path, monkeypatch, capsys) -> None:
     monkeypatch.setenv("HEARTRISK_MLFLOW_AUTH_DB", f"sqlite:///{tmp_path / 'users.db'}")
     monkeypatch.setenv("MLFLOW_AUTH_ADMIN_USERNAME", "boss")

@@ -48,9 +48,13 @@ def test_run_links_use_the_public_mlflow_url_when_there_is_one(monkeypatch: pyte
     assert get_settings().mlflow_run_url("1", "abc") == "https://mlflow.example.org/#/experiments/1/runs/abc"
 
 
-def test_a_malformed_number_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_malformed_number_fails_loudly_and_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HEARTRISK_APP_PORT", "eighty")
-    with pytest.raises(ValueError, match="eighty"):
+    with pytest.raises(ValueError, match="HEARTRISK_APP_PORT must be a whole number, not 'eighty'"):
+        get_settings()
+    monkeypatch.setenv("HEARTRISK_APP_PORT", "8000")
+    monkeypatch.setenv("HEARTRISK_DRIFT_THRESHOLD", "half")
+    with pytest.raises(ValueError, match="HEARTRISK_DRIFT_THRESHOLD must be a number, not 'half'"):
         get_settings()
 
 

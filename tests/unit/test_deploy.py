@@ -9,14 +9,16 @@ import os
 import re
 import stat
 import subprocess
+import time
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
+import requests
 
 from tests.support.paths import ROOT
-from tests.support.servers import require
+from tests.support.servers import free_ports, require, running
 
 S3_HOLDERS = {"mlflow", "mlflow-setup", "s3"}
 
@@ -93,7 +95,7 @@ def test_only_the_mlflow_side_holds_or_reaches_the_s3_store(overlay: tuple[dict[
 
 def test_each_credential_goes_where_it_is_used(overlay: tuple[dict[str, Any], dict[str, str]]) -> None:
     model, secrets = overlay
-    admin_users = {"mlflow-setup", "prefect", "worker", "bootstrap"}  # not the app, not the MLflow servers
+    admin_users = {"mlflow-setup", "prefect", "worker", "bootstrap", "proxy"}  # not the app, not the MLflow servers
     assert holders(model, secrets["HEARTRISK_ADMIN_PASSWORD"]) == admin_users
     assert holders(model, secrets["HEARTRISK_APP_MLFLOW_PASSWORD"]) == {"app", "mlflow-setup"}
     assert holders(model, secrets["HEARTRISK_MLFLOW_SECRET_KEY"]) == {"mlflow"}
@@ -133,6 +135,7 @@ def test_nginx_refuses_what_the_app_would_refuse(tmp_path: Path) -> None:
     fake.write_text('#!/bin/sh\ncat "$4"\n')  # nginx -e stderr -c FILE
     fake.chmod(0o755)
     env = {"PATH": f"{fake.parent}:/usr/bin:/bin", "HEARTRISK_NGINX_CONF": str(ROOT / "deploy" / "nginx.conf")}
+    env |= {"HEARTRISK_ADMIN_USER": "admin", "HEARTRISK_ADMIN_PASSWORD": "x"}  # pragma: allowlist secret
     start = [str(ROOT / "deploy" / "nginx-start.sh")]
     done = subprocess.run(start, env={**env, "HEARTRISK_MAX_REQUEST_BYTES": "1234"}, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
@@ -143,6 +146,52 @@ def test_nginx_refuses_what_the_app_would_refuse(tmp_path: Path) -> None:
     assert f"client_max_body_size {get_settings().max_request_bytes};" in default
     bad = subprocess.run(start, env={**env, "HEARTRISK_MAX_REQUEST_BYTES": "5m"}, capture_output=True, text=True)
     assert bad.returncode == 2 and "must be a number of bytes" in bad.stderr
+
+
+def test_the_evidently_ui_behind_nginx_asks_for_the_admins_login(tmp_path: Path) -> None:
+    """The UI has no login of its own: nginx's port 8001 asks for the admin (a real nginx, the start script's
+    password file; no UI behind it, so a good login gets nginx's 502 where a bad one gets 401)."""
+    nginx = Path("/usr/sbin/nginx")
+    require(nginx.is_file(), "nginx is not installed (Debian: apt-get install nginx-light)")
+    password = "s3cret-" + os.urandom(6).hex()  # pragma: allowlist secret
+    fake = tmp_path / "bin" / "nginx"
+    fake.parent.mkdir()
+    fake.write_text(f"#!/bin/sh\ncp /tmp/nginx/htpasswd {tmp_path}/htpasswd\n")
+    fake.chmod(0o755)
+    env = {"PATH": f"{fake.parent}:/usr/bin:/bin", "HEARTRISK_NGINX_CONF": str(ROOT / "deploy" / "nginx.conf")}
+    login = {"HEARTRISK_ADMIN_USER": "heartrisk-admin", "HEARTRISK_ADMIN_PASSWORD": password}
+    start = [str(ROOT / "deploy" / "nginx-start.sh")]
+    subprocess.run(start, env={**env, **login}, capture_output=True, text=True, check=True)
+    assert password not in (tmp_path / "htpasswd").read_text()
+    missing = subprocess.run(start, env=env, capture_output=True, text=True)
+    assert missing.returncode != 0 and "HEARTRISK_ADMIN_USER" in missing.stderr
+
+    block = re.search(r"\n    server \{\s*listen 8001;.*?\n    \}\n", nginx_directives(), re.S)
+    assert block is not None
+    port, closed = free_ports(2)
+    server = block.group(0).replace("listen 8001;", f"listen 127.0.0.1:{port};")
+    server = server.replace("/tmp/nginx", str(tmp_path)).replace("evidently:8001", f"127.0.0.1:{closed}")
+    kinds = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    temp = " ".join(f"{kind}_temp_path {tmp_path}/{kind};" for kind in kinds)
+    top = f"user root; pid {tmp_path}/nginx.pid; error_log stderr; daemon off; events {{}}"
+    conf = f"{top} http {{ access_log off; {temp} {server} }}"
+    (tmp_path / "nginx.conf").write_text(conf)
+    url = f"http://127.0.0.1:{port}/api/projects"
+    command = [str(nginx), "-e", "stderr", "-c", str(tmp_path / "nginx.conf")]
+    with running(command, health=url, log=tmp_path / "nginx.log", wait=False):
+        assert _first_answer(url).status_code == 401
+        assert requests.get(url, auth=("heartrisk-admin", "wrong"), timeout=10).status_code == 401
+        assert requests.get(url, auth=("heartrisk-admin", password), timeout=10).status_code == 502
+
+
+def _first_answer(url: str, seconds: float = 30) -> requests.Response:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return requests.get(url, timeout=5)
+        except requests.ConnectionError:
+            assert time.monotonic() < deadline, f"nothing answered at {url}"
+            time.sleep(0.1)
 
 
 def test_nginx_accepts_the_rendered_config(tmp_path: Path) -> None:
