@@ -109,7 +109,7 @@ def test_only_the_proxy_is_published_and_replicas_are_as_documented(
 ) -> None:
     services = overlay[0]["services"]
     assert {name for name, service in services.items() if service.get("ports")} == {"proxy"}
-    assert {p["target"] for p in services["proxy"]["ports"]} == {8000, 5000, 4200}
+    assert {p["target"] for p in services["proxy"]["ports"]} == {8000, 5000, 4200, 8001}  # the UIs
     replicas = {name: (service.get("deploy") or {}).get("replicas", 1) for name, service in services.items()}
     assert {k: replicas[k] for k in ("app", "mlflow", "worker", "prefect", "postgres")} == {
         "app": 3, "mlflow": 2, "worker": 2, "prefect": 1, "postgres": 1,
