@@ -20,6 +20,7 @@ from tests.support.postgres import Postgres, postgres_server
 from tests.support.prefect_stack import MONITOR_CRON, PrefectStack, start_prefect_stack
 from tests.support.s3 import ObjectStore, seaweedfs
 from tests.support.servers import free_port, mlflow_command, running
+from tests.support.xdist_groups import place_in_groups
 
 SERVED_MODEL = "HeartRiskServedTest"
 
@@ -57,11 +58,14 @@ def mlflow_env(mlflow_server: str) -> Iterator[dict[str, str]]:
 
 
 @pytest.fixture(scope="session")
-def prefect_stack(tmp_path_factory: pytest.TempPathFactory, mlflow_env: dict[str, str]) -> Iterator[PrefectStack]:
+def prefect_stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectStack]:
     """A real Prefect server + process worker on pool zoompool, set up by ``heartrisk bootstrap`` as on a
     fresh ``make up``: pool, deployments, e-mail block, and a first champion trained through Prefect
-    (tests/integration/test_stack.py checks that outcome)."""
-    env = {**mlflow_env, "HEARTRISK_MONITOR_CRON": MONITOR_CRON}
+    (tests/integration/test_stack.py checks that outcome). MLflow starts while the Prefect server does."""
+
+    def env() -> dict[str, str]:
+        return {**request.getfixturevalue("mlflow_env"), "HEARTRISK_MONITOR_CRON": MONITOR_CRON}
+
     with start_prefect_stack(tmp_path_factory.mktemp("prefect-stack"), env) as stack:
         yield stack
 
@@ -118,13 +122,17 @@ def log_target(request: pytest.FixtureRequest, tmp_path) -> str:
 
 
 SHARED = ("prefect_stack", "served")  # session servers that are slow to start: one per worker at most
+OWN_STACK = "test_monitor.py"  # the longest chain of stack tests: a group, so a stack, of its own
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under pytest-xdist (``make test`` runs ``-n 2 --dist loadgroup``), the tests that use one of the slow
-    session servers run on one worker together, so each such server starts once; the rest spread out."""
-    for item in items:
-        shared = next((name for name in SHARED if name in item.fixturenames), None)
-        if shared is not None:
-            item.add_marker(pytest.mark.xdist_group(shared))
+def xdist_group(item: pytest.Item) -> str | None:
+    """The tests that use one slow session server run on one worker, so it starts once there; the monitor
+    tests form a second Prefect-stack group, which another worker runs at the same time on its own stack."""
+    shared = next((name for name in SHARED if name in item.fixturenames), None)
+    return "monitor" if shared == "prefect_stack" and item.path.name == OWN_STACK else shared
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (``make test`` runs ``-n 2 --dist loadgroup``) each group runs on one worker;
+    the tests in no group spread out."""
+    place_in_groups(config, items, xdist_group)

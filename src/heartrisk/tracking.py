@@ -51,11 +51,17 @@ TRAINING_TAG = {"heartrisk.kind": "training"}  # marks the parent run of a train
 
 @dataclass(frozen=True)
 class TrainingInProgress:
-    """A training run that has started and not finished, and how long the last one took."""
+    """A training run that has started and not finished, and how long the last one took.
+
+    ``kind`` names where it was found: MLflow here, Prefect (``serving.flow_runs``) before MLflow shows it,
+    when ``state`` may be "queued" (waiting for a worker or for its process to start).
+    """
 
     run_name: str
     started: float
     last_seconds: float | None
+    kind: str = "MLflow run"
+    state: str = "started"
 
 
 def training_in_progress(

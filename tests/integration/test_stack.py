@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import mailbox
 import os
 import smtplib
@@ -15,9 +16,13 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from heartrisk import names, predlog
-from heartrisk.config import BIN
+from heartrisk.config import BIN, get_settings
 from heartrisk.predlog import DAY_SECONDS, open_log
 from heartrisk.registry import Registry
+from heartrisk.schema import VALID_RECORD
+from heartrisk.serving import create_app
+from heartrisk.serving.messages import TRAIN_HINT
+from heartrisk.serving.model_holder import ModelHolder
 from tests.support.commands import heartrisk, last_json
 from tests.support.models import CHAMPION_MODEL as MODEL_NAME
 from tests.support.paths import ROOT
@@ -122,6 +127,45 @@ def test_the_purge_deployment_trims_the_stacks_prediction_log(prefect_stack: Pre
     assert done.returncode == 0, done.stdout[-3000:] + prefect_stack.worker_log.read_text()[-3000:]
     assert list(log.read()["request_id"]) == ["new", "new"]
     log.close()
+
+
+def test_the_app_names_a_training_prefect_has_queued_before_its_mlflow_run_starts(
+    prefect_stack: PrefectStack, mlflow_server: str, tmp_path: Path
+) -> None:
+    """Bootstrap's first seconds: the training's flow run exists (here PENDING, which no worker takes) and
+    MLflow shows no run yet. The API's 503 names that run instead of advising `heartrisk train`, and gives
+    the command again once the run has ended."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.states import Cancelled, Pending
+
+    settings = dataclasses.replace(
+        get_settings(),
+        mlflow_tracking_uri=mlflow_server,
+        model_name="HeartRiskNeverTrained",
+        prefect_api_url=prefect_stack.api_url,
+        predictions_db=str(tmp_path / "predictions.sqlite"),
+    )
+    holder = ModelHolder(settings)  # the real registry, and Prefect at the stack's address
+    client = create_app(settings, holder).test_client()
+
+    def advice() -> str:
+        holder.refresh()
+        answer = client.post("/api/v1/predict", json=VALID_RECORD)
+        assert answer.status_code == 503, answer.get_data(as_text=True)
+        return answer.get_json()["error"]
+
+    assert TRAIN_HINT in advice()
+    with temporary_settings({PREFECT_API_URL: prefect_stack.api_url}), get_client(sync_client=True) as prefect:
+        training = prefect.read_deployment_by_name(names.deployment_path(names.TRAIN_FLOW, names.TRAIN_DEPLOYMENT))
+        run = prefect.create_flow_run_from_deployment(training.id, state=Pending())
+        try:
+            said = advice()
+            assert f"A training run is waiting to start (Prefect flow run {run.name}, queued " in said, said
+            assert "heartrisk train" not in said
+        finally:
+            prefect.set_flow_run_state(run.id, Cancelled(), force=True)
+    assert TRAIN_HINT in advice()
 
 
 def task_runs_of_last_training(stack: PrefectStack) -> list[str]:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from heartrisk.config import BIN
 from tests.support.commands import heartrisk, last_json
-from tests.support.servers import free_port, running, stop
+from tests.support.servers import free_port, running, stop, wait_http
 
 MONITOR_CRON = "30 5 * * 1"  # the session stack's monitoring schedule, given as HEARTRISK_MONITOR_CRON
 
@@ -43,17 +43,19 @@ class PrefectStack:
 
 @contextmanager
 def start_prefect_stack(
-    state: Path, base_env: dict[str, str], bootstrap_args: tuple[str, ...] = ()
+    state: Path, base_env: Callable[[], dict[str, str]], bootstrap_args: tuple[str, ...] = ()
 ) -> Iterator[PrefectStack]:
     """Start ``heartrisk prefect-server`` and ``heartrisk worker`` on free ports, then ``heartrisk bootstrap``.
 
     The bootstrap applies prefect.yaml and trains a first champion through the training deployment, as on
-    a fresh ``make up``; flows run by the worker train with few trials (5 trials, 3 folds).
+    a fresh ``make up``; flows run by the worker train with few trials (5 trials, 3 folds, 1 repeat).
+    As under ``make up``, the processes start side by side: the Prefect server starts while ``base_env()``
+    (MLflow's settings) starts MLflow, and the worker while the bootstrap deploys; both wait for the
+    server themselves.
     """
     port, worker_port = free_port(), free_port()
     api_url = f"http://127.0.0.1:{port}/api"
-    env = {
-        **base_env,
+    own = {
         "HEARTRISK_STATE_DIR": str(state),
         "HEARTRISK_PREFECT_PORT": str(port),
         "PREFECT_API_URL": api_url,
@@ -63,27 +65,23 @@ def start_prefect_stack(
         "PREFECT_WORKER_WEBSERVER_PORT": str(worker_port),
         "HEARTRISK_TRIALS": "5",
         "HEARTRISK_FOLDS": "3",
+        "HEARTRISK_CV_REPEATS": "1",  # no test here checks the repeats; unit tests do
     }
     with ExitStack() as stack:
-        server = stack.enter_context(_server(api_url, env, state / "prefect-server.log"))
+        server = stack.enter_context(_server(api_url, own, state / "prefect-server.log", wait=False))
+        env = {**base_env(), **own}
         worker_log = state / "worker.log"
-        stack.enter_context(
-            running(
-                [str(BIN / "heartrisk"), "worker", "--healthcheck"],
-                health=f"http://127.0.0.1:{worker_port}/health",
-                log=worker_log,
-                env=env,
-                timeout=180,
-            )
-        )
+        health = f"http://127.0.0.1:{worker_port}/health"
+        command = [str(BIN / "heartrisk"), "worker", "--healthcheck"]
+        worker = stack.enter_context(running(command, health=health, log=worker_log, env=env, wait=False))
         done = heartrisk("bootstrap", *bootstrap_args, env=env)
         if done.returncode != 0:
             raise RuntimeError(f"heartrisk bootstrap failed:\n{done.stdout}\n{done.stderr[-4000:]}")
+        wait_http(health, timeout=180, proc=worker, log=worker_log)  # it ran the bootstrap's training
         outcome = last_json(done)
         yield PrefectStack(api_url, env, state, worker_log, outcome, stack, server)
 
 
-def _server(api_url: str, env: dict[str, str], log: Path):
-    return running(
-        [str(BIN / "heartrisk"), "prefect-server"], health=f"{api_url}/health", log=log, env=env, timeout=180
-    )
+def _server(api_url: str, env: dict[str, str], log: Path, *, wait: bool = True):
+    command = [str(BIN / "heartrisk"), "prefect-server"]
+    return running(command, health=f"{api_url}/health", log=log, env=env, timeout=180, wait=wait)

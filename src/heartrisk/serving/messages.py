@@ -32,8 +32,9 @@ def no_model_advice(status: HolderStatus) -> str:
         if training.last_seconds is None
         else f"the last one took {_duration(training.last_seconds)}"
     )
+    now = "A model is being trained right now" if training.state == "started" else "A training run is waiting to start"
     return (
-        f"A model is being trained right now (MLflow run {training.run_name}, started "
+        f"{now} ({training.kind} {training.run_name}, {training.state} "
         f"{_duration(max(0.0, time.time() - training.started))} ago; {usual}). The app answers as soon as it is "
         "promoted, with no restart."
     )

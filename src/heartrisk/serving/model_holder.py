@@ -100,9 +100,17 @@ class HolderStatus:
 class ModelHolder:
     """Holds the current champion and follows its alias in a background thread."""
 
-    def __init__(self, settings: Settings, source: Source | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        source: Source | None = None,
+        queued: Callable[[], TrainingInProgress | None] | None = None,
+    ) -> None:
+        """``source`` defaults to the MLflow registry, and then ``queued`` to asking Prefect for a training
+        that has not reached MLflow yet (:mod:`heartrisk.serving.flow_runs`)."""
         self.settings = settings
         self._source = source
+        self._queued = queued
         self._model: LoadedModel | None = None
         self._problem = "the model has not been looked up yet"
         self._reachable = False
@@ -155,8 +163,10 @@ class ModelHolder:
         try:
             if self._source is None:
                 from heartrisk.registry import Registry
+                from heartrisk.serving.flow_runs import queued_training
 
                 self._source = Registry.of(self.settings)
+                self._queued = self._queued or (lambda: queued_training(self.settings))
             version = self._source.champion_version()
         except Exception as exc:  # any failure to reach the registry is reported, not raised
             log.debug("MLflow unreachable at %s: %s", uri, exc)
@@ -236,11 +246,16 @@ class ModelHolder:
         return self._reference
 
     def _training_in_progress(self) -> TrainingInProgress | None:
-        try:
-            return self._source.training()
-        except Exception as exc:  # advice only: a failed lookup must not fail the refresh
-            log.debug("could not look for a training run: %s", exc)
-            return None
+        """A training MLflow shows, else one queued or started before its MLflow run began (``queued``)."""
+        for look in (self._source.training, self._queued):
+            try:
+                found = look() if look is not None else None
+            except Exception as exc:  # advice only: a failed lookup must not fail the refresh
+                log.debug("could not look for a training run: %s", exc)
+                continue
+            if found is not None:
+                return found
+        return None
 
     def start(self) -> None:
         """Start following the alias: a first lookup at once, then one every ``model_poll_seconds``."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 from heartrisk.serving.messages import TRAIN_HINT, no_model_advice
@@ -30,3 +31,12 @@ def test_a_running_training_is_named_with_its_age_and_the_last_duration() -> Non
 def test_the_first_training_has_no_last_duration() -> None:
     advice = no_model_advice(status(TrainingInProgress("hyperopt-50-trials", time.time() - 5, None)))
     assert "usually about a minute" in advice
+
+
+def test_a_run_prefect_has_queued_is_named_as_such() -> None:
+    queued = TrainingInProgress("calm-fox", time.time() - 5, None, kind="Prefect flow run", state="queued")
+    advice = no_model_advice(status(queued))
+    assert "waiting to start (Prefect flow run calm-fox, queued 5 s ago; usually about a minute)" in advice
+    running = dataclasses.replace(queued, state="started")
+    assert "being trained right now (Prefect flow run calm-fox, started 5 s ago" in no_model_advice(status(running))
+    assert "heartrisk train" not in advice

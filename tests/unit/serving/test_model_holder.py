@@ -269,3 +269,29 @@ def test_an_export_that_cannot_be_checked_is_not_used(
     unchecked.refresh()
     assert unchecked.model.version == "1" and unchecked.model.runtime == export.SKLEARN
     assert unchecked.model.runtime_note.startswith("ONNX export not checked, so not used")
+
+
+def test_a_training_prefect_has_queued_is_reported_until_mlflow_shows_it(registry: FakeRegistry) -> None:
+    """Between the flow run being queued and its MLflow run starting, the queued run is the answer; a
+    failing lookup (Prefect down) is no answer, never a failed refresh."""
+    queued: list[Any] = [None]
+
+    def look() -> TrainingInProgress | None:
+        if isinstance(queued[0], Exception):
+            raise queued[0]
+        return queued[0]
+
+    settings = dataclasses.replace(get_settings(), model_name="M")
+    holder = ModelHolder(settings, source=registry, queued=look)
+    holder.refresh()
+    assert holder.status().training is None
+    queued[0] = TrainingInProgress("calm-fox", time.time(), None, kind="Prefect flow run", state="queued")
+    holder.refresh()
+    assert holder.status().training == queued[0]
+    registry.running = TrainingInProgress("hyperopt-5-trials", time.time(), None)
+    holder.refresh()
+    assert holder.status().training == registry.running  # MLflow's run, once there is one
+    registry.running, queued[0] = None, ConnectionError("connection refused")
+    holder.refresh()
+    assert holder.status().training is None
+    assert holder.status().mlflow_reachable is True
