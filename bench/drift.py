@@ -126,9 +126,17 @@ def task_seconds(flow_run_id) -> dict[str, float]:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
+    flow_runs = FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
     with get_client(sync_client=True) as client:
-        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
-    return {r.name.rsplit("-", 1)[0]: round((r.end_time - r.start_time).total_seconds(), 2) for r in runs}
+        for _ in range(50):  # the server records task runs from events, a moment after the flow ends
+            runs = client.read_task_runs(flow_run_filter=flow_runs)
+            if all(r.start_time and r.end_time for r in runs):
+                break
+            time.sleep(0.2)
+    return {
+        r.name.rsplit("-", 1)[0]: round((r.end_time - r.start_time).total_seconds(), 2) if r.end_time else None
+        for r in runs
+    }
 
 
 def child(*args: str, env: dict[str, str]) -> dict:
