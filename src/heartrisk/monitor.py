@@ -261,6 +261,8 @@ async def _report(settings: Settings, result: DriftResult, snapshot: Snapshot, s
     """Keep the report (file, Evidently dashboard, MLflow, Prefect table); returns the summary with its
     links, and what could not be done (for the e-mail, then the flow's failure)."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    # Independent: the workspace write runs beside the HTML file and the MLflow run (mostly waiting on HTTP).
+    boarding = add_to_dashboard.submit(settings, snapshot, f"drift-{stamp}")
     report = save_report(snapshot, settings.report_dir, stamp)
     summary = replace(
         summary,
@@ -268,8 +270,6 @@ async def _report(settings: Settings, result: DriftResult, snapshot: Snapshot, s
         report_path=str(report),
         latest_report=str(report.parent / "latest.html"),
     )
-    # Independent: the workspace write (mostly CPU) runs beside the MLflow run (mostly waiting on HTTP).
-    boarding = add_to_dashboard.submit(settings, snapshot, f"drift-{stamp}")
     tracked, mlflow_error = await _attempt(log_to_mlflow, settings, result, report, summary)
     board, board_error = await _settled(boarding)
     links = {"Evidently dashboard": (board or {}).get("url", ""), "MLflow run": (tracked or {}).get("run_url", "")}
