@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -132,3 +135,41 @@ def test_without_a_champion_the_reference_has_no_predictions_and_says_why(
     assert note.startswith("the champion could not score the reference data: no champion yet")
     plain, why = monitor.read_reference.fn(str(REFERENCE), settings, False)
     assert isinstance(plain, pd.DataFrame) and "no served predictions" in why
+
+
+def test_the_cached_scores_are_read_without_loading_the_serving_code(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, pipeline: Any
+) -> None:
+    """Flask and the rest of the app cost about 0.5 s of imports, in every monitoring run."""
+    monkeypatch.setattr(monitor.Registry, "of", classmethod(lambda cls, settings: FakeRegistry(pipeline)))
+    settings = dataclasses.replace(get_settings(), state_dir=tmp_path)
+    expected, _ = champion_scores(settings, REFERENCE, load_csv(REFERENCE))  # the champion scores once
+    script = f"""
+import dataclasses, sys
+from pathlib import Path
+from types import SimpleNamespace
+from heartrisk import monitor
+from heartrisk.config import get_settings
+from heartrisk.data import load_csv
+registry = SimpleNamespace(name="UnitModel", champion=lambda: SimpleNamespace(version="7", fingerprint="f1"))
+monitor.Registry.of = classmethod(lambda cls, settings: registry)
+settings = dataclasses.replace(get_settings(), state_dir=Path({str(tmp_path)!r}))
+scores, version = monitor.champion_scores(settings, Path({str(REFERENCE)!r}), load_csv({str(REFERENCE)!r}))
+print(version, round(scores["probability"].sum(), 6), "heartrisk.serving" in sys.modules)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["7", str(round(expected["probability"].sum(), 6)), "False"]
+
+
+def test_the_heap_that_exists_at_the_start_is_frozen_for_the_run_and_only_then() -> None:
+    assert gc.get_freeze_count() == 0
+    with monitor.long_lived_frozen():
+        assert gc.get_freeze_count() > 0
+    assert gc.get_freeze_count() == 0
+    gc.freeze()  # a caller that froze the heap itself
+    try:
+        with monitor.long_lived_frozen():
+            pass
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()

@@ -34,10 +34,15 @@ import pandas as pd
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
-from sqlalchemy.exc import OperationalError as MigrationFailed
 
 from heartrisk.predlog import COLUMNS, PredictionLog, Purged, Rows
-from heartrisk.predlog.migrate import CONNECT_TIMEOUT_SECONDS, upgrade_postgres
+from heartrisk.predlog.migrate import (
+    CONNECT_TIMEOUT_SECONDS,
+    CURRENT_QUERY,
+    MigrationFailed,
+    is_current,
+    upgrade_postgres,
+)
 from heartrisk.schema import FEATURE_NAMES
 
 if TYPE_CHECKING:
@@ -111,7 +116,17 @@ class PostgresLog(PredictionLog):
         self._pool, self._pid, self._writer = None, None, None
 
     def _migrate(self) -> None:
-        upgrade_postgres(self.url)
+        if not self._is_current():
+            upgrade_postgres(self.url)
+
+    def _is_current(self) -> bool:
+        """Whether the log is at the current revision, on a connection of its own (the monitor reads through
+        ADBC and needs no pool); a refused connection raises, as the migration would."""
+        with psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS) as conn:
+            try:
+                return is_current(conn.execute(CURRENT_QUERY).fetchall())
+            except psycopg.errors.UndefinedTable:
+                return False
 
     def _insert(self, rows: Rows) -> None:
         if len(rows.labels) < COPY_FROM_ROWS:

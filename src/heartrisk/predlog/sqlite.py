@@ -21,10 +21,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
-from sqlalchemy.exc import OperationalError as MigrationFailed
 
 from heartrisk.predlog import COLUMNS, PredictionLog, Purged, Rows
-from heartrisk.predlog.migrate import BUSY_TIMEOUT_SECONDS, upgrade_sqlite
+from heartrisk.predlog.migrate import BUSY_TIMEOUT_SECONDS, CURRENT_QUERY, MigrationFailed, is_current, upgrade_sqlite
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -51,8 +50,20 @@ class SqliteLog(PredictionLog):
         return str(self.path)
 
     def _migrate(self) -> None:
+        if self._is_current():
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         upgrade_sqlite(self.path)
+
+    def _is_current(self) -> bool:
+        """Whether the file exists and is at the current revision (read-only: a missing file stays missing)."""
+        if not self.path.is_file():
+            return False
+        try:
+            with closing(sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)) as conn:
+                return is_current(conn.execute(CURRENT_QUERY).fetchall())
+        except sqlite3.Error:  # no version table yet, or locked: the migration's own path decides
+            return False
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS)
