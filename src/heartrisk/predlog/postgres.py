@@ -10,10 +10,11 @@ server is down a write waits at most ``POOL_WAIT_SECONDS`` for a connection and 
 
 Commits are synchronous (PostgreSQL's default): an answered request's row is on the server's disk, so
 a killed or crashed database server loses none of them. A durable commit waits for a WAL flush, and
-one flush per request made the app with this log a third slower than with SQLite. So small requests
-are committed in groups (:class:`GroupCommit`): one writer thread per process takes the rows of every
-request in flight, inserts them in one statement and one transaction, and only then lets each request
-go on to answer; one flush, one round trip and one transaction serve them all. A request of
+a transaction per request costs the server CPU the app's own cores share on a small machine. So small
+requests are committed in groups (:class:`GroupCommit`): one writer thread per process takes the rows of
+every request in flight, inserts them in one statement and one transaction, and only then lets each
+request go on to answer; one flush, one round trip and one transaction serve them all (the server's CPU
+per request fell by a third here: docs/BENCHMARKS.md). A request of
 ``COPY_FROM_ROWS`` records or more is written by its own thread with COPY, in its own transaction.
 
 Reads for monitoring go through ADBC (``adbc-driver-postgresql``, binary COPY into Arrow columns).
