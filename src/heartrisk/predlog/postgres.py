@@ -1,21 +1,20 @@
 """The prediction log in PostgreSQL: one log for app replicas on several hosts.
 
 Writes go through psycopg 3 and one connection pool per process (``psycopg_pool``), made on first use
-in that process: a pool's threads and sockets must not cross gunicorn's fork. The pool reconnects by
-itself after PostgreSQL restarts: a connection that sat idle for a while is checked with an empty query
-before use, so a quiet app finds its stale connections replaced, not failed; under load the check is
-skipped (it cost half of an append here), and a write on a connection broken under it fails. While the
-server is down a write waits at most ``POOL_WAIT_SECONDS`` for a connection and then fails with
-:class:`~heartrisk.predlog.LogUnavailable` (the app answers 503: nothing is served unlogged).
+in that process: a pool's threads and sockets must not cross gunicorn's fork. A request's records go
+in one statement and one transaction: an INSERT for one record, COPY for a batch. The pool reconnects
+by itself after PostgreSQL restarts: a connection that sat idle for a while is checked with an empty
+query before use, so a quiet app finds its stale connections replaced, not failed; under load the
+check is skipped (it cost half of an append here), and a write on a connection broken under it fails.
+While the server is down a write waits at most ``POOL_WAIT_SECONDS`` for a connection and then fails
+with :class:`~heartrisk.predlog.LogUnavailable` (the app answers 503: nothing is served unlogged).
 
 Commits are synchronous (PostgreSQL's default): an answered request's row is on the server's disk, so
-a killed or crashed database server loses none of them. A durable commit waits for a WAL flush, and
-a transaction per request costs the server CPU the app's own cores share on a small machine. So small
-requests are committed in groups (:class:`GroupCommit`): one writer thread per process takes the rows of
-every request in flight, inserts them in one statement and one transaction, and only then lets each
-request go on to answer; one flush, one round trip and one transaction serve them all (the server's CPU
-per request fell by a third here: docs/BENCHMARKS.md). A request of
-``COPY_FROM_ROWS`` records or more is written by its own thread with COPY, in its own transaction.
+a killed or crashed database server loses none of them. Each request's commit is its own transaction;
+PostgreSQL already lets concurrent commits share a WAL flush. A writer thread per process that committed
+the requests in flight together was tried and taken out: no more throughput, and a p99 six times longer
+(docs/BENCHMARKS.md). A server that must take many small commits can group their flushes further with
+its own ``commit_delay`` / ``commit_siblings`` settings.
 
 Reads for monitoring go through ADBC (``adbc-driver-postgresql``, binary COPY into Arrow columns).
 """
@@ -23,13 +22,10 @@ Reads for monitoring go through ADBC (``adbc-driver-postgresql``, binary COPY in
 from __future__ import annotations
 
 import os
-import queue
 import threading
 import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import psycopg
@@ -47,8 +43,6 @@ from heartrisk.predlog.migrate import (
 from heartrisk.schema import FEATURE_NAMES
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
-
     import pyarrow as pa
 
 POOL_MAX = 8  # above the app's threads per worker (4), so a request never waits for a busy connection
@@ -56,9 +50,7 @@ POOL_WAIT_SECONDS = 5.0  # a request waits this long for a connection before it 
 PING_WAIT_SECONDS = 2.0
 RECONNECT_SECONDS = 10.0  # the pool retries a failed connection with backoff for this long, then anew on demand
 IDLE_CHECK_SECONDS = 2.0  # a connection idle for longer is checked before use
-COPY_FROM_ROWS = 64  # a request with this many records or more is written alone, with COPY
-GROUP_MAX_ROWS = 512  # at most this many rows in one group commit (PostgreSQL takes 65 535 parameters)
-COMMIT_WAIT_SECONDS = POOL_WAIT_SECONDS + 10.0  # a request waits this long for its group's commit, then fails
+_INSERT = f"INSERT INTO predictions ({', '.join(COLUMNS)}) VALUES ({', '.join('%s' for _ in COLUMNS)})"  # noqa: S608
 _COPY = f"COPY predictions ({', '.join(COLUMNS)}) FROM STDIN (FORMAT BINARY)"
 _COPY_TYPES = ("timestamptz", "text", "text", "float8", "int2", *("float8" for _ in FEATURE_NAMES))
 
@@ -75,7 +67,6 @@ class PostgresLog(PredictionLog):
         self._pool: ConnectionPool | None = None
         self._pid: int | None = None
         self._pool_lock = threading.Lock()
-        self._writer: GroupCommit | None = None
 
     @property
     def where(self) -> str:
@@ -110,11 +101,9 @@ class PostgresLog(PredictionLog):
         return self._pool
 
     def close(self) -> None:
-        if self._writer is not None and self._writer.pid == os.getpid():
-            self._writer.stop()
         if self._pool is not None and self._pid == os.getpid():
             self._pool.close()
-        self._pool, self._pid, self._writer = None, None, None
+        self._pool, self._pid = None, None
 
     def _migrate(self) -> None:
         if not self._is_current():
@@ -130,21 +119,17 @@ class PostgresLog(PredictionLog):
                 return False
 
     def _insert(self, rows: Rows) -> None:
-        if len(rows.labels) < COPY_FROM_ROWS:
-            self._group_commit().write(rows)
-            return
-        with self._connections().connection() as conn, conn.transaction(), conn.cursor().copy(_COPY) as copy:
-            copy.set_types(_COPY_TYPES)
-            for record in _records(rows):
-                copy.write_row(record)
-
-    def _group_commit(self) -> GroupCommit:
-        """This process's writer thread (a thread does not cross a fork: the child makes its own)."""
-        if self._writer is None or self._writer.pid != os.getpid():
-            with self._pool_lock:
-                if self._writer is None or self._writer.pid != os.getpid():
-                    self._writer = GroupCommit(self._connections)
-        return self._writer
+        stamp = datetime.fromtimestamp(rows.ts, UTC)
+        records = zip(rows.probabilities, rows.labels, rows.features.tolist(), strict=True)
+        with self._connections().connection() as conn:
+            if len(rows.labels) == 1:
+                probability, label, features = next(records)
+                conn.execute(_INSERT, (stamp, rows.request_id, rows.model_version, probability, label, *features))
+                return
+            with conn.transaction(), conn.cursor().copy(_COPY) as copy:
+                copy.set_types(_COPY_TYPES)
+                for probability, label, features in records:
+                    copy.write_row((stamp, rows.request_id, rows.model_version, probability, label, *features))
 
     def _count(self) -> int:
         with self._connections().connection() as conn:
@@ -176,85 +161,6 @@ class PostgresLog(PredictionLog):
     def _ping(self) -> None:
         with self._connections().connection(timeout=PING_WAIT_SECONDS) as conn:
             conn.execute("SELECT 1 FROM predictions LIMIT 1")
-
-
-@dataclass
-class _Pending:
-    """One request's rows waiting for their group's commit, and how it ended."""
-
-    rows: Rows
-    done: threading.Event = field(default_factory=threading.Event)
-    error: Exception | None = None
-
-
-class GroupCommit:
-    """One writer thread per process that commits the rows of all requests in flight together.
-
-    :meth:`write` returns only after the transaction holding its rows has committed, and raises what
-    the commit raised otherwise, so a request is never answered before its row is durable. While the
-    writer commits one group the next requests queue up and form the next group: the busier the app,
-    the more rows share a WAL flush, and a lone request waits for nothing but its own commit.
-    """
-
-    def __init__(self, connections: Callable[[], ConnectionPool]) -> None:
-        self.pid = os.getpid()
-        self._connections = connections
-        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="heartrisk-group-commit", daemon=True)
-        self._thread.start()
-
-    def write(self, rows: Rows) -> None:
-        pending = _Pending(rows)
-        self._queue.put(pending)
-        if not pending.done.wait(COMMIT_WAIT_SECONDS):
-            raise psycopg.OperationalError(f"no commit within {COMMIT_WAIT_SECONDS:g} s")
-        if (error := pending.error) is not None:  # a new exception per waiting thread, the reason kept
-            raise (type(error)(*error.args) if isinstance(error, psycopg.Error) else RuntimeError(error)) from error
-
-    def stop(self) -> None:
-        """Commit what is queued, then end the thread."""
-        self._queue.put(None)
-        self._thread.join(COMMIT_WAIT_SECONDS)
-
-    def _run(self) -> None:
-        while (first := self._queue.get()) is not None:
-            group, rows, stop = [first], len(first.rows.labels), False
-            while rows < GROUP_MAX_ROWS and not self._queue.empty():
-                pending = self._queue.get()
-                if pending is None:
-                    stop = True
-                    break
-                group.append(pending)
-                rows += len(pending.rows.labels)
-            self._commit(group)
-            if stop:
-                return
-
-    def _commit(self, group: list[_Pending]) -> None:
-        """One INSERT of every row of the group: one statement, one transaction, one round trip."""
-        values = [value for pending in group for record in _records(pending.rows) for value in record]
-        try:
-            with self._connections().connection() as conn:
-                conn.execute(_insert_rows(len(values) // len(COLUMNS)), values)
-        except Exception as exc:  # handed to every waiting request, which raises it
-            for pending in group:
-                pending.error = exc
-        for pending in group:
-            pending.done.set()
-
-
-@cache
-def _insert_rows(rows: int) -> str:
-    """A multi-row INSERT (psycopg prepares each size on its fifth use: a handful of sizes recur)."""
-    record = f"({', '.join('%s' for _ in COLUMNS)})"
-    return f"INSERT INTO predictions ({', '.join(COLUMNS)}) VALUES {', '.join(record for _ in range(rows))}"  # noqa: S608
-
-
-def _records(rows: Rows) -> Iterator[tuple[Any, ...]]:
-    """A request's rows as column values in :data:`COLUMNS` order."""
-    stamp = datetime.fromtimestamp(rows.ts, UTC)
-    for probability, label, features in zip(rows.probabilities, rows.labels, rows.features.tolist(), strict=True):
-        yield (stamp, rows.request_id, rows.model_version, probability, label, *features)
 
 
 def _mark_idle(conn: psycopg.Connection) -> None:

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import multiprocessing
 import secrets
-import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 
 import numpy as np
-import psycopg
 import pytest
 
-from heartrisk.predlog import LogUnavailable, open_log
+from heartrisk.predlog import open_log
 from heartrisk.predlog import postgres as postgres_module
 from heartrisk.predlog.postgres import PostgresLog
 from heartrisk.schema import FEATURE_NAMES
@@ -89,80 +85,3 @@ def test_after_a_restart_while_idle_the_next_write_finds_a_fresh_connection(monk
         log.append(ONE, [0.5], [1], model_version="1", request_id="after")
         assert list(log.read()["request_id"]) == ["before", "after"]
         log.close()
-
-
-@contextmanager
-def _inserts_blocked(log: PostgresLog) -> Iterator[psycopg.Connection]:
-    """Hold a lock that makes every INSERT into the log wait, until the block ends (then roll back)."""
-    log.count()  # the table exists
-    with psycopg.connect(log.url) as locker:
-        locker.execute("LOCK TABLE predictions IN SHARE MODE")
-        yield locker
-
-
-def _appends(log: PostgresLog, names: list[str], outcomes: dict[str, object]) -> list[threading.Thread]:
-    def one(name: str) -> None:
-        try:
-            outcomes[name] = log.append(ONE, [0.5], [1], model_version="1", request_id=name)
-        except LogUnavailable as exc:
-            outcomes[name] = exc
-
-    threads = [threading.Thread(target=one, args=(name,)) for name in names]
-    for thread in threads:
-        thread.start()
-    return threads
-
-
-def _until(condition, seconds: float = 30.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
-
-
-def _queued(log: PostgresLog) -> int:
-    return log._group_commit()._queue.qsize()
-
-
-def test_requests_in_flight_share_one_commit_and_none_returns_before_it(log: PostgresLog) -> None:
-    outcomes: dict[str, object] = {}
-    with _inserts_blocked(log):
-        first = _appends(log, ["first"], outcomes)
-        _until(lambda: _queued(log) == 0)  # the writer took it and waits on the lock inside its INSERT
-        rest = _appends(log, [f"next-{n}" for n in range(5)], outcomes)
-        _until(lambda: _queued(log) == 5)
-        time.sleep(0.2)
-        assert outcomes == {}  # nothing is acknowledged while its row is not committed
-    for thread in first + rest:
-        thread.join(30)
-    assert outcomes == {"first": 1, **{f"next-{n}": 1 for n in range(5)}}
-    assert sorted(log.read()["request_id"]) == sorted(outcomes)
-    transactions = dict(_sql(log, "SELECT request_id, xmin::text FROM predictions"))
-    assert len({transactions[f"next-{n}"] for n in range(5)}) == 1  # the five queued requests: one transaction
-    assert transactions["first"] != transactions["next-0"]
-
-
-def test_a_failed_group_commit_fails_every_request_in_it_and_the_next_one_succeeds(log: PostgresLog) -> None:
-    outcomes: dict[str, object] = {}
-    with _inserts_blocked(log) as locker:
-        threads = _appends(log, ["first"], outcomes)
-        _until(lambda: _queued(log) == 0)
-        threads += _appends(log, ["second", "third"], outcomes)
-        _until(lambda: _queued(log) == 2)
-        locker.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'heartrisk'"
-                       " AND wait_event_type = 'Lock'")  # fmt: skip
-        _until(lambda: "first" in outcomes)
-    for thread in threads:
-        thread.join(30)
-    assert isinstance(outcomes["first"], LogUnavailable)  # its connection was cut inside the INSERT
-    assert set(outcomes) == {"first", "second", "third"}
-    assert all(isinstance(outcome, (int, LogUnavailable)) for outcome in outcomes.values())
-    written = set(log.read()["request_id"])
-    assert written == {name for name, outcome in outcomes.items() if outcome == 1}  # a row iff acknowledged
-    assert log.append(ONE, [0.5], [1], model_version="1", request_id="after") == 1
-    assert "after" in set(log.read()["request_id"])
-
-
-def _sql(log: PostgresLog, statement: str) -> list[tuple]:
-    with psycopg.connect(log.url) as conn:
-        return conn.execute(statement).fetchall()
