@@ -12,9 +12,9 @@ with :class:`~heartrisk.predlog.LogUnavailable` (the app answers 503: nothing is
 Commits are synchronous (PostgreSQL's default): an answered request's row is on the server's disk, so
 a killed or crashed database server loses none of them. Each request's commit is its own transaction;
 PostgreSQL already lets concurrent commits share a WAL flush. A writer thread per process that committed
-the requests in flight together was tried and taken out: no more throughput, and a p99 six times longer
-(docs/BENCHMARKS.md). A server that must take many small commits can group their flushes further with
-its own ``commit_delay`` / ``commit_siblings`` settings.
+the requests in flight together was tried and taken out: it changed neither throughput nor latency
+measurably here (docs/BENCHMARKS.md), so it was not worth a thread and a queue. A server that must take
+many small commits can group their flushes further with its own ``commit_delay`` / ``commit_siblings``.
 
 Reads for monitoring go through ADBC (``adbc-driver-postgresql``, binary COPY into Arrow columns).
 """
