@@ -12,6 +12,7 @@ import sys
 from collections.abc import MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from heartrisk import names
 
@@ -62,24 +63,27 @@ def _env(name: str, default: str) -> str:
     return value or default
 
 
+Number = TypeVar("Number", int, float)
+
+
 class SettingError(ValueError):
     """An environment variable that cannot be read as its setting; names the variable and the value."""
 
 
-def _env_int(name: str, default: int) -> int:
+def _env_number(name: str, default: Number, parse: type[Number], what: str) -> Number:
     value = _env(name, str(default))
     try:
-        return int(value)
+        return parse(value)
     except ValueError:
-        raise SettingError(f"{name} must be a whole number, not {value!r}") from None
+        raise SettingError(f"{name} must be {what}, not {value!r}") from None
+
+
+def _env_int(name: str, default: int) -> int:
+    return _env_number(name, default, int, "a whole number")
 
 
 def _env_float(name: str, default: float) -> float:
-    value = _env(name, str(default))
-    try:
-        return float(value)
-    except ValueError:
-        raise SettingError(f"{name} must be a number, not {value!r}") from None
+    return _env_number(name, default, float, "a number")
 
 
 def _env_bool(name: str, default: bool) -> bool:
