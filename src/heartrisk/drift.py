@@ -7,21 +7,16 @@ coronary artery disease (``schema.TARGET``) and the label, each with its own tes
 the share of drifted input columns. A few plain statistics (rows, mean probability, positive rate)
 go in the same report, so a dashboard of every run can chart them (:mod:`heartrisk.dashboard`).
 The verdicts are read from the snapshot's dict by metric config type, because display names change
-between releases.
+between releases. This module holds the results and how they are read, and does not import Evidently
+(about 6 s of CPU); :mod:`heartrisk.evidently_report` builds and runs the report.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-from evidently import DataDefinition, Dataset, Report
-from evidently.core.metric_types import SingleValueCalculation, SingleValueMetric
-from evidently.core.report import Snapshot
-from evidently.metrics import CategoryCount, MeanValue, RowCount, ValueDrift
-from evidently.presets import DataDriftPreset
 
 from heartrisk.schema import BY_NAME, COLUMNS
 
@@ -29,46 +24,6 @@ COUNT_METRIC = "evidently:metric_v2:DriftedColumnsCount"
 COLUMN_METRIC = "evidently:metric_v2:ValueDrift"
 PROBABILITY, LABEL = "probability", "label"  # the prediction log's names for what the model said
 PREDICTION = (PROBABILITY, LABEL)
-WINDOW_METADATA = "served_rows"  # the current dataset's metadata: rows of the window per model version
-
-
-class WindowRows(SingleValueMetric):
-    """Rows of the monitoring window, as the prediction log counted them before any sampling.
-
-    Evidently only sees the rows it compares (a sample of a large window), so the database's count
-    travels in the current dataset's metadata and this metric puts it in the snapshot, where the
-    dashboard charts it. No test: a count is not a verdict.
-    """
-
-    def _default_tests(self, context: Any) -> list:
-        return []
-
-    def _default_tests_with_reference(self, context: Any) -> list:
-        return []
-
-
-class WindowRowsCalculation(SingleValueCalculation[WindowRows]):
-    def calculate(self, context: Any, current_data: Dataset, reference_data: Dataset | None) -> tuple:
-        counts = current_data.metadata.get(WINDOW_METADATA) or {}
-        return self.result(sum(int(n) for n in counts.values()) or current_data.stats().row_count), None
-
-    def display_name(self) -> str:
-        return "Rows in the window (before sampling)"
-
-
-class ModelVersionRows(WindowRows):
-    """Rows of the window served by one model version, so a drift that starts with a promotion shows."""
-
-    model_version: str
-
-
-class ModelVersionRowsCalculation(SingleValueCalculation[ModelVersionRows]):
-    def calculate(self, context: Any, current_data: Dataset, reference_data: Dataset | None) -> tuple:
-        counts = current_data.metadata.get(WINDOW_METADATA) or {}
-        return self.result(int(counts.get(self.metric.model_version, 0))), None
-
-    def display_name(self) -> str:
-        return f"Rows served by model version {self.metric.model_version}"
 
 
 @dataclass(frozen=True)
@@ -139,50 +94,6 @@ def has_predictions(current: pd.DataFrame, reference: pd.DataFrame) -> bool:
     return all(name in frame.columns for name in PREDICTION for frame in (current, reference))
 
 
-def data_definition(columns: Sequence[str], predictions: bool = False) -> DataDefinition:
-    """Column types from the schema, so Evidently picks the right test (no guessing from values); the
-    probability is a number, the label a category."""
-    return DataDefinition(
-        numerical_columns=[c for c in columns if BY_NAME[c].kind == "numeric"] + ([PROBABILITY] if predictions else []),
-        categorical_columns=[c for c in columns if BY_NAME[c].kind == "categorical"] + ([LABEL] if predictions else []),
-    )
-
-
-def report(columns: Sequence[str], threshold: float, predictions: bool, versions: Sequence[str] = ()) -> Report:
-    """The report of one run: input drift, prediction drift on its own, and what the dashboard charts."""
-    metrics: list[Any] = [DataDriftPreset(columns=list(columns), drift_share=threshold), RowCount(), WindowRows()]
-    metrics += [ModelVersionRows(model_version=version) for version in versions]
-    if predictions:
-        metrics += [ValueDrift(column=PROBABILITY), ValueDrift(column=LABEL), MeanValue(column=PROBABILITY)]
-        metrics += [CategoryCount(column=LABEL, category=1)]
-    return Report(metrics, include_tests=True)
-
-
-def run_evidently(
-    current: pd.DataFrame,
-    reference: pd.DataFrame,
-    threshold: float,
-    versions: Mapping[str, int] | None = None,
-    metadata: Mapping[str, Any] | None = None,
-) -> Snapshot:
-    """Evidently on the shared columns (and the predictions when both sides have them).
-
-    ``versions`` are the window's rows per model version, counted by the prediction log; ``metadata``
-    goes on the snapshot (source, sampling) for the people who open it in the UI.
-    """
-    columns = shared_columns(current, reference)
-    predictions = has_predictions(current, reference)
-    kept = [*columns, *(PREDICTION if predictions else ())]
-    definition = data_definition(columns, predictions)
-    counts = {str(version): str(rows) for version, rows in (versions or {}).items()}
-    return report(columns, threshold, predictions, list(counts)).run(
-        Dataset.from_pandas(current[kept], data_definition=definition, metadata={WINDOW_METADATA: counts}),
-        Dataset.from_pandas(reference[kept], data_definition=definition),
-        metadata=dict(metadata or {}),
-        tags=[f"model-v{version}" for version in counts],
-    )
-
-
 def _verdicts(snapshot: dict[str, Any]) -> dict[str, ColumnDrift]:
     """One :class:`ColumnDrift` per compared column (inputs and predictions), by column name."""
     verdicts = {
@@ -237,17 +148,3 @@ def parse_prediction(
         mean_probability=(float(current[PROBABILITY].mean()), float(reference[PROBABILITY].mean())),
         positive_rate=(float((current[LABEL] == 1).mean()), float((reference[LABEL] == 1).mean())),
     )
-
-
-def compute_drift(
-    current: pd.DataFrame,
-    reference: pd.DataFrame,
-    threshold: float,
-    versions: Mapping[str, int] | None = None,
-    metadata: Mapping[str, Any] | None = None,
-) -> tuple[DriftResult, Snapshot]:
-    """Run Evidently and read its verdicts; the snapshot is kept for the HTML report and the dashboard."""
-    snapshot = run_evidently(current, reference, threshold, versions, metadata)
-    data = snapshot.dict()
-    result = replace(parse_snapshot(data, threshold), prediction=parse_prediction(data, current, reference))
-    return result, snapshot

@@ -19,10 +19,9 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-from evidently.core.report import Snapshot
 from mlflow.tracking import MlflowClient
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
@@ -31,14 +30,17 @@ from prefect.client.schemas.objects import State
 from prefect.context import SyncClientContext
 from prefect.futures import PrefectFuture
 
-from heartrisk import dashboard, names, notify, tracking
+from heartrisk import names, notify, tracking
 from heartrisk.config import Settings, get_settings
 from heartrisk.data import read_schema_csv, sha256, validate_served
-from heartrisk.drift import LABEL, PROBABILITY, DriftResult, compute_drift
+from heartrisk.drift import LABEL, PROBABILITY, DriftResult
 from heartrisk.predlog import open_log
 from heartrisk.registry import Registry
 from heartrisk.schema import BY_NAME, FEATURE_NAMES
 from heartrisk.summaries import MonitorSummary
+
+if TYPE_CHECKING:
+    from evidently.core.report import Snapshot
 
 STEP = {"cache_policy": NO_CACHE}
 
@@ -153,6 +155,8 @@ def drift_step(current: Current, reference: pd.DataFrame, threshold: float) -> t
     metadata = {"source": current.source, "window_rows": str(current.rows)}
     if current.sampled_rows is not None:
         metadata["sampled_rows"] = str(current.sampled_rows)
+    from heartrisk.evidently_report import compute_drift  # Evidently (6 s of CPU) only for a run that compares
+
     return compute_drift(current.frame, reference, threshold, current.versions, metadata)
 
 
@@ -171,6 +175,8 @@ def save_report(snapshot: Snapshot, report_dir: Path, stamp: str) -> Path:
 @task(name="add-to-dashboard", **STEP)
 def add_to_dashboard(settings: Settings, snapshot: Snapshot, name: str) -> dict[str, str]:
     """The run's snapshot in the Evidently workspace's project, whose dashboard charts every run."""
+    from heartrisk import dashboard  # Evidently's workspace code, only for a run that compared data
+
     return dashboard.add_run(settings, snapshot, name)
 
 

@@ -23,7 +23,7 @@ from prefect_email import EmailServerCredentials, SMTPType
 
 from heartrisk.config import BIN
 from heartrisk.data import load_csv
-from heartrisk.drift import compute_drift
+from heartrisk.evidently_report import compute_drift
 from heartrisk.predlog import open_log
 from heartrisk.schema import FEATURE_NAMES
 from tests.support.app import app_server

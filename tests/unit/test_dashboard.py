@@ -12,7 +12,7 @@ from evidently.ui.workspace import Workspace
 
 from heartrisk import dashboard, names
 from heartrisk.config import get_settings
-from heartrisk.drift import compute_drift
+from heartrisk.evidently_report import compute_drift
 from heartrisk.schema import FEATURE_NAMES
 from tests.support.frames import synthetic, with_predictions
 from tests.support.servers import free_port
