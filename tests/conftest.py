@@ -66,7 +66,7 @@ def prefect_stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
     def env() -> dict[str, str]:
         return {**request.getfixturevalue("mlflow_env"), "HEARTRISK_MONITOR_CRON": MONITOR_CRON}
 
-    with start_prefect_stack(tmp_path_factory.mktemp("prefect-stack"), env) as stack:
+    with start_prefect_stack(tmp_path_factory.mktemp("prefect-stack"), env, tmp_path_factory) as stack:
         yield stack
 
 

@@ -59,6 +59,11 @@ else:
     _metrics_dir, _own_metrics_dir = Path(tempfile.mkdtemp(prefix="heartrisk-metrics-")), True
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_metrics_dir)
 
+# MLflow's client, imported once here in the master (it starts no thread) and inherited by every forked
+# worker: imported after the fork, it cost each worker about 2 s of CPU before its first model load, and
+# a restarted worker as long again before it answers.
+import heartrisk.registry  # noqa: E402, F401
+
 FIRST_LOAD_WAIT_SECONDS = 120
 
 
