@@ -123,11 +123,17 @@ def log_target(request: pytest.FixtureRequest, tmp_path) -> str:
 
 SHARED = ("prefect_stack", "served")  # session servers that are slow to start: one per worker at most
 OWN_STACK = "test_monitor.py"  # the longest chain of stack tests: a group, so a stack, of its own
+# Modules whose module-scoped servers several of their tests share (the scale-out stack on PostgreSQL and
+# S3 with its training; Prefect's telemetry control server): spread over two workers, each worker started
+# them again. The telemetry module joins the stack group one of its tests needs.
+WHOLE_MODULE = {"test_scale_out.py": "scale_out", "test_telemetry.py": "prefect_stack"}
 
 
 def xdist_group(item: pytest.Item) -> str | None:
     """The tests that use one slow session server run on one worker, so it starts once there; the monitor
     tests form a second Prefect-stack group, which another worker runs at the same time on its own stack."""
+    if item.path.name in WHOLE_MODULE:
+        return WHOLE_MODULE[item.path.name]
     shared = next((name for name in SHARED if name in item.fixturenames), None)
     return "monitor" if shared == "prefect_stack" and item.path.name == OWN_STACK else shared
 
