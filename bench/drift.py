@@ -95,18 +95,14 @@ def measure(case: str) -> dict:
 
     settings = get_settings()
     if case == "evidently":
-        from heartrisk.drift import parse_prediction, parse_snapshot
-        from heartrisk.evidently_report import run_evidently
+        from heartrisk.evidently_report import compute_drift
 
         current, reference = frames(settings)
         start, cpu = time.perf_counter(), time.process_time()
-        snapshot = run_evidently(current.frame, reference, settings.drift_threshold, current.versions)
-        data = snapshot.dict()
-        result = parse_snapshot(data, settings.drift_threshold)
-        prediction = parse_prediction(data, current.frame, reference)
+        result, _ = compute_drift(current.frame, reference, settings.drift_threshold, current.versions)
         seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
         rows, compared, steps = current.rows, len(current.frame), {}
-        share, predicted = result.share, prediction.probability.score
+        share, predicted = result.share, result.prediction.probability.score
     else:
         import asyncio
 

@@ -91,14 +91,15 @@ def report(columns: Sequence[str], threshold: float, predictions: bool, versions
     return Report(metrics, include_tests=True)
 
 
-def run_evidently(
+def compute_drift(
     current: pd.DataFrame,
     reference: pd.DataFrame,
     threshold: float,
     versions: Mapping[str, int] | None = None,
     metadata: Mapping[str, Any] | None = None,
-) -> Snapshot:
-    """Evidently on the shared columns (and the predictions when both sides have them).
+) -> tuple[DriftResult, Snapshot]:
+    """Evidently on the shared columns (and the predictions when both sides have them), and its verdicts;
+    the snapshot is kept for the HTML report and the dashboard.
 
     ``versions`` are the window's rows per model version, counted by the prediction log; ``metadata``
     goes on the snapshot (source, sampling) for the people who open it in the UI.
@@ -108,23 +109,12 @@ def run_evidently(
     kept = [*columns, *(PREDICTION if predictions else ())]
     definition = data_definition(columns, predictions)
     counts = {str(version): str(rows) for version, rows in (versions or {}).items()}
-    return report(columns, threshold, predictions, list(counts)).run(
+    snapshot = report(columns, threshold, predictions, list(counts)).run(
         Dataset.from_pandas(current[kept], data_definition=definition, metadata={WINDOW_METADATA: counts}),
         Dataset.from_pandas(reference[kept], data_definition=definition),
         metadata=dict(metadata or {}),
         tags=[f"model-v{version}" for version in counts],
     )
-
-
-def compute_drift(
-    current: pd.DataFrame,
-    reference: pd.DataFrame,
-    threshold: float,
-    versions: Mapping[str, int] | None = None,
-    metadata: Mapping[str, Any] | None = None,
-) -> tuple[DriftResult, Snapshot]:
-    """Run Evidently and read its verdicts; the snapshot is kept for the HTML report and the dashboard."""
-    snapshot = run_evidently(current, reference, threshold, versions, metadata)
     data = snapshot.dict()
     result = replace(parse_snapshot(data, threshold), prediction=parse_prediction(data, current, reference))
     return result, snapshot
