@@ -90,7 +90,6 @@ class PostgresLog(PredictionLog):
                             "application_name": "heartrisk",
                         },
                         check=_check_if_idle,
-                        reset=_mark_idle,
                         timeout=POOL_WAIT_SECONDS,
                         reconnect_timeout=RECONNECT_SECONDS,
                         name="heartrisk-predictions",
@@ -163,14 +162,18 @@ class PostgresLog(PredictionLog):
             conn.execute("SELECT 1 FROM predictions LIMIT 1")
 
 
-def _mark_idle(conn: psycopg.Connection) -> None:
-    conn.heartrisk_idle_since = time.monotonic()  # type: ignore[attr-defined]
-
-
 def _check_if_idle(conn: psycopg.Connection) -> None:
     """One empty query for a connection back from a rest (PostgreSQL may have restarted meanwhile); a
-    connection busy a moment ago goes out unchecked. A new one has no mark and is checked once."""
-    if time.monotonic() - getattr(conn, "heartrisk_idle_since", 0.0) > IDLE_CHECK_SECONDS:
+    connection handed out a moment ago goes out unchecked. A new one has no mark and is checked once.
+
+    The rest is measured from the last hand-out, which is never later than the last return: a request
+    holds its connection for milliseconds. (Marking the return instead needs the pool's ``reset``
+    callback, which makes every return a task for the pool's worker threads: a thread hop per request.)
+    """
+    now = time.monotonic()
+    last = getattr(conn, "heartrisk_handed_out", 0.0)
+    conn.heartrisk_handed_out = now  # type: ignore[attr-defined]
+    if now - last > IDLE_CHECK_SECONDS:
         ConnectionPool.check_connection(conn)
 
 

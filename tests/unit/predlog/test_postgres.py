@@ -85,3 +85,19 @@ def test_after_a_restart_while_idle_the_next_write_finds_a_fresh_connection(monk
         log.append(ONE, [0.5], [1], model_version="1", request_id="after")
         assert list(log.read()["request_id"]) == ["before", "after"]
         log.close()
+
+
+def test_a_busy_connection_goes_out_unchecked_and_comes_back_without_a_thread_hop(log: PostgresLog, monkeypatch):
+    """Under load the empty query before each use would cost a round trip per request, and a return through
+    the pool's worker threads (what its ``reset`` callback does) a thread hop: neither happens."""
+    checked, tasks = [], []
+    monkeypatch.setattr(postgres_module.ConnectionPool, "check_connection", lambda conn: checked.append(conn))
+    pool = log._connections()
+    monkeypatch.setattr(pool, "run_task", lambda task: tasks.append(type(task).__name__))
+    for n in range(20):
+        log.append(ONE, [0.5], [1], model_version="1", request_id=f"busy-{n}")
+    assert len(checked) == 1  # the new connection, once
+    assert "ReturnConnection" not in tasks
+    monkeypatch.setattr(postgres_module, "IDLE_CHECK_SECONDS", 0.0)  # any rest counts as long
+    log.append(ONE, [0.5], [1], model_version="1", request_id="after-a-rest")
+    assert len(checked) == 2
