@@ -2,7 +2,7 @@
 
 Writes go through psycopg 3 and one connection pool per process (``psycopg_pool``), made on first use
 in that process: a pool's threads and sockets must not cross gunicorn's fork. A request's records go
-in one statement and one transaction: an INSERT for single records, COPY for a batch. The pool reconnects
+in one statement and one transaction: an INSERT for one record, COPY for a batch. The pool reconnects
 by itself after PostgreSQL restarts: a connection that sat idle for a while is checked with an empty
 query before use, so a quiet app finds its stale connections replaced, not failed; under load the
 check is skipped (it cost half of an append here), and a write on a connection broken under it fails.
@@ -10,23 +10,20 @@ While the server is down a write waits at most ``POOL_WAIT_SECONDS`` for a conne
 with :class:`~heartrisk.predlog.LogUnavailable` (the app answers 503: nothing is served unlogged).
 
 Commits are synchronous (PostgreSQL's default): an answered request's row is on the server's disk, so
-a killed or crashed database server loses none of them. A request's one record is committed together
-with the records of the other requests in flight in its process (:class:`GroupCommit`, no writer
-thread: the request that finds nobody writing writes the group), and answers only after that commit.
-A group costs the server one commit and one WAL flush: at concurrency 8 the server's CPU per request
-fell from about 170 to 110 us here (docs/BENCHMARKS.md). An earlier version with a writer thread and a
-queue gained nothing measurable: two thread hops per request cost what the shared commit saved.
+a killed or crashed database server loses none of them. Each request's commit is its own transaction;
+PostgreSQL already lets concurrent commits share a WAL flush. A writer thread per process that committed
+the requests in flight together was tried and taken out: it changed neither throughput nor latency
+measurably here (docs/BENCHMARKS.md), so it was not worth a thread and a queue. A server that must take
+many small commits can group their flushes further with its own ``commit_delay`` / ``commit_siblings``.
 
 Reads for monitoring go through ADBC (``adbc-driver-postgresql``, binary COPY into Arrow columns).
 """
 
 from __future__ import annotations
 
-import functools
 import os
 import threading
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -53,79 +50,9 @@ POOL_WAIT_SECONDS = 5.0  # a request waits this long for a connection before it 
 PING_WAIT_SECONDS = 2.0
 RECONNECT_SECONDS = 10.0  # the pool retries a failed connection with backoff for this long, then anew on demand
 IDLE_CHECK_SECONDS = 2.0  # a connection idle for longer is checked before use
+_INSERT = f"INSERT INTO predictions ({', '.join(COLUMNS)}) VALUES ({', '.join('%s' for _ in COLUMNS)})"  # noqa: S608
 _COPY = f"COPY predictions ({', '.join(COLUMNS)}) FROM STDIN (FORMAT BINARY)"
 _COPY_TYPES = ("timestamptz", "text", "text", "float8", "int2", *("float8" for _ in FEATURE_NAMES))
-
-
-class _Ticket:
-    """One request's row waiting for its group's commit: set when committed or failed, or when its request
-    is asked to write the next group."""
-
-    def __init__(self, row: tuple) -> None:
-        self.row = row
-        self.ready = threading.Event()
-        self.lead = False
-        self.committed = False
-        self.error: BaseException | None = None
-
-
-class GroupCommit:
-    """The rows of the requests in flight in one process, committed together, with no writer thread.
-
-    A request that finds nobody writing writes the rows queued so far (its own among them) in one
-    statement and one transaction, wakes their requests, and hands the writing on to the first request
-    that queued meanwhile. Each request still answers only after its own row is committed; the database
-    pays one commit and one WAL flush per group instead of per request (measured here: 90 us of server
-    CPU for a row alone, 50 us each for two, 32 us each for four). A group that fails for its data, not
-    its connection, is written again row by row, so one request's bad row never fails another's.
-    """
-
-    def __init__(self, write: Callable[[list[tuple]], None]) -> None:
-        self._write = write
-        self._lock = threading.Lock()
-        self._queue: list[_Ticket] = []
-        self._writing = False
-
-    def commit(self, row: tuple) -> None:
-        ticket = _Ticket(row)
-        with self._lock:
-            self._queue.append(ticket)
-            lead, self._writing = not self._writing, True
-        if not lead:
-            ticket.ready.wait()
-        if lead or ticket.lead:
-            self._write_group()
-        if ticket.error is not None:
-            raise ticket.error
-        if not ticket.committed:
-            raise RuntimeError("the group of this row was interrupted before its commit")
-
-    def _write_group(self) -> None:
-        with self._lock:
-            group, self._queue = self._queue, []
-        try:
-            self._write([ticket.row for ticket in group])
-            for ticket in group:
-                ticket.committed = True
-        except psycopg.OperationalError as exc:  # the connection, not the data: every row of the group failed
-            for ticket in group:
-                ticket.error = exc
-        except Exception:
-            for ticket in group:
-                try:
-                    self._write([ticket.row])
-                    ticket.committed = True
-                except Exception as exc:  # the request of that row gets it
-                    ticket.error = exc
-        finally:
-            with self._lock:
-                if self._queue:
-                    self._queue[0].lead = True
-                    self._queue[0].ready.set()
-                else:
-                    self._writing = False
-            for ticket in group:
-                ticket.ready.set()
 
 
 class PostgresLog(PredictionLog):
@@ -138,7 +65,6 @@ class PostgresLog(PredictionLog):
         super().__init__()
         self.url = url
         self._pool: ConnectionPool | None = None
-        self._commits: GroupCommit | None = None
         self._pid: int | None = None
         self._pool_lock = threading.Lock()
 
@@ -169,7 +95,6 @@ class PostgresLog(PredictionLog):
                         name="heartrisk-predictions",
                         open=True,
                     )
-                    self._commits = GroupCommit(self._insert_rows)
                     self._pid = os.getpid()
         assert self._pool is not None
         return self._pool
@@ -194,26 +119,16 @@ class PostgresLog(PredictionLog):
 
     def _insert(self, rows: Rows) -> None:
         stamp = datetime.fromtimestamp(rows.ts, UTC)
-        records = [
-            (stamp, rows.request_id, rows.model_version, probability, label, *features)
-            for probability, label, features in zip(
-                rows.probabilities, rows.labels, rows.features.tolist(), strict=True
-            )
-        ]
-        pool = self._connections()
-        if len(records) == 1:  # a request's one record: committed with those of the requests in flight
-            assert self._commits is not None
-            self._commits.commit(records[0])
-            return
-        with pool.connection() as conn, conn.transaction(), conn.cursor().copy(_COPY) as copy:
-            copy.set_types(_COPY_TYPES)
-            for record in records:
-                copy.write_row(record)
-
-    def _insert_rows(self, records: list[tuple]) -> None:
-        """A group's records in one INSERT, one transaction."""
+        records = zip(rows.probabilities, rows.labels, rows.features.tolist(), strict=True)
         with self._connections().connection() as conn:
-            conn.execute(_insert(len(records)), [value for record in records for value in record])
+            if len(rows.labels) == 1:
+                probability, label, features = next(records)
+                conn.execute(_INSERT, (stamp, rows.request_id, rows.model_version, probability, label, *features))
+                return
+            with conn.transaction(), conn.cursor().copy(_COPY) as copy:
+                copy.set_types(_COPY_TYPES)
+                for probability, label, features in records:
+                    copy.write_row((stamp, rows.request_id, rows.model_version, probability, label, *features))
 
     def _count(self) -> int:
         with self._connections().connection() as conn:
@@ -260,13 +175,6 @@ def _check_if_idle(conn: psycopg.Connection) -> None:
     conn.heartrisk_handed_out = now  # type: ignore[attr-defined]
     if now - last > IDLE_CHECK_SECONDS:
         ConnectionPool.check_connection(conn)
-
-
-@functools.cache
-def _insert(rows: int) -> str:
-    """An INSERT of ``rows`` records (a statement per group size, each prepared once per connection)."""
-    values = ", ".join(f"({', '.join('%s' for _ in COLUMNS)})" for _ in range(rows))
-    return f"INSERT INTO predictions ({', '.join(COLUMNS)}) VALUES {values}"  # noqa: S608
 
 
 def _time(unix: float) -> str:

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import multiprocessing
 import secrets
-import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-import psycopg
 import pytest
 
 from heartrisk.predlog import open_log
 from heartrisk.predlog import postgres as postgres_module
-from heartrisk.predlog.postgres import GroupCommit, PostgresLog
+from heartrisk.predlog.postgres import PostgresLog
 from heartrisk.schema import FEATURE_NAMES
 from tests.support.postgres import Postgres, postgres_server
 
@@ -104,68 +101,3 @@ def test_a_busy_connection_goes_out_unchecked_and_comes_back_without_a_thread_ho
     monkeypatch.setattr(postgres_module, "IDLE_CHECK_SECONDS", 0.0)  # any rest counts as long
     log.append(ONE, [0.5], [1], model_version="1", request_id="after-a-rest")
     assert len(checked) == 2
-
-
-def test_concurrent_requests_share_commits_and_each_returns_after_its_own_row_is_written() -> None:
-    """Group commit: every row written exactly once, groups of several rows, and no request returns before
-    the write that holds its row has finished."""
-    written: list[int] = []
-    sizes: list[int] = []
-    returned_early: list[int] = []
-
-    def write(rows: list[tuple]) -> None:
-        time.sleep(0.002)  # a commit's round trip, during which more requests queue
-        written.extend(row[0] for row in rows)
-        sizes.append(len(rows))
-
-    commits = GroupCommit(write)
-
-    def request(n: int) -> None:
-        commits.commit((n,))
-        if n not in written:
-            returned_early.append(n)
-
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(request, range(400)))
-    assert sorted(written) == list(range(400))
-    assert not returned_early
-    assert max(sizes) > 1 and len(sizes) < 400
-
-
-def test_a_bad_row_fails_its_own_request_only_and_a_lost_connection_fails_the_whole_group() -> None:
-    calls: list[list[str]] = []
-
-    def write(rows: list[tuple]) -> None:
-        calls.append([row[0] for row in rows])
-        if rows[0][0] == "slow":
-            time.sleep(0.3)  # the next three requests queue behind this commit and form one group
-        if "bad" in calls[-1]:
-            raise psycopg.DataError("invalid input syntax for type double precision")
-        if "down" in calls[-1]:
-            raise psycopg.OperationalError("server closed the connection unexpectedly")
-
-    commits = GroupCommit(write)
-
-    def request(value: str) -> str:
-        try:
-            commits.commit((value,))
-        except psycopg.Error as exc:
-            return type(exc).__name__
-        return "committed"
-
-    with ThreadPoolExecutor(4) as pool:
-        slow = pool.submit(request, "slow")
-        time.sleep(0.1)
-        outcomes = dict(zip(["a", "bad", "b"], pool.map(request, ["a", "bad", "b"]), strict=True))
-    assert slow.result() == "committed"
-    assert outcomes == {"a": "committed", "bad": "DataError", "b": "committed"}
-    assert sorted(calls[1]) == ["a", "b", "bad"]  # one group, failed for its data, then written row by row
-    assert sorted(map(tuple, calls[2:])) == [("a",), ("b",), ("bad",)]
-    commits.commit(("c",))  # nobody is left writing: the next request writes alone
-    assert calls[-1] == ["c"]
-    with ThreadPoolExecutor(3) as pool:
-        slow = pool.submit(request, "slow")
-        time.sleep(0.1)
-        lost = list(pool.map(request, ["down", "d"]))
-    assert lost == ["OperationalError", "OperationalError"]  # the connection failed: both 503, no retry
-    assert sorted(calls[-1]) == ["d", "down"]
