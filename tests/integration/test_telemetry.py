@@ -86,7 +86,7 @@ def clean_env(listener: Listener, home: Path, **extra: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def control(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Listener, subprocess.Popen]]:
+def control(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Listener, subprocess.Popen, Path]]:
     """Prefect's server with telemetry allowed, watched by its own listener, started before the other test
     so both run at once."""
     # Not started from a migrated copy of the database (seed_prefect_database): with one, no heartbeat reached
@@ -94,10 +94,10 @@ def control(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Listener
     watching, state = Listener(), tmp_path_factory.mktemp("control")
     env = clean_env(watching, state / "prefect", HEARTRISK_ALLOW_TELEMETRY="true", HEARTRISK_STATE_DIR=str(state))
     command = [str(BIN / "heartrisk"), "prefect-server", "--port", str(free_port())]
-    server = subprocess.Popen(
-        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
-    yield watching, server
+    log = state / "prefect-server.log"
+    with log.open("wb") as output:
+        server = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+    yield watching, server, log
     stop(server)
     watching.close()
 
@@ -144,13 +144,13 @@ def test_train_monitor_and_the_app_call_nobody(
     assert listener.seen == []
 
 
-def test_the_listener_catches_a_library_that_calls_home(control: tuple[Listener, subprocess.Popen]) -> None:
+def test_the_listener_catches_a_library_that_calls_home(control: tuple[Listener, subprocess.Popen, Path]) -> None:
     """Control: Prefect's server with telemetry allowed reaches out, and its listener sees it."""
-    watching, _ = control
+    watching, _, log = control
     deadline = time.monotonic() + 120
     while not watching.seen and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert any("prefect.io" in line for line in watching.seen), watching.seen
+    assert any("prefect.io" in line for line in watching.seen), f"{watching.seen}\n{log.read_text()[-4000:]}"
 
 
 def test_the_listener_catches_the_evidently_ui_calling_home_when_allowed(listener: Listener, tmp_path: Path) -> None:
