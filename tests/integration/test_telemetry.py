@@ -17,12 +17,17 @@ workers until ORT_DISABLE_TELEMETRY joined the defaults.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
+import sqlite3
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Iterator
+from contextlib import closing
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -88,10 +93,18 @@ def clean_env(listener: Listener, home: Path, **extra: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def control(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Listener, subprocess.Popen, Path]]:
     """Prefect's server with telemetry allowed, watched by its own listener, started before the other test
-    so both run at once."""
-    # Not started from a migrated copy of the database (seed_prefect_database): with one, no heartbeat reached
-    # the listener within 2 minutes in one run. The control keeps Prefect's first start as it is.
+    so both run at once.
+
+    Its database is a migrated copy that already holds the telemetry session. On a fresh database the
+    heartbeat task first writes that row, in a transaction that SQLite refused with "database is locked"
+    twice in about ten full runs while the server's other start-up writes held the lock; the task then
+    waits its 10 minutes and the control saw nothing (Prefect 3.9.1). With the row there it only reads.
+    """
     watching, state = Listener(), tmp_path_factory.mktemp("control")
+    seed_prefect_database(state / "prefect", tmp_path_factory)
+    with closing(sqlite3.connect(state / "prefect" / "prefect.db")) as db, db:
+        session = {"session_id": str(uuid.uuid4()), "session_start_timestamp": datetime.now(UTC).isoformat()}
+        db.execute("INSERT INTO configuration (key, value) VALUES ('TELEMETRY_SESSION', ?)", (json.dumps(session),))
     env = clean_env(watching, state / "prefect", HEARTRISK_ALLOW_TELEMETRY="true", HEARTRISK_STATE_DIR=str(state))
     command = [str(BIN / "heartrisk"), "prefect-server", "--port", str(free_port())]
     log = state / "prefect-server.log"
