@@ -9,12 +9,14 @@ test restarts the Prefect server under a waiting worker: the next run must compl
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
 import subprocess
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import psutil
 import pytest
@@ -80,6 +82,32 @@ def test_kill_9_of_a_worker_under_load_loses_nothing_acknowledged(mlflow_server:
         assert figures["acknowledged"] >= 400
         _serves_again(app.url)
         assert {c.pid for c in master.children()} == (before - {victim}) | {replacement}
+
+
+def test_a_stop_answers_what_is_in_flight_and_does_not_wait_for_an_idle_keep_alive_client(
+    mlflow_server: str, tmp_path: Path
+) -> None:
+    """SIGTERM while a client (a proxy's upstream pool, a browser) holds a kept-alive connection: the app
+    exits cleanly within seconds, not after its whole graceful timeout (gunicorn 26's worker waited it out:
+    heartrisk.serving.gunicorn_worker)."""
+    model = "HeartRiskStopTest"
+    register(mlflow_server, model)
+    graceful = 120
+    with app_server(tmp_path, mlflow_server, model, workers=1, env={"HEARTRISK_APP_TIMEOUT": str(graceful)}) as app:
+        client = http.client.HTTPConnection(urlsplit(app.url).hostname, urlsplit(app.url).port, timeout=30)
+        client.request("POST", "/api/v1/predict", body=json.dumps(RECORD), headers={"Content-Type": "application/json"})
+        answer = client.getresponse()
+        assert answer.status == 200 and answer.getheader("Connection", "keep-alive") != "close", answer.read()
+        answer.read()  # the connection stays open, idle
+        started = time.monotonic()
+        os.killpg(app.proc.pid, signal.SIGTERM)
+        try:
+            app.proc.wait(graceful / 2)
+        finally:
+            client.close()
+        took = time.monotonic() - started
+    assert app.proc.returncode == 0, app.app_log.read_text()[-3000:]
+    _report("SIGTERM with an idle keep-alive client", {"exit_after_s": round(took, 1), "graceful_timeout_s": graceful})
 
 
 def test_mlflow_stopping_while_serving_loses_nothing(tmp_path: Path) -> None:

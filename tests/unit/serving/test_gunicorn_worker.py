@@ -1,0 +1,64 @@
+"""The app's gunicorn worker: on SIGTERM its idle connections go at once, the busy ones are left to finish."""
+
+from __future__ import annotations
+
+import logging
+import os
+import selectors
+import signal
+import socket
+from collections.abc import Iterator
+
+import pytest
+from gunicorn.config import Config
+from gunicorn.workers.gthread import TConn, ThreadWorker
+
+from heartrisk.serving.gunicorn_worker import StoppingThreadWorker
+
+
+@pytest.fixture
+def sockets() -> Iterator[list[socket.socket]]:
+    made: list[socket.socket] = []
+    yield made
+    for sock in made:
+        sock.close()
+
+
+def _worker(cls: type[ThreadWorker], sockets: list[socket.socket]) -> tuple[ThreadWorker, list[TConn]]:
+    """A worker as its run loop sees it: two idle kept-alive connections and one accepted but silent."""
+    cfg = Config()
+    worker = cls(1, os.getpid(), [], None, 30, cfg, logging.getLogger("test"))
+    worker.poller = selectors.DefaultSelector()
+    worker.method_queue.init()
+    conns = []
+    for queue in (worker.keepalived_conns, worker.keepalived_conns, worker.pending_conns):
+        ours, client = socket.socketpair()
+        sockets.append(client)
+        conn = TConn(cfg, ours, ("127.0.0.1", 1), ("127.0.0.1", 2))
+        conn.set_timeout()  # now + keepalive (5 s)
+        queue.append(conn)
+        worker.poller.register(ours, selectors.EVENT_READ)
+        worker.nr_conns += 1
+        conns.append(conn)
+    return worker, conns
+
+
+def test_a_stop_closes_the_idle_connections_at_the_next_turn_of_the_loop(sockets: list[socket.socket]) -> None:
+    worker, conns = _worker(StoppingThreadWorker, sockets)
+    worker.handle_exit(signal.SIGTERM, None)
+    worker.murder_keepalived()  # what the run loop does after its next wake-up
+    worker.murder_pending()
+    assert not worker.alive
+    assert worker.nr_conns == 0 and not worker.keepalived_conns and not worker.pending_conns
+    assert all(conn.sock.fileno() == -1 for conn in conns)
+
+
+def test_gunicorns_own_worker_keeps_them_until_their_keep_alive_runs_out(sockets: list[socket.socket]) -> None:
+    """Why the subclass exists: gunicorn 26 then waits for them in a select that nothing wakes."""
+    worker, conns = _worker(ThreadWorker, sockets)
+    worker.handle_exit(signal.SIGTERM, None)
+    worker.murder_keepalived()
+    worker.murder_pending()
+    assert worker.nr_conns == 3 and all(conn.sock.fileno() != -1 for conn in conns)
+    for conn in conns:
+        conn.sock.close()
