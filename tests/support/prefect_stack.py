@@ -116,7 +116,12 @@ def start_prefect_stack(
             raise RuntimeError(f"heartrisk bootstrap failed:\n{done.stdout}\n{done.stderr[-4000:]}")
         wait_http(health, timeout=180, proc=worker, log=worker_log)  # it ran the bootstrap's training
         outcome = last_json(done)
-        yield PrefectStack(api_url, env, state, worker_log, outcome, stack, server)
+        try:
+            yield PrefectStack(api_url, env, state, worker_log, outcome, stack, server)
+        finally:
+            # The worker first: a server restarted by server_stopped sits above it in the stack, and a worker
+            # that outlives its server spends 7 s trying to report that it stopped.
+            stop(worker)
 
 
 def _server(api_url: str, env: dict[str, str], log: Path, *, wait: bool = True):
