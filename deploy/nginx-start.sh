@@ -10,10 +10,12 @@ case $limit in
 esac
 : "${HEARTRISK_ADMIN_USER:?the Evidently UI behind nginx asks for the admin: set HEARTRISK_ADMIN_USER}"
 : "${HEARTRISK_ADMIN_PASSWORD:?the Evidently UI behind nginx asks for the admin: set HEARTRISK_ADMIN_PASSWORD}"
-mkdir -p /tmp/nginx
+dir=${HEARTRISK_NGINX_DIR:-/tmp/nginx}  # nginx's pid, temporary files, login and rendered config
+mkdir -p "$dir"
 umask 077
 # The login as nginx reads it: user:SHA-512 crypt with a random salt (openssl reads the password on stdin).
 hash=$(printf '%s\n' "$HEARTRISK_ADMIN_PASSWORD" | openssl passwd -6 -stdin)
-printf '%s:%s\n' "$HEARTRISK_ADMIN_USER" "$hash" > /tmp/nginx/htpasswd
-sed "s/@MAX_REQUEST_BYTES@/$limit/g" "${HEARTRISK_NGINX_CONF:-/etc/heartrisk/nginx.conf}" > /tmp/nginx/nginx.conf
-exec nginx -e stderr -c /tmp/nginx/nginx.conf
+printf '%s:%s\n' "$HEARTRISK_ADMIN_USER" "$hash" > "$dir/htpasswd"
+sed -e "s/@MAX_REQUEST_BYTES@/$limit/g" -e "s#/tmp/nginx/#$dir/#g" "${HEARTRISK_NGINX_CONF:-/etc/heartrisk/nginx.conf}" \
+    > "$dir/nginx.conf"
+exec nginx -e stderr -c "$dir/nginx.conf"

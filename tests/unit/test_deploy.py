@@ -135,6 +135,7 @@ def test_nginx_refuses_what_the_app_would_refuse(tmp_path: Path) -> None:
     fake.write_text('#!/bin/sh\ncat "$4"\n')  # nginx -e stderr -c FILE
     fake.chmod(0o755)
     env = {"PATH": f"{fake.parent}:/usr/bin:/bin", "HEARTRISK_NGINX_CONF": str(ROOT / "deploy" / "nginx.conf")}
+    env |= {"HEARTRISK_NGINX_DIR": str(tmp_path / "nginx")}
     env |= {"HEARTRISK_ADMIN_USER": "admin", "HEARTRISK_ADMIN_PASSWORD": "x"}  # pragma: allowlist secret
     start = [str(ROOT / "deploy" / "nginx-start.sh")]
     done = subprocess.run(start, env={**env, "HEARTRISK_MAX_REQUEST_BYTES": "1234"}, capture_output=True, text=True)
@@ -156,13 +157,15 @@ def test_the_evidently_ui_behind_nginx_asks_for_the_admins_login(tmp_path: Path)
     password = "s3cret-" + os.urandom(6).hex()  # pragma: allowlist secret
     fake = tmp_path / "bin" / "nginx"
     fake.parent.mkdir()
-    fake.write_text(f"#!/bin/sh\ncp /tmp/nginx/htpasswd {tmp_path}/htpasswd\n")
+    fake.write_text("#!/bin/sh\n")  # the script's own nginx is not started: the real one below is, on loopback
     fake.chmod(0o755)
+    state = tmp_path / "nginx"
     env = {"PATH": f"{fake.parent}:/usr/bin:/bin", "HEARTRISK_NGINX_CONF": str(ROOT / "deploy" / "nginx.conf")}
+    env |= {"HEARTRISK_NGINX_DIR": str(state)}
     login = {"HEARTRISK_ADMIN_USER": "heartrisk-admin", "HEARTRISK_ADMIN_PASSWORD": password}
     start = [str(ROOT / "deploy" / "nginx-start.sh")]
     subprocess.run(start, env={**env, **login}, capture_output=True, text=True, check=True)
-    assert password not in (tmp_path / "htpasswd").read_text()
+    assert password not in (state / "htpasswd").read_text()
     missing = subprocess.run(start, env=env, capture_output=True, text=True)
     assert missing.returncode != 0 and "HEARTRISK_ADMIN_USER" in missing.stderr
 
@@ -170,7 +173,7 @@ def test_the_evidently_ui_behind_nginx_asks_for_the_admins_login(tmp_path: Path)
     assert block is not None
     port, closed = free_ports(2)
     server = block.group(0).replace("listen 8001;", f"listen 127.0.0.1:{port};")
-    server = server.replace("/tmp/nginx", str(tmp_path)).replace("evidently:8001", f"127.0.0.1:{closed}")
+    server = server.replace("/tmp/nginx", str(state)).replace("evidently:8001", f"127.0.0.1:{closed}")
     kinds = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
     temp = " ".join(f"{kind}_temp_path {tmp_path}/{kind};" for kind in kinds)
     top = f"user root; pid {tmp_path}/nginx.pid; error_log stderr; daemon off; events {{}}"
