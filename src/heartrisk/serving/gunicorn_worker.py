@@ -1,12 +1,12 @@
 """The gunicorn worker the app runs in: gunicorn's threaded worker, whose stop does not wait for idle clients.
 
 gunicorn 26's threaded worker, once stopping, waits for every open connection to close before it exits, and an idle
-kept-alive one (a proxy's upstream pool, a browser, a client's session) sends nothing: the worker sat out its whole
-graceful timeout (30 s) whenever a client kept a connection open: behind a proxy, on every stop (compose's 10 s stop
-then killed it); in the tests, 15 s per app stopped after load. gunicorn 27 fixes that, and MLflow 3.17 requires
-gunicorn below 27. Until MLflow allows it, this worker closes its idle connections as the stop begins; requests in
-flight still finish and are answered. A client that starts a request on an idle connection at that very moment sees
-it closed, as when the 5 s keep-alive timeout closes it at any other time.
+kept-alive one sends nothing: whenever a client kept a connection open (a browser on the form, a program's HTTP
+session, a proxy with upstream keep-alive), a stop took the whole graceful timeout (30 s; compose kills at 10 s); in
+the tests, an app stopped after load was killed at 15 s. gunicorn 27 fixes that, and MLflow 3.17 requires gunicorn
+below 27. Until MLflow allows it, this worker closes its idle connections as the stop begins; requests in flight
+still finish and are answered. A client that starts a request on an idle connection at that very moment sees it
+closed, as when the 5 s keep-alive timeout closes it at any other time.
 """
 
 from __future__ import annotations
