@@ -51,8 +51,14 @@ class Feature:
         broken = []
         if self.dtype == "int":
             broken.append((values != np.floor(values), "must be a whole number"))
-        if self.codes is not None:  # a comparison per code: np.isin costs 20 us even on one value
-            valid = np.equal.outer(values, list(self.codes)).any(axis=-1)
+        if self.codes is not None:  # np.isin costs 20 us even on one value
+            codes = list(self.codes)
+            if np.size(values) <= 64:  # a request's records: one outer comparison is the cheapest call
+                valid = np.equal.outer(values, codes).any(axis=-1)
+            else:  # a log window or a file: a pass per code (0.5 ms a million; reducing the outer one, 28 ms)
+                valid = values == codes[0]
+                for code in codes[1:]:
+                    valid |= values == code
             broken.append((~valid, "is not a valid code"))
         else:
             broken.append(((values < self.minimum) | (values > self.maximum), "is out of range"))

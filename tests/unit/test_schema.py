@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from heartrisk import schema
@@ -73,3 +74,14 @@ def test_every_feature_says_what_it_means() -> None:
     """The form's hint under each field: a meaning for every feature, not only the API's field name."""
     for feature in schema.FEATURES:
         assert feature.help.endswith(".") and not feature.help.startswith("Field "), feature.name
+
+
+def test_a_long_array_gets_the_same_verdicts_as_its_values_one_by_one() -> None:
+    """The rules take a short path for a request's few records and another for a window or a file."""
+    candidates = np.array([-1, 0, 0.5, 1, 2, 3, 4, 5, 70, 200, 1000, np.nan])
+    values = np.resize(candidates, 1000)  # above the short path's 64 values
+    with np.errstate(invalid="ignore"):
+        for feature in schema.FEATURES:
+            for mask, reason in feature.violations(values):
+                alone = [{r: bool(m) for m, r in feature.violations(np.array([v]))}[reason] for v in candidates]
+                assert mask[: len(candidates)].tolist() == alone, (feature.name, reason)
