@@ -109,14 +109,19 @@ def read_schema_csv(path: Path | str) -> pd.DataFrame:
 def validate_served(served: pd.DataFrame, source: str) -> pd.DataFrame:
     """Check served rows (numbers already) against the schema, typed as the schema says.
 
-    The rules run on whole columns at once (``Feature.violations``: a few vectorised passes, about
-    0.2 s for a million rows against 1 s for the distinct values through the CSV path); only when a
-    rule fails does the frame go the CSV path, whose message names the column, the rows and the reason.
+    The rules run on whole columns at once (``Feature.violations``: a few vectorised passes, 0.03 s for a
+    million rows); only when a rule fails does the frame go the CSV path, whose message names the column,
+    the rows and the reason. The typed frame is built column by column: selecting the 13 columns first
+    and then converting them copied a million rows twice (0.3 to 0.6 s here, against 0.05 to 0.1 s). Its
+    float columns are ``served``'s own arrays, not copies: callers pass a window they then drop.
     """
-    features = served[list(FEATURE_NAMES)]
-    if any(_broken(BY_NAME[name], features[name].to_numpy(dtype=float)) for name in FEATURE_NAMES):
-        return validate_frame(features, require_target=False, source=source)  # raises, naming the rows
-    return features.astype({name: "int64" if BY_NAME[name].dtype == "int" else "float64" for name in FEATURE_NAMES})
+    columns = {name: served[name].to_numpy(dtype=float) for name in FEATURE_NAMES}
+    if any(_broken(BY_NAME[name], values) for name, values in columns.items()):
+        return validate_frame(served[list(FEATURE_NAMES)], require_target=False, source=source)  # raises
+    typed = {
+        name: values.astype(np.int64) if BY_NAME[name].dtype == "int" else values for name, values in columns.items()
+    }
+    return pd.DataFrame(typed, index=served.index, copy=False)
 
 
 def _broken(feature: Feature, values: np.ndarray) -> bool:

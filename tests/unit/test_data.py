@@ -124,6 +124,8 @@ def test_served_rows_are_checked_column_by_column_and_errors_name_the_real_row()
     served = data.load_csv(HEART)[list(COLUMNS[:-1])].astype(float)  # as read back from the log
     typed = data.validate_served(served, "log")
     pd.testing.assert_frame_equal(typed, data.validate_frame(served, require_target=False, source="log"))
+    shuffled = served.sample(frac=1.0, random_state=0)  # a window's rows keep their index, whatever it is
+    pd.testing.assert_frame_equal(data.validate_served(shuffled, "log"), typed.loc[shuffled.index])
     served.loc[257, "thall"] = 7.0
     with pytest.raises(data.DataError, match=r"log: column 'thall', row 258 \(line 259\): value 7 is not a valid"):
         data.validate_served(served, "log")
