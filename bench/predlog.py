@@ -1,6 +1,7 @@
 """The prediction log on PostgreSQL next to SQLite: appends, the monitor's 1M-row read, and the app.
 
     python bench/predlog.py [--seconds 10] [--rows 1000000] [--rounds 2] [--workers 2]
+    python bench/predlog.py --against COMMIT [--rounds 6]   # this checkout's app against another commit's
 
 One run, both backends, a real PostgreSQL started here (Debian's initdb + pg_ctl, fsync on, as in
 production) and a SQLite file in WAL mode (the embedded default):
@@ -10,6 +11,10 @@ production) and a SQLite file in WAL mode (the embedded default):
   - the app: ``heartrisk serve`` with each log, one record per request, wrk at concurrency 8 (bench/serve.py's
     helpers), ``--rounds`` times alternating SQLite and PostgreSQL; target: PostgreSQL within 10 %.
 Prints the figures, the ratios PostgreSQL / SQLite and, last, one JSON object.
+
+With ``--against COMMIT`` only the app is measured, with each log, alternating this checkout's code and
+COMMIT's (a temporary git worktree, chosen through PYTHONPATH) round by round on the same PostgreSQL and
+model: an A/B of a change to the request path, the ratio this / COMMIT per backend.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import json
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -157,6 +163,45 @@ def measure_app(postgres: Any, tmp: Path, args: argparse.Namespace) -> dict[str,
     return app
 
 
+def measure_against(postgres: Any, tmp: Path, args: argparse.Namespace) -> dict[str, dict[str, list[float]]]:
+    """req/s of the app with each log, this checkout's code and ``args.against``'s, alternating round by round."""
+    checkout = tmp / "against"
+    git = ["git", "-C", str(ROOT)]
+    subprocess.run([*git, "worktree", "add", "--detach", str(checkout), args.against], check=True, capture_output=True)
+    sources = {"this": str(ROOT / "src"), args.against: str(checkout / "src")}
+    rps: dict[str, dict[str, list[float]]] = {code: {"sqlite": [], "postgresql": []} for code in sources}
+    try:
+        with private_mlflow() as tracking:
+            from tests.support.models import fit_pipeline, register
+
+            register(tracking, MODEL, fit_pipeline({"kernel": "rbf", "C": 1.0, "gamma": 0.01}, folds=5))
+            for n in range(args.rounds):
+                for i, (code, src) in list(enumerate(sources.items()))[:: 1 if n % 2 == 0 else -1]:
+                    os.environ["PYTHONPATH"] = src  # `heartrisk serve` imports the package and its gunicorn config
+                    for backend, target in _logs(postgres, tmp, f"ab{n}code{i}").items():
+                        run = app_throughput(tracking, target, tmp, workers=args.workers, seconds=args.seconds)
+                        rps[code][backend].append(run["rps"])
+                        print(f"  round {n + 1} {code:>10} {backend:10} {run['rps']:.0f} req/s", flush=True)
+    finally:
+        os.environ.pop("PYTHONPATH", None)
+        subprocess.run([*git, "worktree", "remove", "--force", str(checkout)], check=False, capture_output=True)
+    return rps
+
+
+def report_against(rps: dict[str, dict[str, list[float]]], args: argparse.Namespace) -> None:
+    this, other = rps["this"], rps[args.against]
+    print(f"\nThe app, this checkout against {args.against}, {args.rounds} rounds of {args.seconds} s, alternating:")
+    ratios = {}
+    for backend in ("sqlite", "postgresql"):
+        ratios[backend] = statistics.mean(this[backend]) / statistics.mean(other[backend])
+        print(
+            f"  {backend:10} this {statistics.mean(this[backend]):.0f} req/s, {args.against} "
+            f"{statistics.mean(other[backend]):.0f} req/s: {ratios[backend]:.2f}x"
+        )
+    print(f"machine: {os.cpu_count()} cores, load average at end {os.getloadavg()[0]:.1f}")
+    print(json.dumps({"against": args.against, "rps": rps, "ratio_this_over_against": ratios}))
+
+
 def report(results: dict, app: dict, args: argparse.Namespace) -> None:
     sqlite, pg = results["sqlite"], results["postgresql"]
     print(f"\nPrediction log: SQLite (WAL) and PostgreSQL (fsync on), {args.seconds / 2:g} s per append case")
@@ -199,6 +244,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows in the window the monitor reads")
     parser.add_argument("--rounds", type=int, default=2, help="app runs per backend, alternating")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers of the app")
+    parser.add_argument("--against", metavar="COMMIT", help="only the app: this checkout against COMMIT's code")
     args = parser.parse_args()
     from tests.support.postgres import postgres_bindir, postgres_server
 
@@ -208,6 +254,9 @@ def main() -> None:
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="heartrisk-bench-predlog-")))
         postgres = stack.enter_context(postgres_server(durable=True))
+        if args.against:
+            report_against(measure_against(postgres, tmp, args), args)
+            return
         results = measure_log(postgres, tmp, args)
         app = measure_app(postgres, tmp, args)
     report(results, app, args)
