@@ -300,6 +300,12 @@ def nginx_retries(stack: Stack) -> int:
     return sum(1 for line in lines if re.search(r"upstream=\S+, \S+", line))
 
 
+def app_warnings(stack: Stack, limit: int = 30) -> str:
+    """The app replicas' warning and error lines (a 503 names its reason there), the last ``limit`` of them."""
+    lines = stack.compose("logs", "--timestamps", "app").stdout.splitlines()
+    return "\n".join([line for line in lines if "[WARNING]" in line or "[ERROR]" in line][-limit:])
+
+
 def test_under_load_a_killed_replica_a_new_champion_and_a_killed_worker_lose_nothing(
     stack: Stack, capsys: pytest.CaptureFixture
 ) -> None:
@@ -332,7 +338,7 @@ def test_under_load_a_killed_replica_a_new_champion_and_a_killed_worker_lose_not
         for s in failed
         if not KILL_WINDOW[0] <= s.done - events["kill"] <= KILL_WINDOW[1]
     ]
-    assert outside == []
+    assert outside == [], f"{outside[:10]} ({len(outside)} in all); the app's own reasons:\n{app_warnings(stack)}"
     assert {s.outcome for s in failed} <= {502, CUT_OFF}
 
     # Every acknowledged request is a row, and no request was written twice (no POST replayed).
