@@ -29,7 +29,8 @@ import sys
 import tempfile
 import threading
 import time
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -151,12 +152,19 @@ def measure_log(postgres: Any, tmp: Path, args: argparse.Namespace) -> dict[str,
     return results
 
 
-def measure_app(postgres: Any, tmp: Path, args: argparse.Namespace) -> dict[str, list[dict[str, float]]]:
-    app: dict[str, list[dict[str, float]]] = {"sqlite": [], "postgresql": []}
+@contextmanager
+def served_model() -> Iterator[str]:
+    """A private MLflow server holding the model the app serves in every run; yields its URL."""
     with private_mlflow() as tracking:
         from tests.support.models import fit_pipeline, register
 
         register(tracking, MODEL, fit_pipeline({"kernel": "rbf", "C": 1.0, "gamma": 0.01}, folds=5))
+        yield tracking
+
+
+def measure_app(postgres: Any, tmp: Path, args: argparse.Namespace) -> dict[str, list[dict[str, float]]]:
+    app: dict[str, list[dict[str, float]]] = {"sqlite": [], "postgresql": []}
+    with served_model() as tracking:
         for n in range(args.rounds):
             for backend, target in _logs(postgres, tmp, f"app{n}").items():
                 app[backend].append(app_throughput(tracking, target, tmp, workers=args.workers, seconds=args.seconds))
@@ -171,10 +179,7 @@ def measure_against(postgres: Any, tmp: Path, args: argparse.Namespace) -> dict[
     sources = {"this": str(ROOT / "src"), args.against: str(checkout / "src")}
     rps: dict[str, dict[str, list[float]]] = {code: {"sqlite": [], "postgresql": []} for code in sources}
     try:
-        with private_mlflow() as tracking:
-            from tests.support.models import fit_pipeline, register
-
-            register(tracking, MODEL, fit_pipeline({"kernel": "rbf", "C": 1.0, "gamma": 0.01}, folds=5))
+        with served_model() as tracking:
             for n in range(args.rounds):
                 for i, (code, src) in list(enumerate(sources.items()))[:: 1 if n % 2 == 0 else -1]:
                     os.environ["PYTHONPATH"] = src  # `heartrisk serve` imports the package and its gunicorn config
@@ -193,11 +198,9 @@ def report_against(rps: dict[str, dict[str, list[float]]], args: argparse.Namesp
     print(f"\nThe app, this checkout against {args.against}, {args.rounds} rounds of {args.seconds} s, alternating:")
     ratios = {}
     for backend in ("sqlite", "postgresql"):
-        ratios[backend] = statistics.mean(this[backend]) / statistics.mean(other[backend])
-        print(
-            f"  {backend:10} this {statistics.mean(this[backend]):.0f} req/s, {args.against} "
-            f"{statistics.mean(other[backend]):.0f} req/s: {ratios[backend]:.2f}x"
-        )
+        mine, theirs = statistics.mean(this[backend]), statistics.mean(other[backend])
+        ratios[backend] = mine / theirs
+        print(f"  {backend:10} this {mine:.0f} req/s, {args.against} {theirs:.0f} req/s: {ratios[backend]:.2f}x")
     print(f"machine: {os.cpu_count()} cores, load average at end {os.getloadavg()[0]:.1f}")
     print(json.dumps({"against": args.against, "rps": rps, "ratio_this_over_against": ratios}))
 
