@@ -1,7 +1,10 @@
 """The monitoring flow for real: Prefect server and worker, MLflow server, an aiosmtpd SMTP server, the
 Evidently UI of every run.
 
-Runs go through the ``heartrisk`` command, as operators and scripts use it, or the deployment on the worker.
+Runs go through the ``heartrisk`` command: in a child process, as operators and scripts run it, where a test
+reads what the process prints; through the command's ``main`` in this process where a test reads only its
+JSON line, the e-mail and what the servers kept (each child process pays about 10 s of CPU in imports); or
+through the deployment on the worker.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from heartrisk.evidently_report import compute_drift
 from heartrisk.predlog import open_log
 from heartrisk.schema import FEATURE_NAMES
 from tests.support.app import app_server
-from tests.support.commands import heartrisk, last_json
+from tests.support.commands import heartrisk, heartrisk_here, last_json
 from tests.support.mail import Mailbox, plain_text, smtp_server
 from tests.support.models import register
 from tests.support.paths import HEART, REFERENCE
@@ -57,14 +60,20 @@ def env(prefect_stack: PrefectStack, mailbox: tuple[Mailbox, int]) -> dict[str, 
     }
     for name, port in (("test-smtp", mailbox[1]), ("dead-smtp", free_port())):
         args = ["--name", name, "--server", "127.0.0.1", "--port", str(port), "--security", "none"]
-        done = heartrisk("create-email-block", *args, env=base)
+        done = heartrisk_here("create-email-block", *args, env=base)
         assert done.returncode == 0, done.stderr[-3000:]
         assert last_json(done)["block"] == name
     return base
 
 
 def monitor(env: dict[str, str], state: Path, *args: str, **extra: str):
+    """``heartrisk monitor`` in a child process."""
     return heartrisk("monitor", *args, env={**env, "HEARTRISK_STATE_DIR": str(state), **extra})
+
+
+def monitor_here(env: dict[str, str], state: Path, *args: str, **extra: str):
+    """``heartrisk monitor`` through the command's ``main`` in this process."""
+    return heartrisk_here("monitor", *args, env={**env, "HEARTRISK_STATE_DIR": str(state), **extra})
 
 
 def test_drift_alert_arrives_with_subject_recipients_and_drifted_columns(env, mailbox, mlflow_server, tmp_path):
@@ -138,20 +147,20 @@ def test_served_predictions_are_what_the_next_run_compares(env, mailbox, tmp_pat
     args = ("--email-block", "test-smtp", "--no-retrain")
 
     before = len(box.received)
-    quiet = monitor(env, tmp_path, *args, **extra)
+    quiet = monitor_here(env, tmp_path, *args, **extra)
     assert quiet.returncode == 0, quiet.stderr[-4000:]
     assert last_json(quiet)["status"] == "not enough data"
     assert last_json(quiet)["current_rows"] == 10
     assert len(box.received) == before + 1  # a quiet week is told apart from a broken monitor
     assert box.received[-1][1]["Subject"] == "HeartRisk: not enough data (10 of 30 rows)"
-    silent = monitor(env, tmp_path, *args, **extra, HEARTRISK_MAIL_WHEN_QUIET="false")
+    silent = monitor_here(env, tmp_path, *args, **extra, HEARTRISK_MAIL_WHEN_QUIET="false")
     assert last_json(silent)["email"]["sent"] is False
     assert len(box.received) == before + 1
 
     log.append(records[10:130], [0.5] * 120, [1] * 120, model_version="1", request_id="recent")
     with sqlite3.connect(db) as conn:  # the first 10 rows become older than the 7-day window
         conn.execute("UPDATE predictions SET ts = ? WHERE request_id = 'early'", (time.time() - 30 * 86400,))
-    done = monitor(env, tmp_path, *args, **extra)
+    done = monitor_here(env, tmp_path, *args, **extra)
     assert done.returncode == 0, done.stderr[-4000:]
     summary = last_json(done)
     assert summary["current_rows"] == 120
@@ -181,7 +190,7 @@ def test_two_runs_leave_two_snapshots_the_ui_charts_and_a_big_window_is_sampled(
     }
     before = len(box.received)
     args = ("--email-block", "test-smtp", "--no-retrain", "--threshold", "0.9")  # the inputs alone raise no alarm
-    runs = [monitor(env, tmp_path, *args, **extra) for _ in range(2)]
+    runs = [monitor_here(env, tmp_path, *args, **extra) for _ in range(2)]
     assert all(done.returncode == 0 for done in runs), runs[-1].stderr[-4000:]
     first, second = (last_json(done) for done in runs)
     assert (first["current_rows"], first["sampled_rows"]) == (200, 120)
@@ -237,7 +246,7 @@ def _the_ui_lists_the_project_with_its_dashboard(tmp_path: Path, env: dict, port
 
 def test_drift_above_threshold_starts_a_training_run_that_completes(env, mailbox, prefect_stack, tmp_path):
     box, _ = mailbox
-    done = monitor(
+    done = monitor_here(
         env,
         tmp_path,
         *("--current", str(HEART), "--threshold", "0.25", "--retrain"),
@@ -269,7 +278,7 @@ def test_predictions_made_through_the_app_are_what_the_next_run_compares(env, ml
         response = requests.post(f"{app.url}/api/v1/predict", json=served.to_dict("records"), timeout=60)
         assert response.status_code == 200, response.text
         db = app.log.where
-    done = monitor(env, tmp_path, "--no-retrain", HEARTRISK_PREDICTIONS_DB=str(db))
+    done = monitor_here(env, tmp_path, "--no-retrain", HEARTRISK_PREDICTIONS_DB=str(db))
     assert done.returncode == 0, done.stderr[-4000:]
     summary = last_json(done)
     assert summary["current_rows"] == 80

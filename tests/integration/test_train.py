@@ -14,7 +14,7 @@ from sklearn.metrics import accuracy_score, brier_score_loss, f1_score, roc_auc_
 from heartrisk import export
 from heartrisk.data import deduplicate, features_and_target, load_csv, split
 from heartrisk.registry import RUNTIME_TAG, Champion, Registry
-from tests.support.commands import heartrisk, last_json
+from tests.support.commands import heartrisk, heartrisk_here, last_json
 from tests.support.models import CHAMPION_MODEL as MODEL_NAME
 from tests.support.paths import HEART
 
@@ -86,7 +86,7 @@ def test_weaker_run_does_not_take_the_alias(champion: dict, mlflow_env: dict, pr
     weak = tmp_path / "shuffled.csv"
     frame.to_csv(weak, index=False)
 
-    result = heartrisk("train", "--trials", "1", "--folds", "3", "--data", str(weak), env=prefect_stack.env)
+    result = heartrisk_here("train", "--trials", "1", "--folds", "3", "--data", str(weak), env=prefect_stack.env)
     assert result.returncode == 0, result.stderr[-3000:]
     summary = last_json(result)
     assert summary["promoted"] is False
@@ -101,7 +101,7 @@ def test_an_identical_retrain_registers_nothing_new(prefect_stack) -> None:
     """Same data, seed and parameters as the champion: tracked, but the registry keeps one version."""
     env = {**prefect_stack.env, "HEARTRISK_MODEL_NAME": "HeartRiskIdenticalRetrain"}
     args = ("train", "--trials", "2", "--folds", "3", "--seed", "3", "--experiment", "identical-retrain")
-    first, second = last_json(heartrisk(*args, env=env)), last_json(heartrisk(*args, env=env))
+    first, second = last_json(heartrisk_here(*args, env=env)), last_json(heartrisk_here(*args, env=env))
     assert (first["registered"], first["promoted"], first["model_version"]) == (True, True, "1")
     assert (second["registered"], second["promoted"]) == (False, False)
     assert second["model_version"] == second["champion_version"] == "1"
