@@ -48,7 +48,8 @@ def heartrisk_here(*args: str, env: dict[str, str]) -> subprocess.CompletedProce
 @contextlib.contextmanager
 def _environment(env: dict[str, str]) -> Iterator[None]:
     """``env`` over ``os.environ`` for the block, Prefect's settings read from it again (Prefect reads the
-    environment once, when it is imported)."""
+    environment once, when it is imported). The whole environment is restored afterwards, not only the
+    keys of ``env``: the command writes some itself (``PREFECT_API_URL`` when it finds a local server)."""
     from prefect.context import SettingsContext, get_settings_context
     from prefect.settings import Settings
 
