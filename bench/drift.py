@@ -15,6 +15,8 @@ reported):
 - one full monitor flow run: read the log window (sampled above the limit), validate, score the
   reference with the champion (cached per champion), Evidently, HTML report, the snapshot added to
   the Evidently workspace, MLflow run with the report, Prefect table artifact; no e-mail, no retraining.
+  A window within the limit is measured as a daily run finds it (the previous day's run left its copy
+  of the window, all but the last seventh: ``heartrisk.predlog.columnar``) and as the first run of all.
 
 Against data/reference.csv, on a real Prefect server and a real MLflow server (with a registered
 champion) started here. Prints seconds, peak RSS, the flow's overhead (its seconds minus Evidently's,
@@ -29,6 +31,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -171,17 +174,34 @@ def targets(results: dict[int, tuple[dict, dict]]) -> list[str]:
     return [f"target: {text}: {'met' if ok else 'NOT met'}" for ok, text in checks]
 
 
-def alternated(repeats: int, env: dict[str, str]) -> tuple[dict, dict]:
+def alternated(repeats: int, env: dict[str, str], copy: Path | None = None) -> list[dict]:
     """Evidently alone and the flow, in turns, ``repeats`` times each; the run of median time of each.
+
+    With ``copy`` (the window fits HEARTRISK_DRIFT_MAX_ROWS, so the flow keeps a copy of it), the flow runs
+    twice in each turn: once as a daily run finds the copy (the copy left by the previous day's run,
+    ``<copy>.before``, put back first) and once as the first run of all (no copy yet). Evidently alone reads
+    the window from the database (untimed), never the copy.
 
     One run of each is at the mercy of the machine's other work: on a shared machine a single 1M-row
     pair once came out with the flow faster than Evidently alone.
     """
-    peers, flows = [], []
+    cases: list[list[dict]] = [[], [], []] if copy else [[], []]
     for _ in range(repeats):
-        peers.append(child("--measure", "evidently", env=env))
-        flows.append(child("--measure", "flow", env=env))
-    return median_run(peers), median_run(flows)
+        cases[0].append(child("--measure", "evidently", env={**env, "HEARTRISK_DRIFT_WINDOW_COPY": "false"}))
+        if copy:
+            shutil.rmtree(copy, ignore_errors=True)
+            shutil.copytree(copy.with_suffix(".before"), copy)
+        cases[1].append(child("--measure", "flow", env=env))
+        if copy:
+            shutil.rmtree(copy)
+            cases[2].append(child("--measure", "flow", env=env))
+    return [median_run(runs) for runs in cases]
+
+
+def line(rows: int, peer: dict, flow: dict, label: str) -> str:
+    extra = flow["seconds"] - peer["seconds"]
+    return (f"{rows:>9} {flow['compared']:>9} {peer['seconds']:>12.2f} {flow['seconds']:>8.2f} {extra:>13.2f} "
+            f"{extra / peer['seconds']:>+9.0%} {peer['peak_mb']:>13} {flow['peak_mb']:>8} {label}")  # fmt: skip
 
 
 def median_run(runs: list[dict]) -> dict:
@@ -190,28 +210,44 @@ def median_run(runs: list[dict]) -> dict:
 
 
 def run(args: argparse.Namespace, env: dict[str, str], tmp: Path) -> None:
-    """Prepare each window, measure Evidently alone and the flow on it, print a row per size and the targets."""
+    """Prepare each window, measure Evidently alone and the flow on it, print a row per size and the targets.
+
+    A window that fits the limit is written in two parts: six sevenths, then an untimed flow run (the
+    previous day's, which leaves the window copy), then the last seventh (a day of a 7-day window).
+    """
     print(f"load average before: {' '.join(f'{x:.1f}' for x in os.getloadavg())} ({os.cpu_count()} CPUs)")
     print(f"{'rows':>9} {'compared':>9} {'Evidently s':>12} {'flow s':>8} {'flow - Ev. s':>13} {'overhead':>9} "
           f"{'Evidently MB':>13} {'flow MB':>8}")  # fmt: skip
     results = {}
+    copy = Path(env["HEARTRISK_STATE_DIR"]) / "window-copy"
     for rows in args.rows:
         db = tmp / f"predictions-{rows}.sqlite"
-        started = time.perf_counter()
-        child("--prepare", str(rows), "--db", str(db), env=env)
-        prepared = time.perf_counter() - started
         case_env = {**env, "HEARTRISK_PREDICTIONS_DB": str(db)}
-        peer, ours = alternated(args.repeats, case_env)
+        copied = rows <= args.max_rows
+        started = time.perf_counter()
+        earlier = rows * 6 // 7 if copied else rows
+        child("--prepare", str(earlier), "--db", str(db), env=env)
+        if copied:
+            shutil.rmtree(copy, ignore_errors=True)
+            child("--measure", "flow", env=case_env)
+            shutil.rmtree(copy.with_suffix(".before"), ignore_errors=True)
+            copy.rename(copy.with_suffix(".before"))
+            child("--prepare", str(rows - earlier), "--db", str(db), "--seed", "43", env=env)
+        prepared = time.perf_counter() - started
+        peer, ours, *first = alternated(args.repeats, case_env, copy if copied else None)
         assert peer["rows"] == ours["rows"] == rows and peer["compared"] == ours["compared"], (peer, ours)
-        assert abs(peer["share"] - ours["share"]) < 1e-12, (peer, ours)  # the same frames, the same verdicts
-        assert abs(peer["prediction_score"] - ours["prediction_score"]) < 1e-12, (peer, ours)
+        for flow in (ours, *first):
+            assert abs(peer["share"] - flow["share"]) < 1e-12, (peer, flow)  # the same frames, the same verdicts
+            assert abs(peer["prediction_score"] - flow["prediction_score"]) < 1e-12, (peer, flow)
         results[rows] = (peer, ours)
-        extra = ours["seconds"] - peer["seconds"]
-        print(f"{rows:>9} {ours['compared']:>9} {peer['seconds']:>12.2f} {ours['seconds']:>8.2f} {extra:>13.2f} "
-              f"{extra / peer['seconds']:>+9.0%} {peer['peak_mb']:>13} {ours['peak_mb']:>8}", flush=True)  # fmt: skip
+        print(line(rows, peer, ours, "(a daily run: the copy has all but the last day)" if first else ""))
+        if first:
+            print(line(rows, peer, first[0], "(the first run: no copy yet)"))
         cpu = f"Evidently {peer['cpu']:.2f}, flow {ours['cpu']:.2f}, flow - Evidently {ours['cpu'] - peer['cpu']:.2f}"
         print(f"{'':>9} CPU s of the process in the timed part (less sensitive to the machine's load): {cpu}")
         print(f"{'':>9} flow steps (s): {ours['steps']}; log written in {prepared:.0f} s", flush=True)
+        if first:
+            print(f"{'':>9} first run's steps (s): {first[0]['steps']}", flush=True)
         db.unlink()
     print(f"load average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print("\n".join(targets(results)))
@@ -225,9 +261,10 @@ def main() -> None:
     parser.add_argument("--prepare", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--measure", choices=("evidently", "flow"), help=argparse.SUPPRESS)
     parser.add_argument("--db", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--seed", type=int, default=42, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.prepare:
-        prepare(args.prepare, args.db)
+        prepare(args.prepare, args.db, args.seed)
         return
     if args.measure:
         print(json.dumps(measure(args.measure)))

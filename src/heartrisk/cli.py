@@ -144,7 +144,7 @@ def cmd_purge(args: argparse.Namespace) -> int:
     days = settings.predictions_retention_days if args.older_than is None else args.older_than
     log = open_log(settings.predictions_db)
     try:
-        purged = log.purge(older_than_days=days)
+        purged = log.purge(older_than_days=days, copies=settings.window_copy_dir)
     except LogUnavailable as exc:
         print(f"heartrisk predictions purge: {exc}", file=sys.stderr)
         return 1

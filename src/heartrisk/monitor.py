@@ -97,7 +97,8 @@ def read_current(current: str | None, settings: Settings, window_days: float) ->
         return Current(frame, current, len(frame))
     log = open_log(settings.predictions_db)
     try:
-        window = log.window(days=window_days, max_rows=settings.drift_max_rows, seed=settings.drift_seed)
+        copy = settings.window_copy_dir if settings.drift_window_copy else None
+        window = log.window(days=window_days, max_rows=settings.drift_max_rows, seed=settings.drift_seed, copy=copy)
     finally:
         log.close()
     source = f"prediction log {log.where}, last {window_days:g} days"

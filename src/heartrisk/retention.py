@@ -9,6 +9,8 @@ can run it alone. ``heartrisk predictions purge`` does the same without Prefect.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
@@ -18,10 +20,10 @@ from heartrisk.predlog import Purged, open_log
 
 
 @task(name="purge-predictions", cache_policy=NO_CACHE)
-def purge(predictions_db: str, older_than_days: float) -> Purged:
+def purge(predictions_db: str, older_than_days: float, copies: Path) -> Purged:
     log = open_log(predictions_db)
     try:
-        return log.purge(older_than_days=older_than_days)
+        return log.purge(older_than_days=older_than_days, copies=copies)
     finally:
         log.close()
 
@@ -32,7 +34,7 @@ async def purge_flow(older_than_days: float | None = None) -> dict[str, int]:
     """Delete predictions older than ``older_than_days`` (default HEARTRISK_PREDICTIONS_RETENTION_DAYS; 0 keeps all)."""
     settings = get_settings()
     days = settings.predictions_retention_days if older_than_days is None else older_than_days
-    purged = purge(settings.predictions_db, days)
+    purged = purge(settings.predictions_db, days, settings.window_copy_dir)
     logger = get_run_logger()
     if days <= 0:
         logger.info(f"Retention is off (0 days): nothing deleted, {purged.remaining} rows kept.")

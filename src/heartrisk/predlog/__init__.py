@@ -15,7 +15,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,6 +28,8 @@ from heartrisk.schema import FEATURE_NAMES
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+    from heartrisk.predlog.columnar import WindowCopy
 
 COLUMNS = ("ts", "request_id", "model_version", "probability", "label", *FEATURE_NAMES)
 SERVED = (*FEATURE_NAMES, "probability", "label")  # what monitoring compares: the inputs and what the model said
@@ -86,6 +88,7 @@ class PredictionLog(ABC):
     """
 
     backend: ClassVar[str]
+    _seconds: ClassVar[str] = "ts"  # the row's time as UNIX seconds, in the backend's SQL
     _unreachable: ClassVar[tuple[type[Exception], ...]]  # the backend's "cannot reach the database" errors
 
     def __init__(self) -> None:
@@ -143,7 +146,13 @@ class PredictionLog(ABC):
         return _floats(table, FEATURE_NAMES)
 
     def window(
-        self, *, since: datetime | None = None, days: float | None = None, max_rows: int | None = None, seed: int = 0
+        self,
+        *,
+        since: datetime | None = None,
+        days: float | None = None,
+        max_rows: int | None = None,
+        seed: int = 0,
+        copy: Path | None = None,
     ) -> Window:
         """What monitoring compares: the features, probability and label of a window, and its rows per version.
 
@@ -151,10 +160,14 @@ class PredictionLog(ABC):
         itself (:func:`sample_key`), so no more than about ``max_rows`` rows ever leave the database;
         the sample is then trimmed to exactly ``max_rows``: the rows with the smallest keys, the same
         as ``ORDER BY key LIMIT max_rows`` without a sort in the database. The rows per model version
-        are counted over the whole window, by the database.
+        are counted over the whole window, by the database. A window that fits is kept in ``copy``
+        (a folder; :mod:`heartrisk.predlog.columnar`), so the next call reads only the rows added since.
         """
         start = window_start(since, days)
-        with self._reachable():
+        from heartrisk.predlog.columnar import WindowCopy
+
+        held = WindowCopy.of(copy, self.where) if copy is not None else None
+        with self._reachable(), held.opened() if held else nullcontext():
             condition = self._since(start)
             counted = self._arrow(
                 f"SELECT model_version, count(*) AS n FROM predictions WHERE {condition} GROUP BY model_version"  # noqa: S608
@@ -162,10 +175,27 @@ class PredictionLog(ABC):
             versions = dict(sorted(zip(map(str, counted["model_version"]), map(int, counted["n"]), strict=True)))
             total = sum(versions.values())
             below = sample_threshold(total, max_rows)
-            table = self._arrow(self._select(SERVED, start, below, seed))
+            if held is None or below is not None:
+                if held:
+                    held.clear()  # a window too large to copy: the copy would only hold stale rows
+                table = self._arrow(self._select(SERVED, start, below, seed))
+            else:
+                table = self._through_copy(held, start)
         if below is not None and max_rows is not None and table.num_rows > max_rows:
             table = table.take(np.sort(np.argpartition(table["sample_key"].to_numpy(), max_rows)[:max_rows]))
         return Window(_floats(table, SERVED), total, versions)
+
+    def _through_copy(self, held: WindowCopy, start: float) -> pa.Table:
+        """The window from the copy and the rows after its settled id, or read whole when the copy disagrees."""
+        columns = ("id", f"{self._seconds} AS ts", *SERVED)
+        settled = held.settled()
+        if settled is not None:
+            condition = f"{self._since(start)} AND id <= {int(settled)}"
+            settled_rows = self._arrow(f"SELECT count(*) AS n FROM predictions WHERE {condition}")["n"][0].as_py()  # noqa: S608
+            tail = self._arrow(f"{self._select(columns, start)} AND id > {int(settled)}")
+            if held.agrees(start, settled, int(settled_rows), tail):
+                return held.extend(start, settled, tail)
+        return held.replace(self._arrow(self._select(columns, start)))
 
     def _select(self, columns: Iterable[str], start: float, below: int | None = None, seed: int = 0) -> str:
         """The query of a window's columns; with ``below``, only the rows whose sampling key is under it."""
@@ -177,12 +207,19 @@ class PredictionLog(ABC):
             f"WHERE {self._since(start)} AND {key} < {int(below)}"
         )
 
-    def purge(self, *, older_than_days: float) -> Purged:
-        """Delete the rows older than ``older_than_days`` (0 or less keeps everything)."""
+    def purge(self, *, older_than_days: float, copies: Path | None = None) -> Purged:
+        """Delete the rows older than ``older_than_days`` (0 or less keeps everything), here and in the
+        monitor's window copies under ``copies`` (the same health data)."""
         with self._reachable():
             if older_than_days <= 0:
                 return Purged(0, self._count())
-            return self._purge(time.time() - older_than_days * DAY_SECONDS)
+            before = time.time() - older_than_days * DAY_SECONDS
+            purged = self._purge(before)
+        if copies is not None:
+            from heartrisk.predlog import columnar
+
+            columnar.purge(copies, before)
+        return purged
 
     @abstractmethod
     def close(self) -> None:

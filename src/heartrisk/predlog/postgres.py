@@ -59,6 +59,7 @@ class PostgresLog(PredictionLog):
     """The log in a PostgreSQL database, given as a ``postgresql://`` URL with user, password, host, port, database."""
 
     backend = "postgresql"
+    _seconds = "date_part('epoch', ts)"
     _unreachable = (psycopg.OperationalError, MigrationFailed)  # refused, reset, shut down, pool timeout
 
     def __init__(self, url: str) -> None:
@@ -147,7 +148,7 @@ class PostgresLog(PredictionLog):
         return f"ts >= {_time(start)}"
 
     def _read(self, start: float) -> pd.DataFrame:
-        columns = ", ".join(("date_part('epoch', ts) AS ts", *COLUMNS[1:]))
+        columns = ", ".join((f"{self._seconds} AS ts", *COLUMNS[1:]))
         query = f"SELECT {columns} FROM predictions WHERE {self._since(start)} ORDER BY id"  # noqa: S608
         return self._arrow(query).to_pandas()
 
