@@ -125,8 +125,9 @@ def measure(case: str) -> dict:
             "peak_mb": round(peak_mb), "share": share, "prediction_score": predicted, "steps": steps}  # fmt: skip
 
 
-def task_seconds(flow_run_id) -> dict[str, float]:
-    """Where the flow's time went, from Prefect's own record of its task runs."""
+def task_seconds(flow_run_id) -> dict[str, str]:
+    """Where the flow's time went, from Prefect's own record of its runs: each step's start (seconds after the
+    flow run's) and duration, and the flow run's own; the gaps are Prefect's work between steps."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
@@ -137,10 +138,14 @@ def task_seconds(flow_run_id) -> dict[str, float]:
             if all(r.start_time and r.end_time for r in runs):
                 break
             time.sleep(0.2)
-    return {
-        r.name.rsplit("-", 1)[0]: round((r.end_time - r.start_time).total_seconds(), 2) if r.end_time else None
-        for r in runs
-    }
+        flow_run = client.read_flow_run(flow_run_id)
+    began = flow_run.start_time
+    steps = {"flow": f"0+{(flow_run.end_time - began).total_seconds():.2f}"} if began and flow_run.end_time else {}
+    for r in sorted(runs, key=lambda r: r.start_time or began):
+        if r.start_time and r.end_time and began:
+            start, length = (r.start_time - began).total_seconds(), (r.end_time - r.start_time).total_seconds()
+            steps[r.name.rsplit("-", 1)[0]] = f"{start:.2f}+{length:.2f}"
+    return steps
 
 
 def child(*args: str, env: dict[str, str]) -> dict:
@@ -215,7 +220,7 @@ def run(args: argparse.Namespace, env: dict[str, str], tmp: Path) -> None:
     A window that fits the limit is written in two parts: six sevenths, then an untimed flow run (the
     previous day's, which leaves the window copy), then the last seventh (a day of a 7-day window).
     """
-    print(f"load average before: {' '.join(f'{x:.1f}' for x in os.getloadavg())} ({os.cpu_count()} CPUs)")
+    print(f"load average before: {' '.join(f'{x:.1f}' for x in os.getloadavg())} ({os.cpu_count()} CPUs)", flush=True)
     print(f"{'rows':>9} {'compared':>9} {'Evidently s':>12} {'flow s':>8} {'flow - Ev. s':>13} {'overhead':>9} "
           f"{'Evidently MB':>13} {'flow MB':>8}")  # fmt: skip
     results = {}
@@ -240,14 +245,14 @@ def run(args: argparse.Namespace, env: dict[str, str], tmp: Path) -> None:
             assert abs(peer["share"] - flow["share"]) < 1e-12, (peer, flow)  # the same frames, the same verdicts
             assert abs(peer["prediction_score"] - flow["prediction_score"]) < 1e-12, (peer, flow)
         results[rows] = (peer, ours)
-        print(line(rows, peer, ours, "(a daily run: the copy has all but the last day)" if first else ""))
+        print(line(rows, peer, ours, "(a daily run: the copy has all but the last day)" if first else ""), flush=True)
         if first:
-            print(line(rows, peer, first[0], "(the first run: no copy yet)"))
+            print(line(rows, peer, first[0], "(the first run: no copy yet)"), flush=True)
         cpu = f"Evidently {peer['cpu']:.2f}, flow {ours['cpu']:.2f}, flow - Evidently {ours['cpu'] - peer['cpu']:.2f}"
         print(f"{'':>9} CPU s of the process in the timed part (less sensitive to the machine's load): {cpu}")
-        print(f"{'':>9} flow steps (s): {ours['steps']}; log written in {prepared:.0f} s", flush=True)
+        print(f"{'':>9} flow steps (start+seconds): {ours['steps']}; log written in {prepared:.0f} s", flush=True)
         if first:
-            print(f"{'':>9} first run's steps (s): {first[0]['steps']}", flush=True)
+            print(f"{'':>9} first run's steps (start+seconds): {first[0]['steps']}", flush=True)
         db.unlink()
     print(f"load average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print("\n".join(targets(results)))

@@ -198,17 +198,30 @@ def _metrics(result: DriftResult, summary: MonitorSummary) -> dict[str, float]:
 
 
 @task(name="log-monitoring-run", **STEP)
-def log_to_mlflow(settings: Settings, result: DriftResult, report: Path, summary: MonitorSummary) -> dict[str, str]:
-    """One MLflow run per monitoring run, so the MLflow UI charts drift over time."""
+def log_to_mlflow(settings: Settings, result: DriftResult, summary: MonitorSummary, stamp: str) -> str:
+    """One MLflow run per monitoring run, so the MLflow UI charts drift over time: opened with its metrics
+    while the report is written (it waits mostly on the server); returns its id."""
     client = MlflowClient(settings.mlflow_tracking_uri)
     tags = {"drift_detected": str(result.drift_detected).lower()}
-    run_id = tracking.start_run(
-        client, settings.monitor_experiment, f"drift-{report.stem.removeprefix('drift-')}", tags
-    )
+    run_id = tracking.start_run(client, settings.monitor_experiment, f"drift-{stamp}", tags)
     params = {k: getattr(summary, k) for k in ("current_source", "reference", "current_rows", "reference_rows")}
     try:
         metrics = _metrics(result, summary)
         tracking.log_batch(client, run_id, metrics=metrics, params={**params, "threshold": summary.threshold})
+    except Exception:
+        client.set_terminated(run_id, "FAILED")
+        raise
+    return run_id
+
+
+@task(name="attach-report-to-mlflow-run", **STEP)
+def attach_report(settings: Settings, run_id: str, report: Path | None) -> dict[str, str]:
+    """The HTML report as the MLflow run's artifact, and the run closed (FAILED without a report)."""
+    client = MlflowClient(settings.mlflow_tracking_uri)
+    if report is None:
+        client.set_terminated(run_id, "FAILED")
+        raise RuntimeError("the HTML report could not be written")
+    try:
         client.log_artifact(run_id, str(report), "drift_report")
     except Exception:
         client.set_terminated(run_id, "FAILED")
@@ -268,16 +281,23 @@ async def _report(settings: Settings, result: DriftResult, snapshot: Snapshot, s
     """Keep the report (file, Evidently dashboard, MLflow, Prefect table); returns the summary with its
     links, and what could not be done (for the e-mail, then the flow's failure)."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    # Independent: the workspace write runs beside the HTML file and the MLflow run (mostly waiting on HTTP).
+    # Independent: the workspace write and the MLflow run (mostly waiting on HTTP) run beside the HTML file.
     boarding = add_to_dashboard.submit(settings, snapshot, f"drift-{stamp}")
-    report = save_report(snapshot, settings.report_dir, stamp)
+    opening = log_to_mlflow.submit(settings, result, summary, stamp)
+    report = None
+    try:
+        report = save_report(snapshot, settings.report_dir, stamp)
+    finally:  # the MLflow run is closed either way (FAILED when the report could not be written)
+        run_id, mlflow_error = await _settled(opening)
+        tracked = None
+        if run_id:
+            tracked, mlflow_error = await _attempt(attach_report, settings, run_id, report)
     summary = replace(
         summary,
         columns=[asdict(c) for c in result.columns],
         report_path=str(report),
         latest_report=str(report.parent / "latest.html"),
     )
-    tracked, mlflow_error = await _attempt(log_to_mlflow, settings, result, report, summary)
     board, board_error = await _settled(boarding)
     links = {"Evidently dashboard": (board or {}).get("url", ""), "MLflow run": (tracked or {}).get("run_url", "")}
     publish_table(result, links)

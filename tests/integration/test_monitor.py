@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 import requests
 from evidently.ui.workspace import Workspace
@@ -27,7 +28,7 @@ from prefect_email import EmailServerCredentials, SMTPType
 from heartrisk.config import BIN
 from heartrisk.data import load_csv
 from heartrisk.evidently_report import compute_drift
-from heartrisk.predlog import open_log
+from heartrisk.predlog import columnar, open_log
 from heartrisk.schema import FEATURE_NAMES
 from tests.support.app import app_server
 from tests.support.commands import heartrisk, heartrisk_here, last_json
@@ -170,6 +171,8 @@ def test_served_predictions_are_what_the_next_run_compares(env, mailbox, tmp_pat
     recipients, message = box.received[-1]
     assert recipients == ["ops@heartrisk.test"]
     assert "120 rows from prediction log" in plain_text(message)
+    copied = pa.concat_tables([columnar._read(path) for path in (tmp_path / "window-copy").rglob("*.arrow")])
+    assert sorted(copied["id"].to_pylist()) == list(range(11, 131))  # what the next run reads instead of the log
 
 
 def test_two_runs_leave_two_snapshots_the_ui_charts_and_a_big_window_is_sampled(env, mailbox, prefect_stack, tmp_path):

@@ -164,38 +164,49 @@ class PredictionLog(ABC):
         (a folder; :mod:`heartrisk.predlog.columnar`), so the next call reads only the rows added since.
         """
         start = window_start(since, days)
-        from heartrisk.predlog.columnar import WindowCopy
+        from heartrisk.predlog.columnar import WindowCopy, rows_per_version
 
         held = WindowCopy.of(copy, self.where) if copy is not None else None
         with self._reachable(), held.opened() if held else nullcontext():
-            condition = self._since(start)
+            copied = self._through_copy(held, start, max_rows) if held else None
+            if copied is not None:
+                return Window(_floats(copied, SERVED), copied.num_rows, rows_per_version(copied))
             counted = self._arrow(
-                f"SELECT model_version, count(*) AS n FROM predictions WHERE {condition} GROUP BY model_version"  # noqa: S608
+                f"SELECT model_version, count(*) AS n FROM predictions WHERE {self._since(start)} "  # noqa: S608
+                "GROUP BY model_version"
             ).to_pydict()
             versions = dict(sorted(zip(map(str, counted["model_version"]), map(int, counted["n"]), strict=True)))
             total = sum(versions.values())
             below = sample_threshold(total, max_rows)
-            if held is None or below is not None:
+            if held and below is None:
+                table = held.replace(self._arrow(self._select(self._copied, start)))
+            else:
                 if held:
                     held.clear()  # a window too large to copy: the copy would only hold stale rows
                 table = self._arrow(self._select(SERVED, start, below, seed))
-            else:
-                table = self._through_copy(held, start)
         if below is not None and max_rows is not None and table.num_rows > max_rows:
             table = table.take(np.sort(np.argpartition(table["sample_key"].to_numpy(), max_rows)[:max_rows]))
         return Window(_floats(table, SERVED), total, versions)
 
-    def _through_copy(self, held: WindowCopy, start: float) -> pa.Table:
-        """The window from the copy and the rows after its settled id, or read whole when the copy disagrees."""
-        columns = ("id", f"{self._seconds} AS ts", *SERVED)
+    @property
+    def _copied(self) -> tuple[str, ...]:
+        """What a window copy keeps: the row's id, time (UNIX seconds) and model version, and what is compared."""
+        return ("id", f"{self._seconds} AS ts", "model_version", *SERVED)
+
+    def _through_copy(self, held: WindowCopy, start: float, max_rows: int | None) -> pa.Table | None:
+        """The window from the copy and the rows after its settled id; None when the copy cannot give it
+        (empty, disagreeing with the database, or the window grown past ``max_rows``)."""
         settled = held.settled()
-        if settled is not None:
-            condition = f"{self._since(start)} AND id <= {int(settled)}"
-            settled_rows = self._arrow(f"SELECT count(*) AS n FROM predictions WHERE {condition}")["n"][0].as_py()  # noqa: S608
-            tail = self._arrow(f"{self._select(columns, start)} AND id > {int(settled)}")
-            if held.agrees(start, settled, int(settled_rows), tail):
-                return held.extend(start, settled, tail)
-        return held.replace(self._arrow(self._select(columns, start)))
+        if settled is None:
+            return None
+        condition = f"{self._since(start)} AND id <= {int(settled)}"
+        settled_rows = self._arrow(f"SELECT count(*) AS n FROM predictions WHERE {condition}")["n"][0].as_py()  # noqa: S608
+        tail = self._arrow(f"{self._select(self._copied, start)} AND id > {int(settled)}")
+        if max_rows is not None and int(settled_rows) + tail.num_rows > max_rows:
+            return None
+        if not held.agrees(start, settled, int(settled_rows), tail):
+            return None
+        return held.extend(start, settled, tail)
 
     def _select(self, columns: Iterable[str], start: float, below: int | None = None, seed: int = 0) -> str:
         """The query of a window's columns; with ``below``, only the rows whose sampling key is under it."""

@@ -70,7 +70,7 @@ class WindowCopy:
         """Whether the copy holds the window's ``database_rows`` rows up to ``settled`` and every copied row
         after it is in the database's ``tail`` (the rows after ``settled``)."""
         table = self.table()
-        if table is None:
+        if table is None or table.schema.names != tail.schema.names:  # a copy from an older layout
             return False
         ids, recent = table["id"], pc.greater(table["id"], settled)
         held = pc.sum(pc.and_(pc.invert(recent), pc.greater_equal(table["ts"], start))).as_py() or 0
@@ -82,6 +82,8 @@ class WindowCopy:
         recent = [pc.filter(table["id"], pc.greater(table["id"], settled)) for _, table in self.segments]
         known = np.concatenate([ids.to_numpy() for ids in recent]) if recent else np.empty(0, np.int64)
         new = tail.filter(pa.array(~np.isin(tail["id"].to_numpy(), known)))
+        if self.segments:  # an empty tail's column types are the driver's guess
+            new = new.cast(self.segments[0][1].schema)
         self._keep_since(start)
         kept = self._add(new) if new.num_rows else True
         if len(self.segments) > MAX_SEGMENTS:
@@ -158,6 +160,12 @@ def purge(root: Path, before: float) -> int:
         with WindowCopy(folder).opened() as held:
             dropped += held.trim(before)
     return dropped
+
+
+def rows_per_version(window: pa.Table) -> dict[str, int]:
+    """The window's rows per model version, as the database would count them."""
+    counts = pc.value_counts(window["model_version"]).to_pylist()
+    return dict(sorted((str(count["values"]), int(count["counts"])) for count in counts))
 
 
 def _read(path: Path) -> pa.Table:
