@@ -54,7 +54,15 @@ class WindowCopy:
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         with open(self.folder / ".lock", "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            self.segments = [(path, _read(path)) for path in sorted(self.folder.glob("*.arrow"))]
+            for partial in self.folder.glob("*.tmp"):  # left by a run that stopped mid-write: rows, never read
+                partial.unlink(missing_ok=True)
+            paths = sorted(self.folder.glob("*.arrow"))
+            try:
+                self.segments = [(path, _read(path)) for path in paths]
+            except (OSError, pa.ArrowInvalid) as exc:  # damaged: the database still has every row
+                _log.warning("The window copy %s is unreadable (%s); reading the whole window.", self.folder, exc)
+                self.segments = [(path, pa.table({})) for path in paths]
+                self.clear()
             yield self
 
     def table(self) -> pa.Table | None:

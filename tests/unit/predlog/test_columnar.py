@@ -168,3 +168,15 @@ def test_a_copy_that_cannot_be_written_costs_only_a_full_read(
     _append(log, 10)
     _same(log.window(days=7, copy=tmp_path), log)
     assert list(tmp_path.rglob("*.arrow")) == [] and list(tmp_path.rglob("*.tmp")) == []
+
+
+def test_a_damaged_copy_or_a_half_written_file_is_dropped_and_the_window_read_whole(
+    log: PredictionLog, tmp_path: Path
+) -> None:
+    _append(log, 40)
+    log.window(days=7, copy=tmp_path)
+    (segment,) = tmp_path.rglob("*.arrow")
+    segment.write_bytes(segment.read_bytes()[:100])  # a disk error, a copy of the folder cut short
+    (segment.parent / "00000000000000000999.tmp").write_bytes(b"rows of a run that stopped mid-write")
+    _same(log.window(days=7, copy=tmp_path), log)
+    assert len(_copied_rows(tmp_path)) == 40 and list(tmp_path.rglob("*.tmp")) == []
