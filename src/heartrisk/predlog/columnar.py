@@ -23,7 +23,7 @@ import hashlib
 import logging
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import numpy as np
@@ -51,8 +51,15 @@ class WindowCopy:
     @contextmanager
     def opened(self) -> Iterator[WindowCopy]:
         """Hold the copy alone (a scheduled and a manual run at once would both add the same rows) and load it."""
-        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        with open(self.folder / ".lock", "a") as lock:
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            lock = open(self.folder / ".lock", "a")  # noqa: SIM115 - held for the block below
+        except OSError as exc:  # a read-only or misplaced state folder: the monitoring still runs
+            _log.warning("The window copy %s cannot be used (%s); reading the whole window.", self.folder, exc)
+            self.segments = []
+            yield self
+            return
+        with lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             for partial in self.folder.glob("*.tmp"):  # left by a run that stopped mid-write: rows, never read
                 partial.unlink(missing_ok=True)
@@ -153,8 +160,9 @@ class WindowCopy:
         except OSError as exc:
             _log.warning("The window copy %s could not be written (%s); the next run reads the whole window.",
                          self.folder, exc)  # fmt: skip
-            partial.unlink(missing_ok=True)
-            path.unlink(missing_ok=True)
+            with suppress(OSError):  # a folder that cannot be written may not let these go either
+                partial.unlink(missing_ok=True)
+                path.unlink(missing_ok=True)
             return False
         return True
 

@@ -180,3 +180,9 @@ def test_a_damaged_copy_or_a_half_written_file_is_dropped_and_the_window_read_wh
     (segment.parent / "00000000000000000999.tmp").write_bytes(b"rows of a run that stopped mid-write")
     _same(log.window(days=7, copy=tmp_path), log)
     assert len(_copied_rows(tmp_path)) == 40 and list(tmp_path.rglob("*.tmp")) == []
+
+
+def test_a_copy_folder_that_cannot_be_made_leaves_the_window_whole(log: PredictionLog, tmp_path: Path) -> None:
+    (tmp_path / "state").write_text("a file where the state folder should be")
+    _append(log, 30)
+    _same(log.window(days=7, copy=tmp_path / "state" / "window-copy"), log)
