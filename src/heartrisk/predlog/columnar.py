@@ -4,8 +4,9 @@ A daily monitoring run compares the last ``HEARTRISK_DRIFT_WINDOW_DAYS`` of the 
 those rows are rows it read the day before. Reading a million rows of 15 columns out of SQLite takes 1 to
 2 s (PostgreSQL more, over the network); the same columns from Arrow files on local disk, memory-mapped,
 about 0.1 s. So the monitor keeps the window it read as Arrow IPC files (segments: one per run that found
-new rows) in a folder of its own, and asks the database only for the rows per model version (which it asked
-for anyway), split at the copy's *settled* id, and for the rows after that id.
+new rows) in a folder of its own, and asks the database only how many of the window's rows have an id up
+to the copy's *settled* id, and for the rows after that id; the rows per model version are counted from
+the copy and those rows.
 
 The copy is trusted only when it holds as many of the window's rows up to the settled id as the database
 does, and every copied row after it is still there; otherwise (rows purged or deleted in the database,
@@ -68,8 +69,9 @@ class WindowCopy:
                 self.segments = [(path, _read(path)) for path in paths]
             except (OSError, pa.ArrowInvalid) as exc:  # damaged: the database still has every row
                 _log.warning("The window copy %s is unreadable (%s); reading the whole window.", self.folder, exc)
-                self.segments = [(path, pa.table({})) for path in paths]
-                self.clear()
+                for path in paths:
+                    path.unlink(missing_ok=True)
+                self.segments = []
             yield self
 
     def table(self) -> pa.Table | None:
@@ -99,7 +101,7 @@ class WindowCopy:
         new = tail.filter(pa.array(~np.isin(tail["id"].to_numpy(), known)))
         if self.segments:  # an empty tail's column types are the driver's guess
             new = new.cast(self.segments[0][1].schema)
-        self._keep_since(start)
+        self.keep_since(start)
         kept = self._add(new) if new.num_rows else True
         if len(self.segments) > MAX_SEGMENTS:
             self._merge()
@@ -118,13 +120,8 @@ class WindowCopy:
             path.unlink(missing_ok=True)
         self.segments = []
 
-    def trim(self, before: float) -> int:
-        """Drop the rows older than ``before`` (a purge of the log); returns how many."""
-        rows = sum(table.num_rows for _, table in self.segments)
-        self._keep_since(before)
-        return rows - sum(table.num_rows for _, table in self.segments)
-
-    def _keep_since(self, start: float) -> None:
+    def keep_since(self, start: float) -> None:
+        """Drop the rows older than ``start``: those before a run's window, or a purge's cut-off."""
         kept = []
         for path, table in self.segments:
             if not table.num_rows or pc.max(table["ts"]).as_py() < start:
@@ -167,15 +164,13 @@ class WindowCopy:
         return True
 
 
-def purge(root: Path, before: float) -> int:
-    """Drop the rows older than ``before`` from every log's copy under ``root``; returns how many."""
+def purge(root: Path, before: float) -> None:
+    """Drop the rows older than ``before`` from every log's copy under ``root``."""
     if not Path(root).is_dir():
-        return 0
-    dropped = 0
+        return
     for folder in sorted(path for path in Path(root).iterdir() if path.is_dir()):
         with WindowCopy(folder).opened() as held:
-            dropped += held.trim(before)
-    return dropped
+            held.keep_since(before)
 
 
 def rows_per_version(window: pa.Table) -> dict[str, int]:
