@@ -17,7 +17,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import pyarrow as pa
 import pytest
 import requests
 from evidently.ui.workspace import Workspace
@@ -28,7 +27,7 @@ from prefect_email import EmailServerCredentials, SMTPType
 from heartrisk.config import BIN
 from heartrisk.data import load_csv
 from heartrisk.evidently_report import compute_drift
-from heartrisk.predlog import columnar, open_log
+from heartrisk.predlog import open_log
 from heartrisk.schema import FEATURE_NAMES
 from tests.support.app import app_server
 from tests.support.commands import heartrisk, heartrisk_here, last_json
@@ -37,6 +36,7 @@ from tests.support.models import register
 from tests.support.paths import HEART, REFERENCE
 from tests.support.prefect_stack import PrefectStack
 from tests.support.servers import free_port, running
+from tests.support.window_copy import copied_rows
 
 pytestmark = pytest.mark.integration
 
@@ -171,8 +171,8 @@ def test_served_predictions_are_what_the_next_run_compares(env, mailbox, tmp_pat
     recipients, message = box.received[-1]
     assert recipients == ["ops@heartrisk.test"]
     assert "120 rows from prediction log" in plain_text(message)
-    copied = pa.concat_tables([columnar._read(path) for path in (tmp_path / "window-copy").rglob("*.arrow")])
-    assert sorted(copied["id"].to_pylist()) == list(range(11, 131))  # what the next run reads instead of the log
+    copied = copied_rows(tmp_path / "window-copy")
+    assert sorted(copied["id"]) == list(range(11, 131))  # what the next run reads instead of the log
 
 
 def test_two_runs_leave_two_snapshots_the_ui_charts_and_a_big_window_is_sampled(env, mailbox, prefect_stack, tmp_path):

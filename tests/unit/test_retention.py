@@ -7,15 +7,15 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
-import pyarrow as pa
 import pytest
 import yaml
 
 from heartrisk import names, predlog
-from heartrisk.predlog import DAY_SECONDS, Purged, columnar, open_log
+from heartrisk.predlog import DAY_SECONDS, Purged, open_log
 from heartrisk.retention import purge
 from heartrisk.schema import FEATURE_NAMES
 from tests.support.paths import ROOT
+from tests.support.window_copy import copied_rows
 
 
 def test_the_task_deletes_what_is_older_than_the_period_from_the_log_and_the_window_copy(
@@ -31,8 +31,7 @@ def test_the_task_deletes_what_is_older_than_the_period_from_the_log_and_the_win
     log.close()
     assert purge.fn(log_target, 0, tmp_path) == Purged(deleted=0, remaining=5)  # 0 keeps everything
     assert purge.fn(log_target, 180, tmp_path) == Purged(deleted=3, remaining=2)
-    copied = pa.concat_tables([columnar._read(path) for path in tmp_path.rglob("*.arrow")])
-    assert copied.num_rows == 2  # the monitor's copy of those rows went with them
+    assert len(copied_rows(tmp_path)) == 2  # the monitor's copy of those rows went with them
 
 
 def test_the_deployment_runs_the_flow_daily_on_the_pool() -> None:

@@ -18,6 +18,7 @@ import pytest
 from heartrisk import predlog
 from heartrisk.predlog import COLUMNS, DAY_SECONDS, PredictionLog, Window, columnar, open_log
 from heartrisk.schema import FEATURE_NAMES
+from tests.support.window_copy import copied_rows
 
 
 @pytest.fixture
@@ -64,11 +65,6 @@ def _same(copied: Window, log: PredictionLog, days: float = 7) -> None:
     pd.testing.assert_frame_equal(_sorted(copied), _sorted(whole))
 
 
-def _copied_rows(folder: Path) -> pd.DataFrame:
-    tables = [columnar._read(path) for path in sorted(folder.rglob("*.arrow"))]
-    return pa.concat_tables(tables).to_pandas() if tables else pd.DataFrame({"id": [], "ts": []})
-
-
 def _sql(log: PredictionLog, statement: str) -> None:
     if log.backend == "sqlite":
         with sqlite3.connect(log.where) as conn:
@@ -91,7 +87,7 @@ def test_a_copied_window_is_the_database_window_and_later_runs_read_only_the_new
     assert max(fetched) == 60  # the 50 new rows and the 10 re-read behind the newest copied one, no more
     _same(second, log)
     assert second.versions == {"3": 300, "4": 50}
-    assert len(_copied_rows(tmp_path)) == 350 and len(list(tmp_path.rglob("*.arrow"))) == 2
+    assert len(copied_rows(tmp_path)) == 350 and len(list(tmp_path.rglob("*.arrow"))) == 2
     fetched.clear()
     assert len(log.window(days=7, copy=tmp_path).frame) == 350 and max(fetched) == 10  # nothing new: the tail
 
@@ -104,10 +100,10 @@ def test_rows_gone_from_the_database_make_the_copy_rebuild_and_a_purge_trims_the
     assert log.window(days=7, copy=tmp_path).rows == 50
     _sql(log, "DELETE FROM predictions WHERE id IN (SELECT min(id) FROM predictions)")  # not through the copy
     _same(log.window(days=7, copy=tmp_path), log)
-    assert len(_copied_rows(tmp_path)) == 49
+    assert len(copied_rows(tmp_path)) == 49
     purged = log.purge(older_than_days=2, copies=tmp_path)
     assert (purged.deleted, purged.remaining) == (19, 30)
-    kept = _copied_rows(tmp_path)
+    kept = copied_rows(tmp_path)
     assert len(kept) == 30 and kept["ts"].min() > time.time() - 2 * DAY_SECONDS  # no health data kept longer
     _same(log.window(days=7, copy=tmp_path), log)
 
@@ -132,7 +128,7 @@ def test_a_window_too_large_to_copy_is_sampled_in_the_database_and_leaves_no_cop
 ) -> None:
     _append(log, 300)
     log.window(days=7, copy=tmp_path)
-    assert len(_copied_rows(tmp_path)) == 300
+    assert len(copied_rows(tmp_path)) == 300
     sampled = log.window(days=7, max_rows=100, copy=tmp_path)
     assert (sampled.rows, len(sampled.frame), sampled.sampled) == (300, 100, True)
     assert list(tmp_path.rglob("*.arrow")) == []
@@ -142,7 +138,7 @@ def test_a_longer_window_than_the_copy_holds_is_read_whole(log: PredictionLog, t
     _append(log, 20, days_ago=5)
     _append(log, 30)
     assert log.window(days=1, copy=tmp_path).rows == 30
-    assert _copied_rows(tmp_path)["ts"].min() > time.time() - DAY_SECONDS  # the copy keeps its window only
+    assert copied_rows(tmp_path)["ts"].min() > time.time() - DAY_SECONDS  # the copy keeps its window only
     _same(log.window(days=7, copy=tmp_path), log)
 
 
@@ -152,7 +148,7 @@ def test_frequent_runs_keep_few_files(log: PredictionLog, tmp_path: Path, monkey
         _append(log, 20)
         _same(log.window(days=7, copy=tmp_path), log)
     assert 1 <= len(list(tmp_path.rglob("*.arrow"))) <= 3
-    assert len(_copied_rows(tmp_path)) == 120
+    assert len(copied_rows(tmp_path)) == 120
 
 
 def test_a_copy_that_cannot_be_written_costs_only_a_full_read(
@@ -179,7 +175,7 @@ def test_a_damaged_copy_or_a_half_written_file_is_dropped_and_the_window_read_wh
     segment.write_bytes(segment.read_bytes()[:100])  # a disk error, a copy of the folder cut short
     (segment.parent / "00000000000000000999.tmp").write_bytes(b"rows of a run that stopped mid-write")
     _same(log.window(days=7, copy=tmp_path), log)
-    assert len(_copied_rows(tmp_path)) == 40 and list(tmp_path.rglob("*.tmp")) == []
+    assert len(copied_rows(tmp_path)) == 40 and list(tmp_path.rglob("*.tmp")) == []
 
 
 def test_a_copy_folder_that_cannot_be_made_leaves_the_window_whole(log: PredictionLog, tmp_path: Path) -> None:
