@@ -36,6 +36,7 @@ from heartrisk.data import read_schema_csv, sha256, validate_served
 from heartrisk.drift import LABEL, PROBABILITY, DriftResult
 from heartrisk.predlog import open_log
 from heartrisk.registry import Registry
+from heartrisk.runlog import in_run_log
 from heartrisk.schema import BY_NAME, FEATURE_NAMES
 from heartrisk.summaries import MonitorSummary
 
@@ -98,7 +99,8 @@ def read_current(current: str | None, settings: Settings, window_days: float) ->
     log = open_log(settings.predictions_db)
     try:
         copy = settings.window_copy_dir if settings.drift_window_copy else None
-        window = log.window(days=window_days, max_rows=settings.drift_max_rows, seed=settings.drift_seed, copy=copy)
+        with in_run_log("heartrisk.predlog"):  # a window copy that cannot be used says so in the run's log
+            window = log.window(days=window_days, max_rows=settings.drift_max_rows, seed=settings.drift_seed, copy=copy)
     finally:
         log.close()
     source = f"prediction log {log.where}, last {window_days:g} days"

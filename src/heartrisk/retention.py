@@ -17,13 +17,15 @@ from prefect.cache_policies import NO_CACHE
 from heartrisk import names
 from heartrisk.config import get_settings
 from heartrisk.predlog import Purged, open_log
+from heartrisk.runlog import in_run_log
 
 
 @task(name="purge-predictions", cache_policy=NO_CACHE)
 def purge(predictions_db: str, older_than_days: float, copies: Path) -> Purged:
     log = open_log(predictions_db)
     try:
-        return log.purge(older_than_days=older_than_days, copies=copies)
+        with in_run_log("heartrisk.predlog"):
+            return log.purge(older_than_days=older_than_days, copies=copies)
     finally:
         log.close()
 

@@ -77,6 +77,18 @@ def monitor_here(env: dict[str, str], state: Path, *args: str, **extra: str):
     return heartrisk_here("monitor", *args, env={**env, "HEARTRISK_STATE_DIR": str(state), **extra})
 
 
+def run_log_lines(stack: PrefectStack, start: str, timeout: float = 30) -> list[str]:
+    """The warnings in the Prefect server's run logs that begin with ``start`` (sent in the background)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        query = {"logs": {"level": {"ge_": 30}}, "sort": "TIMESTAMP_DESC", "limit": 200}
+        logs = requests.post(f"{stack.api_url}/logs/filter", json=query, timeout=30).json()
+        found = [log["message"] for log in logs if log["message"].startswith(start) and log["flow_run_id"]]
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.5)
+
+
 def test_drift_alert_arrives_with_subject_recipients_and_drifted_columns(env, mailbox, mlflow_server, tmp_path):
     box, _ = mailbox
     before = len(box.received)
@@ -134,7 +146,7 @@ def test_smtp_down_fails_the_flow_after_retries_and_keeps_the_report(env, tmp_pa
     assert reports[0].stat().st_size > 100_000
 
 
-def test_served_predictions_are_what_the_next_run_compares(env, mailbox, tmp_path):
+def test_served_predictions_are_what_the_next_run_compares(env, mailbox, prefect_stack, tmp_path):
     box, _ = mailbox
     db = tmp_path / "predictions.sqlite"
     log = open_log(db)
@@ -154,9 +166,12 @@ def test_served_predictions_are_what_the_next_run_compares(env, mailbox, tmp_pat
     assert last_json(quiet)["current_rows"] == 10
     assert len(box.received) == before + 1  # a quiet week is told apart from a broken monitor
     assert box.received[-1][1]["Subject"] == "HeartRisk: not enough data (10 of 30 rows)"
-    silent = monitor_here(env, tmp_path, *args, **extra, HEARTRISK_MAIL_WHEN_QUIET="false")
+    blocked = tmp_path / "a-file"  # a state folder that is a file: no window copy can be made under it
+    blocked.write_text("")
+    silent = monitor_here(env, blocked, *args, **extra, HEARTRISK_MAIL_WHEN_QUIET="false")
     assert last_json(silent)["email"]["sent"] is False
     assert len(box.received) == before + 1
+    assert run_log_lines(prefect_stack, f"The window copy {blocked}")  # said in the run's log, in the UI
 
     log.append(records[10:130], [0.5] * 120, [1] * 120, model_version="1", request_id="recent")
     with sqlite3.connect(db) as conn:  # the first 10 rows become older than the 7-day window
