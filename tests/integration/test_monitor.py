@@ -31,6 +31,7 @@ from heartrisk.predlog import open_log
 from heartrisk.schema import FEATURE_NAMES
 from tests.support.app import app_server
 from tests.support.commands import heartrisk, heartrisk_here, last_json
+from tests.support.load import wait_for
 from tests.support.mail import Mailbox, plain_text, smtp_server
 from tests.support.models import register
 from tests.support.paths import HEART, REFERENCE
@@ -77,16 +78,11 @@ def monitor_here(env: dict[str, str], state: Path, *args: str, **extra: str):
     return heartrisk_here("monitor", *args, env={**env, "HEARTRISK_STATE_DIR": str(state), **extra})
 
 
-def run_log_lines(stack: PrefectStack, start: str, timeout: float = 30) -> list[str]:
-    """The warnings in the Prefect server's run logs that begin with ``start`` (sent in the background)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        query = {"logs": {"level": {"ge_": 30}}, "sort": "TIMESTAMP_DESC", "limit": 200}
-        logs = requests.post(f"{stack.api_url}/logs/filter", json=query, timeout=30).json()
-        found = [log["message"] for log in logs if log["message"].startswith(start) and log["flow_run_id"]]
-        if found or time.monotonic() > deadline:
-            return found
-        time.sleep(0.5)
+def warned_in_a_run(stack: PrefectStack, start: str) -> bool:
+    """Whether a warning that begins with ``start`` is in a run's log on the Prefect server."""
+    query = {"logs": {"level": {"ge_": 30}}, "sort": "TIMESTAMP_DESC", "limit": 200}
+    logs = requests.post(f"{stack.api_url}/logs/filter", json=query, timeout=30).json()
+    return any(log["message"].startswith(start) and log["flow_run_id"] for log in logs)
 
 
 def test_drift_alert_arrives_with_subject_recipients_and_drifted_columns(env, mailbox, mlflow_server, tmp_path):
@@ -171,7 +167,8 @@ def test_served_predictions_are_what_the_next_run_compares(env, mailbox, prefect
     silent = monitor_here(env, blocked, *args, **extra, HEARTRISK_MAIL_WHEN_QUIET="false")
     assert last_json(silent)["email"]["sent"] is False
     assert len(box.received) == before + 1
-    assert run_log_lines(prefect_stack, f"The window copy {blocked}")  # said in the run's log, in the UI
+    warning = f"The window copy {blocked}"  # in the run's log, so in the Prefect UI; sent in the background
+    wait_for(lambda: warned_in_a_run(prefect_stack, warning), timeout=30, what=f"'{warning}...' in the run's log")
 
     log.append(records[10:130], [0.5] * 120, [1] * 120, model_version="1", request_id="recent")
     with sqlite3.connect(db) as conn:  # the first 10 rows become older than the 7-day window
