@@ -17,14 +17,11 @@ from prefect.logging.handlers import APILogHandler
 
 
 @contextmanager
-def in_run_log(*names: str) -> Iterator[None]:
-    """For this block, the records of the loggers ``names`` also go to the current run's log."""
-    handler = APILogHandler()
-    loggers = [logging.getLogger(name) for name in names]
-    for logger in loggers:
-        logger.addHandler(handler)
+def in_run_log(name: str) -> Iterator[None]:
+    """For this block, the records of the logger ``name`` (and its children) also go to the current run's log."""
+    handler, logger = APILogHandler(), logging.getLogger(name)
+    logger.addHandler(handler)
     try:
         yield
     finally:
-        for logger in loggers:
-            logger.removeHandler(handler)
+        logger.removeHandler(handler)
