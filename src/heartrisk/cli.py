@@ -178,7 +178,8 @@ def cmd_mlflow_db_upgrade(args: argparse.Namespace) -> int:
 
 
 def cmd_process(args: argparse.Namespace) -> int:
-    """The stack's servers: each replaces this process (see :mod:`heartrisk.stack.processes`)."""
+    """The stack's servers: each replaces this process, or serves in it until stopped (the Evidently UI);
+    see :mod:`heartrisk.stack.processes`."""
     from heartrisk.stack import processes
 
     settings = get_settings()
@@ -197,7 +198,7 @@ def cmd_process(args: argparse.Namespace) -> int:
             if value is not None:
                 os.environ[f"HEARTRISK_APP_{name}"] = str(value)
         processes.serve()
-    return 0  # pragma: no cover - the functions above never return
+    return 0  # the Evidently UI once uvicorn has stopped; the others never return
 
 
 def _days(text: str) -> float:

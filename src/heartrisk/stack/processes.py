@@ -2,8 +2,9 @@
 
 Each function reads its settings from :mod:`heartrisk.config` and replaces the current process with
 the real program (``os.execve``), so a supervisor (honcho, Docker) signals the server itself, not a
-wrapper: the MLflow tracking server, the Prefect server and worker, the app under gunicorn, the
-Evidently UI of the monitoring runs, and the local SMTP server that keeps alerts in a Maildir.
+wrapper: the MLflow tracking server, the Prefect server and worker, the app under gunicorn, and the
+local SMTP server that keeps alerts in a Maildir. The Evidently UI of the monitoring runs is served
+from this process instead, through Evidently's own service function.
 """
 
 from __future__ import annotations
@@ -178,15 +179,22 @@ def smtp_sink(settings: Settings, *, host: str | None, port: int | None, mail_di
     _exec([str(BIN / "aiosmtpd"), "-n", "-l", listen, "-c", "aiosmtpd.handlers.Mailbox", str(folder)])
 
 
-def evidently_ui(settings: Settings, *, host: str | None, port: int | None, workspace: str | None) -> NoReturn:
-    """``evidently ui`` on the monitoring workspace, with the project and its dashboard made first.
+def evidently_ui(settings: Settings, *, host: str | None, port: int | None, workspace: str | None) -> None:
+    """Evidently's UI service on the monitoring workspace, with the project and its dashboard made first.
+
+    It runs in this process (Evidently's ``run_local``, what ``evidently ui`` calls) rather than by
+    replacing it with ``evidently ui``: Evidently is already imported to make the project, and a second
+    interpreter would import it again (about 5 s of CPU). uvicorn serves in the foreground and stops on
+    the supervisor's signal, as the program it replaced did.
 
     Anyone who reaches the port reads (it listens on loopback by default); writes through its API
-    need Evidently's own ``EVIDENTLY_SECRET``, passed in the environment, never on the command line
-    (where ``ps`` shows it). Without one, a random secret for this start: then nothing writes
-    through the API, and the flows write to the folder, which the UI watches. The UI's telemetry
-    stays off while ``DO_NOT_TRACK`` is set at all, as :func:`heartrisk.config.switch_telemetry_off` does.
+    need Evidently's own ``EVIDENTLY_SECRET``, read from the environment, never from a command line.
+    Without one, a random secret for this start: then nothing writes through the API, and the flows
+    write to the folder, which the UI watches. The UI's telemetry stays off while ``DO_NOT_TRACK`` is
+    set at all, as :func:`heartrisk.config.switch_telemetry_off` does.
     """
+    from evidently.ui.service import app as service
+
     from heartrisk.dashboard import FolderWorkspace, ensure_project
 
     folder = workspace or settings.evidently_workspace
@@ -194,10 +202,9 @@ def evidently_ui(settings: Settings, *, host: str | None, port: int | None, work
         raise ValueError(f"evidently-ui serves a workspace folder; HEARTRISK_EVIDENTLY_WORKSPACE is a URL: {folder}")
     Path(folder).mkdir(parents=True, exist_ok=True)
     ensure_project(FolderWorkspace(folder))
-    env = {"EVIDENTLY_SECRET": settings.evidently_secret or secrets.token_urlsafe(32)}
-    command = [str(BIN / "evidently"), "ui", "--workspace", folder]
-    command += ["--host", host or settings.evidently_host, "--port", str(port or settings.evidently_port)]
-    _exec(command, env)
+    secret = settings.evidently_secret or secrets.token_urlsafe(32)
+    host, port = host or settings.evidently_host, port or settings.evidently_port
+    service.run(service.get_config(host=host, port=port, workspace=folder, secret=secret))
 
 
 def serve() -> NoReturn:

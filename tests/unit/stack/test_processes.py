@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import os
 from pathlib import Path
 
 import pytest
@@ -131,27 +132,26 @@ def test_waiting_for_a_closed_port_ends_with_what_was_awaited() -> None:
 
 
 def test_the_evidently_ui_gets_its_project_and_a_secret_that_never_shows_on_the_command_line(
-    started: list, tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    from evidently.ui.service import app as service
     from evidently.ui.workspace import Workspace
 
+    served: list = []
+    monkeypatch.setattr(service, "run", served.append)  # Evidently's uvicorn, in this process
+    monkeypatch.setattr(processes.os, "execve", lambda *args: pytest.fail(f"no new program: {args}"))
     folder = tmp_path / "evidently"
     settings = dataclasses.replace(get_settings(), evidently_workspace=str(folder), evidently_secret="")
-    with pytest.raises(Exec):
-        processes.evidently_ui(settings, host=None, port=8011, workspace=None)
-    argv, env = started[0]
-    assert argv[:2] == [str(BIN / "evidently"), "ui"]
-    option = {flag: value for flag, value in itertools.pairwise(argv) if flag.startswith("--")}
-    assert option == {"--workspace": str(folder), "--host": "127.0.0.1", "--port": "8011"}
+    processes.evidently_ui(settings, host=None, port=8011, workspace=None)
+    (config,) = served
+    assert (config.service.host, config.service.port, config.storage.path) == ("127.0.0.1", 8011, str(folder))
     assert [p.name for p in Workspace(str(folder)).list_projects()] == ["HeartRisk monitoring"]  # before the UI starts
-    assert len(env["EVIDENTLY_SECRET"]) >= 32  # none configured: a random one, so no one writes through the API
-    assert env["DO_NOT_TRACK"] == "true"  # the UI's telemetry component is off while it is set at all
+    token = config.security.token.get_secret_value()
+    assert len(token) >= 32  # none configured: a random one, so no one writes through the API
+    assert os.environ["DO_NOT_TRACK"] == "true"  # the UI's telemetry component is off while it is set at all
     chosen = "a-secret-from-the-environment"  # pragma: allowlist secret
-    with pytest.raises(Exec):
-        processes.evidently_ui(
-            dataclasses.replace(settings, evidently_secret=chosen), host=None, port=None, workspace=None
-        )
-    assert started[1][1]["EVIDENTLY_SECRET"] == chosen and chosen not in started[1][0]
+    processes.evidently_ui(dataclasses.replace(settings, evidently_secret=chosen), host=None, port=None, workspace=None)
+    assert served[1].security.token.get_secret_value() == chosen and served[1].service.port == settings.evidently_port
     with pytest.raises(ValueError, match="is a URL"):
         processes.evidently_ui(dataclasses.replace(settings, evidently_workspace="http://ui:8001"), host=None,
                                port=None, workspace=None)  # fmt: skip
