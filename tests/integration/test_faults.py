@@ -4,7 +4,8 @@ Each test drives the app under gunicorn with concurrent clients, each request ca
 X-Request-ID, injects one fault, and then accounts for every request: acknowledged (200), failed,
 and whether it is in the prediction log. Nothing acknowledged may be missing from the log. PostgreSQL
 stopped under load: the requests it cannot log get 503, and the app recovers when it is back. The last
-test restarts the Prefect server under a waiting worker: the next run must complete.
+test restarts the Prefect server under a waiting worker: the next run, a training started from the
+Prefect CLI as a user does, must complete.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from tests.support.app import app_server
 from tests.support.load import RECORD, Load, account, wait_for
 from tests.support.models import register
 from tests.support.postgres import postgres_server
-from tests.support.prefect_stack import PrefectStack
+from tests.support.prefect_stack import PrefectStack, task_runs_of_last_training, training_summaries
 from tests.support.servers import free_port, mlflow_command, running, stop
 
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore:X does not have valid feature names")]
@@ -184,9 +185,13 @@ def test_postgresql_stopped_under_load_gets_503s_and_the_app_recovers_alone(mlfl
             assert {child.pid for child in psutil.Process(app.proc.pid).children()} == workers  # no restart
 
 
-def test_worker_survives_a_prefect_server_restart(prefect_stack: PrefectStack) -> None:
-    """Stop the session's Prefect server while the worker polls, start it again: the next training run
-    completes (on the same state, so every later test sees the server as before)."""
+def test_after_a_prefect_server_restart_the_worker_completes_a_training_started_from_the_prefect_cli(
+    prefect_stack: PrefectStack,
+) -> None:
+    """Stop the session's Prefect server while the worker polls, start it again (on the same state, so every
+    later test sees the server as before); then what a user does in a second terminal, `prefect deployment
+    run ... --watch`, exits 0 once the training has completed, with its summary and stages in the UI.
+    One training run serves both checks: each run costs about 15 s of the suite."""
     health = f"{prefect_stack.api_url}/health"
     before = prefect_stack.server_pid
     with prefect_stack.server_stopped():
@@ -207,3 +212,7 @@ def test_worker_survives_a_prefect_server_restart(prefect_stack: PrefectStack) -
     assert done.returncode == 0, done.stdout[-3000:] + worker_log[-3000:]
     assert "Completed" in done.stdout
     assert prefect_stack.server_pid != before  # a new server process, on the same port and state
+    summary = training_summaries(prefect_stack)[0]  # what the ML engineer reads in the UI
+    assert "# Training summary" in summary and "**Promotion**" in summary and "[MLflow run](http" in summary
+    stages = task_runs_of_last_training(prefect_stack)
+    assert stages == ["load-and-split", "search", "fit-and-evaluate", "log-to-mlflow", "register-and-gate", "publish"]

@@ -88,7 +88,7 @@ def warned_in_a_run(stack: PrefectStack, start: str) -> bool:
 def test_drift_alert_arrives_with_subject_recipients_and_drifted_columns(env, mailbox, mlflow_server, tmp_path):
     box, _ = mailbox
     before = len(box.received)
-    done = monitor(
+    done = monitor_here(
         env,
         tmp_path,
         *("--current", str(HEART), "--recipient", "ops@heartrisk.test", "oncall@heartrisk.test"),

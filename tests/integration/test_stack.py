@@ -89,24 +89,6 @@ def test_bootstrap_trained_a_first_champion_through_prefect_then_changes_nothing
     assert {n: d["updated"] for n, d in after.items()} == {n: d["updated"] for n, d in found.items()}
 
 
-def test_training_deployment_runs_from_the_prefect_cli(prefect_stack: PrefectStack) -> None:
-    """What a user does in a second terminal: `prefect deployment run ... --watch` exits 0 once completed."""
-    done = subprocess.run(
-        [str(BIN / "prefect"), "deployment", "run", "heart-attack-training/train-heart-attack-model", "--watch"],
-        env={**os.environ, **prefect_stack.env},
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + prefect_stack.worker_log.read_text()[-3000:]
-    assert "Completed" in done.stdout
-    summary = training_summaries(prefect_stack)[0]  # what the ML engineer reads in the UI
-    assert "# Training summary" in summary and "**Promotion**" in summary and "[MLflow run](http" in summary
-    stages = task_runs_of_last_training(prefect_stack)
-    assert stages == ["load-and-split", "search", "fit-and-evaluate", "log-to-mlflow", "register-and-gate", "publish"]
-
-
 def test_the_purge_deployment_trims_the_stacks_prediction_log(prefect_stack: PrefectStack) -> None:
     """The daily retention run, started by hand: rows older than the period go, the others stay."""
     log = open_log(prefect_stack.state_dir / "predictions.sqlite")  # the stack's default log
@@ -166,42 +148,6 @@ def test_the_app_names_a_training_prefect_has_queued_before_its_mlflow_run_start
         finally:
             prefect.set_flow_run_state(run.id, Cancelled(), force=True)
     assert TRAIN_HINT in advice()
-
-
-def task_runs_of_last_training(stack: PrefectStack) -> list[str]:
-    """The stages of the newest completed training run, as the Prefect UI lists its task runs, in order."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterStateType
-    from prefect.client.schemas.objects import StateType
-    from prefect.client.schemas.sorting import FlowRunSort
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    with temporary_settings({PREFECT_API_URL: stack.api_url}), get_client(sync_client=True) as client:
-        (run,) = client.read_flow_runs(
-            flow_filter=FlowFilter(name=FlowFilterName(any_=[names.TRAIN_FLOW])),
-            flow_run_filter=FlowRunFilter(state={"type": FlowRunFilterStateType(any_=[StateType.COMPLETED])}),
-            sort=FlowRunSort.END_TIME_DESC,
-            limit=1,
-        )
-        tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id={"any_": [run.id]}))
-    ordered = sorted(tasks, key=lambda t: t.start_time)
-    assert all(t.state_type == StateType.COMPLETED and t.total_run_time is not None for t in ordered)
-    return [t.name.rsplit("-", 1)[0] for t in ordered]
-
-
-def training_summaries(stack: PrefectStack) -> list[str]:
-    """The markdown of the training-summary artifacts, newest first."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
-    from prefect.client.schemas.sorting import ArtifactSort
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    with temporary_settings({PREFECT_API_URL: stack.api_url}), get_client(sync_client=True) as client:
-        found = client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["training-summary"])),
-            sort=ArtifactSort.CREATED_DESC,
-        )
-    return [str(artifact.data) for artifact in found]
 
 
 def test_smtp_sink_keeps_mail_in_an_existing_folder(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""A real Prefect server and process worker for the tests, with the project's deployments applied."""
+"""A real Prefect server and process worker for the tests, with the project's deployments applied, and what
+its server holds about the training runs (what the Prefect UI shows)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from heartrisk import names
 from heartrisk.config import BIN
 from tests.support.commands import heartrisk, last_json
 from tests.support.servers import free_port, running, stop, wait_http
@@ -127,3 +129,39 @@ def start_prefect_stack(
 def _server(api_url: str, env: dict[str, str], log: Path, *, wait: bool = True):
     command = [str(BIN / "heartrisk"), "prefect-server"]
     return running(command, health=f"{api_url}/health", log=log, env=env, timeout=180, wait=wait)
+
+
+def task_runs_of_last_training(stack: PrefectStack) -> list[str]:
+    """The stages of the newest completed training run, as the Prefect UI lists its task runs, in order."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterStateType
+    from prefect.client.schemas.objects import StateType
+    from prefect.client.schemas.sorting import FlowRunSort
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: stack.api_url}), get_client(sync_client=True) as client:
+        (run,) = client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=[names.TRAIN_FLOW])),
+            flow_run_filter=FlowRunFilter(state={"type": FlowRunFilterStateType(any_=[StateType.COMPLETED])}),
+            sort=FlowRunSort.END_TIME_DESC,
+            limit=1,
+        )
+        tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id={"any_": [run.id]}))
+    ordered = sorted(tasks, key=lambda t: t.start_time)
+    assert all(t.state_type == StateType.COMPLETED and t.total_run_time is not None for t in ordered)
+    return [t.name.rsplit("-", 1)[0] for t in ordered]
+
+
+def training_summaries(stack: PrefectStack) -> list[str]:
+    """The markdown of the training-summary artifacts, newest first."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: stack.api_url}), get_client(sync_client=True) as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["training-summary"])),
+            sort=ArtifactSort.CREATED_DESC,
+        )
+    return [str(artifact.data) for artifact in found]
