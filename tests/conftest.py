@@ -20,7 +20,7 @@ from tests.support.postgres import Postgres, postgres_server
 from tests.support.prefect_stack import MONITOR_CRON, PrefectStack, start_prefect_stack
 from tests.support.s3 import ObjectStore, seaweedfs
 from tests.support.servers import free_port, mlflow_command, running
-from tests.support.xdist_groups import place_in_groups
+from tests.support.xdist_groups import finish_unneeded, place_in_groups
 
 SERVED_MODEL = "HeartRiskServedTest"
 
@@ -142,3 +142,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Under pytest-xdist (``make test`` runs ``-n 2 --dist loadgroup``) each group runs on one worker;
     the tests in no group spread out."""
     place_in_groups(config, items, xdist_group)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """Once a worker has run the last test that needs a slow session server, stop it there and then: idle,
+    the app and the Prefect stack polled for minutes while the other worker's tests waited for the CPU."""
+    yield
+    finish_unneeded(item, nextitem, SHARED)

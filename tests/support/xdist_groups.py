@@ -9,19 +9,61 @@ small suite under ``-n 2 --dist loadgroup`` to prove that a group still lands on
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 
 import pytest
 from _pytest.nodeid import NodeId  # pytest 9.2's node id: the scheduler reads the group from its string
+
+GROUP = pytest.StashKey[str | None]()
 
 
 def place_in_groups(
     config: pytest.Config, items: Sequence[pytest.Item], group_of: Callable[[pytest.Item], str | None]
 ) -> None:
     """Give each test ``group_of(test)`` as its xdist group (``None``: no group, it runs wherever)."""
+    for item in items:
+        item.stash[GROUP] = group_of(item)
     if not getattr(config.option, "loadgroup", False):  # set on xdist's workers under --dist loadgroup only
         return
     for item in items:
-        group = group_of(item)
+        group = item.stash[GROUP]
         if group is not None and not item.nodeid.endswith(f"@{group}"):
             item._id = NodeId.parse(f"{item.nodeid}@{group}")  # what LoadGroupScheduling splits on
+
+
+def later_items(item: pytest.Item, nextitem: pytest.Item | None) -> Sequence[pytest.Item] | None:
+    """The tests this process runs after ``item``, as far as it can know (``None``: it cannot).
+
+    Alone, pytest runs ``session.items`` in order. A worker under ``--dist loadgroup`` knows its next test
+    and the rest of the group ``item`` is in: the scheduler sends a whole group to one worker, which runs
+    it in order without a break. Other xdist schedules scatter the tests: unknown.
+    """
+    if nextitem is None:
+        return []
+    items = item.session.items
+    after = items[items.index(item) + 1 :]
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return after
+    if not getattr(item.config.option, "loadgroup", False):
+        return None
+    group = item.stash.get(GROUP, None)
+    return [nextitem, *(other for other in after if group is not None and other.stash.get(GROUP, None) == group)]
+
+
+def finish_unneeded(item: pytest.Item, nextitem: pytest.Item | None, names: Sequence[str]) -> None:
+    """Tear down these session fixtures as soon as no later test of this process needs them.
+
+    A session fixture otherwise lives until the whole session ends: the session's app, Prefect server and
+    worker went on polling for minutes after their group had finished, taking CPU from the other worker's
+    tests. pytest has no public call for this; ``FixtureDef.finish`` is what pytest itself calls when a
+    parametrized fixture changes value. A test that needs the fixture again later sets it up again.
+    """
+    later = later_items(item, nextitem)
+    if later is None:
+        return
+    for name in names:
+        if name not in item.fixturenames or any(name in other.fixturenames for other in later):
+            continue
+        for fixturedef in item._fixtureinfo.name2fixturedefs.get(name, ()):
+            fixturedef.finish(item._request)
