@@ -22,13 +22,10 @@ def place_in_groups(
     config: pytest.Config, items: Sequence[pytest.Item], group_of: Callable[[pytest.Item], str | None]
 ) -> None:
     """Give each test ``group_of(test)`` as its xdist group (``None``: no group, it runs wherever)."""
+    loadgroup = getattr(config.option, "loadgroup", False)  # set on xdist's workers under --dist loadgroup only
     for item in items:
-        item.stash[GROUP] = group_of(item)
-    if not getattr(config.option, "loadgroup", False):  # set on xdist's workers under --dist loadgroup only
-        return
-    for item in items:
-        group = item.stash[GROUP]
-        if group is not None and not item.nodeid.endswith(f"@{group}"):
+        group = item.stash[GROUP] = group_of(item)
+        if loadgroup and group is not None and not item.nodeid.endswith(f"@{group}"):
             item._id = NodeId.parse(f"{item.nodeid}@{group}")  # what LoadGroupScheduling splits on
 
 
@@ -41,12 +38,13 @@ def later_items(item: pytest.Item, nextitem: pytest.Item | None) -> Sequence[pyt
     """
     if nextitem is None:
         return []
+    worker = bool(os.environ.get("PYTEST_XDIST_WORKER"))
+    if worker and not getattr(item.config.option, "loadgroup", False):
+        return None
     items = item.session.items
     after = items[items.index(item) + 1 :]
-    if not os.environ.get("PYTEST_XDIST_WORKER"):
+    if not worker:
         return after
-    if not getattr(item.config.option, "loadgroup", False):
-        return None
     group = item.stash.get(GROUP, None)
     return [nextitem, *(other for other in after if group is not None and other.stash.get(GROUP, None) == group)]
 

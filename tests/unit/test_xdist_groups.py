@@ -10,8 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from tests.support.paths import ROOT
 
 CONFTEST = """
@@ -102,13 +100,14 @@ def test_a_group_runs_on_one_worker_and_its_session_fixture_starts_once(tmp_path
     assert group[start : start + len(SHARED) + 2] == ["setup", *SHARED, "teardown"], group
 
 
-@pytest.mark.parametrize("options", [["-p", "no:xdist"], ["-n", "2", "--dist", "load"]], ids=["alone", "load"])
-def test_without_groups_the_fixture_stays_until_no_later_test_needs_it(tmp_path: Path, options: list[str]) -> None:
-    """Alone, pytest knows every later test: the fixture goes after its last user, before the other tests.
-    Under a schedule that scatters tests, a worker cannot know: the fixture stays to the end of its session."""
-    _, events = _run(tmp_path, *options)
-    if options[0] == "-p":
-        assert events["main"] == ["setup", *SHARED, "teardown", *(f"test_alone[{n}]" for n in range(8))]
-    else:
-        for log in events.values():
-            assert log.count("setup") <= 1 and ("setup" not in log or log[-1] == "teardown"), log
+def test_alone_the_fixture_goes_after_its_last_user_before_the_other_tests(tmp_path: Path) -> None:
+    """Alone, pytest knows every later test."""
+    _, events = _run(tmp_path, "-p", "no:xdist")
+    assert events["main"] == ["setup", *SHARED, "teardown", *(f"test_alone[{n}]" for n in range(8))]
+
+
+def test_under_a_schedule_that_scatters_tests_the_fixture_stays_to_the_end(tmp_path: Path) -> None:
+    """A worker under ``--dist load`` cannot know which tests it runs later: set up once, torn down last."""
+    _, events = _run(tmp_path, "-n", "2", "--dist", "load")
+    for log in events.values():
+        assert log.count("setup") <= 1 and ("setup" not in log or log[-1] == "teardown"), log
