@@ -8,6 +8,7 @@ import selectors
 import signal
 import socket
 from collections.abc import Iterator
+from concurrent.futures import Future
 
 import pytest
 from gunicorn.config import Config
@@ -51,6 +52,30 @@ def test_a_stop_closes_the_idle_connections_at_the_next_turn_of_the_loop(sockets
     assert not worker.alive
     assert worker.nr_conns == 0 and not worker.keepalived_conns and not worker.pending_conns
     assert all(conn.sock.fileno() == -1 for conn in conns)
+
+
+def test_a_stop_that_lands_while_a_connection_goes_back_to_idle_still_closes_it(sockets: list[socket.socket]) -> None:
+    """The race seen once in CI: SIGTERM after finish_request's "still alive?" check, before the just-answered
+    connection is listed as idle; the signal's expiry cannot see it, the loop's next turn must."""
+    worker, _ = _worker(StoppingThreadWorker, sockets)
+    ours, client = socket.socketpair()
+    sockets.append(client)
+    answered = TConn(worker.cfg, ours, ("127.0.0.1", 1), ("127.0.0.1", 2))
+    worker.nr_conns += 1
+    keep_timeout = answered.set_timeout
+
+    def signal_arrives() -> None:
+        keep_timeout()
+        worker.handle_exit(signal.SIGTERM, None)
+
+    answered.set_timeout = signal_arrives  # type: ignore[method-assign]
+    kept_alive: Future[bool] = Future()
+    kept_alive.set_result(True)
+    worker.finish_request(answered, kept_alive)
+    assert answered in worker.keepalived_conns  # listed after the signal: the race happened
+    worker.murder_keepalived()
+    worker.murder_pending()
+    assert worker.nr_conns == 0 and not worker.keepalived_conns and answered.sock.fileno() == -1
 
 
 def test_gunicorns_own_worker_keeps_them_until_their_keep_alive_runs_out(sockets: list[socket.socket]) -> None:
