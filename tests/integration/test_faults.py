@@ -35,6 +35,7 @@ from tests.support.servers import free_port, mlflow_command, running, stop
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore:X does not have valid feature names")]
 
 CONCURRENCY = 8
+PACE = 0.1  # s between a client's requests while a test waits for something else than the load (8 clients: ~70/s)
 
 
 def _report(title: str, figures: dict) -> None:
@@ -60,18 +61,20 @@ def test_kill_9_of_a_worker_under_load_loses_nothing_acknowledged(mlflow_server:
         with Load(app.url, concurrency=CONCURRENCY) as load:
             load.wait_ok(200)
             os.kill(victim, signal.SIGKILL)
-            wait_for(
-                lambda: len({c.pid for c in master.children()} - before) == 1,
-                timeout=60,
-                what="the gunicorn master to fork a replacement worker",
-            )
-            (replacement,) = {c.pid for c in master.children()} - before
-            # the replacement loads the champion before it accepts (post_fork): wait for that line
-            wait_for(
-                lambda: f"worker {replacement} serving version" in app.app_log.read_text(),
-                timeout=150,
-                what="the replacement worker to load the champion",
-            )
+            # The survivor serves every client while the replacement loads its champion (post_fork) before it
+            # accepts; paced meanwhile, the clients leave that load the CPU. Full speed again at the end.
+            with load.paced(PACE):
+                wait_for(
+                    lambda: len({c.pid for c in master.children()} - before) == 1,
+                    timeout=60,
+                    what="the gunicorn master to fork a replacement worker",
+                )
+                (replacement,) = {c.pid for c in master.children()} - before
+                wait_for(
+                    lambda: f"worker {replacement} serving version" in app.app_log.read_text(),
+                    timeout=150,
+                    what="the replacement worker to load the champion",
+                )
             load.wait_ok(200)
         figures = account(load, app.log)
         _report("kill -9 of one worker", {"victim": victim, "replacement": replacement, **figures})

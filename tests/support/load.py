@@ -6,7 +6,8 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +41,7 @@ class Load:
     url: str
     concurrency: int = 8
     limit: int | None = None
+    pause: float = 0.0  # seconds each client waits between its requests (0: back to back)
     samples: list[Sample] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
@@ -75,6 +77,19 @@ class Load:
                 self.samples.append(
                     Sample(rid, outcome, time.time(), time.perf_counter() - sent, served_by, str(version))
                 )
+            if self.pause:
+                self._stop.wait(self.pause)
+
+    @contextmanager
+    def paced(self, pause: float) -> Iterator[None]:
+        """Meanwhile each client waits ``pause`` s between requests: while a test only waits for something else
+        (a replacement worker loading its model), the clients go on at a gentle rate instead of taking the CPU
+        that the awaited thing needs."""
+        self.pause = pause
+        try:
+            yield
+        finally:
+            self.pause = 0.0
 
     def __enter__(self) -> Load:
         for n in range(self.concurrency):
