@@ -59,9 +59,14 @@ else:
     _metrics_dir, _own_metrics_dir = Path(tempfile.mkdtemp(prefix="heartrisk-metrics-")), True
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_metrics_dir)
 
-# MLflow's client, imported once here in the master (it starts no thread) and inherited by every forked
-# worker: imported after the fork, it cost each worker about 2 s of CPU before its first model load, and
-# a restarted worker as long again before it answers.
+# MLflow's client and what loading a model reads it with (skops, which imports scikit-learn), imported once
+# here in the master and inherited by every forked worker (no Python thread starts; OpenBLAS, under numpy and
+# SciPy, handles a fork itself). Imported after the fork, they cost each worker 2 to 4 s of CPU before its
+# first model load, and a restarted worker as long again before it answers. onnxruntime waits for the worker
+# (heartrisk.export.OnnxModel).
+import mlflow.sklearn  # noqa: E402, F401
+import skops.io  # noqa: E402, F401
+
 import heartrisk.registry  # noqa: E402, F401
 
 FIRST_LOAD_WAIT_SECONDS = 120

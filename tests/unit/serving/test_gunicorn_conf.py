@@ -8,16 +8,16 @@ import sys
 from tests.support.paths import ROOT
 
 CONF = ROOT / "src" / "heartrisk" / "serving" / "gunicorn_conf.py"
+WATCHED = ("heartrisk.registry", "mlflow", "skops.io", "sklearn", "onnxruntime")
 
 
-def test_the_master_imports_mlflows_client_for_its_workers_and_starts_no_thread(tmp_path) -> None:
-    """Imported before the fork, MLflow's client is shared by every worker; onnxruntime (which starts
-    threads) must wait for the worker."""
+def test_the_master_imports_what_loading_a_model_needs_for_its_workers_and_starts_no_thread(tmp_path) -> None:
+    """Imported before the fork, MLflow's client, skops and scikit-learn are shared by every worker;
+    onnxruntime (which starts threads) must wait for the worker."""
     code = (
         "import runpy, sys, threading\n"
         f"runpy.run_path({str(CONF)!r})\n"
-        "print(sorted(m for m in ('heartrisk.registry', 'mlflow', 'onnxruntime') if m in sys.modules),"
-        " threading.active_count())"
+        f"print(sorted(m for m in {WATCHED!r} if m in sys.modules), threading.active_count())"
     )
     env = {
         "HEARTRISK_STATE_DIR": str(tmp_path),
@@ -27,4 +27,5 @@ def test_the_master_imports_mlflows_client_for_its_workers_and_starts_no_thread(
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120, check=False
     )
-    assert done.stdout.strip().splitlines()[-1] == "['heartrisk.registry', 'mlflow'] 1", done.stdout + done.stderr
+    shared = "['heartrisk.registry', 'mlflow', 'sklearn', 'skops.io'] 1"
+    assert done.stdout.strip().splitlines()[-1] == shared, done.stdout + done.stderr
