@@ -180,10 +180,6 @@ class Registry:
         """A training run of this model's experiment that is under way, if any (the app's advice says so)."""
         return None if self.experiment is None else tracking.training_in_progress(self.client, self.experiment)
 
-    def uri(self, version: str | None = None) -> str:
-        """``models:/NAME/VERSION``, or ``models:/NAME@ALIAS`` for the champion."""
-        return f"models:/{self.name}/{version}" if version else f"models:/{self.name}@{self.alias}"
-
     def champion(self) -> Champion | None:
         """The version the alias points to, or None when the model or alias does not exist yet."""
         try:
@@ -208,10 +204,15 @@ class Registry:
             return mlflow.sklearn.load_model(str(self._download(version, tmp)))
 
     def _download(self, version: str | None, folder: str) -> Path:
-        """The logged model's files, from this registry's server (MLflow's global tracking URI is left alone)."""
-        uri = self.uri(version)
-        where = {"tracking_uri": self.tracking_uri, "registry_uri": self.tracking_uri}
-        return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=folder, **where))
+        """The logged model's files, from this registry's server (MLflow's global tracking URI is left alone).
+
+        The version's files are found through this registry's own client: MLflow 3 resolves a ``models:/``
+        URI through its global registry URI whatever ``registry_uri`` says, which with no
+        ``MLFLOW_TRACKING_URI`` set is a SQLite file in the working folder, where no model is.
+        """
+        version = version or self.client.get_model_version_by_alias(self.name, self.alias).version
+        source = self.client.get_model_version_download_uri(self.name, version)
+        return Path(mlflow.artifacts.download_artifacts(source, dst_path=folder, tracking_uri=self.tracking_uri))
 
     def load(self, version: str) -> StoredModel:
         """What the app's model holder calls: the pipeline of one version and its ONNX graph, if any.

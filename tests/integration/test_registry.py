@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import mlflow
 import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
@@ -15,18 +20,33 @@ pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore:X does
 MODEL = "HeartRiskRegistryTest"
 
 
-def test_a_version_holds_its_export_and_is_tagged_with_the_runtime_that_serves_it(mlflow_server: str) -> None:
+@contextmanager
+def no_default_tracking_uri() -> Iterator[None]:
+    """MLflow's global tracking URI and ``MLFLOW_TRACKING_URI`` unset for the block, as in an app or a monitor
+    started without the variable (MLflow's own default is then a SQLite file in the working folder)."""
+    saved = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(None)  # unsets the variable too
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(saved)
+
+
+def test_a_version_holds_its_export_and_is_tagged_with_the_runtime_that_serves_it(
+    mlflow_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pipeline = fit_pipeline()
     with_export = register(mlflow_server, MODEL, pipeline, champion=False)
     without = register(mlflow_server, MODEL, pipeline, champion=False, onnx=False)
     models = Registry(mlflow_server, MODEL, "champion")
-    stored = models.load(with_export)
+    monkeypatch.chdir(tmp_path)
+    with no_default_tracking_uri():  # the registry's own URI finds the files
+        stored, plain = models.load(with_export), models.load(without)
     assert stored.graph is not None
     rows = training_rows().to_numpy(float)
     assert export.max_difference(export.OnnxModel(stored.graph), stored.pipeline, rows) <= export.TOLERANCE
     assert np.allclose(stored.pipeline.predict_proba(rows), pipeline.predict_proba(rows))
     assert stored.export_note.startswith(f"ONNX export matches scikit-learn on {len(rows)} training rows")
-    plain = models.load(without)
     assert plain.graph is None and "scikit-learn serves this version" in plain.export_note
     client = MlflowClient(mlflow_server)
     tags = {v: client.get_model_version(MODEL, v).tags for v in (with_export, without)}

@@ -104,8 +104,3 @@ def test_skops_trusts_exactly_the_calibration_internals_of_the_pipeline() -> Non
     trusted = registry.trusted_sklearn_types(fit_pipeline())
     assert trusted and all(name.startswith("sklearn.") for name in trusted)
     assert any("Calibrat" in name or "Sigmoid" in name for name in trusted)
-
-
-def test_uris_name_a_version_or_the_alias() -> None:
-    models = Registry("http://127.0.0.1:9", "M", "champion")
-    assert (models.uri("4"), models.uri()) == ("models:/M/4", "models:/M@champion")
