@@ -1,5 +1,9 @@
 """Session fixtures: a real MLflow server, a trained champion, a Prefect stack, PostgreSQL and an S3 store,
-each started once, when a test first needs it; and the prediction log on each backend."""
+each started once, when a test first needs it; and the prediction log on each backend.
+
+MLflow and the model helpers are imported in the fixtures that use them: pytest-xdist's controller, which
+runs no test, loads this file too, and the workers start only once it has (about 3 s of imports saved).
+"""
 
 from __future__ import annotations
 
@@ -11,11 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from mlflow.tracking import MlflowClient
 
 from tests.support.app import Served, app_server
-from tests.support.models import CHAMPION_MODEL as MODEL_NAME
-from tests.support.models import fit_pipeline, register
 from tests.support.postgres import Postgres, postgres_server
 from tests.support.prefect_stack import MONITOR_CRON, PrefectStack, start_prefect_stack
 from tests.support.s3 import ObjectStore, seaweedfs
@@ -46,7 +47,9 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def mlflow_env(mlflow_server: str) -> Iterator[dict[str, str]]:
     """Point this process (and child processes given this env) at the test MLflow server."""
-    env = {"MLFLOW_TRACKING_URI": mlflow_server, "HEARTRISK_MODEL_NAME": MODEL_NAME}
+    from tests.support.models import CHAMPION_MODEL
+
+    env = {"MLFLOW_TRACKING_URI": mlflow_server, "HEARTRISK_MODEL_NAME": CHAMPION_MODEL}
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     yield env
@@ -77,10 +80,14 @@ def champion(prefect_stack: PrefectStack, mlflow_server: str, tmp_path_factory: 
     Later trainings through the deployment use the same data, parameters and seed, so they register
     nothing new (an identical retrain) and this stays the champion.
     """
+    from mlflow.tracking import MlflowClient
+
+    from tests.support.models import CHAMPION_MODEL
+
     version = prefect_stack.bootstrap["champion_version"]
     assert prefect_stack.bootstrap["training_state"] == "COMPLETED" and version, prefect_stack.bootstrap
     client = MlflowClient(mlflow_server)
-    run_id = client.get_model_version(MODEL_NAME, version).run_id
+    run_id = client.get_model_version(CHAMPION_MODEL, version).run_id
     folder = tmp_path_factory.mktemp("champion")
     return json.loads(Path(client.download_artifacts(run_id, "promotion_decision.json", str(folder))).read_text())
 
@@ -92,6 +99,8 @@ def served(
     """One app under gunicorn (2 workers, alias polled every second) for the serving, fuzz and browser
     tests: a fitted pipeline registered as version 1 of its own model, so moving that alias disturbs no
     other test."""
+    from tests.support.models import fit_pipeline, register
+
     pipeline = fit_pipeline()
     version = register(mlflow_server, SERVED_MODEL, pipeline)
     with app_server(tmp_path_factory.mktemp("served-app"), mlflow_server, SERVED_MODEL) as app:

@@ -9,11 +9,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from heartrisk.config import BIN
-from heartrisk.predlog import PredictionLog, open_log
 from tests.support.servers import free_port, running
+
+if TYPE_CHECKING:  # pandas comes with it: not for pytest-xdist's controller, which loads this through conftest
+    from heartrisk.predlog import PredictionLog
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,8 @@ def app_server(
     url = f"http://127.0.0.1:{port}"
     command = [str(BIN / "heartrisk"), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
     app_log = tmp / "app.log"
+    from heartrisk.predlog import open_log
+
     log = open_log(target)
     with running(command, health=f"{url}/readyz", log=app_log, env=settings, timeout=180) as proc:
         _wait_for_workers(app_log, workers, timeout=180)
