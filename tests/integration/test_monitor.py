@@ -305,7 +305,7 @@ def test_predictions_made_through_the_app_are_what_the_next_run_compares(env, ml
 def test_mlflow_down_and_missing_deployment_still_send_the_alert_then_fail(env, mailbox, tmp_path):
     box, _ = mailbox
     before = len(box.received)
-    done = monitor(
+    done = monitor_here(
         env,
         tmp_path,
         *("--current", str(HEART), "--threshold", "0.25", "--retrain"),
