@@ -54,6 +54,8 @@ def app_server(
 
     It logs to ``log_target`` (a SQLite file in ``tmp`` by default, or a ``postgresql://`` URL).
     """
+    from heartrisk.predlog import open_log
+
     port = free_port()
     target = log_target or str(tmp / "predictions.sqlite")
     settings = {
@@ -68,8 +70,6 @@ def app_server(
     url = f"http://127.0.0.1:{port}"
     command = [str(BIN / "heartrisk"), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
     app_log = tmp / "app.log"
-    from heartrisk.predlog import open_log
-
     log = open_log(target)
     with running(command, health=f"{url}/readyz", log=app_log, env=settings, timeout=180) as proc:
         _wait_for_workers(app_log, workers, timeout=180)

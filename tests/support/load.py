@@ -41,10 +41,10 @@ class Load:
     url: str
     concurrency: int = 8
     limit: int | None = None
-    pause: float = 0.0  # seconds each client waits between its requests (0: back to back)
     samples: list[Sample] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
+    _pause: float = 0.0  # seconds each client waits between its requests (0: back to back); set by paced
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _started: int = 0
 
@@ -77,19 +77,19 @@ class Load:
                 self.samples.append(
                     Sample(rid, outcome, time.time(), time.perf_counter() - sent, served_by, str(version))
                 )
-            if self.pause:
-                self._stop.wait(self.pause)
+            if self._pause:
+                self._stop.wait(self._pause)
 
     @contextmanager
     def paced(self, pause: float) -> Iterator[None]:
         """Meanwhile each client waits ``pause`` s between requests: while a test only waits for something else
         (a replacement worker loading its model), the clients go on at a gentle rate instead of taking the CPU
         that the awaited thing needs."""
-        self.pause = pause
+        self._pause = pause
         try:
             yield
         finally:
-            self.pause = 0.0
+            self._pause = 0.0
 
     def __enter__(self) -> Load:
         for n in range(self.concurrency):
