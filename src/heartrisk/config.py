@@ -29,6 +29,10 @@ TELEMETRY_OFF = {
     "MLFLOW_DISABLE_TELEMETRY": "true",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "ORT_DISABLE_TELEMETRY": "1",  # ONNX Runtime 1.32 sends OneDS events to Microsoft, Linux too (found by the test)
+    # Prefect 3.9's default UI (V2) starts Amplitude's SDK in the browser, which fetches its settings from
+    # amplitude.com on every load whatever the server's analytics setting says; the V1 UI sends nothing
+    # (the browser tests abort and report any request that leaves the stack).
+    "PREFECT_SERVER_UI_V2_ENABLED": "false",
 }
 
 

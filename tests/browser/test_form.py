@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -13,20 +11,11 @@ import pytest
 from heartrisk.data import load_csv
 from heartrisk.schema import BY_NAME, FEATURES, TARGET
 from tests.support.app import App, Served
+from tests.support.browser import chromium, fill_form, screenshot
 from tests.support.paths import HEART
-from tests.support.servers import require
 
 pytestmark = [pytest.mark.browser, pytest.mark.filterwarnings("ignore:X does not have valid feature names")]
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 BANDS = ((0.25, "Low"), (0.5, "Moderate"), (0.75, "High"), (1.01, "Very high"))  # as the README states them
 
 
@@ -42,16 +31,11 @@ def pipeline(served: Served) -> Any:
 
 @pytest.fixture(scope="module")
 def page(app: App) -> Iterator[Any]:
-    require(CHROMIUM.exists(), "Debian's chromium is not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+    with chromium() as browser:
         context = browser.new_context(viewport={"width": 1100, "height": 900}, java_script_enabled=False)
         page = context.new_page()
         page.set_default_timeout(60_000)
         yield page
-        browser.close()
 
 
 @pytest.fixture(scope="module")
@@ -60,20 +44,9 @@ def patient() -> dict[str, Any]:
     return {f.name: int(row[f.name]) if f.dtype == "int" else float(row[f.name]) for f in FEATURES}
 
 
-def fill(page: Any, values: dict[str, Any]) -> None:
-    """Enter every value the way a person does: type numbers, pick options by their label."""
-    for feature in FEATURES:
-        if feature.codes is not None:
-            page.select_option(f"#{feature.name}", label=feature.codes[int(values[feature.name])])
-        else:
-            page.fill(f"#{feature.name}", str(values[feature.name]))
-
-
-def test_fill_submit_and_read_the_percentage(
-    app: App, page: Any, pipeline: Any, patient: dict[str, Any], tmp_path: Path
-) -> None:
+def test_fill_submit_and_read_the_percentage(app: App, page: Any, pipeline: Any, patient: dict[str, Any]) -> None:
     page.goto(app.url + "/")
-    fill(page, patient)
+    fill_form(page, patient)
     page.focus("button[type=submit]")
     page.keyboard.press("Enter")  # keyboard only, no script on the page
     page.wait_for_selector("#probability")
@@ -83,15 +56,12 @@ def test_fill_submit_and_read_the_percentage(
     assert page.text_content("#meaning") == TARGET.meaning
     assert page.input_value("#age") == str(patient["age"])
     assert page.eval_on_selector("#cp", "e => e.options[e.selectedIndex].text") == BY_NAME["cp"].codes[patient["cp"]]
-    # `make screenshots` sets the folder to docs/; a test run never rewrites tracked files.
-    screenshot = Path(os.environ.get("HEARTRISK_SCREENSHOT_DIR") or tmp_path) / "form.png"
-    page.screenshot(path=str(screenshot), full_page=True)
-    assert screenshot.stat().st_size > 10_000
+    screenshot(page, "local", "form")  # `make screenshots` copies it to docs/ for the README
 
 
 def test_invalid_value_shows_its_message_beside_the_field(app: App, page: Any, patient: dict[str, Any]) -> None:
     page.goto(app.url + "/")
-    fill(page, {**patient, "chol": 1500})
+    fill_form(page, {**patient, "chol": 1500})
     page.click("button[type=submit]")
     error = page.locator("#chol-error")
     assert error.is_visible()

@@ -1,0 +1,218 @@
+"""A real browser for the tests, and what a person does in each of HeartRisk's UIs.
+
+Playwright drives Debian's chromium (``executable_path``; Playwright's own browser download cannot work
+here). Every page is watched: a JavaScript exception, a 4xx/5xx answer from the stack, or a request to any
+host but the stack's loopback addresses (nothing calls out; such a request is aborted) is a problem, and
+:meth:`Watch.check` fails the test with the list. The same steps serve the local layout (tests/browser),
+`make stack-test` and `make scale-test` (tests/stack), so a UI that answers 404 fails all three.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import requests
+
+from heartrisk.names import TRAIN_DEPLOYMENT, TRAIN_EXPERIMENT
+from heartrisk.schema import FEATURES
+from heartrisk.tracking import TRAINING_TAG
+from tests.support.paths import ROOT
+from tests.support.servers import require
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page, Request, Response, Route
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+# Screenshots of every run, for a person to look at (git-ignored); `make screenshots` copies the local
+# layout's into docs/ for the README.
+SCREENSHOTS = ROOT / "test-results" / "screenshots"
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+# Answers that are part of a UI's normal work, not a fault: (status, path pattern, why).
+EXPECTED = (
+    (404, r"/ajax-api/2\.0/mlflow/users/current$", "MLflow's UI asks who is logged in; without its auth app "
+     "(local mode, plain compose) that endpoint does not exist and the UI carries on without a user"),
+    (404, r"/ico/undefined\.svg$", "Prefect 3.9.1's V1 run page asks for an icon named 'undefined' (upstream, "
+     "cosmetic: a static file, not an API answer)"),
+)  # fmt: skip
+
+
+@dataclass
+class Watch:
+    """What a page did that a person would call broken, recorded as it happens."""
+
+    problems: list[str] = field(default_factory=list)
+
+    def route(self, route: Route) -> None:
+        """Let requests to the stack through; abort and record any other (a UI calling out)."""
+        if urlsplit(route.request.url).hostname in LOOPBACK or route.request.url.startswith(("data:", "blob:")):
+            route.continue_()
+        else:
+            self.problems.append(f"called out: {route.request.method} {route.request.url}")
+            route.abort()
+
+    def response(self, response: Response) -> None:
+        if response.status < 400:
+            return
+        path = urlsplit(response.url).path
+        if any(status == response.status and re.search(pattern, path) for status, pattern, _ in EXPECTED):
+            return
+        self.problems.append(f"{response.status} {response.request.method} {response.url}")
+
+    def failed(self, request: Request) -> None:
+        failure = request.failure or ""
+        if "ERR_ABORTED" not in failure and urlsplit(request.url).hostname in LOOPBACK:  # navigation cancels
+            self.problems.append(f"failed: {request.method} {request.url} ({failure})")
+
+    def forgive(self, status: int) -> None:
+        """Drop what was recorded with ``status``: the 401s a UI gets before its login page is filled in."""
+        self.problems = [p for p in self.problems if not p.startswith(f"{status} ")]
+
+    def check(self) -> None:
+        assert not self.problems, "the page went wrong:\n" + "\n".join(self.problems)
+
+
+@contextmanager
+def chromium() -> Iterator[Browser]:
+    """Debian's chromium under Playwright; skipped on a laptop without it, a failure in CI."""
+    require(CHROMIUM.exists(), "Debian's chromium is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@contextmanager
+def watched_page(
+    browser: Browser, *, basic_auth: tuple[str, str] | None = None, javascript: bool = True
+) -> Iterator[tuple[Page, Watch]]:
+    """A fresh browser context (no cookies, no saved logins) and its page, watched. ``basic_auth`` answers
+    an HTTP login prompt (MLflow's, nginx's) as a person typing it into the browser's dialog does."""
+    credentials = {"username": basic_auth[0], "password": basic_auth[1]} if basic_auth else None
+    context = browser.new_context(
+        viewport={"width": 1300, "height": 900}, http_credentials=credentials, java_script_enabled=javascript
+    )
+    watch = Watch()
+    context.route("**/*", watch.route)
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    page.on("pageerror", lambda error: watch.problems.append(f"JavaScript exception: {error}"))
+    page.on("response", watch.response)
+    page.on("requestfailed", watch.failed)
+    try:
+        yield page, watch
+    finally:
+        context.close()
+
+
+def screenshot(page: Page, layout: str, name: str) -> Path:
+    """Keep what the page shows now as ``test-results/screenshots/<layout>/<name>.png``."""
+    path = SCREENSHOTS / layout / f"{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(path), full_page=True)
+    assert path.stat().st_size > 10_000, path  # a blank page is a few kB
+    return path
+
+
+def fill_form(page: Page, values: dict[str, Any]) -> None:
+    """Enter every value the way a person does: type numbers, pick options by their label."""
+    for feature in FEATURES:
+        if feature.codes is not None:
+            page.select_option(f"#{feature.name}", label=feature.codes[int(values[feature.name])])
+        else:
+            page.fill(f"#{feature.name}", str(values[feature.name]))
+
+
+def form_answer(page: Page, app_url: str, values: dict[str, Any]) -> tuple[str, str]:
+    """Submit the form with ``values``; the percentage shown and the model version named under it."""
+    page.goto(app_url + "/")
+    fill_form(page, values)
+    page.click("button[type=submit]")
+    page.wait_for_selector("#probability")
+    return page.inner_text("#probability").replace("\xa0", " "), page.inner_text("#model-version")
+
+
+def prefect_login(page: Page, watch: Watch, auth_string: str) -> None:
+    """Prefect's login page asks for its auth string (``user:password``) in one field."""
+    field = page.get_by_placeholder("admin:pass")
+    field.fill(auth_string)
+    watch.forgive(401)  # what the UI asked before it had the credential
+    page.get_by_role("button", name="Login", exact=True).click()
+    field.wait_for(state="detached")
+
+
+def quick_run_training(page: Page, watch: Watch, prefect_url: str, *, auth_string: str | None = None,
+                       timeout: float = 900) -> tuple[str, float]:  # fmt: skip
+    """Deployments, the training deployment, Run, Quick run, then the run's page until its state is final.
+
+    Returns the run's state as the page shows it and the seconds from the click to that state.
+    """
+    page.goto(prefect_url + "/")  # the address a person is given; the server picks the UI it serves
+    if auth_string is not None:
+        prefect_login(page, watch, auth_string)
+    page.get_by_role("button", name="Deployments", exact=True).click()  # the V1 side bar's entries are buttons
+    page.get_by_role("link", name=TRAIN_DEPLOYMENT, exact=True).click()
+    page.get_by_role("button", name="Run", exact=True).click()
+    clicked = time.monotonic()
+    page.get_by_text("Quick run", exact=True).click()
+    # The toast names the new run; its link appears in the deployment's runs (the toast's own button can
+    # sit under a second copy of the toast).
+    toast = page.get_by_text("scheduled to start").first.inner_text()
+    run_name = toast.split(" scheduled")[0].strip()
+    page.get_by_role("link", name=run_name, exact=True).first.click()
+    page.wait_for_url(re.compile(r".*/runs/flow-run/[0-9a-f-]+"))
+    badge = page.locator(".state-badge").first
+    final = re.compile(r"Completed|Failed|Crashed|Cancelled")
+    while not final.search(badge.inner_text()):  # the page updates itself; a person watches it
+        assert time.monotonic() - clicked < timeout, f"run {run_name} still {badge.inner_text()} after {timeout} s"
+        page.wait_for_timeout(1000)
+    return badge.inner_text().strip(), time.monotonic() - clicked
+
+
+def mlflow_aliases(page: Page, mlflow_url: str, model: str, version: str) -> str:
+    """The registered model's page in the MLflow UI: the aliases shown on ``version``'s row."""
+    page.goto(f"{mlflow_url}/#/models/{model}")
+    row = page.get_by_role("row").filter(has=page.get_by_role("link", name=f"Version {version}", exact=True))
+    row.wait_for()
+    return row.inner_text()
+
+
+def evidently_dashboard(page: Page, evidently_url: str, project: str) -> str:
+    """The Evidently UI: the project list, the monitoring project, its dashboard's text once drawn."""
+    page.goto(evidently_url + "/")
+    page.get_by_role("link", name=project, exact=True).click()
+    page.get_by_text("Share of drifted input columns").first.wait_for()
+    page.locator("svg .MuiMarkElement-root").first.wait_for()  # a plotted point: the panels have data
+    return page.inner_text("body")
+
+
+def training_runs_since(mlflow_url: str, since: float, auth: tuple[str, str] | None = None) -> list[dict]:
+    """The training runs (parent runs, not trials) MLflow holds that started at or after ``since`` (epoch s)."""
+    api = f"{mlflow_url}/api/2.0/mlflow"
+    found = requests.get(f"{api}/experiments/get-by-name", params={"experiment_name": TRAIN_EXPERIMENT}, auth=auth,
+                         timeout=30)  # fmt: skip
+    found.raise_for_status()
+    kind = f"tags.`heartrisk.kind` = '{TRAINING_TAG['heartrisk.kind']}'"
+    query = {"experiment_ids": [found.json()["experiment"]["experiment_id"]],
+             "filter": f"{kind} and attributes.start_time >= {int(since * 1000)}"}  # fmt: skip
+    runs = requests.post(f"{api}/runs/search", json=query, auth=auth, timeout=30)
+    runs.raise_for_status()
+    return runs.json().get("runs", [])
