@@ -70,8 +70,14 @@ lint: venv  ## ruff, lock freshness, data checksums, committed secrets, compose 
 	  rc=$$?; rm -f "$$env"; exit $$rc  # the overlay, with a throwaway credentials file
 	$(BIN)/hadolint Dockerfile.mlflow Dockerfile.prefect Dockerfile.app Dockerfile.postgres Dockerfile.proxy
 
-screenshots: venv  ## refresh docs/form.png from a real browser (tests never write tracked files)
-	HEARTRISK_SCREENSHOT_DIR=$(CURDIR)/docs $(BIN)/pytest -q tests/browser -k percentage
+SHOTS := test-results/screenshots
+screenshots: venv  ## refresh the README's pictures of the UIs from the browser tests' screenshots (tests never write tracked files)
+	$(BIN)/pytest -q tests/browser/test_form.py::test_fill_submit_and_read_the_percentage tests/browser/test_uis.py
+	cp $(SHOTS)/local/form.png $(SHOTS)/local/prefect-run.png $(SHOTS)/local/mlflow-model.png docs/
+	@# The Evidently dashboard is opened by the Docker layouts' browser tests (make stack-test, make scale-test).
+	@shot=$$(ls -t $(SHOTS)/compose/evidently-dashboard.png $(SHOTS)/scale/evidently-dashboard.png 2>/dev/null | head -1); \
+	if [ -n "$$shot" ]; then cp "$$shot" docs/evidently-dashboard.png; echo "docs/evidently-dashboard.png from $$shot"; \
+	else echo "docs/evidently-dashboard.png kept: run make stack-test for a new one"; fi
 
 setup-dev: venv  ## install the git hooks: `make lint` before each commit, `make test-unit` before each push
 	$(BIN)/pre-commit install --install-hooks

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
+from tests.support.browser import every_ui
 from tests.support.docker import compose
 from tests.support.servers import BIN, free_port, wait_http
 
@@ -91,3 +92,14 @@ def test_monitoring_alert_reaches_the_mail_service(stack: dict[str, str]) -> Non
     assert [p["name"] for p in projects] == ["HeartRisk monitoring"]
     snapshots = requests.get(f"{ui}/api/projects/{projects[0]['id']}/snapshots", timeout=30).json()
     assert len(snapshots) >= 1, snapshots
+
+
+def test_every_ui_in_a_browser(stack: dict[str, str], capsys: pytest.CaptureFixture) -> None:
+    """The form, the MLflow model page, the Evidently dashboard of the monitoring run above, and a Quick run
+    of training from the Prefect UI, in Debian's chromium through the published ports (no logins here)."""
+    urls = {
+        name: f"http://127.0.0.1:{stack[f'HEARTRISK_{name.upper()}_PORT']}"
+        for name in ("app", "mlflow", "prefect", "evidently")
+    }
+    with capsys.disabled():
+        every_ui("compose", urls, FORM)

@@ -37,6 +37,7 @@ import requests
 
 from heartrisk.names import MODEL, MONITOR_DEPLOYMENT, MONITOR_FLOW, TRAIN_DEPLOYMENT, TRAIN_FLOW
 from heartrisk.schema import BY_NAME, FEATURE_NAMES
+from tests.support.browser import every_ui
 from tests.support.docker import SCALE, address, compose, docker, environment, inspect
 from tests.support.load import RECORD, Load, Sample, account, wait_for
 from tests.support.paths import REFERENCE, ROOT
@@ -458,3 +459,12 @@ def test_training_and_monitoring_keep_their_files_in_the_bucket(stack: Stack) ->
     names = {key.rsplit("/", 1)[-1] for key in done.stdout.split()}
     assert {"MLmodel", "model.skops", "model_card.md", "promotion_decision.json"} <= names
     assert any(name.endswith(".html") for name in names)  # the drift report of the monitoring run
+
+
+def test_every_ui_in_a_browser_with_its_login(stack: Stack, capsys: pytest.CaptureFixture) -> None:
+    """Through nginx, in Debian's chromium: the form (no login), the MLflow model page and the Evidently
+    dashboard (the admin's HTTP login), and a Quick run of training from the Prefect UI (its login page takes
+    the auth string ``HEARTRISK_ADMIN_USER:HEARTRISK_ADMIN_PASSWORD`` from the credentials file)."""
+    urls = {name: stack.url(name) for name in ("app", "mlflow", "prefect", "evidently")}
+    with capsys.disabled():
+        every_ui("scale", urls, RECORD, admin=stack.admin)

@@ -20,7 +20,8 @@ from urllib.parse import urlsplit
 
 import requests
 
-from heartrisk.names import TRAIN_DEPLOYMENT, TRAIN_EXPERIMENT
+from heartrisk.dashboard import panels
+from heartrisk.names import CHAMPION_ALIAS, EVIDENTLY_PROJECT, MODEL, TRAIN_DEPLOYMENT, TRAIN_EXPERIMENT
 from heartrisk.schema import FEATURES
 from heartrisk.tracking import TRAINING_TAG
 from tests.support.paths import ROOT
@@ -132,6 +133,12 @@ def screenshot(page: Page, layout: str, name: str) -> Path:
     return path
 
 
+def open_ui(page: Page, url: str) -> None:
+    """Go to ``url`` as a person typing it; a UI that answers with an error fails here, saying so."""
+    response = page.goto(url)
+    assert response is not None and response.ok, f"{url} answered {response and response.status}"
+
+
 def fill_form(page: Page, values: dict[str, Any]) -> None:
     """Enter every value the way a person does: type numbers, pick options by their label."""
     for feature in FEATURES:
@@ -143,7 +150,7 @@ def fill_form(page: Page, values: dict[str, Any]) -> None:
 
 def form_answer(page: Page, app_url: str, values: dict[str, Any]) -> tuple[str, str]:
     """Submit the form with ``values``; the percentage shown and the model version named under it."""
-    page.goto(app_url + "/")
+    open_ui(page, app_url + "/")
     fill_form(page, values)
     page.click("button[type=submit]")
     page.wait_for_selector("#probability")
@@ -165,7 +172,7 @@ def quick_run_training(page: Page, watch: Watch, prefect_url: str, *, auth_strin
 
     Returns the run's state as the page shows it and the seconds from the click to that state.
     """
-    page.goto(prefect_url + "/")  # the address a person is given; the server picks the UI it serves
+    open_ui(page, prefect_url + "/")  # the address a person is given; the server picks the UI it serves
     if auth_string is not None:
         prefect_login(page, watch, auth_string)
     page.get_by_role("button", name="Deployments", exact=True).click()  # the V1 side bar's entries are buttons
@@ -189,7 +196,7 @@ def quick_run_training(page: Page, watch: Watch, prefect_url: str, *, auth_strin
 
 def mlflow_aliases(page: Page, mlflow_url: str, model: str, version: str) -> str:
     """The registered model's page in the MLflow UI: the aliases shown on ``version``'s row."""
-    page.goto(f"{mlflow_url}/#/models/{model}")
+    open_ui(page, f"{mlflow_url}/#/models/{model}")
     row = page.get_by_role("row").filter(has=page.get_by_role("link", name=f"Version {version}", exact=True))
     row.wait_for()
     return row.inner_text()
@@ -197,7 +204,7 @@ def mlflow_aliases(page: Page, mlflow_url: str, model: str, version: str) -> str
 
 def evidently_dashboard(page: Page, evidently_url: str, project: str) -> str:
     """The Evidently UI: the project list, the monitoring project, its dashboard's text once drawn."""
-    page.goto(evidently_url + "/")
+    open_ui(page, evidently_url + "/")
     page.get_by_role("link", name=project, exact=True).click()
     page.get_by_text("Share of drifted input columns").first.wait_for()
     page.locator("svg .MuiMarkElement-root").first.wait_for()  # a plotted point: the panels have data
@@ -216,3 +223,74 @@ def training_runs_since(mlflow_url: str, since: float, auth: tuple[str, str] | N
     runs = requests.post(f"{api}/runs/search", json=query, auth=auth, timeout=30)
     runs.raise_for_status()
     return runs.json().get("runs", [])
+
+
+def champion_version(mlflow_url: str, auth: tuple[str, str] | None = None) -> str:
+    """The version the registry's ``champion`` alias names, from MLflow's REST API."""
+    answer = requests.get(
+        f"{mlflow_url}/api/2.0/mlflow/registered-models/alias",
+        params={"name": MODEL, "alias": CHAMPION_ALIAS},
+        auth=auth,
+        timeout=30,
+    )
+    answer.raise_for_status()
+    return answer.json()["model_version"]["version"]
+
+
+def last_snapshot_time(evidently_url: str, auth: tuple[str, str] | None = None) -> str:
+    """When the newest monitoring run of the Evidently project was taken, as the dashboard's axis writes it."""
+    projects = requests.get(f"{evidently_url}/api/projects", auth=auth, timeout=30)
+    projects.raise_for_status()
+    project = next(p["id"] for p in projects.json() if p["name"] == EVIDENTLY_PROJECT)
+    snapshots = requests.get(f"{evidently_url}/api/projects/{project}/snapshots", auth=auth, timeout=30)
+    snapshots.raise_for_status()
+    newest = max(s["timestamp"] for s in snapshots.json())
+    return newest[:19].replace("T", " ")
+
+
+def every_ui(layout: str, urls: dict[str, str], record: dict[str, Any], admin: tuple[str, str] | None = None) -> None:
+    """What each user of a running stack opens, in turn: the form, the MLflow model page, the Evidently
+    dashboard, and a Quick run of training in the Prefect UI; with the stack's logins when ``admin`` is set
+    (HTTP basic auth for MLflow and the Evidently UI, Prefect's login page for its auth string).
+
+    ``urls`` maps app, mlflow, prefect and evidently to their published addresses. The form comes first:
+    a Quick run may promote a new champion, which the app follows only at its next poll.
+    """
+    champion = champion_version(urls["mlflow"], admin)
+    with chromium() as browser:
+        started = time.monotonic()
+        with watched_page(browser, javascript=False) as (page, watch):
+            percentage, version = form_answer(page, urls["app"], record)
+            screenshot(page, layout, "form")
+            watch.check()
+        assert re.fullmatch(r"\d{1,3}\.\d %", percentage) and version == champion, (percentage, version, champion)
+        print(f"[{layout}] form: {percentage} from version {version} ({time.monotonic() - started:.1f} s)")
+
+        started = time.monotonic()
+        with watched_page(browser, basic_auth=admin) as (page, watch):
+            row = mlflow_aliases(page, urls["mlflow"], MODEL, champion)
+            screenshot(page, layout, "mlflow-model")
+            watch.check()
+        assert f"@\xa0{CHAMPION_ALIAS}" in row, row  # MLflow joins the "@" and the alias with a no-break space
+        print(f"[{layout}] MLflow UI: version {champion} shows @{CHAMPION_ALIAS} ({time.monotonic() - started:.1f} s)")
+
+        started = time.monotonic()
+        taken = last_snapshot_time(urls["evidently"], admin)
+        with watched_page(browser, basic_auth=admin) as (page, watch):
+            board = evidently_dashboard(page, urls["evidently"], EVIDENTLY_PROJECT)
+            screenshot(page, layout, "evidently-dashboard")
+            watch.check()
+        missing = [panel.title for panel in panels() if panel.title not in board]
+        assert missing == [] and taken in board, (missing, taken)
+        print(f"[{layout}] Evidently UI: {len(panels())} panels, last run {taken} ({time.monotonic() - started:.1f} s)")
+
+        clicked = time.time()
+        auth_string = f"{admin[0]}:{admin[1]}" if admin else None
+        with watched_page(browser) as (page, watch):
+            state, seconds = quick_run_training(page, watch, urls["prefect"], auth_string=auth_string)
+            screenshot(page, layout, "prefect-run")
+            watch.check()
+        assert state == "Completed", state
+        runs = training_runs_since(urls["mlflow"], clicked, admin)
+        assert [run["info"]["status"] for run in runs] == ["FINISHED"], runs
+        print(f"[{layout}] Prefect UI: Quick run {state} {seconds:.0f} s after the click; MLflow has its run")
