@@ -29,6 +29,7 @@ from heartrisk.data import load_csv
 from heartrisk.evidently_report import compute_drift
 from heartrisk.predlog import open_log
 from heartrisk.schema import FEATURE_NAMES
+from heartrisk.serving.flow_runs import csrf_headers
 from tests.support.app import app_server
 from tests.support.commands import heartrisk, heartrisk_here, last_json
 from tests.support.load import wait_for
@@ -81,7 +82,8 @@ def monitor_here(env: dict[str, str], state: Path, *args: str, **extra: str):
 def warned_in_a_run(stack: PrefectStack, start: str) -> bool:
     """Whether a warning that begins with ``start`` is in a run's log on the Prefect server."""
     query = {"logs": {"level": {"ge_": 30}}, "sort": "TIMESTAMP_DESC", "limit": 200}
-    logs = requests.post(f"{stack.api_url}/logs/filter", json=query, timeout=30).json()
+    headers = csrf_headers(stack.api_url, 30)  # Prefect wants one on every POST, a filter's too
+    logs = requests.post(f"{stack.api_url}/logs/filter", json=query, headers=headers, timeout=30).json()
     return any(log["message"].startswith(start) and log["flow_run_id"] for log in logs)
 
 

@@ -13,6 +13,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import requests
 from mlflow.tracking import MlflowClient
 
 from heartrisk import names, predlog
@@ -148,6 +149,24 @@ def test_the_app_names_a_training_prefect_has_queued_before_its_mlflow_run_start
         finally:
             prefect.set_flow_run_state(run.id, Cancelled(), force=True)
     assert TRAIN_HINT in advice()
+
+
+def test_a_page_on_another_site_cannot_change_prefect(prefect_stack: PrefectStack) -> None:
+    """What Prefect's defaults allowed: any page its user visits posting to the local API (here: a flow;
+    a deployment whose pull step runs a script is the same call). The browser's preflight is refused, a
+    post without a CSRF token is 403, and the token endpoint does not answer that page; the UI's own
+    origin gets its CORS answer, and Prefect's own clients fetch their tokens (the whole stack runs so)."""
+    api = prefect_stack.api_url
+    own, evil = api.removesuffix("/api"), "http://evil.example"
+    ask = {"Origin": evil, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"}
+    preflight = requests.options(f"{api}/flows/", headers=ask, timeout=10)
+    assert preflight.status_code == 400 and "access-control-allow-origin" not in preflight.headers
+    posted = requests.post(f"{api}/flows/", json={"name": "from-another-site"}, headers={"Origin": evil}, timeout=10)
+    assert posted.status_code == 403, posted.text
+    token = requests.get(f"{api}/csrf-token", params={"client": "page"}, headers={"Origin": evil}, timeout=10)
+    assert "access-control-allow-origin" not in token.headers
+    mine = requests.get(f"{api}/csrf-token", params={"client": "ui"}, headers={"Origin": own}, timeout=10)
+    assert mine.status_code == 200 and mine.headers["access-control-allow-origin"] == own
 
 
 def test_smtp_sink_keeps_mail_in_an_existing_folder(tmp_path: Path) -> None:

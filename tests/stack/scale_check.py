@@ -37,6 +37,7 @@ import requests
 
 from heartrisk.names import MODEL, MONITOR_DEPLOYMENT, MONITOR_FLOW, TRAIN_DEPLOYMENT, TRAIN_FLOW
 from heartrisk.schema import BY_NAME, FEATURE_NAMES
+from heartrisk.serving.flow_runs import csrf_headers
 from tests.support.browser import every_ui
 from tests.support.docker import SCALE, address, compose, docker, environment, inspect
 from tests.support.load import RECORD, Load, Sample, account, wait_for
@@ -98,8 +99,10 @@ class Stack:
         return [line.split("\t") for line in done.stdout.splitlines() if line]
 
     def prefect(self, method: str, path: str, **kwargs: Any) -> Any:
-        """Prefect's REST API through the proxy, with the admin credential."""
-        answer = requests.request(method, f"{self.url('prefect')}/api{path}", auth=self.admin, timeout=30, **kwargs)
+        """Prefect's REST API through the proxy, with the admin credential (and a CSRF token to change anything)."""
+        api = f"{self.url('prefect')}/api"
+        headers = csrf_headers(api, 30, self.admin) if method != "GET" else {}
+        answer = requests.request(method, f"{api}{path}", auth=self.admin, headers=headers, timeout=30, **kwargs)
         answer.raise_for_status()
         return answer.json()
 
@@ -156,9 +159,11 @@ def test_mlflow_and_prefect_want_credentials_and_the_app_none(stack: Stack) -> N
         200,
         200,
     ]
-    flows = f"{stack.url('prefect')}/api/flows/filter"
-    assert requests.post(flows, json={}, timeout=30).status_code == 401
-    assert requests.post(flows, json={}, auth=stack.admin, timeout=30).status_code == 200
+    api = f"{stack.url('prefect')}/api"
+    token = csrf_headers(api, 30, stack.admin)  # Prefect wants one on every POST (no web page can get it)
+    assert requests.post(f"{api}/flows/filter", json={}, headers=token, timeout=30).status_code == 401
+    assert requests.post(f"{api}/flows/filter", json={}, auth=stack.admin, timeout=30).status_code == 403
+    assert requests.post(f"{api}/flows/filter", json={}, auth=stack.admin, headers=token, timeout=30).status_code == 200
     projects = f"{stack.url('evidently')}/api/projects"  # the Evidently UI: nginx asks for the admin
     assert requests.get(projects, timeout=30).status_code == 401
     assert requests.get(projects, auth=stack.admin, timeout=30).status_code == 200

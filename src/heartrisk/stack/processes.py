@@ -13,9 +13,10 @@ import os
 import secrets
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import NoReturn
+from urllib.parse import urlsplit
 
 import requests
 
@@ -23,6 +24,7 @@ from heartrisk.config import BIN, Settings
 from heartrisk.stack import mlflow_setup
 
 Log = Callable[[str], None]
+LOOPBACK = {"127.0.0.1", "localhost"}
 
 
 def _stderr(message: str) -> None:
@@ -154,11 +156,35 @@ def prefect_server(settings: Settings, *, host: str | None, port: int | None) ->
     the unused ones (triggers, pause expirations, repossessor) measured no saving (232 vs 234 MB).
     """
     (settings.state_dir / "prefect").mkdir(parents=True, exist_ok=True)
-    env = prefect_env(settings)
+    port = port or settings.prefect_port
+    env = {**prefect_env(settings), **prefect_browser_guard(port)}
     env.pop("PREFECT_API_URL")
     command = [str(BIN / "prefect"), "server", "start", "--no-background", "--workers", "1"]
-    command += ["--host", host or settings.prefect_host, "--port", str(port or settings.prefect_port)]
+    command += ["--host", host or settings.prefect_host, "--port", str(port)]
     _exec(command, env)
+
+
+def prefect_browser_guard(port: int, environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """Prefect's own defences against web pages: a CSRF token on every change, CORS for its UI's origin only.
+
+    Prefect's defaults (CSRF off, CORS "*") let any page its user visits create a deployment whose pull
+    step runs a shell script, and the worker runs it. Prefect's clients (the UI, the worker, the CLI, the
+    bootstrap) fetch CSRF tokens themselves. The UI's origins: this server's port on loopback, and where
+    ``PREFECT_UI_API_URL`` sends the browser (compose publishes the server on another port), each by name
+    and by address. A value the user set wins.
+    """
+    origins = {f"http://{host}:{port}" for host in LOOPBACK}
+    if ui := environ.get("PREFECT_UI_API_URL"):
+        published = urlsplit(ui)
+        origins.add(f"{published.scheme}://{published.netloc}")
+        if published.hostname in LOOPBACK and published.port:
+            origins |= {f"{published.scheme}://{host}:{published.port}" for host in LOOPBACK}
+    return {
+        "PREFECT_SERVER_CSRF_PROTECTION_ENABLED": environ.get("PREFECT_SERVER_CSRF_PROTECTION_ENABLED", "true"),
+        "PREFECT_SERVER_CORS_ALLOWED_ORIGINS": environ.get(
+            "PREFECT_SERVER_CORS_ALLOWED_ORIGINS", ",".join(sorted(origins))
+        ),
+    }
 
 
 def worker(settings: Settings, *, name: str, healthcheck: bool) -> NoReturn:

@@ -20,20 +20,35 @@ from tests.support.servers import free_port
 
 
 class Canned(ThreadingHTTPServer):
-    """Answers every POST with ``answer`` and keeps what it was asked."""
+    """Answers every POST with ``answer`` and keeps what it was asked; hands out CSRF token ``token``
+    (None: answers 422, as Prefect does with the protection off) and refuses a POST without it."""
 
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), Handler)
         self.answer: list[dict[str, Any]] = []
         self.asked: list[tuple[str, dict[str, Any]]] = []
+        self.token: str | None = "t0ken"  # noqa: S105 - a test token
 
 
 class Handler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        assert self.path.startswith("/api/csrf-token?client=heartrisk-app-"), self.path
+        if self.server.token is None:
+            self.reply(422, {"detail": "CSRF protection is disabled."})
+        else:
+            self.reply(200, {"token": self.server.token, "client": self.path.rsplit("=", 1)[1]})
+
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        if self.server.token is not None and self.headers.get("Prefect-Csrf-Token") != self.server.token:
+            self.reply(403, {"detail": "Missing CSRF token."})
+            return
         self.server.asked.append((self.path, body))
-        payload = json.dumps(self.server.answer).encode()
-        self.send_response(200)
+        self.reply(200, self.server.answer)
+
+    def reply(self, status: int, answer: Any) -> None:
+        payload = json.dumps(answer).encode()
+        self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
@@ -80,6 +95,12 @@ def test_a_pending_run_is_queued_since_it_was_due_and_a_running_one_started_when
     prefect.answer[0] |= {"state": {"type": "RUNNING"}, "start_time": began}
     running = queued_training(settings)
     assert (running.state, running.started) == ("started", pending.started + 20)
+
+
+def test_a_prefect_without_csrf_protection_is_asked_without_a_token(prefect: Canned) -> None:
+    prefect.token = None
+    assert queued_training(settings_for(prefect.server_address[1])) is None
+    assert [path for path, _ in prefect.asked] == ["/api/flow_runs/filter"]
 
 
 def test_no_prefect_is_an_error_the_holder_treats_as_no_answer() -> None:

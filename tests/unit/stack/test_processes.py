@@ -100,6 +100,23 @@ def test_prefect_server_runs_one_process(started: list, tmp_path: Path) -> None:
     assert env["PREFECT_HOME"] == str(tmp_path / "prefect")
 
 
+def test_prefect_server_wants_csrf_tokens_and_its_own_uis_origin(started: list, monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("PREFECT_SERVER_CSRF_PROTECTION_ENABLED", raising=False)
+    monkeypatch.delenv("PREFECT_SERVER_CORS_ALLOWED_ORIGINS", raising=False)
+    monkeypatch.setenv("PREFECT_UI_API_URL", "http://127.0.0.1:51234/api")  # compose: published elsewhere
+    with pytest.raises(Exec):
+        processes.prefect_server(dataclasses.replace(get_settings(), state_dir=tmp_path), host=None, port=4300)
+    _, env = started[0]
+    assert env["PREFECT_SERVER_CSRF_PROTECTION_ENABLED"] == "true"
+    assert env["PREFECT_SERVER_CORS_ALLOWED_ORIGINS"].split(",") == [
+        "http://127.0.0.1:4300", "http://127.0.0.1:51234", "http://localhost:4300", "http://localhost:51234"
+    ]  # fmt: skip
+    remote = processes.prefect_browser_guard(4200, {"PREFECT_UI_API_URL": "https://prefect.example.org/api"})
+    assert "https://prefect.example.org" in remote["PREFECT_SERVER_CORS_ALLOWED_ORIGINS"].split(",")
+    chosen = {"PREFECT_SERVER_CSRF_PROTECTION_ENABLED": "false", "PREFECT_SERVER_CORS_ALLOWED_ORIGINS": "*"}
+    assert processes.prefect_browser_guard(4200, chosen) == chosen  # what the user set wins
+
+
 def test_prefect_server_takes_prefects_own_database_url(started: list, monkeypatch, tmp_path: Path) -> None:
     url = "postgresql+asyncpg://prefect:s3cret@db:5432/prefect"  # pragma: allowlist secret
     monkeypatch.setenv("PREFECT_API_DATABASE_CONNECTION_URL", url)
