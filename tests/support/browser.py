@@ -109,7 +109,10 @@ def watched_page(
     an HTTP login prompt (MLflow's, nginx's) as a person typing it into the browser's dialog does."""
     credentials = {"username": basic_auth[0], "password": basic_auth[1]} if basic_auth else None
     context = browser.new_context(
-        viewport={"width": 1300, "height": 900}, http_credentials=credentials, java_script_enabled=javascript
+        viewport={"width": 1300, "height": 900},
+        http_credentials=credentials,
+        java_script_enabled=javascript,
+        reduced_motion="reduce",  # charts drawn at once: what a screenshot shows is what a person reads
     )
     watch = Watch()
     context.route("**/*", watch.route)
@@ -208,6 +211,7 @@ def evidently_dashboard(page: Page, evidently_url: str, project: str) -> str:
     page.get_by_role("link", name=project, exact=True).click()
     page.get_by_text("Share of drifted input columns").first.wait_for()
     page.locator("svg .MuiMarkElement-root").first.wait_for()  # a plotted point: the panels have data
+    page.wait_for_load_state("networkidle")  # every panel's data
     return page.inner_text("body")
 
 
