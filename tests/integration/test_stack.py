@@ -169,6 +169,22 @@ def test_a_page_on_another_site_cannot_change_prefect(prefect_stack: PrefectStac
     assert mine.status_code == 200 and mine.headers["access-control-allow-origin"] == own
 
 
+def test_a_page_on_another_site_cannot_change_mlflow(mlflow_server: str) -> None:
+    """MLflow's own middleware (3.17, on by default) refuses a state change from another site's page:
+    here, creating an experiment. Pages on loopback stay allowed: MLflow always allows them."""
+    create = f"{mlflow_server}/api/2.0/mlflow/experiments/create"
+    refused = requests.post(
+        create, json={"name": "from-another-site"}, headers={"Origin": "http://evil.example"}, timeout=10
+    )
+    assert refused.status_code == 403, refused.text
+    found = requests.get(
+        f"{mlflow_server}/api/2.0/mlflow/experiments/get-by-name",
+        params={"experiment_name": "from-another-site"},
+        timeout=10,
+    )
+    assert found.status_code == 404, found.text
+
+
 def test_smtp_sink_keeps_mail_in_an_existing_folder(tmp_path: Path) -> None:
     """The sink's folder may exist already (a volume, a previous run): mail must still be kept."""
     mail_dir = tmp_path / "mail"
