@@ -12,6 +12,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from heartrisk.config import SettingError, get_settings
@@ -159,6 +160,33 @@ def cmd_purge(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    """One archive of the local state folder, safe while `make up` runs."""
+    from heartrisk import backup
+
+    state = get_settings().state_dir
+    made = backup.backup(state, Path(args.to))
+    size = f"{made.bytes / 1e6:.1f} MB"
+    lines = [f"Backed up {made.files} files ({size}) of {state} to {made.archive}"]
+    _emit({"archive": str(made.archive), "files": made.files, "bytes": made.bytes}, lines)
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    """The state folder from an archive of ``heartrisk backup``; refused while a stack runs on it."""
+    from heartrisk import backup
+
+    try:
+        done = backup.restore(Path(args.archive), get_settings().state_dir)
+    except backup.BackupError as exc:
+        print(f"heartrisk restore: {exc}", file=sys.stderr)
+        return 2
+    kept = f"; its former content is in {done.previous}" if done.previous else ""
+    lines = [f"Restored {done.files} files into {done.state_dir}{kept}. Start the stack with make up."]
+    _emit({"state_dir": str(done.state_dir), "files": done.files, "previous": done.previous}, lines)
+    return 0
+
+
 def cmd_mlflow_db_upgrade(args: argparse.Namespace) -> int:
     """The one-shot job before MLflow's servers start: its database, its users database and accounts, its bucket."""
     from heartrisk.stack import mlflow_setup, processes
@@ -299,6 +327,13 @@ def _add_stack(sub: argparse._SubParsersAction) -> None:
     worker.add_argument("--name", default="heartrisk-worker", help="worker name shown in the Prefect UI")
     worker.add_argument("--healthcheck", action="store_true", help="serve the worker's /health (containers)")
     worker.set_defaults(func=cmd_process)
+
+    save = sub.add_parser("backup", help="write one archive of the local state folder (safe while make up runs)")
+    save.add_argument("--to", default="backups", help="folder of the archive (default ./backups)")
+    save.set_defaults(func=cmd_backup)
+    load = sub.add_parser("restore", help="put back the state folder from an archive (the stack must be stopped)")
+    load.add_argument("archive", help="a heartrisk-state-*.tar.gz written by heartrisk backup")
+    load.set_defaults(func=cmd_restore)
 
     boot = sub.add_parser("bootstrap", help="create pool and deployments, train a first champion if none")
     boot.add_argument("--no-train", action="store_true", help="do not start the first training run")
