@@ -34,7 +34,7 @@ $(STAMP): Pipfile.lock
 venv: $(STAMP)  ## create or refresh .venv from Pipfile.lock (only when missing or older than the lock)
 
 up: venv  ## run the local stack (MLflow, Prefect server + worker, app, mail sink) under honcho; Ctrl-C stops it
-	@mkdir -p $(STACK_STATE)
+	@mkdir -p $(STACK_STATE) && chmod 0700 $(STACK_STATE)  # health data: the owner only
 	@PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -f Procfile & echo $$! > $(STACK_PID); \
 	trap '' INT; wait $$!; rc=$$?; rm -f $(STACK_PID); \
 	if [ $$rc -eq 0 ] || [ $$rc -eq 130 ] || [ $$rc -eq 143 ]; then echo "HeartRisk stopped."; \

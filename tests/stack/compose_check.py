@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from tests.support.browser import every_ui
-from tests.support.docker import compose
+from tests.support.docker import compose, inspect
 from tests.support.servers import BIN, free_port, wait_http
 
 FORM = {
@@ -103,3 +103,9 @@ def test_every_ui_in_a_browser(stack: dict[str, str], capsys: pytest.CaptureFixt
     }
     with capsys.disabled():
         every_ui("compose", urls, FORM)
+
+
+def test_the_prefect_server_runs_on_a_read_only_root_file_system(stack: dict[str, str]) -> None:
+    """Its UI (opened above) needs no writable copy: the image carries the UI's files ready to serve."""
+    container = compose("ps", "--quiet", "prefect", env=stack).stdout.split()
+    assert len(container) == 1 and inspect(container[0])["HostConfig"]["ReadonlyRootfs"] is True
