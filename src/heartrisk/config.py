@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -96,7 +96,8 @@ def _env_bool(name: str, default: bool) -> bool:
 
 @dataclass(frozen=True)
 class Settings:
-    """Typed view of the environment; build it with :func:`get_settings`."""
+    """Typed view of the environment; build it with :func:`get_settings`. Fields that can hold a password
+    stay out of its repr (a settings object in a log or a traceback shows none)."""
 
     state_dir: Path
     log_level: str
@@ -112,7 +113,7 @@ class Settings:
     seed: int
     test_size: float
     model_poll_seconds: float
-    predictions_db: str  # a SQLite file path, or a postgresql:// URL
+    predictions_db: str = field(repr=False)  # a SQLite file path, or a postgresql:// URL (with its password)
     predictions_retention_days: float
     app_host: str
     app_port: int
@@ -126,14 +127,14 @@ class Settings:
     mlflow_port: int
     mlflow_workers: int
     mlflow_allowed_hosts: str
-    mlflow_backend_uri: str
+    mlflow_backend_uri: str = field(repr=False)
     mlflow_artifacts: str
     mlflow_s3_endpoint: str
-    mlflow_auth_db: str  # empty: no authentication (local mode); a database URL: MLflow's basic-auth, users there
+    mlflow_auth_db: str = field(repr=False)  # empty: no login (local mode); a database URL: MLflow's basic-auth
     mlflow_admin_user: str
-    mlflow_admin_password: str
+    mlflow_admin_password: str = field(repr=False)
     mlflow_reader_user: str
-    mlflow_reader_password: str
+    mlflow_reader_password: str = field(repr=False)
     trusted_proxies: int
     metrics_dir: str
     project_dir: Path
@@ -157,7 +158,7 @@ class Settings:
     drift_window_copy: bool  # keep the window as Arrow files, so a run reads only the rows added since the last
     window_copy_dir: Path  # where (a purge trims it whatever drift_window_copy says)
     evidently_workspace: str  # a folder, or the http(s) URL of an `evidently ui`
-    evidently_secret: str  # Evidently's own EVIDENTLY_SECRET: what writes through the UI's API must present
+    evidently_secret: str = field(repr=False)  # Evidently's EVIDENTLY_SECRET: what writes through its API present
     evidently_host: str
     evidently_port: int
     evidently_ui_url: str  # where people open the UI (links in the e-mail and the Prefect artifact)

@@ -105,3 +105,21 @@ def test_monitoring_at_scale_and_the_dashboard_have_local_defaults(monkeypatch: 
     assert get_settings().evidently_ui_url == "http://127.0.0.1:8101"  # the link follows the port unless set
     monkeypatch.setenv("HEARTRISK_EVIDENTLY_UI_URL", "https://drift.example.org")
     assert get_settings().evidently_ui_url == "https://drift.example.org"
+
+
+def test_a_settings_repr_shows_no_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    secrets = {
+        "HEARTRISK_PREDICTIONS_DB": "postgresql://predictions:pw-log@db:5432/predictions",  # pragma: allowlist secret
+        "HEARTRISK_MLFLOW_BACKEND_URI": "postgresql+psycopg://mlflow:pw-backend@db/mlflow",  # pragma: allowlist secret
+        "HEARTRISK_MLFLOW_AUTH_DB": "postgresql+psycopg://auth:pw-users@db/auth",  # pragma: allowlist secret
+        "MLFLOW_AUTH_ADMIN_PASSWORD": "pw-admin",  # pragma: allowlist secret
+        "HEARTRISK_MLFLOW_READER_PASSWORD": "pw-reader",  # pragma: allowlist secret
+        "EVIDENTLY_SECRET": "pw-evidently",  # pragma: allowlist secret
+    }
+    for name, value in secrets.items():
+        monkeypatch.setenv(name, value)
+    settings = get_settings()
+    read = (settings.predictions_db, settings.mlflow_backend_uri, settings.mlflow_auth_db)
+    read += (settings.mlflow_admin_password, settings.mlflow_reader_password, settings.evidently_secret)
+    assert sorted(read) == sorted(secrets.values())  # the variables above are the ones these fields read
+    assert "pw-" not in repr(settings)
