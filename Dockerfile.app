@@ -42,7 +42,7 @@ ENV HEARTRISK_STATE_DIR=/state \
     HEARTRISK_PROJECT_DIR=/app \
     GIT_PYTHON_REFRESH=quiet
 # Telemetry off, also for a command run by hand in the container (heartrisk's own commands do it in
-# src/heartrisk/config.py; a unit test keeps the two lists equal).
+# src/heartrisk/environment.py; a unit test keeps the two lists equal).
 ENV DO_NOT_TRACK=true ITERATIVE_DO_NOT_TRACK=true MLFLOW_DISABLE_TELEMETRY=true PREFECT_SERVER_ANALYTICS_ENABLED=false ORT_DISABLE_TELEMETRY=1 PREFECT_SERVER_UI_V2_ENABLED=false
 
 COPY data ./data

@@ -1,12 +1,11 @@
 """HeartRisk: train, serve and watch a model of coronary artery disease, a main cause of heart attacks.
 
 Importing the package switches the telemetry of the libraries it runs off by default and turns their
-chatter down (see :func:`heartrisk.config.switch_telemetry_off` and :func:`~heartrisk.config.quiet_libraries`),
-so every entry point (the ``heartrisk`` command, the gunicorn config, flow runs, benchmarks, tests) does it
-before MLflow, Prefect or Evidently load.
+chatter down (:mod:`heartrisk.environment`), so every entry point (the ``heartrisk`` command, the gunicorn
+config, flow runs, benchmarks, tests) does it before MLflow, Prefect or Evidently load.
 """
 
-from heartrisk.config import quiet_libraries, switch_telemetry_off
+from heartrisk.environment import quiet_libraries, switch_telemetry_off
 
 __version__ = "0.1.0"
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -18,48 +17,6 @@ from heartrisk import names
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent  # the environment's scripts: mlflow, prefect, gunicorn, heartrisk
-
-# HeartRisk handles health data and calls nobody: the telemetry of every library it runs is off unless
-# the user says otherwise. DO_NOT_TRACK covers Prefect's client, Evidently (and its UI) and MLflow (which
-# needs "true"); Prefect's server, MLflow and ONNX Runtime have their own switches. SeaweedFS takes a command-line flag
-# (``-master.telemetry=false``) where the stack starts it. The Dockerfiles repeat this list (tested).
-TELEMETRY_OFF = {
-    "DO_NOT_TRACK": "true",
-    "ITERATIVE_DO_NOT_TRACK": "true",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "ORT_DISABLE_TELEMETRY": "1",  # ONNX Runtime 1.32 sends OneDS events to Microsoft, Linux too (found by the test)
-    # Prefect 3.9's default UI (V2) starts Amplitude's SDK in the browser, which fetches its settings from
-    # amplitude.com on every load whatever the server's analytics setting says; the V1 UI sends nothing
-    # (the browser tests abort and report any request that leaves the stack).
-    "PREFECT_SERVER_UI_V2_ENABLED": "false",
-}
-
-
-def switch_telemetry_off(environ: MutableMapping[str, str] = os.environ) -> None:
-    """Default every library's telemetry to off, before any of them is imported (``heartrisk/__init__``).
-
-    A variable the user set is kept, so an explicit opposite choice wins; ``HEARTRISK_ALLOW_TELEMETRY=true``
-    leaves all of them to the libraries' own defaults.
-    """
-    if environ.get("HEARTRISK_ALLOW_TELEMETRY", "").strip().lower() in ("1", "true", "yes", "on"):
-        return
-    for name, value in TELEMETRY_OFF.items():
-        environ.setdefault(name, value)
-
-
-# What the stack prints by default is what a person reads (starts, URLs, training progress and result,
-# promotions, alerts, errors); HEARTRISK_LOG_LEVEL=debug brings back the rest (access logs, MLflow's run
-# links after every trial, its INFO lines, deprecation warnings).
-QUIET_LIBRARIES = {"MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true", "MLFLOW_LOGGING_LEVEL": "WARNING"}
-
-
-def quiet_libraries(environ: MutableMapping[str, str] = os.environ) -> None:
-    """Default the libraries' chattiness down unless HEARTRISK_LOG_LEVEL is debug; user settings win."""
-    if environ.get("HEARTRISK_LOG_LEVEL", "").strip().lower() == "debug":
-        return
-    for name, value in QUIET_LIBRARIES.items():
-        environ.setdefault(name, value)
 
 
 def _env(name: str, default: str) -> str:

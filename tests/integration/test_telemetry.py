@@ -33,7 +33,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from heartrisk.config import BIN, TELEMETRY_OFF
+from heartrisk.config import BIN
+from heartrisk.environment import TELEMETRY_OFF
 from tests.support.commands import last_json
 from tests.support.models import register
 from tests.support.paths import HEART

@@ -58,32 +58,6 @@ def test_a_malformed_number_fails_loudly_and_names_the_variable(monkeypatch: pyt
         get_settings()
 
 
-def test_telemetry_defaults_off_and_an_explicit_choice_wins() -> None:
-    from heartrisk.config import TELEMETRY_OFF, switch_telemetry_off
-
-    environ: dict[str, str] = {"MLFLOW_DISABLE_TELEMETRY": "false"}
-    switch_telemetry_off(environ)
-    assert environ == {**TELEMETRY_OFF, "MLFLOW_DISABLE_TELEMETRY": "false"}
-    allowed = {"HEARTRISK_ALLOW_TELEMETRY": "true"}
-    switch_telemetry_off(allowed)
-    assert allowed == {"HEARTRISK_ALLOW_TELEMETRY": "true"}
-
-
-def test_the_images_switch_off_the_same_telemetry() -> None:
-    from heartrisk.config import TELEMETRY_OFF
-
-    for dockerfile in (
-        "Dockerfile.app",
-        "Dockerfile.mlflow",
-        "Dockerfile.prefect",
-        "Dockerfile.postgres",
-        "Dockerfile.proxy",
-    ):
-        lines = (PROJECT_ROOT / dockerfile).read_text().splitlines()
-        env = next(line for line in lines if line.startswith("ENV DO_NOT_TRACK="))
-        assert dict(pair.split("=") for pair in env.split()[1:]) == TELEMETRY_OFF, dockerfile
-
-
 def test_monitoring_at_scale_and_the_dashboard_have_local_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in (
         "HEARTRISK_STATE_DIR",

@@ -217,7 +217,7 @@ def evidently_ui(settings: Settings, *, host: str | None, port: int | None, work
     need Evidently's own ``EVIDENTLY_SECRET``, read from the environment, never from a command line.
     Without one, a random secret for this start: then nothing writes through the API, and the flows
     write to the folder, which the UI watches. The UI's telemetry stays off while ``DO_NOT_TRACK`` is
-    set at all, as :func:`heartrisk.config.switch_telemetry_off` does.
+    set at all, as :func:`heartrisk.environment.switch_telemetry_off` does.
     """
     from evidently.ui.service import app as service
 
