@@ -115,6 +115,7 @@ def watched_page(
         http_credentials=credentials,
         java_script_enabled=javascript,
         reduced_motion="reduce",  # charts drawn at once: what a screenshot shows is what a person reads
+        timezone_id="UTC",  # the times the UIs print, as the stack's APIs give them, on any laptop
     )
     watch = Watch()
     context.route("**/*", watch.route)
