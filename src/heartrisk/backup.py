@@ -77,12 +77,13 @@ def backup(state_dir: Path, to: Path) -> Backup:
     state_dir = state_dir.resolve()
     if not state_dir.is_dir():
         raise BackupError(f"no state folder at {state_dir}: nothing to back up")
+    to = to.resolve()
     to.mkdir(parents=True, exist_ok=True)
-    archive = to.resolve() / time.strftime("heartrisk-state-%Y%m%dT%H%M%SZ.tar.gz", time.gmtime())
+    archive = to / time.strftime("heartrisk-state-%Y%m%dT%H%M%SZ.tar.gz", time.gmtime())
     entries: dict[str, dict[str, object]] = {}
     with tempfile.TemporaryDirectory(prefix="heartrisk-backup-") as scratch:
         staged = Path(scratch)
-        for path in sorted(p for p in state_dir.rglob("*") if _kept(p) and to.resolve() not in p.parents):
+        for path in sorted(p for p in state_dir.rglob("*") if _kept(p) and to not in p.parents):
             name = path.relative_to(state_dir).as_posix()
             copy = staged / name
             copy.parent.mkdir(parents=True, exist_ok=True)
