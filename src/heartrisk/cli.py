@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from heartrisk.cli_args import build_parser
 from heartrisk.config import SettingError, get_settings
 from heartrisk.data import DataError
 
@@ -229,127 +230,17 @@ def cmd_process(args: argparse.Namespace) -> int:
     return 0  # the Evidently UI once uvicorn has stopped; the others never return
 
 
-def _days(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError("must be more than 0 days (HEARTRISK_PREDICTIONS_RETENTION_DAYS=0 keeps all)")
-    return value
-
-
-def _share(text: str) -> float:
-    value = float(text)
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError("must be a share of columns between 0 (excluded) and 1, e.g. 0.5")
-    return value
-
-
-def _at_least(minimum: int) -> Any:
-    def parse(text: str) -> int:
-        value = int(text)
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}")
-        return value
-
-    return parse
-
-
-def _add_training(sub: argparse._SubParsersAction) -> None:
-    train = sub.add_parser("train", help="tune, track, register and (if at least as good) promote a model")
-    train.add_argument("--trials", type=_at_least(1), help="hyperopt evaluations, the defaults first (default 50)")
-    train.add_argument("--folds", type=_at_least(2), help="stratified CV folds (default 5)")
-    train.add_argument("--repeats", type=_at_least(1), help="CV repeats, each a new shuffle (default 5)")
-    train.add_argument("--seed", type=int, help="seed of split, CV and search (default 42)")
-    train.add_argument("--data", help="training CSV (default data/heart.csv)")
-    train.add_argument("--experiment", help="MLflow experiment (default heart-attack-hyperopt)")
-    train.set_defaults(func=cmd_train)
-
-
-def _add_monitoring(sub: argparse._SubParsersAction) -> None:
-    mon = sub.add_parser("monitor", help="compare current data with the reference (Evidently), e-mail, retrain")
-    mon.add_argument("--current", help="CSV to check (default: the prediction log, last HEARTRISK_DRIFT_WINDOW_DAYS)")
-    mon.add_argument("--reference", help="reference CSV (default data/reference.csv)")
-    mon.add_argument(
-        "--recipient", action="extend", nargs="+", metavar="EMAIL", help="one or more (HEARTRISK_EMAIL_TO)"
-    )
-    mon.add_argument("--email-block", help="EmailServerCredentials block (default gmail, HEARTRISK_EMAIL_BLOCK)")
-    mon.add_argument("--threshold", type=_share, help="share of drifted columns that means drift (default 0.5)")
-    mon.add_argument("--retrain", action=argparse.BooleanOptionalAction, help="start training on drift (default on)")
-    mon.set_defaults(func=cmd_monitor)
-
-    block = sub.add_parser("create-email-block", help="save the SMTP settings (Gmail or any server) as a Prefect block")
-    block.add_argument("--name", default=get_settings().email_block, help="block name (default gmail)")
-    block.add_argument("--server", required=True, help="SMTP host, e.g. smtp.gmail.com")
-    block.add_argument("--port", type=int, required=True, help="e.g. 465 (ssl), 587 (starttls), 25 or 1025 (none)")
-    block.add_argument("--security", choices=("ssl", "starttls", "none"), required=True)
-    block.add_argument("--username", help="login; its password comes from stdin or HEARTRISK_SMTP_PASSWORD")
-    block.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
-    block.set_defaults(func=cmd_create_email_block)
-
-    log = sub.add_parser("predictions", help="the prediction log (SQLite file or PostgreSQL, HEARTRISK_PREDICTIONS_DB)")
-    actions = log.add_subparsers(dest="action", required=True)
-    purge = actions.add_parser("purge", help="delete the predictions older than the retention period")
-    purge.add_argument(
-        "--older-than", type=_days, metavar="DAYS", help="default 180 (HEARTRISK_PREDICTIONS_RETENTION_DAYS)"
-    )
-    purge.set_defaults(func=cmd_purge)
-
-
-def _server(
-    sub: argparse._SubParsersAction, name: str, help_text: str, host: str, port: int
-) -> argparse.ArgumentParser:
-    parser = sub.add_parser(name, help=help_text)
-    parser.add_argument("--host", help=f"bind address (default {host})")
-    parser.add_argument("--port", type=int, help=f"port (default {port})")
-    parser.set_defaults(func=cmd_process)
-    return parser
-
-
-def _add_stack(sub: argparse._SubParsersAction) -> None:
-    mlf = _server(sub, "mlflow-server", "run the MLflow tracking server sized for this project", "127.0.0.1", 5000)
-    mlf.add_argument("--state-dir", help="folder of the default mlflow.db and artifacts (default .state/mlflow)")
-    upgrade = sub.add_parser(
-        "mlflow-db-upgrade",
-        help="before MLflow's servers start: create or migrate its database (HEARTRISK_MLFLOW_BACKEND_URI) and "
-        "users database (HEARTRISK_MLFLOW_AUTH_DB) with its accounts, check or create the S3 bucket",
-    )
-    upgrade.add_argument("--state-dir", help="folder of the default SQLite mlflow.db (default .state/mlflow)")
-    upgrade.set_defaults(func=cmd_mlflow_db_upgrade)
-    prefect_help = "run the Prefect server (SQLite under the state folder, or PREFECT_API_DATABASE_CONNECTION_URL)"
-    _server(sub, "prefect-server", prefect_help, "127.0.0.1", 4200)
-    serve = _server(sub, "serve", "run the risk form and JSON API under gunicorn", "127.0.0.1", 8000)
-    serve.add_argument("--workers", type=int, help="gunicorn workers (default 2, HEARTRISK_APP_WORKERS)")
-    sink = _server(sub, "smtp-sink", "run a local SMTP server that saves alerts to a Maildir", "127.0.0.1", 1025)
-    sink.add_argument("--mail-dir", help="Maildir folder (default .state/mail)")
-    board = _server(sub, "evidently-ui", "run the Evidently UI: a dashboard of every monitoring run", "127.0.0.1", 8001)
-    board.add_argument("--workspace", help="workspace folder (default .state/evidently, HEARTRISK_EVIDENTLY_WORKSPACE)")
-
-    worker = sub.add_parser("worker", help="run a Prefect process worker on the work pool (default zoompool)")
-    worker.add_argument("--name", default="heartrisk-worker", help="worker name shown in the Prefect UI")
-    worker.add_argument("--healthcheck", action="store_true", help="serve the worker's /health (containers)")
-    worker.set_defaults(func=cmd_process)
-
-    save = sub.add_parser("backup", help="write one archive of the local state folder (safe while make up runs)")
-    save.add_argument("--to", default="backups", help="folder of the archive (default ./backups)")
-    save.set_defaults(func=cmd_backup)
-    load = sub.add_parser("restore", help="put back the state folder from an archive (the stack must be stopped)")
-    load.add_argument("archive", help="a heartrisk-state-*.tar.gz written by heartrisk backup")
-    load.set_defaults(func=cmd_restore)
-
-    boot = sub.add_parser("bootstrap", help="create pool and deployments, train a first champion if none")
-    boot.add_argument("--no-train", action="store_true", help="do not start the first training run")
-    boot.add_argument("--redeploy", action="store_true", help="re-apply prefect.yaml to existing deployments")
-    boot.add_argument("--wait-app", action="store_true", help="also wait until the app is ready")
-    boot.add_argument("--stay", action="store_true", help="then sleep until stopped (for honcho)")
-    boot.set_defaults(func=cmd_bootstrap)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="heartrisk", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    _add_training(sub)
-    _add_monitoring(sub)
-    _add_stack(sub)
-    return parser
+HANDLERS = {
+    "train": cmd_train,
+    "monitor": cmd_monitor,
+    "create-email-block": cmd_create_email_block,
+    "purge": cmd_purge,
+    "process": cmd_process,
+    "mlflow-db-upgrade": cmd_mlflow_db_upgrade,
+    "backup": cmd_backup,
+    "restore": cmd_restore,
+    "bootstrap": cmd_bootstrap,
+}  # the handler each subcommand names (heartrisk.cli_args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -359,7 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"heartrisk: {exc}", file=sys.stderr)
         return 2
     try:
-        return args.func(args)
+        return HANDLERS[args.handler](args)
     except DataError as exc:
         print(f"heartrisk {args.command}: invalid data:\n{exc}", file=sys.stderr)
         return 2

@@ -8,10 +8,9 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
-import pytest
 
 from heartrisk import predlog
-from heartrisk.cli import build_parser, main
+from heartrisk.cli import main
 from heartrisk.predlog import DAY_SECONDS, open_log
 from tests.support.paths import HEART
 from tests.support.servers import free_port
@@ -22,26 +21,6 @@ def test_a_username_needs_a_password_and_nothing_is_saved(monkeypatch, capsys) -
     args = ["create-email-block", "--server", "smtp.gmail.com", "--port", "465", "--security", "ssl"]
     assert main([*args, "--username", "me@gmail.com"]) == 2
     assert "HEARTRISK_SMTP_PASSWORD" in capsys.readouterr().err
-
-
-@pytest.mark.parametrize(
-    ("argv", "message"),
-    [
-        (["monitor", "--threshold", "1.5"], "between 0 (excluded) and 1"),
-        (["monitor", "--threshold", "0"], "between 0 (excluded) and 1"),
-        (["train", "--trials", "0"], "must be at least 1"),
-        (["train", "--folds", "1"], "must be at least 2"),
-        (["train", "--repeats", "0"], "must be at least 1"),
-        (["serve", "--port", "http"], "invalid int value"),
-        (["predictions", "purge", "--older-than", "0"], "must be more than 0 days"),
-        (["predictions"], "required: action"),
-    ],
-)
-def test_bad_options_exit_2_with_the_reason(argv: list[str], message: str, capsys) -> None:
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    assert exit_info.value.code == 2
-    assert message in capsys.readouterr().err
 
 
 def test_monitor_refuses_a_malformed_csv_naming_column_and_row(tmp_path: Path, capsys) -> None:
@@ -60,12 +39,6 @@ def test_train_refuses_bad_data_before_starting_anything(tmp_path: Path, capsys)
     bad.write_text(HEART.read_text().replace("\n63,1,3,145", "\n400,1,3,145", 1))
     assert main(["train", "--data", str(bad)]) == 2
     assert "column 'age', row 1 (line 2): value '400' is out of range" in capsys.readouterr().err
-
-
-def test_every_command_of_the_readme_exists() -> None:
-    commands = set(build_parser()._subparsers._group_actions[0].choices)
-    expected = {"train", "monitor", "create-email-block", "serve", "mlflow-server", "prefect-server", "worker"}
-    assert expected | {"smtp-sink", "bootstrap", "mlflow-db-upgrade", "predictions"} <= commands
 
 
 def test_purge_prints_deleted_and_remaining_as_its_last_line(log_target: str, monkeypatch, capsys) -> None:
