@@ -75,7 +75,7 @@ def cmd_monitor(args: argparse.Namespace) -> int:
         if path:
             read_schema_csv(path)  # fail fast, before Prefect, MLflow or Evidently load, on a bad file
     _prefect_server()
-    from heartrisk.monitor import monitor_flow
+    from heartrisk.monitoring.flow import monitor_flow
 
     options = {name: getattr(args, name) for name in ("current", "reference", "threshold", "retrain")}
     flow_run = monitor_flow(**options, recipients=args.recipient, email_block=args.email_block, return_state=True)
@@ -140,24 +140,16 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
 
 def cmd_purge(args: argparse.Namespace) -> int:
     """Delete old predictions now (what the daily ``purge-old-predictions`` deployment does); exit 1 if unreachable."""
-    from heartrisk.predlog import LogUnavailable, open_log
+    from heartrisk.predlog import LogUnavailable, purge_old
 
     settings = get_settings()
     days = settings.predictions_retention_days if args.older_than is None else args.older_than
-    log = open_log(settings.predictions_db)
     try:
-        purged = log.purge(older_than_days=days, copies=settings.window_copy_dir)
+        purged = purge_old(settings.predictions_db, days)
     except LogUnavailable as exc:
         print(f"heartrisk predictions purge: {exc}", file=sys.stderr)
         return 1
-    finally:
-        log.close()
-    line = (
-        f"Deleted {purged.deleted} predictions older than {days:g} days from {log.where}; {purged.remaining} remain."
-        if days > 0
-        else f"Retention is off (HEARTRISK_PREDICTIONS_RETENTION_DAYS=0): nothing deleted, {purged.remaining} kept."
-    )
-    _emit({"deleted": purged.deleted, "remaining": purged.remaining}, [line])
+    _emit({"deleted": purged.deleted, "remaining": purged.remaining}, [purged.line()])
     return 0
 
 

@@ -112,8 +112,6 @@ class Settings:
     drift_window_days: float
     drift_max_rows: int  # a larger window is sampled in the database query
     drift_seed: int
-    drift_window_copy: bool  # keep the window as Arrow files, so a run reads only the rows added since the last
-    window_copy_dir: Path  # where (a purge trims it whatever drift_window_copy says)
     evidently_workspace: str  # a folder, or the http(s) URL of an `evidently ui`
     evidently_secret: str = field(repr=False)  # Evidently's EVIDENTLY_SECRET: what writes through its API present
     evidently_host: str
@@ -214,8 +212,6 @@ def get_settings() -> Settings:
         drift_window_days=_env_float("HEARTRISK_DRIFT_WINDOW_DAYS", 7.0),
         drift_max_rows=_env_int("HEARTRISK_DRIFT_MAX_ROWS", 1_000_000),
         drift_seed=_env_int("HEARTRISK_DRIFT_SEED", 42),
-        drift_window_copy=_env_bool("HEARTRISK_DRIFT_WINDOW_COPY", True),
-        window_copy_dir=state_dir / "window-copy",
         evidently_workspace=_env("HEARTRISK_EVIDENTLY_WORKSPACE", str(state_dir / "evidently")),
         evidently_secret=_env("EVIDENTLY_SECRET", ""),
         evidently_host=evidently_host,

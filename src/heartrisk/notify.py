@@ -114,7 +114,7 @@ def drift_message(result: DriftResult, *, summary: MonitorSummary, report_url: s
         text += [f"  - {name}: {method}, score {score}, threshold {limit}" for name, method, score, limit in rows]
     else:
         text.append("No column drifted.")
-    board = (summary.dashboard or {}).get("url", "")
+    board = summary.dashboard_url
     links = [
         f"Dashboard of every run (Evidently UI): {board}" if board else "",
         f"Full report (MLflow): {report_url}" if report_url else "",

@@ -7,7 +7,7 @@ command line loads this module before it starts anything.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import Any
 
 TEST_METRICS = (
@@ -153,6 +153,39 @@ champion before: {old}. {promotion.reason}.
 
 
 @dataclass(frozen=True)
+class Failed:
+    """A step of a run that could not be done, and why; the JSON shows it as ``{"error": reason}``."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class TrackedRun:
+    """The monitoring run's MLflow run."""
+
+    run_id: str
+    run_url: str
+
+
+@dataclass(frozen=True)
+class DashboardEntry:
+    """The monitoring run's snapshot in the Evidently workspace."""
+
+    project_id: str
+    snapshot_id: str
+    url: str
+
+
+@dataclass(frozen=True)
+class Retraining:
+    """The training run a monitoring run started."""
+
+    deployment: str
+    flow_run_id: str
+    flow_run_name: str
+
+
+@dataclass(frozen=True)
 class MonitorSummary:
     """One monitoring run: what was compared, the verdict, and what was done about it."""
 
@@ -168,30 +201,42 @@ class MonitorSummary:
     columns: list[dict[str, Any]] = field(default_factory=list)
     report_path: str | None = None
     latest_report: str | None = None
-    mlflow: dict[str, str] | None = None
-    retraining: dict[str, str] | None = None
+    mlflow: TrackedRun | Failed | None = None
+    retraining: Retraining | Failed | None = None
     email: dict[str, Any] | None = None
     sampled_rows: int | None = None  # rows compared when the window was sampled (HEARTRISK_DRIFT_MAX_ROWS)
     model_versions: dict[str, int] = field(default_factory=dict)  # rows per model version in the window
     prediction_drift: dict[str, Any] | None = None  # PredictionDrift.to_json(), or why it was not computed
-    dashboard: dict[str, str] | None = None  # the run's snapshot in the Evidently UI: ids and url, or the error
+    dashboard: DashboardEntry | Failed | None = None  # the run's snapshot in the Evidently UI
+
+    @property
+    def run_url(self) -> str:
+        return self.mlflow.run_url if isinstance(self.mlflow, TrackedRun) else ""
+
+    @property
+    def dashboard_url(self) -> str:
+        return self.dashboard.url if isinstance(self.dashboard, DashboardEntry) else ""
+
+    @property
+    def problems(self) -> dict[str, str]:
+        """Where the report could not be kept, and why (the e-mail says it, then the run fails)."""
+        kept = {"MLflow": self.mlflow, "Evidently's workspace": self.dashboard}
+        return {where: value.reason for where, value in kept.items() if isinstance(value, Failed)}
 
     def to_json(self) -> dict[str, Any]:
         """The ``heartrisk monitor`` contract; a run with too little data has no report keys.
 
         ``sampled_rows`` follows ``current_rows``; the keys added since the first release come last.
         """
-        data = asdict(self)
         ordered = {}
-        for key, value in data.items():
+        for key in (f.name for f in fields(self)):
             if key != "sampled_rows":
-                ordered[key] = value
+                ordered[key] = _plain(getattr(self, key))
             if key == "current_rows":
                 ordered["sampled_rows"] = self.sampled_rows
         if self.share is None:
-            for key in ("columns", "report_path", "latest_report", "mlflow", "retraining"):
+            for key in ("columns", "report_path", "latest_report", "mlflow", "retraining", "prediction_drift"):
                 ordered.pop(key)
-            ordered.pop("prediction_drift")
             ordered.pop("dashboard")
         return ordered
 
@@ -205,7 +250,6 @@ class MonitorSummary:
         sent = "sent to " + ", ".join(email.get("recipients", [])) if email["sent"] else "not sent"
         if self.share is None:
             return [*lines, f"  e-mail           {sent}"]
-        tracked, board = self.mlflow or {}, self.dashboard or {}
         return [
             *lines,
             f"  drifted columns  {len(self.drifted_columns)}/{len(self.columns)}"
@@ -213,11 +257,22 @@ class MonitorSummary:
             f"  predictions      {prediction_line(self.prediction_drift)}",
             f"  model versions   {versions_line(self.model_versions)}",
             f"  report           {self.latest_report}",
-            f"  dashboard        {board.get('url') or board.get('error')}",
-            f"  MLflow           {tracked.get('run_url') or tracked.get('error')}",
-            f"  retraining       {self.retraining or 'not started'}",
+            f"  dashboard        {_shown(self.dashboard, self.dashboard_url)}",
+            f"  MLflow           {_shown(self.mlflow, self.run_url)}",
+            f"  retraining       {_plain(self.retraining) or 'not started'}",
             f"  e-mail           {sent}",
         ]
+
+
+def _plain(value: Any) -> Any:
+    """A step's result as JSON: a failure as ``{"error": reason}``, a record as its fields."""
+    if isinstance(value, Failed):
+        return {"error": value.reason}
+    return asdict(value) if is_dataclass(value) and not isinstance(value, type) else value
+
+
+def _shown(value: Any, url: str) -> str | None:
+    return value.reason if isinstance(value, Failed) else url or None
 
 
 def prediction_line(drift: dict[str, Any] | None) -> str:

@@ -16,9 +16,9 @@ import pytest
 import requests
 from mlflow.tracking import MlflowClient
 
-from heartrisk import names, predlog
+from heartrisk import names
 from heartrisk.config import BIN, get_settings
-from heartrisk.predlog import DAY_SECONDS, open_log
+from heartrisk.predlog import DAY_SECONDS, base, open_log
 from heartrisk.registry import Registry
 from heartrisk.schema import VALID_RECORD
 from heartrisk.serving import create_app
@@ -27,6 +27,7 @@ from heartrisk.serving.model_holder import ModelHolder
 from tests.support.commands import heartrisk, last_json
 from tests.support.models import CHAMPION_MODEL as MODEL_NAME
 from tests.support.paths import ROOT
+from tests.support.predlog import logged
 from tests.support.prefect_stack import MONITOR_CRON, PrefectStack
 from tests.support.servers import free_port, stop
 
@@ -95,7 +96,7 @@ def test_the_purge_deployment_trims_the_stacks_prediction_log(prefect_stack: Pre
     log = open_log(prefect_stack.state_dir / "predictions.sqlite")  # the stack's default log
     old = time.time() - 200 * DAY_SECONDS
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(predlog, "time", SimpleNamespace(time=lambda: old))
+        patch.setattr(base, "time", SimpleNamespace(time=lambda: old))
         log.append(np.ones((3, 13)), [0.5] * 3, [1] * 3, model_version="1", request_id="old")
     log.append(np.ones((2, 13)), [0.5] * 2, [1] * 2, model_version="1", request_id="new")
     deployment = names.deployment_path(names.PURGE_FLOW, names.PURGE_DEPLOYMENT)
@@ -108,7 +109,7 @@ def test_the_purge_deployment_trims_the_stacks_prediction_log(prefect_stack: Pre
         check=False,
     )
     assert done.returncode == 0, done.stdout[-3000:] + prefect_stack.worker_log.read_text()[-3000:]
-    assert list(log.read()["request_id"]) == ["new", "new"]
+    assert list(logged(log)["request_id"]) == ["new", "new"]
     log.close()
 
 

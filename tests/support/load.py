@@ -14,6 +14,7 @@ from typing import Any
 import requests
 
 from heartrisk.predlog import PredictionLog
+from tests.support.predlog import logged
 
 RECORD = {"age": 54, "sex": 1, "cp": 0, "trtbps": 130, "chol": 246, "fbs": 0, "restecg": 1, "thalachh": 150,
           "exng": 0, "oldpeak": 1.0, "slp": 1, "caa": 0, "thall": 2}  # fmt: skip
@@ -134,7 +135,7 @@ def wait_for(condition: Callable[[], bool], *, timeout: float, what: str, every:
 
 
 def logged_request_ids(log: PredictionLog) -> set[str]:
-    return set(log.read()["request_id"])
+    return set(logged(log)["request_id"])
 
 
 def account(load: Load, log: PredictionLog | set[str]) -> dict[str, Any]:

@@ -16,8 +16,9 @@ from heartrisk import export
 from heartrisk.config import Settings, get_settings
 from heartrisk.data import deduplicate, features_and_target, load_csv
 from heartrisk.schema import FEATURES
+from heartrisk.scoring import LoadedModel
 from heartrisk.serving import create_app
-from heartrisk.serving.model_holder import LoadedModel, ModelHolder
+from heartrisk.serving.model_holder import ModelHolder
 from tests.support.models import fit_pipeline
 from tests.support.paths import HEART
 from tests.support.servers import free_port

@@ -9,9 +9,8 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from heartrisk import predlog
 from heartrisk.cli import main
-from heartrisk.predlog import DAY_SECONDS, open_log
+from heartrisk.predlog import DAY_SECONDS, base, open_log
 from tests.support.paths import HEART
 from tests.support.servers import free_port
 
@@ -44,7 +43,7 @@ def test_train_refuses_bad_data_before_starting_anything(tmp_path: Path, capsys)
 def test_purge_prints_deleted_and_remaining_as_its_last_line(log_target: str, monkeypatch, capsys) -> None:
     log = open_log(log_target)
     with monkeypatch.context() as patch:  # three rows written 200 days ago
-        patch.setattr(predlog, "time", SimpleNamespace(time=lambda: time.time() - 200 * DAY_SECONDS))
+        patch.setattr(base, "time", SimpleNamespace(time=lambda: time.time() - 200 * DAY_SECONDS))
         log.append(np.ones((3, 13)), [0.5] * 3, [1] * 3, model_version="1", request_id="old")
     log.append(np.ones((4, 13)), [0.5] * 4, [1] * 4, model_version="1", request_id="new")
     log.close()

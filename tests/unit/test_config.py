@@ -72,7 +72,6 @@ def test_monitoring_at_scale_and_the_dashboard_have_local_defaults(monkeypatch: 
         monkeypatch.delenv(name, raising=False)  # fmt: skip
     settings = get_settings()
     assert (settings.drift_max_rows, settings.drift_seed) == (1_000_000, 42)
-    assert settings.drift_window_copy and settings.window_copy_dir == PROJECT_ROOT / ".state" / "window-copy"
     assert settings.evidently_workspace == str(PROJECT_ROOT / ".state" / "evidently")
     assert (settings.evidently_ui_url, settings.evidently_secret) == ("http://127.0.0.1:8001", "")
     monkeypatch.setenv("HEARTRISK_EVIDENTLY_PORT", "8101")

@@ -42,7 +42,8 @@ def test_the_commands_that_need_no_comparison_do_not_load_evidently_skops_or_sci
     """Evidently costs about 6 s of CPU to import and skops 2.5 s: the e-mail, the deployments and the
     CLI's start pay neither (the step that compares data and the model's save import them)."""
     code = (
-        "import sys\nimport heartrisk.cli, heartrisk.drift, heartrisk.notify, heartrisk.monitor, heartrisk.registry\n"
+        "import sys\nimport heartrisk.cli, heartrisk.drift, heartrisk.notify, heartrisk.registry\n"
+        "import heartrisk.monitoring.flow\n"
         "print(sorted(m for m in ('evidently', 'skops', 'sklearn.model_selection') if m in sys.modules))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)

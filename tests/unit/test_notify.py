@@ -10,7 +10,7 @@ from dataclasses import replace
 from heartrisk.drift import ColumnDrift, DriftResult, PredictionDrift
 from heartrisk.notify import drift_message, not_enough_data_message
 from heartrisk.notify import email as build_email
-from heartrisk.summaries import MonitorSummary
+from heartrisk.summaries import DashboardEntry, MonitorSummary
 
 
 def result(drifted: dict[str, float], threshold: float = 0.5) -> DriftResult:
@@ -78,7 +78,7 @@ def test_prediction_drift_is_told_apart_from_input_drift_in_subject_and_body() -
 
 
 def test_a_sampled_window_its_model_versions_and_the_dashboard_link_are_in_the_mail() -> None:
-    board = {"url": "http://127.0.0.1:8001/projects/p1/reports/s1"}
+    board = DashboardEntry("p1", "s1", "http://127.0.0.1:8001/projects/p1/reports/s1")
     sampled = summary(rows=10_000_000, sampled_rows=1_000_000, model_versions={"3": 9_000_000, "4": 1_000_000},
                       dashboard=board)  # fmt: skip
     message = drift_message(result({"chol": 0.001}), summary=sampled, report_url="http://mlflow/r", actions=[])

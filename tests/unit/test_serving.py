@@ -9,8 +9,9 @@ import pytest
 from flask import request
 
 from heartrisk.config import Settings
+from heartrisk.scoring import LoadedModel
 from heartrisk.serving import create_app
-from heartrisk.serving.model_holder import LoadedModel, ModelHolder
+from heartrisk.serving.model_holder import ModelHolder
 
 pytestmark = pytest.mark.filterwarnings("ignore:X does not have valid feature names")
 

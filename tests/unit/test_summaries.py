@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from heartrisk.summaries import MonitorSummary
+from heartrisk.summaries import DashboardEntry, MonitorSummary
 from tests.support.summaries import training
 
 TRAIN_KEYS = [
@@ -69,7 +69,7 @@ def test_the_monitor_json_keeps_its_first_keys_in_order_and_puts_sampled_rows_ne
     sampled = MonitorSummary(
         "log", "ref.csv", 10_000_000, 303, 0.5, "drift", True, 0.6, ["age"], [{"column": "age"}], "r.html",
         sampled_rows=1_000_000, model_versions={"3": 10_000_000}, prediction_drift=drift,
-        dashboard={"url": "http://127.0.0.1:8001/projects/p/reports/s"},
+        dashboard=DashboardEntry("p", "s", "http://127.0.0.1:8001/projects/p/reports/s"),
     )  # fmt: skip
     keys = list(sampled.to_json())
     assert [key for key in keys if key in first] == first

@@ -103,12 +103,27 @@ def upgrade_sqlite(path: Path, revision: str = HEAD) -> None:
 
 @contextmanager
 def _lock_file(path: Path) -> Iterator[None]:
-    handle = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    handle = open_lock_file(path)
     try:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        with flocked(handle):
+            yield
+    finally:
+        os.close(handle)
+
+
+def open_lock_file(path: Path) -> int:
+    """The SQLite log's lock file, on which its writers and its migration take turns (a descriptor)."""
+    return os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+
+
+@contextmanager
+def flocked(handle: int) -> Iterator[None]:
+    """Hold the lock file alone for the block (the kernel queues the others, without SQLite's busy sleeps)."""
+    fcntl.flock(handle, fcntl.LOCK_EX)
+    try:
         yield
     finally:
-        os.close(handle)  # closing releases the lock
+        fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _upgrade_sqlite(path: Path, revision: str) -> None:

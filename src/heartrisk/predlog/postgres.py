@@ -24,15 +24,16 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-import pandas as pd
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
-from heartrisk.predlog import COLUMNS, PredictionLog, Purged, Rows
+from heartrisk.predlog.base import COLUMNS, PredictionLog, Rows
 from heartrisk.predlog.migrate import (
     CONNECT_TIMEOUT_SECONDS,
     CURRENT_QUERY,
@@ -59,7 +60,7 @@ class PostgresLog(PredictionLog):
     """The log in a PostgreSQL database, given as a ``postgresql://`` URL with user, password, host, port, database."""
 
     backend = "postgresql"
-    _seconds = "date_part('epoch', ts)"
+    _at = "to_timestamp(%s)"
     _unreachable = (psycopg.OperationalError, MigrationFailed)  # refused, reset, shut down, pool timeout
 
     def __init__(self, url: str) -> None:
@@ -131,9 +132,10 @@ class PostgresLog(PredictionLog):
                 for probability, label, features in records:
                     copy.write_row((stamp, rows.request_id, rows.model_version, probability, label, *features))
 
-    def _count(self) -> int:
-        with self._connections().connection() as conn:
-            return int(conn.execute("SELECT count(*) FROM predictions").fetchone()[0])
+    @contextmanager
+    def _transaction(self, *, quick: bool = False) -> Iterator[psycopg.Connection]:
+        with self._connections().connection(timeout=PING_WAIT_SECONDS if quick else None) as conn, conn.transaction():
+            yield conn
 
     def _arrow(self, query: str) -> pa.Table:
         """A query's result as Arrow columns. The callers inline its values (numbers they computed): the
@@ -146,21 +148,6 @@ class PostgresLog(PredictionLog):
 
     def _since(self, start: float) -> str:
         return f"ts >= {_time(start)}"
-
-    def _read(self, start: float) -> pd.DataFrame:
-        columns = ", ".join((f"{self._seconds} AS ts", *COLUMNS[1:]))
-        query = f"SELECT {columns} FROM predictions WHERE {self._since(start)} ORDER BY id"  # noqa: S608
-        return self._arrow(query).to_pandas()
-
-    def _purge(self, before: float) -> Purged:
-        with self._connections().connection() as conn, conn.transaction():
-            deleted = conn.execute("DELETE FROM predictions WHERE ts < to_timestamp(%s)", (before,)).rowcount
-            remaining = conn.execute("SELECT count(*) FROM predictions").fetchone()[0]
-        return Purged(int(deleted), int(remaining))
-
-    def _ping(self) -> None:
-        with self._connections().connection(timeout=PING_WAIT_SECONDS) as conn:
-            conn.execute("SELECT 1 FROM predictions LIMIT 1")
 
 
 def _check_if_idle(conn: psycopg.Connection) -> None:

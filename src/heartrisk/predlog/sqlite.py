@@ -11,7 +11,6 @@ do not take the lock.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import sqlite3
 import threading
@@ -20,10 +19,16 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pandas as pd
-
-from heartrisk.predlog import COLUMNS, PredictionLog, Purged, Rows
-from heartrisk.predlog.migrate import BUSY_TIMEOUT_SECONDS, CURRENT_QUERY, MigrationFailed, is_current, upgrade_sqlite
+from heartrisk.predlog.base import COLUMNS, PredictionLog, Rows
+from heartrisk.predlog.migrate import (
+    BUSY_TIMEOUT_SECONDS,
+    CURRENT_QUERY,
+    MigrationFailed,
+    flocked,
+    is_current,
+    open_lock_file,
+    upgrade_sqlite,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -36,6 +41,7 @@ class SqliteLog(PredictionLog):
     """The log in one SQLite file; connections are per thread and per process (never one inherited by a fork)."""
 
     backend = "sqlite"
+    _at = "?"
     # locked past the busy timeout, disk full, read-only, its folder cannot be made
     _unreachable = (sqlite3.OperationalError, MigrationFailed, OSError)
 
@@ -86,15 +92,10 @@ class SqliteLog(PredictionLog):
         if turn is None or turn[0] != os.getpid():  # a lock file opened before a fork would be shared
             with _OPENING:
                 if self._turn is None or self._turn[0] != os.getpid():
-                    lock_file = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-                    self._turn = (os.getpid(), threading.Lock(), lock_file)
+                    self._turn = (os.getpid(), threading.Lock(), open_lock_file(self.path))
                 turn = self._turn
-        with turn[1]:
-            fcntl.flock(turn[2], fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(turn[2], fcntl.LOCK_UN)
+        with turn[1], flocked(turn[2]):
+            yield
 
     def close(self) -> None:
         local = self._local
@@ -110,14 +111,10 @@ class SqliteLog(PredictionLog):
         with self._my_turn(), conn:
             conn.executemany(_INSERT, values)
 
-    def _count(self) -> int:
-        with closing(self._connect()) as conn:
-            return int(conn.execute("SELECT COUNT(*) FROM predictions").fetchone()[0])
-
-    def _read(self, start: float) -> pd.DataFrame:
-        query = f"SELECT {', '.join(COLUMNS)} FROM predictions WHERE ts >= ? ORDER BY id"  # noqa: S608
-        with closing(self._connect()) as conn:
-            return pd.read_sql_query(query, conn, params=(start,))
+    @contextmanager
+    def _transaction(self, *, quick: bool = False) -> Iterator[sqlite3.Connection]:
+        with closing(self._connect()) as conn, conn:
+            yield conn
 
     def _since(self, start: float) -> str:
         return f"ts >= {float(start)!r}"
@@ -129,13 +126,3 @@ class SqliteLog(PredictionLog):
         with adbc_sqlite.connect(f"{self.path.resolve().as_uri()}?mode=ro") as conn, conn.cursor() as cursor:
             cursor.execute(query)
             return cursor.fetch_arrow_table()
-
-    def _purge(self, before: float) -> Purged:
-        with closing(self._connect()) as conn, conn:
-            deleted = conn.execute("DELETE FROM predictions WHERE ts < ?", (before,)).rowcount
-            remaining = conn.execute("SELECT COUNT(*) FROM predictions").fetchone()[0]
-        return Purged(int(deleted), int(remaining))
-
-    def _ping(self) -> None:
-        with closing(self._connect()) as conn:
-            conn.execute("SELECT 1 FROM predictions LIMIT 1").fetchall()

@@ -20,7 +20,7 @@ from prometheus_client import (
     multiprocess,
 )
 
-from heartrisk.serving.model_holder import LoadedModel
+from heartrisk.scoring import LoadedModel
 
 REQUESTS = Counter(
     "heartrisk_http_requests_total", "HTTP requests answered, by route and status", ["method", "endpoint", "status"]

@@ -18,8 +18,9 @@ from flask import current_app, g, request
 
 from heartrisk.config import Settings
 from heartrisk.predlog import LogUnavailable, PredictionLog
+from heartrisk.scoring import LoadedModel
 from heartrisk.serving import metrics
-from heartrisk.serving.model_holder import LoadedModel, ModelHolder
+from heartrisk.serving.model_holder import ModelHolder
 
 log = logging.getLogger(__name__)
 

@@ -11,6 +11,7 @@ import pytest
 
 from heartrisk.predlog import migrate, open_log
 from heartrisk.schema import FEATURE_NAMES
+from tests.support.predlog import logged
 
 STARTERS = 6
 
@@ -37,7 +38,7 @@ def test_many_workers_opening_a_fresh_log_at_once_create_one_table(log_target: s
         thread.join(60)
     assert errors == []
     log = open_log(log_target)
-    assert sorted(log.read()["request_id"]) == [f"w{n}" for n in range(STARTERS)]
+    assert sorted(logged(log)["request_id"]) == [f"w{n}" for n in range(STARTERS)]
     log.close()
 
 

@@ -14,6 +14,7 @@ from heartrisk.predlog import postgres as postgres_module
 from heartrisk.predlog.postgres import PostgresLog
 from heartrisk.schema import FEATURE_NAMES
 from tests.support.postgres import Postgres, postgres_server
+from tests.support.predlog import logged
 
 ONE = np.ones((1, len(FEATURE_NAMES)))
 
@@ -34,7 +35,7 @@ def test_a_batch_is_one_transaction_and_requests_reuse_one_connection(log: Postg
     database = log.url.rsplit("/", 1)[1]
     query = "SELECT count(DISTINCT xmin::text) FROM predictions WHERE request_id = 'batch'"
     assert postgres.sql(query, database) == [(1,)]  # every row of the batch was written by the same transaction
-    ages = log.features()["age"]
+    ages = log.window().frame["age"]
     assert len(ages) == 1050 and {0.0, 13.0, 12_987.0} <= set(ages)  # the batch's first, second and last rows
     stats = log._connections().get_stats()
     assert stats["connections_num"] <= 4  # 51 requests, not one connection each (the pool may grow while busy)
@@ -52,7 +53,7 @@ def test_a_forked_worker_gets_a_pool_of_its_own(log: PostgresLog) -> None:
     child.join(60)
     assert child.exitcode == 0
     log.append(ONE, [0.5], [1], model_version="1", request_id="parent-again")  # the parent's pool still works
-    assert list(log.read()["request_id"]) == ["parent", "child", "parent-again"]
+    assert list(logged(log)["request_id"]) == ["parent", "child", "parent-again"]
 
 
 def test_a_password_that_needs_quoting_in_a_url_works_for_writes_and_reads(postgres: Postgres) -> None:
@@ -61,7 +62,7 @@ def test_a_password_that_needs_quoting_in_a_url_works_for_writes_and_reads(postg
     postgres.sql("CREATE DATABASE quoted_db OWNER quoted")
     log = open_log(postgres.url("quoted_db", user="quoted", password=password))
     log.append(np.full((2, len(FEATURE_NAMES)), 3.0), [0.5] * 2, [1] * 2, model_version="1", request_id="q")
-    assert log.features().to_numpy().tolist() == [[3.0] * len(FEATURE_NAMES)] * 2
+    assert log.window().frame[list(FEATURE_NAMES)].to_numpy().tolist() == [[3.0] * len(FEATURE_NAMES)] * 2
     assert log.where == f"postgresql://quoted@127.0.0.1:{postgres.port}/quoted_db"
     log.close()
 
@@ -83,7 +84,7 @@ def test_after_a_restart_while_idle_the_next_write_finds_a_fresh_connection(monk
         server.stop("fast")
         server.start()
         log.append(ONE, [0.5], [1], model_version="1", request_id="after")
-        assert list(log.read()["request_id"]) == ["before", "after"]
+        assert list(logged(log)["request_id"]) == ["before", "after"]
         log.close()
 
 

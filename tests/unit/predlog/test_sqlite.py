@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ from alembic.script import ScriptDirectory
 from heartrisk.predlog import open_log
 from heartrisk.predlog.migrate import SCRIPTS, VERSION_TABLE
 from heartrisk.schema import FEATURE_NAMES
+from tests.support.predlog import logged
 
 # The table as the prediction log created it by hand, before Alembic (commit 73cd8f7 and earlier).
 LEGACY = (
@@ -24,7 +26,7 @@ LEGACY = (
 def test_features_are_read_from_a_path_that_needs_quoting_in_a_uri(tmp_path: Path) -> None:
     log = open_log(tmp_path / "state dir #1 ?%20" / "p.sqlite")
     log.append(np.full((3, len(FEATURE_NAMES)), 2.5), [0.5] * 3, [1] * 3, model_version="1", request_id="a")
-    assert log.features().to_numpy().tolist() == [[2.5] * len(FEATURE_NAMES)] * 3
+    assert log.window().frame[list(FEATURE_NAMES)].to_numpy().tolist() == [[2.5] * len(FEATURE_NAMES)] * 3
 
 
 def test_the_log_is_in_wal_mode_so_readers_never_block_the_app(tmp_path: Path) -> None:
@@ -45,7 +47,7 @@ def test_a_log_written_before_migrations_is_adopted_with_its_rows(tmp_path: Path
         )
     log = open_log(path)
     log.append(np.ones((1, len(FEATURE_NAMES))), [0.5], [1], model_version="2", request_id="new")
-    assert list(log.read()["request_id"]) == ["old", "new"]
+    assert list(logged(log)["request_id"]) == ["old", "new"]
     with sqlite3.connect(path) as conn:
         head = ScriptDirectory(str(SCRIPTS)).get_current_head()  # adopted, then brought to the latest revision
         assert conn.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchall() == [(head,)]  # noqa: S608
@@ -61,3 +63,23 @@ def test_a_fresh_log_has_the_legacy_table_exactly(tmp_path: Path) -> None:
         conn.execute(LEGACY)
         legacy = conn.execute(columns).fetchall()
     assert fresh == legacy
+
+
+def test_a_writer_waits_for_its_turn_on_the_lock_file_and_then_writes(tmp_path) -> None:
+    """Another process holding the lock file makes an append wait for it, not fail or skip it."""
+    import fcntl
+    import os
+
+    log = open_log(tmp_path / "p.sqlite")
+    assert log.count() == 0  # the table exists: migrating takes the same lock file, before the writer's turn
+    other = os.open(tmp_path / "p.sqlite.lock", os.O_RDWR | os.O_CREAT)  # another open file: another writer
+    fcntl.flock(other, fcntl.LOCK_EX)
+    writer = threading.Thread(target=log.append, args=(np.zeros((1, len(FEATURE_NAMES))), [0.5], [1]),
+                              kwargs={"model_version": "1", "request_id": "r"})  # fmt: skip
+    writer.start()
+    writer.join(0.5)
+    assert writer.is_alive() and log.count() == 0
+    fcntl.flock(other, fcntl.LOCK_UN)
+    os.close(other)
+    writer.join(10)
+    assert not writer.is_alive() and log.count() == 1

@@ -16,6 +16,7 @@ from heartrisk.serving import create_app
 from heartrisk.serving.messages import NOT_LOGGED, RETRY_AFTER_SECONDS
 from heartrisk.serving.model_holder import ModelHolder
 from tests.support.models import in_process as expected
+from tests.support.predlog import logged as logged_rows
 
 pytestmark = pytest.mark.filterwarnings("ignore:X does not have valid feature names")
 
@@ -30,7 +31,7 @@ def test_api_single_record_matches_the_pipeline_and_is_logged(
     assert body["label"] == int(body["probability"] >= 0.5)
     assert body["model_version"] == "7"
     assert response.headers["X-Request-ID"] == "req-42"
-    logged = open_log(settings.predictions_db).read()
+    logged = logged_rows(open_log(settings.predictions_db))
     assert len(logged) == 1
     row = logged.iloc[0]
     assert (row["request_id"], row["model_version"]) == ("req-42", "7")

@@ -15,7 +15,7 @@ from heartrisk.config import get_settings
 from heartrisk.data import load_csv
 from heartrisk.registry import StoredModel
 from heartrisk.schema import FEATURE_NAMES, VALID_RECORD, as_matrix
-from heartrisk.serving.model_holder import LoadedModel, ModelHolder
+from heartrisk.serving.model_holder import ModelHolder
 from heartrisk.tracking import TrainingInProgress
 from tests.support.models import fit_pipeline, training_rows
 
@@ -165,13 +165,6 @@ def test_background_thread_follows_the_alias(holder: ModelHolder, registry: Fake
         assert holder.model.version == "2"
     finally:
         holder.stop()
-
-
-def test_label_is_one_from_probability_one_half() -> None:
-    model = LoadedModel.of("M", "1", ConstantModel(0.5))
-    probability, label = model.predict(as_matrix([VALID_RECORD, VALID_RECORD]))
-    assert probability.tolist() == [0.5, 0.5]
-    assert label.tolist() == [1, 1]
 
 
 def test_mlflow_going_away_is_logged_once_not_at_every_poll(

@@ -13,6 +13,7 @@ from heartrisk.config import Settings
 from heartrisk.predlog import open_log
 from heartrisk.schema import as_matrix
 from heartrisk.serving.runtime import NoModel, request_id, score
+from tests.support.predlog import logged as logged_rows
 
 pytestmark = pytest.mark.filterwarnings("ignore:X does not have valid feature names")
 
@@ -36,7 +37,7 @@ def test_score_logs_every_record_with_the_model_version(
         scored = score(as_matrix([record, record]))
     assert scored.model.version == "7"
     assert scored.labels == [int(p >= 0.5) for p in scored.probabilities]
-    logged = open_log(settings.predictions_db).read()
+    logged = logged_rows(open_log(settings.predictions_db))
     assert list(logged["request_id"]) == ["r1", "r1"]
     assert np.allclose(logged["probability"], scored.probabilities)
 
