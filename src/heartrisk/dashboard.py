@@ -11,17 +11,14 @@ every run call it, and a panel an operator added by hand is left alone.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from evidently.core.serialization import SnapshotModel
-from evidently.legacy.utils import NumpyEncoder
 from evidently.sdk.models import DashboardPanelPlot, PanelMetric
 from evidently.sdk.panels import bar_plot_panel, line_plot_panel
-from evidently.ui.storage.local.base import LocalState
-from evidently.ui.workspace import Project, RemoteWorkspace, Workspace, WorkspaceBase
+from evidently.ui.workspace import Project, RemoteWorkspace, WorkspaceBase
 
 from heartrisk import names
+from heartrisk._compat.evidently import FolderWorkspace
 from heartrisk.config import Settings
 from heartrisk.drift import COLUMN_METRIC, COUNT_METRIC, LABEL, PROBABILITY
 from heartrisk.schema import COLUMNS
@@ -85,35 +82,6 @@ def panels() -> list[DashboardPanelPlot]:
             stacked=True,
         ),
     ]
-
-
-class SnapshotFiles(LocalState):
-    """Evidently's workspace files, with each run's snapshot written in one piece.
-
-    ``LocalState.write_snapshot`` gives the open file to ``json.dump``, which encodes in pure Python and
-    writes each of its pieces through fsspec: about 110 000 writes for one run's snapshot, two thirds of
-    the time a run spent adding itself to the workspace. ``json.dumps`` makes the same text with the
-    standard library's C encoder, written at once.
-    """
-
-    def write_snapshot(self, project_id: Any, snapshot_id: Any, snapshot: SnapshotModel) -> None:
-        text = json.dumps(snapshot.dict(), cls=NumpyEncoder)
-        self.location.makedirs(self._snapshot_dir(project_id))
-        with self.location.open(self._snapshot_path(project_id, snapshot_id), "w") as file:
-            file.write(text)
-
-
-class FolderWorkspace(Workspace):
-    """Evidently's workspace in a folder, for what a run does: projects, dashboards, runs.
-
-    Evidently's own ``Workspace`` also makes its dataset manager when created, and that parses every
-    snapshot kept in the folder (about 0.1 s each here: seconds a run after a few months of daily
-    runs). Projects, dashboards and runs need only the files (:class:`SnapshotFiles`), all this one makes.
-    """
-
-    def __init__(self, path: str) -> None:  # no super().__init__(): that is the part left out
-        self.path = path
-        self.state = SnapshotFiles(path)
 
 
 def open_workspace(settings: Settings) -> WorkspaceBase:

@@ -18,8 +18,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from hyperopt import JOB_STATE_DONE, STATUS_OK, Domain, Trials, fmin, hp, tpe
-from hyperopt.fmin import generate_trial
+from hyperopt import STATUS_OK, Trials, fmin, hp, tpe
 from scipy.stats import rankdata
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.linear_model import LogisticRegression
@@ -28,6 +27,8 @@ from sklearn.model_selection import RepeatedStratifiedKFold, cross_val_score
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
+
+from heartrisk._compat.hyperopt import finished_history
 
 SVC_MAX_ITER = 1_000_000
 
@@ -160,15 +161,7 @@ def defaults_done(result: dict[str, Any]) -> Trials:
     the history (hyperopt issue #646); and with ``max_evals=1`` it evaluates nothing. The labels are
     given here as empty, as in the trials TPE makes itself, and ``max_evals`` counts the defaults.
     """
-    doc = generate_trial(0, DEFAULT_POINT)
-    for label in Domain(lambda _: 0.0, SPACE).params:
-        doc["misc"]["idxs"].setdefault(label, [])
-        doc["misc"]["vals"].setdefault(label, [])
-    doc |= {"state": JOB_STATE_DONE, "result": result}
-    history = Trials()
-    history.insert_trial_docs([doc])
-    history.refresh()
-    return history
+    return finished_history(SPACE, DEFAULT_POINT, result)
 
 
 def choose(trials: list[Trial]) -> Trial:

@@ -28,6 +28,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from heartrisk import export, tracking
+from heartrisk._compat.mlflow import version_files
 from heartrisk.config import Settings
 from heartrisk.summaries import Promotion
 
@@ -206,13 +207,10 @@ class Registry:
     def _download(self, version: str | None, folder: str) -> Path:
         """The logged model's files, from this registry's server (MLflow's global tracking URI is left alone).
 
-        The version's files are found through this registry's own client: MLflow 3 resolves a ``models:/``
-        URI through its global registry URI whatever ``registry_uri`` says, which with no
-        ``MLFLOW_TRACKING_URI`` set is a SQLite file in the working folder, where no model is.
+        Not through a ``models:/`` URI: :func:`heartrisk._compat.mlflow.version_files` says why.
         """
         version = version or self.client.get_model_version_by_alias(self.name, self.alias).version
-        source = self.client.get_model_version_download_uri(self.name, version)
-        return Path(mlflow.artifacts.download_artifacts(source, dst_path=folder, tracking_uri=self.tracking_uri))
+        return version_files(self.client, self.name, version, folder, self.tracking_uri)
 
     def load(self, version: str) -> StoredModel:
         """What the app's model holder calls: the pipeline of one version and its ONNX graph, if any.

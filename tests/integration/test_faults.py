@@ -93,7 +93,7 @@ def test_a_stop_answers_what_is_in_flight_and_does_not_wait_for_an_idle_keep_ali
 ) -> None:
     """SIGTERM while a client (a proxy's upstream pool, a browser) holds a kept-alive connection: the app
     exits cleanly within seconds, not after its whole graceful timeout (gunicorn 26's worker waited it out:
-    heartrisk.serving.gunicorn_worker)."""
+    heartrisk._compat.gunicorn)."""
     model = "HeartRiskStopTest"
     register(mlflow_server, model)
     graceful = 120

@@ -13,7 +13,8 @@ import os
 from collections.abc import Callable, Sequence
 
 import pytest
-from _pytest.nodeid import NodeId  # pytest 9.2's node id: the scheduler reads the group from its string
+
+from tests.support.pytest_compat import finish_fixture, set_node_id
 
 GROUP = pytest.StashKey[str | None]()
 
@@ -26,7 +27,7 @@ def place_in_groups(
     for item in items:
         group = item.stash[GROUP] = group_of(item)
         if loadgroup and group is not None and not item.nodeid.endswith(f"@{group}"):
-            item._id = NodeId.parse(f"{item.nodeid}@{group}")  # what LoadGroupScheduling splits on
+            set_node_id(item, f"{item.nodeid}@{group}")  # what LoadGroupScheduling splits on
 
 
 def later_items(item: pytest.Item, nextitem: pytest.Item | None) -> Sequence[pytest.Item] | None:
@@ -54,8 +55,8 @@ def finish_unneeded(item: pytest.Item, nextitem: pytest.Item | None, names: Sequ
 
     A session fixture otherwise lives until the whole session ends: the session's app, Prefect server and
     worker went on polling for minutes after their group had finished, taking CPU from the other worker's
-    tests. pytest has no public call for this; ``FixtureDef.finish`` is what pytest itself calls when a
-    parametrized fixture changes value. A test that needs the fixture again later sets it up again.
+    tests. pytest has no public call for this (:func:`tests.support.pytest_compat.finish_fixture`). A test
+    that needs the fixture again later sets it up again.
     """
     later = later_items(item, nextitem)
     if later is None:
@@ -63,5 +64,4 @@ def finish_unneeded(item: pytest.Item, nextitem: pytest.Item | None, names: Sequ
     for name in names:
         if name not in item.fixturenames or any(name in other.fixturenames for other in later):
             continue
-        for fixturedef in item._fixtureinfo.name2fixturedefs.get(name, ()):
-            fixturedef.finish(item._request)
+        finish_fixture(item, name)

@@ -4,12 +4,10 @@ Evidently's own API, links to the UI, and a remote workspace that is down said s
 from __future__ import annotations
 
 import dataclasses
-import uuid
 from pathlib import Path
 
 import pytest
 from evidently.core.metric_types import CountValue
-from evidently.ui.storage.local.base import LocalState
 from evidently.ui.workspace import Workspace
 
 from heartrisk import dashboard, names
@@ -63,16 +61,6 @@ def test_each_run_adds_a_snapshot_readable_with_evidentlys_api_and_linked_in_the
     assert stored.name == "drift-1" and stored.tags == ["model-v3"]
     kinds = {result.metric_value_location.metric.params["type"] for result in stored.metric_results.values()}
     assert {"evidently:metric_v2:WindowRows", "evidently:metric_v2:ModelVersionRows"} <= kinds
-
-
-def test_a_snapshot_file_is_the_text_evidentlys_own_writer_makes(tmp_path: Path) -> None:
-    model = a_snapshot(5).to_snapshot_model()
-    project, run = uuid.uuid4(), uuid.uuid4()
-    dashboard.SnapshotFiles(str(tmp_path / "ours")).write_snapshot(project, run, model)
-    LocalState(str(tmp_path / "evidently")).write_snapshot(project, run, model)
-    path = Path(str(project), "snapshots", f"{run}.json")
-    ours = (tmp_path / "ours" / path).read_bytes()
-    assert len(ours) > 10_000 and ours == (tmp_path / "evidently" / path).read_bytes()
 
 
 def test_every_panel_names_metrics_the_report_produces() -> None:

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.support.paths import ROOT
 
 PACKAGE = ROOT / "src" / "heartrisk"
@@ -15,6 +17,21 @@ DECLARATIVE = {"openapi_document", "get_settings"}  # one literal each: the Open
 # Loaded by path by a tool, and tested by running it: gunicorn's config file, Alembic's migration scripts
 # (tests/unit/predlog/test_migrate.py runs them on both backends).
 LOADED_BY_TOOLS = ("gunicorn_conf", "migrations")
+COMPAT = "heartrisk._compat"  # the only modules that may use another library's internals
+# Library internals whose names do not start with "_": only the compat modules may name them.
+UNPREFIXED_INTERNALS = {
+    "LocalState",  # Evidently's workspace file store (evidently.ui.storage.local.base)
+    "generate_trial",  # hyperopt.fmin's helper behind generate_trials_to_calculate
+    "Domain",  # what hyperopt's fmin makes of an objective and its space
+    "murder_keepalived",  # gunicorn's gthread loop: its hooks and connection queues
+    "murder_pending",
+    "keepalived_conns",
+    "pending_conns",
+    "ModelsArtifactRepository",  # MLflow's models:/ resolution, which ignores the registry URI it is given
+}
+# The standard library's private names the package may use: they change only with Python, which the project
+# pins (3.11). argparse has no public name for what ArgumentParser.add_subparsers returns.
+STDLIB_INTERNALS = {"argparse._SubParsersAction"}
 
 
 def modules() -> dict[str, Path]:
@@ -97,3 +114,127 @@ def test_monitor_refuses_a_bad_csv_without_loading_prefect_mlflow_or_evidently(t
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     assert done.stdout.strip().splitlines()[-1] == "2 []", done.stdout + done.stderr
     assert "missing column(s)" in done.stderr
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+def _imported(tree: ast.Module) -> dict[str, str]:
+    """Each name a module binds by import, and the module it comes from (``np``: ``numpy``)."""
+    found = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {a.asname: a.name for a in node.names if a.asname}
+            found |= {a.name.split(".")[0]: a.name.split(".")[0] for a in node.names if not a.asname}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found |= {a.asname or a.name: node.module for a in node.names}
+    return found
+
+
+def _third_party(module: str) -> bool:
+    root = module.split(".")[0]
+    return root != "heartrisk" and root not in sys.stdlib_module_names
+
+
+def _skips_base_init(node: ast.ClassDef, origins: dict[str, str]) -> bool:
+    """A class of another library's base whose ``__init__`` never calls ``super().__init__()``."""
+    bases = [b.id for b in node.bases if isinstance(b, ast.Name) and _third_party(origins.get(b.id, "heartrisk"))]
+    init = next((f for f in node.body if isinstance(f, ast.FunctionDef) and f.name == "__init__"), None)
+    calls = [] if init is None else [c for c in ast.walk(init) if isinstance(c, ast.Attribute) and c.attr == "__init__"]
+    return bool(bases) and init is not None and not calls
+
+
+def _private_imports(node: ast.AST) -> list[str]:
+    """The private modules or names of another library an import statement brings in."""
+    if isinstance(node, ast.Import):
+        return [a.name for a in node.names if _third_party(a.name) and any(map(_private, a.name.split(".")))]
+    if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and _third_party(node.module):
+        private = any(map(_private, node.module.split(".")))
+        return [f"{node.module}.{a.name}" for a in node.names if private or _private(a.name)]
+    return []
+
+
+def _name_of(node: ast.AST) -> str | None:
+    """The name a node reads, sets, imports or defines, if it has one."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    if isinstance(node, ast.alias | ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        return node.name
+    return None
+
+
+def _internals_of(node: ast.AST, origins: dict[str, str], ours: set[str]) -> list[str]:
+    """What ``node`` uses of another library's internals."""
+    found = _private_imports(node)
+    if isinstance(node, ast.Attribute) and _private(node.attr):
+        on_self = isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")
+        found += [] if on_self and node.attr in ours else [ast.unparse(node)]
+    if isinstance(node, ast.ClassDef) and _skips_base_init(node, origins):
+        found.append(f"{node.name}.__init__ without super().__init__()")
+    if _name_of(node) in UNPREFIXED_INTERNALS:
+        found.append(str(_name_of(node)))
+    return found
+
+
+def _private_names_defined(tree: ast.Module) -> set[str]:
+    """The private methods, class attributes and ``self`` attributes a module defines."""
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            found.add(node.name)
+        elif isinstance(node, ast.Name | ast.Attribute) and isinstance(node.ctx, ast.Store):
+            found.add(node.id if isinstance(node, ast.Name) else node.attr)
+    return {name for name in found if _private(name)}
+
+
+def internal_uses(source: str, ours: set[str]) -> list[str]:
+    """Another library's internals a module's source uses, as ``line: what``; ``ours``: the package's own
+    private names, so that ``self._x`` is caught only when ``_x`` comes from another library's base class."""
+    tree = ast.parse(source)
+    origins = _imported(tree)
+    uses = {(node.lineno, what) for node in ast.walk(tree) for what in _internals_of(node, origins, ours)}
+    return [f"{line}: {what}" for line, what in sorted(uses) if what not in STDLIB_INTERNALS]
+
+
+def test_only_the_compat_modules_use_other_libraries_internals() -> None:
+    package = {name: path.read_text() for name, path in modules().items() if not name.startswith(COMPAT)}
+    ours = set().union(*(_private_names_defined(ast.parse(source)) for source in package.values()))
+    found = {name: uses for name, source in package.items() if (uses := internal_uses(source, ours))}
+    assert found == {}, f"move these behind {COMPAT} (a module per library, with its version condition and test)"
+
+
+@pytest.mark.parametrize(
+    ("source", "caught"),
+    [
+        ("from evidently.ui.storage.local.base import LocalState", "1: LocalState"),
+        ("from hyperopt.fmin import generate_trial", "1: generate_trial"),
+        ("import hyperopt\nhyperopt.Domain(f, space)", "2: Domain"),
+        ("from _pytest.nodeid import NodeId", "1: _pytest.nodeid.NodeId"),
+        ("import mlflow.store._unity_catalog", "1: mlflow.store._unity_catalog"),
+        ("from mlflow.utils import _get_fully_qualified_class_name", "1: mlflow.utils._get_fully_qualified_class_name"),
+        ("item._id = 1", "1: item._id"),
+        ("class Files(State):\n    def write(self):\n        return self._snapshot_dir(1)", "3: self._snapshot_dir"),
+        ("class W(ThreadWorker):\n    def murder_keepalived(self): ...", "2: murder_keepalived"),
+        ("from x import Workspace\nclass W(Workspace):\n    def __init__(self):\n        self.x = 1", "2: W.__init__"),
+        ("import sys\nsys._getframe()", "2: sys._getframe"),  # not allowed: decide, then list it
+    ],
+)
+def test_the_check_catches_each_kind_of_internal(source: str, caught: str) -> None:
+    assert any(use.startswith(caught) for use in internal_uses(source, ours={"_own"}))
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import argparse\nx: argparse._SubParsersAction",
+        "from __future__ import annotations\nclass A:\n    def __init__(self):\n        self._own = 1",
+        "from abc import ABC\nclass Log(ABC):\n    def __init__(self):\n        self._own = 1",
+        "class Log(Base):\n    def __init__(self):\n        super().__init__()\n        self._own()",
+        "from heartrisk.config import _settings",
+    ],
+)
+def test_the_check_leaves_the_packages_own_names_and_the_allowed_ones_alone(source: str) -> None:
+    assert internal_uses(source, ours={"_own"}) == []

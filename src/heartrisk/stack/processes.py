@@ -221,7 +221,8 @@ def evidently_ui(settings: Settings, *, host: str | None, port: int | None, work
     """
     from evidently.ui.service import app as service
 
-    from heartrisk.dashboard import FolderWorkspace, ensure_project
+    from heartrisk._compat.evidently import FolderWorkspace
+    from heartrisk.dashboard import ensure_project
 
     folder = workspace or settings.evidently_workspace
     if folder.startswith(("http://", "https://")):

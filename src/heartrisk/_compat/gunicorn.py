@@ -11,6 +11,10 @@ at that very moment sees it closed, as when the 5 s keep-alive timeout closes it
 The check sits in the loop rather than in the signal handler: a SIGTERM that lands while the loop is putting a
 just-answered connection back to idle (after gunicorn's "still alive?" check, before the connection is listed)
 would miss that connection, and gunicorn's stop then waits for it in a select that nothing wakes.
+
+Checked on gunicorn 26.2.0: it overrides ``ThreadWorker.murder_keepalived`` and sets the expiry of the connections
+in ``keepalived_conns`` and ``pending_conns``, all internals of the ``gthread`` loop. It can go, with
+``worker_class`` back to ``gthread``, when the Pipfile moves to gunicorn 27 (once MLflow allows it).
 """
 
 from __future__ import annotations
