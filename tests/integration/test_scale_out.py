@@ -27,6 +27,7 @@ from tests.support.app import app_server
 from tests.support.commands import heartrisk, last_json
 from tests.support.paths import HEART
 from tests.support.postgres import Postgres
+from tests.support.predlog import count as count_rows
 from tests.support.s3 import ObjectStore
 from tests.support.servers import free_ports, mlflow_command, running, wait_http
 
@@ -155,7 +156,7 @@ def test_the_app_logs_to_postgresql_and_the_monitor_reads_what_it_served(
         statuses = _post_concurrently(app.url, served[:100])
         batch = requests.post(f"{app.url}/api/v1/predict", json=served[100:], timeout=60)
         assert statuses == [200] * 100 and batch.status_code == 200
-        assert app.log.count() == 120  # 101 requests acknowledged, 120 records, 120 rows
+        assert count_rows(app.log) == 120  # 101 requests acknowledged, 120 records, 120 rows
 
     env = {
         "MLFLOW_TRACKING_URI": stack["mlflow"],

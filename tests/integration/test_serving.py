@@ -20,6 +20,7 @@ from heartrisk.schema import FEATURE_NAMES
 from tests.support.app import App, Served
 from tests.support.models import register
 from tests.support.paths import HEART
+from tests.support.predlog import count as count_rows
 
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore:X does not have valid feature names")]
 
@@ -116,7 +117,7 @@ def worker_predictions(metrics_dir: Path) -> dict[str, float]:
 
 def test_concurrent_requests_over_all_workers_leave_exactly_one_row_each(app: App, records: list) -> None:
     n, threads = 400, 16
-    before_rows, before_counts = app.log.count(), worker_predictions(app.metrics_dir)
+    before_rows, before_counts = count_rows(app.log), worker_predictions(app.metrics_dir)
     failures: list[str] = []
 
     def client(index: int) -> None:
@@ -134,7 +135,7 @@ def test_concurrent_requests_over_all_workers_leave_exactly_one_row_each(app: Ap
     for thread in pool:
         thread.join()
     assert failures == []
-    assert app.log.count() - before_rows == n
+    assert count_rows(app.log) - before_rows == n
     after = worker_predictions(app.metrics_dir)
     served = {pid: after[pid] - before_counts.get(pid, 0) for pid in after}
     assert sum(served.values()) == n

@@ -25,3 +25,10 @@ def logged(log: PredictionLog) -> pd.DataFrame:
         frame = pd.DataFrame(conn.execute(_QUERY).fetchall(), columns=list(COLUMNS))
     frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
     return frame
+
+
+def count(log: PredictionLog) -> int:
+    """The log's rows, after the log made its table (as the app's first request would)."""
+    problem = log.problem()
+    assert problem is None, problem
+    return len(logged(log))

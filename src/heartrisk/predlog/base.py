@@ -57,10 +57,6 @@ class Window:
     rows: int  # rows in the window
     versions: dict[str, int]  # rows per model version in the window (all of them, sampled or not)
 
-    @property
-    def sampled(self) -> bool:
-        return len(self.frame) < self.rows
-
 
 @dataclass(frozen=True)
 class Purged:
@@ -123,10 +119,6 @@ class PredictionLog(ABC):
             if labels:
                 self._insert(rows)
         return len(labels)
-
-    def count(self) -> int:
-        with self._reachable(), self._transaction() as conn:
-            return int(conn.execute("SELECT count(*) FROM predictions").fetchone()[0])
 
     def window(self, *, since: datetime | None = None, days: float | None = None, max_rows: int | None = None,
                seed: int = 0) -> Window:  # fmt: skip

@@ -12,6 +12,7 @@ from alembic.script import ScriptDirectory
 from heartrisk.predlog import open_log
 from heartrisk.predlog.migrate import SCRIPTS, VERSION_TABLE
 from heartrisk.schema import FEATURE_NAMES
+from tests.support.predlog import count as count_rows
 from tests.support.predlog import logged
 
 # The table as the prediction log created it by hand, before Alembic (commit 73cd8f7 and earlier).
@@ -31,7 +32,7 @@ def test_features_are_read_from_a_path_that_needs_quoting_in_a_uri(tmp_path: Pat
 
 def test_the_log_is_in_wal_mode_so_readers_never_block_the_app(tmp_path: Path) -> None:
     log = open_log(tmp_path / "p.sqlite")
-    assert log.count() == 0
+    assert count_rows(log) == 0
     with sqlite3.connect(tmp_path / "p.sqlite") as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
@@ -56,7 +57,7 @@ def test_a_log_written_before_migrations_is_adopted_with_its_rows(tmp_path: Path
 def test_a_fresh_log_has_the_legacy_table_exactly(tmp_path: Path) -> None:
     """Fresh and adopted files are the same table, so nothing downstream can tell them apart."""
     columns = "SELECT name, type, \"notnull\" OR pk, pk FROM pragma_table_info('predictions')"
-    open_log(tmp_path / "p.sqlite").count()
+    count_rows(open_log(tmp_path / "p.sqlite"))
     with sqlite3.connect(tmp_path / "p.sqlite") as conn:
         fresh = conn.execute(columns).fetchall()
     with sqlite3.connect(tmp_path / "legacy.sqlite") as conn:
@@ -71,15 +72,15 @@ def test_a_writer_waits_for_its_turn_on_the_lock_file_and_then_writes(tmp_path) 
     import os
 
     log = open_log(tmp_path / "p.sqlite")
-    assert log.count() == 0  # the table exists: migrating takes the same lock file, before the writer's turn
+    assert count_rows(log) == 0  # the table exists: migrating takes the same lock file, before the writer's turn
     other = os.open(tmp_path / "p.sqlite.lock", os.O_RDWR | os.O_CREAT)  # another open file: another writer
     fcntl.flock(other, fcntl.LOCK_EX)
     writer = threading.Thread(target=log.append, args=(np.zeros((1, len(FEATURE_NAMES))), [0.5], [1]),
                               kwargs={"model_version": "1", "request_id": "r"})  # fmt: skip
     writer.start()
     writer.join(0.5)
-    assert writer.is_alive() and log.count() == 0
+    assert writer.is_alive() and count_rows(log) == 0
     fcntl.flock(other, fcntl.LOCK_UN)
     os.close(other)
     writer.join(10)
-    assert not writer.is_alive() and log.count() == 1
+    assert not writer.is_alive() and count_rows(log) == 1

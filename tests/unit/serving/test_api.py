@@ -16,6 +16,7 @@ from heartrisk.serving import create_app
 from heartrisk.serving.messages import NOT_LOGGED, RETRY_AFTER_SECONDS
 from heartrisk.serving.model_holder import ModelHolder
 from tests.support.models import in_process as expected
+from tests.support.predlog import count as count_rows
 from tests.support.predlog import logged as logged_rows
 
 pytestmark = pytest.mark.filterwarnings("ignore:X does not have valid feature names")
@@ -47,7 +48,7 @@ def test_api_batch_answers_in_order_and_logs_every_row(
     assert response.status_code == 200
     got = [item["probability"] for item in response.get_json()]
     assert got == pytest.approx(expected(pipeline, records), abs=export.TOLERANCE)
-    assert open_log(settings.predictions_db).count() == 5
+    assert count_rows(open_log(settings.predictions_db)) == 5
     assert client.post("/api/v1/predict", json=[]).get_json() == []
 
 
@@ -71,7 +72,7 @@ def test_api_refuses_bad_requests_with_the_right_status(client: FlaskClient, set
     assert post(data="", content_type="application/json").status_code == 422
     for response in (too_many, invalid):
         assert response.mimetype == "application/json"
-    assert open_log(settings.predictions_db).count() == 0
+    assert count_rows(open_log(settings.predictions_db)) == 0
 
 
 def test_what_orjson_refuses_is_read_as_the_standard_library_reads_it(client: FlaskClient, record) -> None:

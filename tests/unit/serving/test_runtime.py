@@ -13,6 +13,7 @@ from heartrisk.config import Settings
 from heartrisk.predlog import open_log
 from heartrisk.schema import as_matrix
 from heartrisk.serving.runtime import NoModel, request_id, score
+from tests.support.predlog import count as count_rows
 from tests.support.predlog import logged as logged_rows
 
 pytestmark = pytest.mark.filterwarnings("ignore:X does not have valid feature names")
@@ -49,4 +50,4 @@ def test_no_model_is_an_error_the_caller_answers_and_nothing_is_logged(settings:
     app = create_app(settings, ModelHolder(settings))
     with app.test_request_context("/"), pytest.raises(NoModel, match="not been looked up"):
         score(as_matrix([record]))
-    assert open_log(settings.predictions_db).count() == 0
+    assert count_rows(open_log(settings.predictions_db)) == 0
