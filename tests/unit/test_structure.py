@@ -85,6 +85,21 @@ def test_no_function_is_longer_than_sixty_lines() -> None:
     assert long == []
 
 
+MAX_MODULE_LINES = 300
+MAX_INIT_LINES = 40  # a package's __init__ says what the package is and re-exports; the code lives in modules
+
+
+def test_no_module_outgrows_one_job() -> None:
+    """A module over 300 lines, or a package ``__init__`` over 40, has grown a second job: split it."""
+    large = []
+    for name, path in modules().items():
+        limit = MAX_INIT_LINES if path.name == "__init__.py" else MAX_MODULE_LINES
+        lines = len(path.read_text().splitlines())
+        if lines > limit:
+            large.append(f"{name} ({path.name}): {lines} lines, at most {limit}")
+    assert large == []
+
+
 def test_every_module_has_its_unit_test_file() -> None:
     missing = []
     for name in modules():
