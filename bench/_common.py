@@ -1,9 +1,16 @@
-"""Helpers shared by the benchmarks: repo on sys.path, a private MLflow server, the machine's state,
-the app's memory."""
+"""What the benchmarks share: the repository on ``sys.path`` and the test harness it holds, a private MLflow
+server, wrk, and the machine's state.
+
+The app, the load and the memory are measured the way the tests do it, with ``tests/support``
+(re-exported here: a script runs as ``python bench/<name>.py`` and finds ``tests`` only once this module
+has put the repository on the path).
+"""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -16,7 +23,27 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.support.servers import free_port, mlflow_command, running  # noqa: E402
+from tests.support.app import App, app_server  # noqa: E402
+from tests.support.load import Load, Sample  # noqa: E402
+from tests.support.memory import Memory, peak_rss_mib, tree_memory  # noqa: E402
+from tests.support.servers import free_port, mlflow_command, running, stop  # noqa: E402
+
+__all__ = [
+    "ROOT",
+    "App",
+    "Load",
+    "Memory",
+    "Sample",
+    "app_server",
+    "free_port",
+    "machine",
+    "peak_rss_mib",
+    "private_mlflow",
+    "running",
+    "stop",
+    "tree_memory",
+    "wrk",
+]
 
 
 @contextmanager
@@ -27,6 +54,43 @@ def private_mlflow() -> Iterator[str]:
         url = f"http://127.0.0.1:{port}"
         with running(mlflow_command(Path(tmp), port), health=f"{url}/health", log=Path(tmp) / "mlflow.log"):
             yield url
+
+
+def wrk(url: str, body: str, *, connections: int, seconds: int) -> dict[str, float]:
+    """Throughput and latency percentiles of POSTs of ``body`` with wrk (keep-alive).
+
+    The throughput meter of bench/serve.py and bench/predlog.py: a client in C costs the shared cores
+    little, where Python clients (:class:`Load`) would take much of them and cap what the servers show.
+    """
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(
+            f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\nwrk.headers["Content-Type"] = "application/json"\n'
+        )
+    threads = min(connections, 2)
+    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script.name, url]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    os.unlink(script.name)
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    return {
+        "rps": float(_found(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50_ms": _milliseconds("50%", out),
+        "p99_ms": _milliseconds("99%", out),
+        "requests": int(_found(r"(\d+) requests in", out).group(1)),
+        "errors": (int(errors.group(1)) if errors else 0) + (sum(map(int, socket.groups())) if socket else 0),
+    }
+
+
+def _found(pattern: str, out: str) -> re.Match[str]:
+    found = re.search(pattern, out, re.M)
+    if found is None:
+        raise RuntimeError(f"no match for {pattern!r} in the output of wrk:\n{out}")
+    return found
+
+
+def _milliseconds(label: str, out: str) -> float:
+    found = _found(rf"^\s+{label}\s+([\d.]+)([a-z]+)\s*$", out)
+    return float(found.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[found.group(2)]
 
 
 def machine() -> dict[str, Any]:
@@ -41,20 +105,3 @@ def machine() -> dict[str, Any]:
         "commit": commit.stdout.strip() + ("+changes" if dirty.stdout.strip() else ""),
         "python": sys.version.split()[0],
     }
-
-
-def app_memory(pid: int) -> dict[str, float]:
-    """RSS and PSS in MiB of a process and its children (the gunicorn master plus its workers)."""
-    import psutil
-
-    master = psutil.Process(pid)
-    procs = [master, *master.children(recursive=True)]
-    rss = pss = 0
-    for proc in procs:
-        try:
-            info = proc.memory_full_info()
-        except psutil.Error:
-            continue
-        rss += info.rss
-        pss += getattr(info, "pss", 0)
-    return {"processes": len(procs), "rss_mib": round(rss / 2**20, 1), "pss_mib": round(pss / 2**20, 1)}

@@ -7,9 +7,10 @@ One run, both backends, a real PostgreSQL started here (Debian's initdb + pg_ctl
 production) and a SQLite file in WAL mode (the embedded default):
   - append throughput through the log's own interface: single records from 1 thread and from 8 threads
     (the app's 2 workers x 4 threads), and batches of 10 000 records (one COPY / one transaction);
-  - the monitor's read: ``features(days=7)`` of a window of ``--rows`` rows (median of 3; target < 2 s);
-  - the app: ``heartrisk serve`` with each log, one record per request, wrk at concurrency 8 (bench/serve.py's
-    helpers), ``--rounds`` times alternating SQLite and PostgreSQL; target: PostgreSQL within 10 %.
+  - the monitor's read: ``window()`` of a window of ``--rows`` rows with the monitor's settings
+    (HEARTRISK_DRIFT_WINDOW_DAYS, HEARTRISK_DRIFT_MAX_ROWS, HEARTRISK_DRIFT_SEED; median of 3; target < 2 s);
+  - the app: ``heartrisk serve`` with each log, one record per request, wrk at concurrency 8, ``--rounds``
+    times alternating SQLite and PostgreSQL; target: PostgreSQL within 10 %.
 Prints the figures, the ratios PostgreSQL / SQLite and, last, one JSON object.
 
 With ``--against COMMIT`` only the app is measured, with each log, alternating this checkout's code and
@@ -36,10 +37,9 @@ from typing import Any
 
 import numpy as np
 
-from _common import ROOT, free_port, private_mlflow, running
-from serve import MODEL, wrk
+from _common import ROOT, app_server, private_mlflow, wrk
 
-BIN = Path(sys.executable).parent
+MODEL = "HeartRiskPredlogBench"
 BATCH = 10_000
 READ_TARGET_SECONDS = 2.0
 APP_TARGET_RATIO = 0.9
@@ -95,9 +95,11 @@ def batch_appends(target: str, *, batches: int) -> float:
 
 
 def window_read(target: str, rows: int) -> dict[str, Any]:
-    """Fill a fresh log to ``rows`` rows, then time the monitor's read of the 7-day window (3 times)."""
+    """Fill a fresh log to ``rows`` rows, then time the monitor's read of its window (3 times)."""
+    from heartrisk.config import get_settings
     from heartrisk.predlog import open_log
 
+    settings = get_settings()
     log = open_log(target)
     batch = records(BATCH, seed=11)
     for n in range(rows // BATCH):
@@ -105,33 +107,27 @@ def window_read(target: str, rows: int) -> dict[str, Any]:
     timings = []
     for _ in range(3):
         start = time.perf_counter()
-        frame = log.features(days=7)
+        window = log.window(days=settings.drift_window_days, max_rows=settings.drift_max_rows, seed=settings.drift_seed)
         timings.append(time.perf_counter() - start)
-        assert len(frame) == rows, len(frame)
+        assert window.rows == rows, window.rows
     log.close()
-    return {"rows": rows, "seconds": timings, "median": statistics.median(timings)}
+    return {"rows": rows, "compared": len(window.frame), "seconds": timings, "median": statistics.median(timings)}
 
 
 def app_throughput(tracking: str, target: str, tmp: Path, *, workers: int, seconds: int) -> dict[str, float]:
     """The app at concurrency 8, one record per request, logging to ``target``."""
+    from heartrisk.config import get_settings
     from heartrisk.schema import FEATURE_NAMES
 
     record = dict(zip(FEATURE_NAMES, records(1)[0].tolist(), strict=True))
-    port = free_port()
-    env = {
-        **os.environ,
-        "MLFLOW_TRACKING_URI": tracking,
-        "HEARTRISK_MODEL_NAME": MODEL,
-        "HEARTRISK_STATE_DIR": str(tmp / "state"),
-        "HEARTRISK_PREDICTIONS_DB": target,
-        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
-    }
-    url = f"http://127.0.0.1:{port}"
-    serve = [str(BIN / "heartrisk"), "serve", "--port", str(port), "--workers", str(workers)]
-    with running(serve, health=f"{url}/readyz", log=tmp / f"app-{port}.log", env=env, timeout=240):
-        body = json.dumps(record)
-        wrk(f"{url}/api/v1/predict", body, connections=8, seconds=2)  # warm-up: pools, prepared statements
-        return wrk(f"{url}/api/v1/predict", body, connections=8, seconds=seconds)
+    folder = Path(tempfile.mkdtemp(dir=tmp, prefix="app-"))
+    poll = get_settings().model_poll_seconds
+    quiet = {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
+    started = app_server(folder, tracking, MODEL, workers=workers, poll=poll, log_target=target, env=quiet, timeout=240)
+    with started as app:
+        body, url = json.dumps(record), f"{app.url}/api/v1/predict"
+        wrk(url, body, connections=8, seconds=2)  # warm-up: pools, prepared statements
+        return wrk(url, body, connections=8, seconds=seconds)
 
 
 def _logs(postgres: Any, tmp: Path, name: str) -> dict[str, str]:
@@ -216,7 +212,7 @@ def report(results: dict, app: dict, args: argparse.Namespace) -> None:
     ):
         print(f"{label:38} {sqlite[key]:12.0f} {pg[key]:12.0f} {pg[key] / sqlite[key]:11.2f}x")
     reads = (sqlite["window_read"]["median"], pg["window_read"]["median"])
-    print(f"{f'read {args.rows} rows (features), s':38} {reads[0]:12.3f} {reads[1]:12.3f} {reads[1] / reads[0]:11.2f}x")
+    print(f"{f'read {args.rows} rows (window), s':38} {reads[0]:12.3f} {reads[1]:12.3f} {reads[1] / reads[0]:11.2f}x")
     verdict = "met" if max(reads) < READ_TARGET_SECONDS else "NOT met"
     print(f"  target < {READ_TARGET_SECONDS:g} s on both: {verdict}")
     rps = {backend: [run["rps"] for run in runs] for backend, runs in app.items()}

@@ -29,10 +29,8 @@ import argparse
 import dataclasses
 import json
 import os
-import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -45,41 +43,13 @@ import pandas as pd
 import requests
 
 import _mlserver
-from _common import ROOT, app_memory, free_port, machine, private_mlflow, running
+from _common import ROOT, Memory, app_server, free_port, machine, private_mlflow, running, wrk
+from heartrisk.config import BIN
 
-BIN = Path(sys.executable).parent
 MODEL = "HeartRiskServeBench"
 SKLEARN_MODEL = "HeartRiskServeBenchSklearn"  # the same pipeline registered without an ONNX export
 BATCH_ROWS = 10_000
 JSON = {"Content-Type": "application/json"}
-
-
-def wrk(url: str, body: str, *, connections: int, seconds: int) -> dict[str, float]:
-    """Throughput and latency percentiles from wrk with a POST of ``body``."""
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(
-            f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\nwrk.headers["Content-Type"] = "application/json"\n'
-        )
-    threads = min(connections, 2)
-    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script.name, url]
-    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    os.unlink(script.name)
-
-    def ms(label: str) -> float:
-        found = re.search(rf"^\s+{label}\s+([\d.]+)([a-z]+)\s*$", out, re.M)
-        if found is None:
-            raise RuntimeError(f"no {label} latency in the output of wrk:\n{out}")
-        return float(found.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[found.group(2)]
-
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    socket = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    return {
-        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-        "p50_ms": ms("50%"),
-        "p99_ms": ms("99%"),
-        "requests": int(re.search(r"(\d+) requests in", out).group(1)),
-        "errors": (int(errors.group(1)) if errors else 0) + (sum(map(int, socket.groups())) if socket else 0),
-    }
 
 
 def in_process(call, *, concurrency: int, seconds: float) -> dict[str, float]:
@@ -138,7 +108,7 @@ class Bench:
         self.rows = [[float(v) for v in r.values()] for r in self.batch]
         self.results: dict[str, dict[str, dict[str, float]]] = {}
         self.batches: dict[str, list[float]] = {}
-        self.memory: dict[str, dict[str, float]] = {}
+        self.memory: dict[str, Memory] = {}
         self.answers: dict[str, float] = {}
         self.extra: dict[str, Any] = {}
         self.pipeline = self.register()
@@ -173,29 +143,19 @@ class Bench:
 
     def app(self, model: str, name: str, *, levels: tuple[int, ...]) -> None:
         """`heartrisk serve` following ``model``'s champion: wrk, the batch, the memory after the load."""
-        state = self.tmp / name.replace(" ", "-")
-        env = {
-            "MLFLOW_TRACKING_URI": self.tracking,
-            "HEARTRISK_MODEL_NAME": model,
-            "HEARTRISK_STATE_DIR": str(state),
-            "HEARTRISK_PREDICTIONS_DB": str(state / "predictions.sqlite"),
-        }
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        serve = [str(BIN / "heartrisk"), "serve", "--port", str(port), "--workers", str(self.args.workers)]
-        with running(serve, health=f"{base}/readyz", log=self.tmp / f"{name}.log", env=env, timeout=240) as proc:
-            ready = requests.get(f"{base}/readyz", timeout=30).json()
-            url = f"{base}/api/v1/predict"
+        from heartrisk.config import get_settings
+
+        tmp = self.tmp / name.replace(" ", "-")
+        tmp.mkdir()
+        poll = get_settings().model_poll_seconds
+        with app_server(tmp, self.tracking, model, workers=self.args.workers, poll=poll, timeout=240) as app:
+            ready = requests.get(f"{app.url}/readyz", timeout=30).json()
+            url = f"{app.url}/api/v1/predict"
             self.results[name] = measure(url, json.dumps(self.record), seconds=self.args.seconds, levels=levels)
-            self.memory[name] = app_memory(proc.pid)
+            self.memory[name] = app.memory()
             self.batches[name] = batch_seconds(url, json.dumps(self.batch).encode())
             self.answers[name] = requests.post(url, json=self.record, timeout=30).json()["probability"]
-        from heartrisk.predlog import open_log
-
-        self.extra[name] = {
-            "runtime": ready["runtime"],
-            "logged_rows": open_log(env["HEARTRISK_PREDICTIONS_DB"]).count(),
-        }
+            self.extra[name] = {"runtime": ready["runtime"], "logged_rows": app.log.count()}
 
     def mlflow_peer(self) -> None:
         port = free_port()
@@ -271,11 +231,11 @@ def report(bench: Bench, started: dict[str, Any], ended: dict[str, Any]) -> None
     for name, answer in bench.answers.items():
         print(f"probability of the first record, {name}: {answer:.7f} (scikit-learn in-process {reference:.7f})")
     for name, memory in bench.memory.items():
-        print(f"memory after the load, {name}: RSS {memory['rss_mib']} MiB, PSS {memory['pss_mib']} MiB")
+        print(f"memory after the load, {name}: RSS {memory.rss_mib} MiB, PSS {memory.pss_mib} MiB")
     onnx_mem, sk_mem = bench.memory["this app, onnxruntime"], bench.memory["this app, scikit-learn"]
     print(
-        f"memory the new runtime adds (target <= 100 MB): RSS {onnx_mem['rss_mib'] - sk_mem['rss_mib']:+.1f} MiB, "
-        f"PSS {onnx_mem['pss_mib'] - sk_mem['pss_mib']:+.1f} MiB"
+        f"memory the new runtime adds (target <= 100 MB): RSS {onnx_mem.rss_mib - sk_mem.rss_mib:+.1f} MiB, "
+        f"PSS {onnx_mem.pss_mib - sk_mem.pss_mib:+.1f} MiB"
     )
     print(f"runtime and prediction-log rows per app run: {bench.extra}")
     print(f"machine at start: {started}\nmachine at end:   {ended}")
@@ -308,7 +268,7 @@ def main() -> None:
                 "results": bench.results,
                 "batch_seconds": bench.batches,
                 "answers": bench.answers,
-                "memory_mib": bench.memory,
+                "memory_mib": {name: dataclasses.asdict(memory) for name, memory in bench.memory.items()},
                 "apps": bench.extra,
                 "machine_at_start": started,
                 "machine_at_end": ended,

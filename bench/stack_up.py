@@ -13,7 +13,6 @@ import argparse
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -23,9 +22,8 @@ from pathlib import Path
 import psutil
 import requests
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from tests.support.servers import free_port, stop, wait_http  # noqa: E402
+from _common import ROOT, Memory, free_port, running, stop, tree_memory
+from heartrisk.config import BIN
 
 FORM = {
     "age": "63", "sex": "1", "cp": "3", "trtbps": "145", "chol": "233", "fbs": "1", "restecg": "0",
@@ -39,20 +37,6 @@ SERVICES = {
     "mail": "smtp-sink|aiosmtpd",
     "app": "gunicorn|heartrisk serve|heartrisk-app",
 }
-
-
-def tree_memory(root: psutil.Process) -> tuple[float, float, int]:
-    """RSS and PSS in MB, and the number of processes, of a process and all its descendants."""
-    rss = pss = 0.0
-    procs = [root, *root.children(recursive=True)]
-    for proc in procs:
-        try:
-            info = proc.memory_full_info()
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-        rss += info.rss / 2**20
-        pss += getattr(info, "pss", info.rss) / 2**20
-    return rss, pss, len(procs)
 
 
 def service_of(proc: psutil.Process) -> str:
@@ -96,11 +80,7 @@ def measure_stack(state: Path, settle: float) -> dict[str, object]:
             raise RuntimeError(f"no prediction; see {log_path}")
         time.sleep(settle)
         honcho = next(p for p in psutil.Process(proc.pid).children(recursive=True) if "honcho" in " ".join(p.cmdline()))
-        per_service: dict[str, tuple[float, float, int]] = {}
-        for child in honcho.children():
-            rss, pss, count = tree_memory(child)
-            name = service_of(child)
-            per_service[name] = rss, pss, count
+        per_service = {service_of(child): tree_memory(child.pid) for child in honcho.children()}
         timeline = [line for line in log_path.read_text().splitlines() if "[bootstrap]" in line]
         return {"first_prediction_s": first, "services": per_service, "timeline": timeline}
     finally:
@@ -109,25 +89,18 @@ def measure_stack(state: Path, settle: float) -> dict[str, object]:
         log_path.unlink()
 
 
-def measure_default_mlflow() -> tuple[float, float, int, float]:
-    """A default `mlflow server`: RSS, PSS, processes, and seconds to answer."""
-    state = Path(tempfile.mkdtemp(prefix="mlflow-default-"))
-    port = free_port()
-    command = [str(ROOT / ".venv/bin/mlflow"), "server", "--port", str(port)]
-    command += ["--backend-store-uri", f"sqlite:///{state / 'db.sqlite'}"]
-    started = time.monotonic()
-    proc = subprocess.Popen(
-        command, cwd=state, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
-    try:
-        wait_http(f"http://127.0.0.1:{port}/health", timeout=300, proc=proc)
-        seconds = time.monotonic() - started
-        time.sleep(15)
-        return (*tree_memory(psutil.Process(proc.pid)), seconds)
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        stop(proc)
-        shutil.rmtree(state, ignore_errors=True)
+def measure_default_mlflow() -> tuple[Memory, float]:
+    """A default `mlflow server`: its memory once settled, and seconds to answer."""
+    with tempfile.TemporaryDirectory(prefix="mlflow-default-") as tmp:
+        state, port = Path(tmp), free_port()
+        command = [str(BIN / "mlflow"), "server", "--port", str(port)]
+        command += ["--backend-store-uri", f"sqlite:///{state / 'db.sqlite'}"]
+        command += ["--artifacts-destination", str(state / "mlartifacts")]  # not ./mlartifacts in the repository
+        started = time.monotonic()
+        with running(command, health=f"http://127.0.0.1:{port}/health", log=state / "mlflow.log", timeout=300) as proc:
+            seconds = time.monotonic() - started
+            time.sleep(15)
+            return tree_memory(proc.pid), seconds
 
 
 def main() -> int:
@@ -144,18 +117,19 @@ def main() -> int:
         shutil.rmtree(state, ignore_errors=True)
     print("\n".join(result["timeline"]))
     print(f"make up -> first prediction through the form: {result['first_prediction_s']:.1f} s (target < 90 s)")
-    print(f"{'service':16} {'RSS MB':>8} {'PSS MB':>8} {'procs':>6}")
-    total_rss = total_pss = 0.0
-    for name, (rss, pss, count) in sorted(result["services"].items()):
-        total_rss += rss
-        total_pss += pss
-        print(f"{name:16} {rss:8.0f} {pss:8.0f} {count:6d}")
+    print(f"{'service':16} {'RSS MiB':>8} {'PSS MiB':>8} {'procs':>6}")
+    for name, memory in sorted(result["services"].items()):
+        print(f"{name:16} {memory.rss_mib:8.0f} {memory.pss_mib:8.0f} {memory.processes:6d}")
+    total_rss = sum(memory.rss_mib for memory in result["services"].values())
+    total_pss = sum(memory.pss_mib for memory in result["services"].values())
     print(f"{'total':16} {total_rss:8.0f} {total_pss:8.0f}   (target RSS < 1536 MB)")
     print(f"second `make up`, same state (champion kept): first prediction in {again['first_prediction_s']:.1f} s")
     if not args.no_peer:
-        rss, pss, count, seconds = measure_default_mlflow()
-        print(f"peer: default `mlflow server` alone: RSS {rss:.0f} MB, PSS {pss:.0f} MB, {count} processes,")
-        print(f"      {seconds:.1f} s to answer; whole local stack / default mlflow RSS = {total_rss / rss:.2f}")
+        peer, seconds = measure_default_mlflow()
+        print(f"peer: default `mlflow server` alone: RSS {peer.rss_mib:.0f} MiB, PSS {peer.pss_mib:.0f} MiB, "
+              f"{peer.processes} processes,")  # fmt: skip
+        ratio = total_rss / peer.rss_mib
+        print(f"      {seconds:.1f} s to answer; whole local stack / default mlflow RSS = {ratio:.2f}")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""The serving app for a test: ``heartrisk serve`` (real gunicorn) on a free loopback port."""
+"""The serving app for a test or a benchmark: ``heartrisk serve`` (real gunicorn) on a free loopback port."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from heartrisk.config import BIN
+from tests.support.memory import Memory, tree_memory
 from tests.support.servers import free_port, running
 
 if TYPE_CHECKING:  # pandas comes with it: not for pytest-xdist's controller, which loads this through conftest
@@ -26,6 +27,10 @@ class App:
     proc: subprocess.Popen  # the gunicorn master (``heartrisk serve`` execs gunicorn in the same process)
     app_log: Path
     tracking_uri: str
+
+    def memory(self) -> Memory:
+        """The app's resident memory now: the gunicorn master and its workers."""
+        return tree_memory(self.proc.pid)
 
 
 @dataclass(frozen=True)
@@ -48,11 +53,14 @@ def app_server(
     poll: float = 1,
     log_target: str | None = None,
     env: dict[str, str] | None = None,
+    timeout: float = 180,
 ) -> Iterator[App]:
-    """The app following ``model_name@champion`` every second; it counts as up once every worker has made
-    its first lookup (a worker that is still loading would leave all requests to the others).
+    """The app following ``model_name@champion`` every ``poll`` seconds; it counts as up once every worker has
+    made its first lookup (a worker that is still loading would leave all requests to the others).
 
-    It logs to ``log_target`` (a SQLite file in ``tmp`` by default, or a ``postgresql://`` URL).
+    It logs to ``log_target`` (a SQLite file in ``tmp`` by default, or a ``postgresql://`` URL). Tests and
+    benchmarks start it this one way; a benchmark passes the settings' defaults and a longer ``timeout``
+    (a loaded machine).
     """
     from heartrisk.predlog import open_log
 
@@ -71,8 +79,8 @@ def app_server(
     command = [str(BIN / "heartrisk"), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
     app_log = tmp / "app.log"
     log = open_log(target)
-    with running(command, health=f"{url}/readyz", log=app_log, env=settings, timeout=180) as proc:
-        _wait_for_workers(app_log, workers, timeout=180)
+    with running(command, health=f"{url}/readyz", log=app_log, env=settings, timeout=timeout) as proc:
+        _wait_for_workers(app_log, workers, timeout=timeout)
         yield App(url, log, tmp / "metrics", proc, app_log, tracking_uri)
     log.close()
 

@@ -1,5 +1,8 @@
-"""Load for the fault, soak and scale-out tests: concurrent clients, each request with its own id, and an
-account of what happened to every request against the prediction log."""
+"""Load for the fault and scale-out tests and the soak benchmark: concurrent clients, each request with its
+own id, and an account of what happened to every request against the prediction log.
+
+Python clients take much of a small machine's CPU: throughput and latency figures come from wrk
+(bench/_common.py), this is for what happens to each request."""
 
 from __future__ import annotations
 
@@ -111,6 +114,11 @@ class Load:
             thread.join(max(0.0, deadline - time.monotonic()))
         if any(thread.is_alive() for thread in self._threads):
             raise TimeoutError(f"the load did not finish within {timeout} s")
+
+    def between(self, start: float, end: float) -> list[Sample]:
+        """The requests answered from ``start`` to ``end`` (``time.time()``): one period of a soak."""
+        with self._lock:
+            return [sample for sample in self.samples if start <= sample.done < end]
 
     def snapshot(self) -> list[tuple[str, int | str]]:
         with self._lock:

@@ -9,6 +9,7 @@ the argument parser and nothing else. Each runs in this process as ``python benc
 
 from __future__ import annotations
 
+import re
 import runpy
 import sys
 from pathlib import Path
@@ -21,6 +22,15 @@ SCRIPTS = sorted(path for path in BENCH.glob("*.py") if not path.name.startswith
 
 def test_there_are_benchmarks_to_check() -> None:
     assert {path.name for path in SCRIPTS} >= {"serve.py", "drift.py", "predlog.py", "model_quality.py"}
+
+
+def test_the_benchmarks_share_the_tests_harness() -> None:
+    """Issue 32 found the app started three ways and ``BIN`` defined four times in bench/: the app, the load
+    and the memory come from tests/support (through bench/_common.py), the scripts folder from the config."""
+    for path in BENCH.glob("*.py"):
+        text = path.read_text()
+        assert not re.search(r"^BIN\s*=", text, re.M), f"{path.name} defines BIN: import it from heartrisk.config"
+        assert '"heartrisk"), "serve"' not in text, f"{path.name} starts the app itself: use app_server"
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda path: path.name)
