@@ -26,6 +26,7 @@ if str(ROOT) not in sys.path:
 from tests.support.app import App, app_server  # noqa: E402
 from tests.support.load import Load, Sample  # noqa: E402
 from tests.support.memory import Memory, peak_rss_mib, tree_memory  # noqa: E402
+from tests.support.predlog import count as count_rows  # noqa: E402
 from tests.support.servers import free_port, mlflow_command, running, stop  # noqa: E402
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "Memory",
     "Sample",
     "app_server",
+    "count_rows",
     "free_port",
     "machine",
     "peak_rss_mib",

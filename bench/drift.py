@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from heartrisk.config import Settings
-    from heartrisk.predlog import Window
+    from heartrisk.monitoring.current import Current
 
 TARGET_RATIO_AT_1M = 1.25
 TARGET_SECONDS_AT_10M = 30.0
@@ -103,21 +103,12 @@ def reference_frame(settings: Settings, scores: Path) -> pd.DataFrame:
     return read_schema_csv(settings.reference_path).assign(**{PROBABILITY: scored[PROBABILITY], LABEL: scored[LABEL]})
 
 
-def served(settings: Settings) -> tuple[pd.DataFrame, Window]:
-    """The window as ``monitor.read_current`` reads it: the log's ``window()`` with the monitor's settings,
-    the rows checked against the schema, the served probability and label beside them."""
-    from heartrisk.data import validate_served
-    from heartrisk.drift import LABEL, PROBABILITY
-    from heartrisk.predlog import open_log
+def served(settings: Settings) -> Current:
+    """The window as the monitoring flow reads it: ``read_current`` with the monitor's settings (the log's
+    ``window()``, sampled in the query, checked against the schema, with the served answers beside it)."""
+    from heartrisk.monitoring.current import read_current
 
-    log = open_log(settings.predictions_db)
-    try:
-        window = log.window(days=settings.drift_window_days, max_rows=settings.drift_max_rows, seed=settings.drift_seed)
-    finally:
-        log.close()
-    frame = validate_served(window.frame, log.where)
-    frame[PROBABILITY], frame[LABEL] = window.frame[PROBABILITY], window.frame[LABEL].astype("int64")
-    return frame, window
+    return read_current.fn(None, settings, settings.drift_window_days)
 
 
 def measure(case: str, scores: Path) -> dict[str, Any]:
@@ -134,21 +125,20 @@ def measure(case: str, scores: Path) -> dict[str, Any]:
     settings = get_settings()
     reference = reference_frame(settings, scores)
     if case == "evidently":
-        frame, window = served(settings)
+        current = served(settings)
         start, cpu = time.perf_counter(), time.process_time()
-        result, _ = compute_drift(frame, reference, settings.drift_threshold, window.versions)
+        result, _ = compute_drift(current.frame, reference, settings.drift_threshold, current.versions)
         read = 0.0
     else:
-        from heartrisk.monitor import Current, drift_step, long_lived_frozen
+        from heartrisk.monitoring.flow import drift_step, long_lived_frozen
 
         with long_lived_frozen():
             start, cpu = time.perf_counter(), time.process_time()
-            frame, window = served(settings)
+            current = served(settings)
             read = time.perf_counter() - start
-            current = Current(frame, f"prediction log {settings.predictions_db}", window.rows, window.versions)
             result, _ = drift_step.fn(current, reference, settings.drift_threshold)
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
-    return {"case": case, "rows": window.rows, "compared": len(frame), "seconds": round(seconds, 3),
+    return {"case": case, "rows": current.rows, "compared": len(current.frame), "seconds": round(seconds, 3),
             "cpu": round(cpu, 3), "read": round(read, 3), "peak_mib": peak_rss_mib(), "share": result.share,
             "prediction_score": result.prediction.probability.score}  # fmt: skip
 

@@ -59,7 +59,7 @@ def single_appends(target: str, *, threads: int, seconds: float) -> float:
     from heartrisk.predlog import open_log
 
     log = open_log(target)
-    log.count()  # migrate and connect before the clock starts
+    log.problem()  # migrate and connect before the clock starts
     row = records(1)
     done = [0] * threads
     stop = time.perf_counter() + seconds
@@ -85,7 +85,7 @@ def batch_appends(target: str, *, batches: int) -> float:
     log = open_log(target)
     batch = records(BATCH, seed=7)
     labels, probabilities = [1] * BATCH, [0.5] * BATCH
-    log.count()
+    log.problem()
     start = time.perf_counter()
     for n in range(batches):
         log.append(batch, probabilities, labels, model_version="bench", request_id=f"batch-{n}")

@@ -79,8 +79,9 @@ def main() -> None:
     from heartrisk.config import get_settings
     from heartrisk.predlog import open_log
     from heartrisk.schema import FEATURE_NAMES, validate_records
+    from heartrisk.scoring import LoadedModel
     from heartrisk.serving import create_app, security
-    from heartrisk.serving.model_holder import LoadedModel, ModelHolder
+    from heartrisk.serving.model_holder import ModelHolder
 
     started = machine()
     pipeline = fit_pipeline({"kernel": "rbf", "C": 1.0, "gamma": 0.01}, folds=5)

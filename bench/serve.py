@@ -43,7 +43,7 @@ import pandas as pd
 import requests
 
 import _mlserver
-from _common import ROOT, Memory, app_server, free_port, machine, private_mlflow, running, wrk
+from _common import ROOT, Memory, app_server, count_rows, free_port, machine, private_mlflow, running, wrk
 from heartrisk.config import BIN
 
 MODEL = "HeartRiskServeBench"
@@ -127,7 +127,7 @@ class Bench:
 
         from heartrisk import export
         from heartrisk.schema import FEATURE_NAMES, as_matrix
-        from heartrisk.serving.model_holder import LoadedModel
+        from heartrisk.scoring import LoadedModel
 
         graph = export.export(self.pipeline, training_rows()).graph
         ours = dataclasses.replace(LoadedModel.of(MODEL, "1", self.pipeline), onnx=export.OnnxModel(graph))
@@ -155,7 +155,7 @@ class Bench:
             self.memory[name] = app.memory()
             self.batches[name] = batch_seconds(url, json.dumps(self.batch).encode())
             self.answers[name] = requests.post(url, json=self.record, timeout=30).json()["probability"]
-            self.extra[name] = {"runtime": ready["runtime"], "logged_rows": app.log.count()}
+            self.extra[name] = {"runtime": ready["runtime"], "logged_rows": count_rows(app.log)}
 
     def mlflow_peer(self) -> None:
         port = free_port()

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import requests
 
-from _common import App, Load, Memory, Sample, app_server, machine, private_mlflow
+from _common import App, Load, Memory, Sample, app_server, count_rows, machine, private_mlflow
 
 MODEL = "HeartRiskSoak"
 WARM_UP_SECONDS = 30
@@ -132,7 +132,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 done = soak(app, load, versions, args)
             done["memory"] = {"ready": ready_memory, **done["memory"], "end": app.memory()}
             time.sleep(1)  # the last rows are committed before the answers leave; this is only for safety
-            logged = app.log.count()
+            logged = count_rows(app.log)
     return {**done, "samples": load.samples, "versions": versions, "logged": logged, "ready": ready,
             "machine_at_start": started_on}  # fmt: skip
 
