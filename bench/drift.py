@@ -86,7 +86,7 @@ def frames(settings):
     """The flow's own read of the window and of the reference, run here untimed: the frames it compares."""
     from heartrisk.monitor import read_current, read_reference
 
-    current = read_current.fn(None, settings, settings.drift_window_days)
+    current = read_current.fn(None, settings, settings.drift.window_days)
     reference, note = read_reference.fn(str(settings.reference_path), settings, True)
     assert "probability" in reference.columns, note
     return current, reference
@@ -102,7 +102,7 @@ def measure(case: str) -> dict:
 
         current, reference = frames(settings)
         start, cpu = time.perf_counter(), time.process_time()
-        result, _ = compute_drift(current.frame, reference, settings.drift_threshold, current.versions)
+        result, _ = compute_drift(current.frame, reference, settings.drift.threshold, current.versions)
         seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
         rows, compared, steps = current.rows, len(current.frame), {}
         share, predicted = result.share, result.prediction.probability.score

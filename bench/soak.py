@@ -164,8 +164,8 @@ def main() -> int:
             started_on = machine()
             print(
                 f"soak: {args.minutes:g} min at concurrency {args.concurrency} against {url} "
-                f"({settings.app_workers} workers x {settings.app_threads} threads, alias polled every "
-                f"{settings.model_poll_seconds:g} s); champion v{versions[0]}, promotion to v{versions[1]} "
+                f"({settings.app.workers} workers x {settings.app.threads} threads, alias polled every "
+                f"{settings.app.model_poll_seconds:g} s); champion v{versions[0]}, promotion to v{versions[1]} "
                 f"at {duration / 2:.0f} s",
                 flush=True,
             )
