@@ -108,7 +108,7 @@ def served(settings: Settings) -> Current:
     ``window()``, sampled in the query, checked against the schema, with the served answers beside it)."""
     from heartrisk.monitoring.current import read_current
 
-    return read_current.fn(None, settings, settings.drift_window_days)
+    return read_current.fn(None, settings, settings.drift.window_days)
 
 
 def measure(case: str, scores: Path) -> dict[str, Any]:
@@ -127,7 +127,7 @@ def measure(case: str, scores: Path) -> dict[str, Any]:
     if case == "evidently":
         current = served(settings)
         start, cpu = time.perf_counter(), time.process_time()
-        result, _ = compute_drift(current.frame, reference, settings.drift_threshold, current.versions)
+        result, _ = compute_drift(current.frame, reference, settings.drift.threshold, current.versions)
         read = 0.0
     else:
         from heartrisk.monitoring.flow import drift_step, long_lived_frozen
@@ -136,7 +136,7 @@ def measure(case: str, scores: Path) -> dict[str, Any]:
             start, cpu = time.perf_counter(), time.process_time()
             current = served(settings)
             read = time.perf_counter() - start
-            result, _ = drift_step.fn(current, reference, settings.drift_threshold)
+            result, _ = drift_step.fn(current, reference, settings.drift.threshold)
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     return {"case": case, "rows": current.rows, "compared": len(current.frame), "seconds": round(seconds, 3),
             "cpu": round(cpu, 3), "read": round(read, 3), "peak_mib": peak_rss_mib(), "share": result.share,

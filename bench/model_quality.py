@@ -209,7 +209,7 @@ def main() -> None:
     parser.add_argument("--states", type=int, nargs="+", default=[EVAL_STATE, 7, 99, 12345])
     parser.add_argument("--noise", action="store_true", help="the objective's spread and cost by repeats instead")
     args = parser.parse_args()
-    settings = get_settings()
+    settings = get_settings().search
     if args.noise:
         noise(settings)
         return

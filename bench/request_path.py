@@ -93,7 +93,9 @@ def main() -> None:
     timing = {"repeat": args.repeat, "number": args.number}
     figures: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="heartrisk-bench-path-") as tmp:
-        settings = dataclasses.replace(get_settings(), predictions_db=Path(tmp) / "p.sqlite", metrics_dir="")
+        base = get_settings()
+        app = dataclasses.replace(base.app, metrics_dir="")
+        settings = dataclasses.replace(base, predictions_db=Path(tmp) / "p.sqlite", app=app)
         for name, model in (("onnxruntime", onnx_model), ("scikit-learn", sklearn_model)):
             holder = ModelHolder(settings)
             holder.install(model)

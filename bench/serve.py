@@ -207,7 +207,7 @@ def report(bench: Bench, started: dict[str, Any], ended: dict[str, Any]) -> None
     from heartrisk.config import get_settings
 
     args, results = bench.args, bench.results
-    threads = get_settings().app_threads
+    threads = get_settings().app.threads
     print(f"\nServing benchmark: {args.workers} workers each (this app: x {threads} threads), wrk keep-alive,")
     print(f"one record per request, {args.seconds} s per cell, the load generator on the same cores")
     print(f"{'':46} {'c':>2} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")

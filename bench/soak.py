@@ -116,13 +116,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     settings = get_settings()
     with private_mlflow() as tracking, tempfile.TemporaryDirectory(prefix="heartrisk-soak-") as tmp:
         versions = register_versions(tracking)
-        workers, poll = settings.app_workers, settings.model_poll_seconds
+        workers, poll = settings.app.workers, settings.app.model_poll_seconds
         with app_server(Path(tmp), tracking, MODEL, workers=workers, poll=poll) as app:
             ready = requests.get(f"{app.url}/readyz", timeout=30).json()
             started_on = machine()
             print(
                 f"soak: {args.minutes:g} min at concurrency {args.concurrency} against {app.url} "
-                f"({workers} workers x {settings.app_threads} threads, alias polled every {poll:g} s); "
+                f"({workers} workers x {settings.app.threads} threads, alias polled every {poll:g} s); "
                 f"champion v{versions[0]}, promotion to v{versions[1]} at {args.minutes * 30:.0f} s",
                 flush=True,
             )

@@ -21,7 +21,7 @@ from _common import ROOT, private_mlflow
 from heartrisk import data, model
 from heartrisk.config import get_settings
 
-SETTINGS = get_settings()
+SETTINGS = get_settings().search
 CV = {"folds": SETTINGS.folds, "repeats": SETTINGS.repeats, "seed": 42}
 
 

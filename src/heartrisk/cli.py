@@ -36,18 +36,18 @@ def _prefect_server() -> None:
         return
     import requests
 
-    settings = get_settings()
+    prefect = get_settings().prefect
     try:
-        if requests.get(f"{settings.prefect_api_url}/health", timeout=2).ok:
-            os.environ["PREFECT_API_URL"] = settings.prefect_api_url
-            print(f"Reporting to the Prefect server at {settings.prefect_api_url}", file=sys.stderr, flush=True)
+        if requests.get(f"{prefect.api_url}/health", timeout=2).ok:
+            os.environ["PREFECT_API_URL"] = prefect.api_url
+            print(f"Reporting to the Prefect server at {prefect.api_url}", file=sys.stderr, flush=True)
             return
     except requests.RequestException:
         pass
-    timeout = f"{settings.prefect_startup_timeout:g}"
+    timeout = f"{prefect.startup_timeout:g}"
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", timeout)
     print(
-        f"No Prefect server at {settings.prefect_api_url}: starting a temporary one for this run "
+        f"No Prefect server at {prefect.api_url}: starting a temporary one for this run "
         f"(10 to 30 s; waits up to {timeout} s). `make up` runs a permanent one.",
         file=sys.stderr,
         flush=True,
@@ -188,10 +188,10 @@ def cmd_mlflow_db_upgrade(args: argparse.Namespace) -> int:
     store = processes.mlflow_db_upgrade(settings, state_dir=args.state_dir)
     result: dict[str, Any] = {"backend_store": store, "upgraded": True}
     lines = [f"MLflow's database {store} has this MLflow's schema."]
-    if settings.mlflow_auth_db:
-        result["users"] = mlflow_setup.prepare_users(settings)
+    if settings.mlflow.auth_db:
+        result["users"] = mlflow_setup.prepare_users(settings.mlflow)
         lines.append("MLflow's users: " + ", ".join(f"{user} {done}" for user, done in result["users"].items()))
-    if bucket := mlflow_setup.ensure_bucket(settings):
+    if bucket := mlflow_setup.ensure_bucket(settings.mlflow):
         result["bucket"] = bucket
         lines.append(f"Artifact bucket {bucket}.")
     _emit(result, lines)
@@ -211,9 +211,9 @@ def cmd_process(args: argparse.Namespace) -> int:
     elif args.command == "worker":
         processes.worker(settings, name=args.name, healthcheck=args.healthcheck)
     elif args.command == "smtp-sink":
-        processes.smtp_sink(settings, host=args.host, port=args.port, mail_dir=args.mail_dir)
+        processes.smtp_sink(settings.mail, host=args.host, port=args.port, mail_dir=args.mail_dir)
     elif args.command == "evidently-ui":
-        processes.evidently_ui(settings, host=args.host, port=args.port, workspace=args.workspace)
+        processes.evidently_ui(settings.evidently, host=args.host, port=args.port, workspace=args.workspace)
     else:
         for name, value in (("HOST", args.host), ("PORT", args.port), ("WORKERS", args.workers)):
             if value is not None:

@@ -60,7 +60,7 @@ def _add_monitoring(sub: argparse._SubParsersAction) -> None:
     mon.set_defaults(handler="monitor")
 
     block = sub.add_parser("create-email-block", help="save the SMTP settings (Gmail or any server) as a Prefect block")
-    block.add_argument("--name", default=get_settings().email_block, help="block name (default gmail)")
+    block.add_argument("--name", default=get_settings().mail.block, help="block name (default gmail)")
     block.add_argument("--server", required=True, help="SMTP host, e.g. smtp.gmail.com")
     block.add_argument("--port", type=int, required=True, help="e.g. 465 (ssl), 587 (starttls), 25 or 1025 (none)")
     block.add_argument("--security", choices=("ssl", "starttls", "none"), required=True)

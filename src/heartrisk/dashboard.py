@@ -19,9 +19,9 @@ from evidently.ui.workspace import Project, RemoteWorkspace, WorkspaceBase
 
 from heartrisk import names
 from heartrisk._compat.evidently import FolderWorkspace
-from heartrisk.config import Settings
 from heartrisk.drift import COLUMN_METRIC, COUNT_METRIC, LABEL, PROBABILITY
 from heartrisk.schema import COLUMNS
+from heartrisk.settings import EvidentlySettings
 
 DESCRIPTION = (
     "Every run of the monitoring flow heart-attack-drift-monitoring: served predictions of the window "
@@ -84,11 +84,11 @@ def panels() -> list[DashboardPanelPlot]:
     ]
 
 
-def open_workspace(settings: Settings) -> WorkspaceBase:
+def open_workspace(evidently: EvidentlySettings) -> WorkspaceBase:
     """The workspace ``HEARTRISK_EVIDENTLY_WORKSPACE`` names: a remote ``evidently ui`` URL, or a folder."""
-    where = settings.evidently_workspace
+    where = evidently.workspace
     if where.startswith(("http://", "https://")):
-        return RemoteWorkspace(where, secret=settings.evidently_secret or None)
+        return RemoteWorkspace(where, secret=evidently.secret or None)
     return FolderWorkspace(where)
 
 
@@ -103,18 +103,18 @@ def ensure_project(workspace: WorkspaceBase) -> Project:
     return project
 
 
-def snapshot_url(settings: Settings, project_id: Any, snapshot_id: Any) -> str:
+def snapshot_url(evidently: EvidentlySettings, project_id: Any, snapshot_id: Any) -> str:
     """The run's page in the UI, at the address people open (``HEARTRISK_EVIDENTLY_UI_URL``)."""
-    return f"{settings.evidently_ui_url.rstrip('/')}/projects/{project_id}/reports/{snapshot_id}"
+    return f"{evidently.ui_url.rstrip('/')}/projects/{project_id}/reports/{snapshot_id}"
 
 
-def add_run(settings: Settings, snapshot: Any, name: str) -> dict[str, str]:
+def add_run(evidently: EvidentlySettings, snapshot: Any, name: str) -> dict[str, str]:
     """Add one run's snapshot to the project (made first if needed); returns its ids and its link."""
-    workspace = open_workspace(settings)
+    workspace = open_workspace(evidently)
     project = ensure_project(workspace)
     ref = workspace.add_run(project.id, snapshot, name=name)
     return {
         "project_id": str(project.id),
         "snapshot_id": str(ref.id),
-        "url": snapshot_url(settings, project.id, ref.id),
+        "url": snapshot_url(evidently, project.id, ref.id),
     }

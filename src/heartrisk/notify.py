@@ -21,6 +21,7 @@ from prefect_email import EmailServerCredentials, SMTPType
 
 from heartrisk.drift import DriftResult
 from heartrisk.schema import BY_NAME
+from heartrisk.settings import MailSettings
 from heartrisk.summaries import MonitorSummary, prediction_line, versions_line
 
 SECURITY: dict[str, SMTPType] = {"ssl": SMTPType.SSL, "starttls": SMTPType.STARTTLS, "none": SMTPType.INSECURE}
@@ -164,23 +165,19 @@ def _deliver(credentials: EmailServerCredentials, mail: EmailMessage) -> None:
 
 
 async def send(
-    message: Message,
-    *,
-    block: str,
-    sender: str,
-    recipients: Sequence[str],
-    retries: int,
-    retry_delay: float,
+    message: Message, settings: MailSettings, *, recipients: Sequence[str], block: str | None = None
 ) -> dict[str, Any]:
-    """Send from inside a flow, retrying; raises (failing the flow) when the last retry fails."""
+    """Send from inside a flow through ``block`` (default the settings' block), retrying as the settings
+    say; raises (failing the flow) when the last retry fails."""
+    block = block or settings.block
     credentials = await EmailServerCredentials.aload(block)
-    deliver = _deliver.with_options(retries=retries, retry_delay_seconds=retry_delay)
+    deliver = _deliver.with_options(retries=settings.retries, retry_delay_seconds=settings.retry_delay)
     try:
-        deliver(credentials, email(message, sender=sender, recipients=recipients))
+        deliver(credentials, email(message, sender=settings.sender, recipients=recipients))
     except Exception as exc:
         host = getattr(credentials.smtp_server, "value", credentials.smtp_server)
         server = f"{host}:{credentials.smtp_port or credentials.smtp_type.value}"
         raise RuntimeError(
-            f"e-mail not sent through block '{block}' ({server}) after {retries} retries: {exc!r}"
+            f"e-mail not sent through block '{block}' ({server}) after {settings.retries} retries: {exc!r}"
         ) from exc
     return {"sent": True, "subject": message.subject, "recipients": list(recipients), "block": block}

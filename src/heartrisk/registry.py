@@ -29,7 +29,7 @@ from mlflow.tracking import MlflowClient
 
 from heartrisk import export, tracking
 from heartrisk._compat.mlflow import version_files
-from heartrisk.config import Settings
+from heartrisk.settings import MlflowSettings
 from heartrisk.summaries import Promotion
 
 SCORE_TAG = "cv_roc_auc"
@@ -174,8 +174,8 @@ class Registry:
         self.experiment = experiment
 
     @classmethod
-    def of(cls, settings: Settings) -> Registry:
-        return cls(settings.mlflow_tracking_uri, settings.model_name, settings.champion_alias, settings.experiment_name)
+    def of(cls, settings: MlflowSettings) -> Registry:
+        return cls(settings.tracking_uri, settings.model_name, settings.champion_alias, settings.experiment_name)
 
     def training(self) -> tracking.TrainingInProgress | None:
         """A training run of this model's experiment that is under way, if any (the app's advice says so)."""

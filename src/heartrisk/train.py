@@ -28,9 +28,10 @@ from sklearn.pipeline import Pipeline
 
 from heartrisk import data as data_mod
 from heartrisk import export, modelcard, names, registry, tracking
-from heartrisk.config import Settings, get_settings
+from heartrisk.config import get_settings
 from heartrisk.model import SearchResult, Trial, bootstrap_auc_interval, evaluate, search, svc_pipeline
 from heartrisk.schema import TARGET
+from heartrisk.settings import MlflowSettings, Settings
 from heartrisk.summaries import Promotion, TrainingSummary
 
 STEP = {"cache_policy": NO_CACHE}  # tasks pass frames and models in memory; nothing to cache or persist
@@ -49,14 +50,15 @@ class Plan:
 
     @classmethod
     def of(cls, settings: Settings, **given: Any) -> Plan:
-        seed = given.get("seed")
+        """The search section, the data and the MLflow experiment, unless the run was given its own."""
+        defaults, seed = settings.search, given.get("seed")
         return cls(
-            trials=given.get("trials") or settings.trials,
-            folds=given.get("folds") or settings.folds,
-            repeats=given.get("repeats") or settings.repeats,
-            seed=settings.seed if seed is None else seed,
+            trials=given.get("trials") or defaults.trials,
+            folds=given.get("folds") or defaults.folds,
+            repeats=given.get("repeats") or defaults.repeats,
+            seed=defaults.seed if seed is None else seed,
             data_path=Path(given.get("data") or settings.data_path),
-            experiment=given.get("experiment") or settings.experiment_name,
+            experiment=given.get("experiment") or settings.mlflow.experiment_name,
         )
 
     def search_settings(self) -> dict[str, int]:
@@ -175,7 +177,7 @@ def log_run(client: MlflowClient, run_id: str, plan: Plan, split: Split, result:
 
 @task(name="register-and-gate", **STEP)
 def register_and_gate(
-    settings: Settings, run_id: str, fitted: Fitted, split: Split, result: SearchResult, plan: Plan
+    settings: MlflowSettings, run_id: str, fitted: Fitted, split: Split, result: SearchResult, plan: Plan
 ) -> tuple[Promotion, str]:
     """Register the model unless the champion is the same model; promote only if at least as good.
 
@@ -234,8 +236,8 @@ async def train_flow(
     plan = Plan.of(settings, trials=trials, folds=folds, repeats=repeats, seed=seed, data=data, experiment=experiment)
     logger = get_run_logger()
     with SyncClientContext.get_or_create():  # one Prefect client for every step
-        split = load_and_split(plan.data_path, settings.test_size, plan.seed)
-        client = MlflowClient(settings.mlflow_tracking_uri)
+        split = load_and_split(plan.data_path, settings.search.test_size, plan.seed)
+        client = MlflowClient(settings.mlflow.tracking_uri)
         run_id = tracking.start_run(client, plan.experiment, f"hyperopt-{plan.trials}-trials", tracking.TRAINING_TAG)
         try:
             logger.info(
@@ -245,8 +247,8 @@ async def train_flow(
             fitted = fit_and_evaluate(result.best_params, split, plan.folds, plan.seed)
             logger.info("serving runtime %s: %s", fitted.exported.runtime, fitted.exported.note())
             log_run(client, run_id, plan, split, result, fitted)
-            promotion, not_registered = register_and_gate(settings, run_id, fitted, split, result, plan)
-            summary = _summary(settings, plan, split, result, fitted, promotion, not_registered, run_id, started)
+            promotion, not_registered = register_and_gate(settings.mlflow, run_id, fitted, split, result, plan)
+            summary = _summary(settings.mlflow, plan, split, result, fitted, promotion, not_registered, run_id, started)
             publish(client, run_id, summary, split)
         except BaseException:
             client.set_terminated(run_id, "FAILED")
@@ -256,7 +258,7 @@ async def train_flow(
 
 
 def _summary(
-    settings: Settings,
+    settings: MlflowSettings,
     plan: Plan,
     split: Split,
     result: SearchResult,
@@ -266,7 +268,7 @@ def _summary(
     run_id: str,
     started: float,
 ) -> TrainingSummary:
-    experiment_id = MlflowClient(settings.mlflow_tracking_uri).get_run(run_id).info.experiment_id
+    experiment_id = MlflowClient(settings.tracking_uri).get_run(run_id).info.experiment_id
     return TrainingSummary(
         run_id=run_id,
         experiment=plan.experiment,
@@ -283,7 +285,7 @@ def _summary(
         baselines=result.baselines,
         data_sha256=split.data_sha256,
         seconds=round(time.perf_counter() - started, 2),
-        run_url=settings.mlflow_run_url(experiment_id, run_id),
+        run_url=settings.run_url(experiment_id, run_id),
         promotion=promotion,
         registered=not not_registered,
         registration_reason=not_registered,

@@ -123,11 +123,11 @@ def test_the_app_names_a_training_prefect_has_queued_before_its_mlflow_run_start
     from prefect.settings import PREFECT_API_URL, temporary_settings
     from prefect.states import Cancelled, Pending
 
+    base = get_settings()
     settings = dataclasses.replace(
-        get_settings(),
-        mlflow_tracking_uri=mlflow_server,
-        model_name="HeartRiskNeverTrained",
-        prefect_api_url=prefect_stack.api_url,
+        base,
+        mlflow=dataclasses.replace(base.mlflow, tracking_uri=mlflow_server, model_name="HeartRiskNeverTrained"),
+        prefect=dataclasses.replace(base.prefect, api_url=prefect_stack.api_url),
         predictions_db=str(tmp_path / "predictions.sqlite"),
     )
     holder = ModelHolder(settings)  # the real registry, and Prefect at the stack's address

@@ -13,12 +13,13 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from heartrisk import export
-from heartrisk.config import Settings, get_settings
+from heartrisk.config import get_settings
 from heartrisk.data import deduplicate, features_and_target, load_csv
 from heartrisk.schema import FEATURES
 from heartrisk.scoring import LoadedModel
 from heartrisk.serving import create_app
 from heartrisk.serving.model_holder import ModelHolder
+from heartrisk.settings import Settings
 from tests.support.models import fit_pipeline
 from tests.support.paths import HEART
 from tests.support.servers import free_port
@@ -46,9 +47,9 @@ def onnx_model(pipeline: Any, frame: pd.DataFrame) -> export.OnnxModel:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return dataclasses.replace(
-        get_settings(), predictions_db=str(tmp_path / "predictions.sqlite"), max_batch_rows=5, metrics_dir=""
-    )
+    base = get_settings()
+    app = dataclasses.replace(base.app, max_batch_rows=5, metrics_dir="")
+    return dataclasses.replace(base, predictions_db=str(tmp_path / "predictions.sqlite"), app=app)
 
 
 @pytest.fixture

@@ -14,14 +14,15 @@ from heartrisk import dashboard, names
 from heartrisk.config import get_settings
 from heartrisk.evidently_report import compute_drift
 from heartrisk.schema import FEATURE_NAMES
+from heartrisk.settings import EvidentlySettings
 from tests.support.frames import synthetic, with_predictions
 from tests.support.servers import free_port
 
 
 @pytest.fixture
-def settings(tmp_path: Path):
+def settings(tmp_path: Path) -> EvidentlySettings:
     return dataclasses.replace(
-        get_settings(), evidently_workspace=str(tmp_path / "evidently"), evidently_ui_url="http://ui.test:8001/"
+        get_settings().evidently, workspace=str(tmp_path / "evidently"), ui_url="http://ui.test:8001/"
     )
 
 
@@ -36,7 +37,7 @@ def test_the_project_and_its_panels_are_made_once_and_missing_panels_come_back(s
     project = dashboard.ensure_project(workspace)
     again = dashboard.ensure_project(dashboard.open_workspace(settings))
     assert again.id == project.id
-    projects = list(Workspace(settings.evidently_workspace).list_projects())
+    projects = list(Workspace(settings.workspace).list_projects())
     assert [p.name for p in projects] == [names.EVIDENTLY_PROJECT]
     titles = [panel.title for panel in project.dashboard.model().panels]
     assert titles == [panel.title for panel in dashboard.panels()]
@@ -54,7 +55,7 @@ def test_each_run_adds_a_snapshot_readable_with_evidentlys_api_and_linked_in_the
     second = dashboard.add_run(settings, a_snapshot(3), "drift-2")
     assert first["project_id"] == second["project_id"] and first["snapshot_id"] != second["snapshot_id"]
     assert second["url"] == f"http://ui.test:8001/projects/{second['project_id']}/reports/{second['snapshot_id']}"
-    workspace = Workspace(settings.evidently_workspace)
+    workspace = Workspace(settings.workspace)
     runs = workspace.list_runs(first["project_id"])
     assert sorted(map(str, runs)) == sorted([first["snapshot_id"], second["snapshot_id"]])
     stored = workspace.get_run(first["project_id"], first["snapshot_id"])
@@ -83,4 +84,4 @@ def test_every_panel_names_metrics_the_report_produces() -> None:
 def test_a_remote_workspace_that_does_not_answer_is_an_error_naming_it(settings) -> None:
     url = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(Exception, match=r"127\.0\.0\.1"):
-        dashboard.open_workspace(dataclasses.replace(settings, evidently_workspace=url))
+        dashboard.open_workspace(dataclasses.replace(settings, workspace=url))

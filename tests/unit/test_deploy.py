@@ -144,7 +144,7 @@ def test_nginx_refuses_what_the_app_would_refuse(tmp_path: Path) -> None:
     default = subprocess.run(start, env=env, capture_output=True, text=True, check=True).stdout
     from heartrisk.config import get_settings
 
-    assert f"client_max_body_size {get_settings().max_request_bytes};" in default
+    assert f"client_max_body_size {get_settings().app.max_request_bytes};" in default
     bad = subprocess.run(start, env={**env, "HEARTRISK_MAX_REQUEST_BYTES": "5m"}, capture_output=True, text=True)
     assert bad.returncode == 2 and "must be a number of bytes" in bad.stderr
 

@@ -32,12 +32,12 @@ def test_settings_default_to_these_names(monkeypatch) -> None:
     ):
         monkeypatch.delenv(variable, raising=False)
     settings = get_settings()
-    assert (settings.model_name, settings.work_pool, settings.experiment_name) == (
+    assert (settings.mlflow.model_name, settings.prefect.work_pool, settings.mlflow.experiment_name) == (
         names.MODEL,
         names.WORK_POOL,
         names.TRAIN_EXPERIMENT,
     )
-    assert settings.train_deployment == f"{names.TRAIN_FLOW}/{names.TRAIN_DEPLOYMENT}"
+    assert settings.prefect.train_deployment == f"{names.TRAIN_FLOW}/{names.TRAIN_DEPLOYMENT}"
 
 
 def test_prefect_yaml_declares_the_deployments_and_flows_named_here() -> None:

@@ -22,7 +22,7 @@ def test_the_plan_takes_given_values_and_settings_for_the_rest(monkeypatch: pyte
     assert (plan.trials, plan.folds, plan.repeats, plan.seed) == (12, 3, 3, 0)  # seed 0 is a seed, not "unset"
     assert plan.search_settings() == {"trials": 12, "folds": 3, "repeats": 3, "seed": 0}
     assert Plan.of(settings, repeats=2).repeats == 2
-    assert plan.data_path == settings.data_path and plan.experiment == settings.experiment_name
+    assert plan.data_path == settings.data_path and plan.experiment == settings.mlflow.experiment_name
     assert Plan.of(settings, data="x.csv").data_path == Path("x.csv")
 
 

@@ -8,10 +8,10 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from heartrisk.config import Settings
 from heartrisk.data import read_schema_csv, validate_served
 from heartrisk.drift import LABEL, PROBABILITY
 from heartrisk.predlog import open_log
+from heartrisk.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ def read_current(current: str | None, settings: Settings, window_days: float) ->
         return Current(frame, current, len(frame))
     log = open_log(settings.predictions_db)
     try:
-        window = log.window(days=window_days, max_rows=settings.drift_max_rows, seed=settings.drift_seed)
+        window = log.window(days=window_days, max_rows=settings.drift.max_rows, seed=settings.drift.seed)
     finally:
         log.close()
     source = f"prediction log {log.where}, last {window_days:g} days"

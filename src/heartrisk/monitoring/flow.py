@@ -18,13 +18,14 @@ from prefect.cache_policies import NO_CACHE
 from prefect.context import SyncClientContext
 
 from heartrisk import names, notify
-from heartrisk.config import Settings, get_settings
+from heartrisk.config import get_settings
 from heartrisk.drift import DriftResult
 from heartrisk.monitoring import report
 from heartrisk.monitoring.current import Current, read_current
 from heartrisk.monitoring.reference import read_reference
 from heartrisk.monitoring.report import Compared, Kept
 from heartrisk.monitoring.rules import Decision, decide
+from heartrisk.settings import Settings
 from heartrisk.summaries import Failed, MonitorSummary, Retraining
 
 if TYPE_CHECKING:
@@ -45,22 +46,24 @@ async def monitor_flow(
 ) -> MonitorSummary:
     """Compare current data with the reference; report, alert and (on drift) retrain."""
     settings = get_settings()
-    recipients = list(recipients or settings.email_recipients)
-    retrain = settings.retrain_on_drift if retrain is None else retrain
+    recipients = list(recipients or settings.mail.recipients)
+    retrain = settings.drift.retrain if retrain is None else retrain
+    threshold = settings.drift.threshold if threshold is None else threshold
+    window_days = settings.drift.window_days if window_days is None else window_days
     # One Prefect client for all the steps (about 40 ms each otherwise).
     with long_lived_frozen(), SyncClientContext.get_or_create():
         reference_path = str(reference or settings.reference_path)
         # Side by side: the reference's scores need the registry (HTTP), the window the database.
         scoring = read_reference.submit(reference_path, settings, current is None)
-        data = read_current(current, settings, settings.drift_window_days if window_days is None else window_days)
+        data = read_current(current, settings, window_days)
         scored, note = scoring.result()
-        compared = Compared(data, reference_path, len(scored), _threshold(settings, threshold))
-        result, snapshot = compare(compared, scored, settings.drift_min_rows)
+        compared = Compared(data, reference_path, len(scored), threshold)
+        result, snapshot = compare(compared, scored, settings.drift.min_rows)
         kept = await report.keep(settings, result, snapshot, compared) if result is not None else None
         decision = decide(result, has_recipients=bool(recipients), retrain_on_drift=retrain,
-                          mail_when_quiet=settings.mail_when_quiet)  # fmt: skip
-        get_run_logger().info(log_line(compared, result, decision, settings.drift_min_rows))
-        retraining = await start_retraining_if(decision, settings.train_deployment)
+                          mail_when_quiet=settings.mail.when_quiet)  # fmt: skip
+        get_run_logger().info(log_line(compared, result, decision, settings.drift.min_rows))
+        retraining = await start_retraining_if(decision, settings.prefect.train_deployment)
         summary = summarize(compared, result, decision, kept, retraining, _prediction_drift(result, note, compared))
         email = await mail(settings, summary, result, decision, recipients, email_block)
     failures = [f"{where} logging failed: {error}" for where, error in summary.problems.items()]
@@ -69,10 +72,6 @@ async def monitor_flow(
     if failures:
         raise RuntimeError("; ".join(failures))
     return replace(summary, email=email)
-
-
-def _threshold(settings: Settings, threshold: float | None) -> float:
-    return settings.drift_threshold if threshold is None else threshold
 
 
 def compare(compared: Compared, reference: pd.DataFrame, minimum: int) -> tuple[DriftResult | None, Snapshot | None]:
@@ -169,12 +168,10 @@ async def mail(
             get_run_logger().warning("No recipients (--recipient or HEARTRISK_EMAIL_TO): no e-mail sent.")
         return {"sent": False, "recipients": []}
     return await notify.send(
-        message(summary, result, settings.drift_min_rows, settings.train_deployment),
-        block=block or settings.email_block,
-        sender=settings.email_from,
+        message(summary, result, settings.drift.min_rows, settings.prefect.train_deployment),
+        settings.mail,
         recipients=recipients,
-        retries=settings.smtp_retries,
-        retry_delay=settings.smtp_retry_delay,
+        block=block,
     )
 
 

@@ -10,12 +10,12 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from heartrisk.config import Settings
 from heartrisk.data import read_schema_csv, sha256
 from heartrisk.drift import LABEL, PROBABILITY
 from heartrisk.registry import Registry
 from heartrisk.schema import FEATURE_NAMES
 from heartrisk.scoring import LoadedModel
+from heartrisk.settings import Settings
 
 
 @task(name="read-reference-data", cache_policy=NO_CACHE)
@@ -39,11 +39,11 @@ def champion_scores(settings: Settings, path: Path, frame: pd.DataFrame) -> tupl
     Kept in ``<state>/reference-scores`` per champion and reference file, so a run loads the model only
     after a promotion (loading it costs about a second; a cached file, milliseconds).
     """
-    registry = Registry.of(settings)
+    registry = Registry.of(settings.mlflow)
     champion = registry.champion()
     if champion is None:
-        raise LookupError(f"no champion yet ({settings.model_name}@{settings.champion_alias})")
-    identity = [settings.mlflow_tracking_uri, registry.name, champion.version, champion.fingerprint, sha256(path)]
+        raise LookupError(f"no champion yet ({settings.mlflow.model_name}@{settings.mlflow.champion_alias})")
+    identity = [settings.mlflow.tracking_uri, registry.name, champion.version, champion.fingerprint, sha256(path)]
     key = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:16]
     cache = settings.state_dir / "reference-scores" / f"{registry.name}-v{champion.version}-{key}.csv"
     if cache.is_file():

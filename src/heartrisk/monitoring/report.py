@@ -24,10 +24,10 @@ from prefect.client.schemas.objects import State
 from prefect.futures import PrefectFuture
 
 from heartrisk import names, tracking
-from heartrisk.config import Settings
 from heartrisk.drift import DriftResult
 from heartrisk.monitoring.current import Current
 from heartrisk.schema import BY_NAME
+from heartrisk.settings import EvidentlySettings, MlflowSettings, Settings
 from heartrisk.summaries import DashboardEntry, Failed, TrackedRun
 
 if TYPE_CHECKING:
@@ -67,15 +67,15 @@ async def keep(settings: Settings, result: DriftResult, snapshot: Snapshot, comp
     """Keep the report everywhere: the HTML file in this process while the workspace write and the MLflow
     run (mostly waiting on HTTP) run beside it; then the Prefect table, with the links that worked."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    boarding = add_to_dashboard.submit(settings, snapshot, f"drift-{stamp}")
-    opening = log_to_mlflow.submit(settings, result, compared, stamp)
+    boarding = add_to_dashboard.submit(settings.evidently, snapshot, f"drift-{stamp}")
+    opening = log_to_mlflow.submit(settings.mlflow, result, compared, stamp)
     report = None
     try:
-        report = save_report(snapshot, settings.report_dir, stamp)
+        report = save_report(snapshot, settings.drift.report_dir, stamp)
     finally:  # the MLflow run is closed either way (FAILED when the report could not be written)
         tracked = await settled(opening)
         if not isinstance(tracked, Failed):
-            tracked = await attempt(attach_report, settings, tracked, report)
+            tracked = await attempt(attach_report, settings.mlflow, tracked, report)
     board = await settled(boarding)
     kept = Kept(report, tracked, board)
     publish_table(result, {"Evidently dashboard": kept.dashboard_url, "MLflow run": kept.run_url})
@@ -95,11 +95,11 @@ def save_report(snapshot: Snapshot, report_dir: Path, stamp: str) -> Path:
 
 
 @task(name="add-to-dashboard", **STEP)
-def add_to_dashboard(settings: Settings, snapshot: Snapshot, name: str) -> DashboardEntry:
+def add_to_dashboard(evidently: EvidentlySettings, snapshot: Snapshot, name: str) -> DashboardEntry:
     """The run's snapshot in the Evidently workspace's project, whose dashboard charts every run."""
     from heartrisk import dashboard  # Evidently's workspace code, only for a run that compared data
 
-    return DashboardEntry(**dashboard.add_run(settings, snapshot, name))
+    return DashboardEntry(**dashboard.add_run(evidently, snapshot, name))
 
 
 def metrics(result: DriftResult, compared: Compared) -> dict[str, float]:
@@ -120,12 +120,12 @@ def metrics(result: DriftResult, compared: Compared) -> dict[str, float]:
 
 
 @task(name="log-monitoring-run", **STEP)
-def log_to_mlflow(settings: Settings, result: DriftResult, compared: Compared, stamp: str) -> str:
+def log_to_mlflow(mlflow: MlflowSettings, result: DriftResult, compared: Compared, stamp: str) -> str:
     """One MLflow run per monitoring run, so the MLflow UI charts drift over time: opened with its metrics
     while the report is written (it waits mostly on the server); returns its id."""
-    client = MlflowClient(settings.mlflow_tracking_uri)
+    client = MlflowClient(mlflow.tracking_uri)
     tags = {"drift_detected": str(result.drift_detected).lower()}
-    run_id = tracking.start_run(client, settings.monitor_experiment, f"drift-{stamp}", tags)
+    run_id = tracking.start_run(client, mlflow.monitor_experiment, f"drift-{stamp}", tags)
     params = {"current_source": compared.current.source, "reference": compared.reference,
               "current_rows": compared.current.rows, "reference_rows": compared.reference_rows,
               "threshold": compared.threshold}  # fmt: skip
@@ -138,9 +138,9 @@ def log_to_mlflow(settings: Settings, result: DriftResult, compared: Compared, s
 
 
 @task(name="attach-report-to-mlflow-run", **STEP)
-def attach_report(settings: Settings, run_id: str, report: Path | None) -> TrackedRun:
+def attach_report(mlflow: MlflowSettings, run_id: str, report: Path | None) -> TrackedRun:
     """The HTML report as the MLflow run's artifact, and the run closed (FAILED without a report)."""
-    client = MlflowClient(settings.mlflow_tracking_uri)
+    client = MlflowClient(mlflow.tracking_uri)
     if report is None:
         client.set_terminated(run_id, "FAILED")
         raise RuntimeError("the HTML report could not be written")
@@ -151,7 +151,7 @@ def attach_report(settings: Settings, run_id: str, report: Path | None) -> Track
         raise
     client.set_terminated(run_id)
     experiment_id = client.get_run(run_id).info.experiment_id
-    return TrackedRun(run_id, settings.mlflow_run_url(experiment_id, run_id))
+    return TrackedRun(run_id, mlflow.run_url(experiment_id, run_id))
 
 
 @task(name="publish-drift-table", **STEP)

@@ -49,7 +49,7 @@ def predict():
     payload, error = _parse()
     if error is not None:
         return error
-    limit = runtime().settings.max_batch_rows
+    limit = runtime().settings.app.max_batch_rows
     if isinstance(payload, list) and len(payload) > limit:
         return problem(413, f"at most {limit} records per request; got {len(payload)}")
     if not isinstance(payload, dict | list):
@@ -78,7 +78,7 @@ def predict():
 
 @bp.get("/openapi.json")
 def openapi():
-    return jsonify(openapi_document(runtime().settings.max_batch_rows))
+    return jsonify(openapi_document(runtime().settings.app.max_batch_rows))
 
 
 def openapi_document(max_batch_rows: int) -> dict[str, Any]:

@@ -10,11 +10,12 @@ from flask import Flask, g, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from heartrisk.config import Settings, get_settings
+from heartrisk.config import get_settings
 from heartrisk.predlog import open_log
 from heartrisk.serving import metrics, security
 from heartrisk.serving.model_holder import ModelHolder
 from heartrisk.serving.runtime import EXTENSION, Runtime, request_id
+from heartrisk.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +25,7 @@ def create_app(settings: Settings | None = None, holder: ModelHolder | None = No
     settings = settings or get_settings()
     holder = holder or ModelHolder(settings)
     app = Flask(__name__)
-    app.config.update(MAX_CONTENT_LENGTH=settings.max_request_bytes, DEBUG=False, PROPAGATE_EXCEPTIONS=False)
+    app.config.update(MAX_CONTENT_LENGTH=settings.app.max_request_bytes, DEBUG=False, PROPAGATE_EXCEPTIONS=False)
     app.jinja_env.trim_blocks = app.jinja_env.lstrip_blocks = True
     app.extensions[EXTENSION] = Runtime(settings, holder, open_log(settings.predictions_db))
     holder.subscribe(metrics.model_swapped)
@@ -38,8 +39,8 @@ def create_app(settings: Settings | None = None, holder: ModelHolder | None = No
     app.after_request(_finish)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)
-    if settings.trusted_proxies:  # behind a proxy (nginx in the scale-out stack): the client's address and scheme
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies)
+    if proxies := settings.app.trusted_proxies:  # behind a proxy (nginx in the scale-out stack): client and scheme
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
     return app
 
 

@@ -15,20 +15,22 @@ from datetime import UTC, datetime, timedelta
 
 import requests
 
-from heartrisk.config import Settings
+from heartrisk.settings import PrefectSettings
 from heartrisk.tracking import TrainingInProgress
 
 ACTIVE = {"SCHEDULED": "queued", "PENDING": "queued", "RUNNING": "started"}  # state type -> what the advice says
 KIND = "Prefect flow run"
 
 
-def queued_training(settings: Settings, *, newer_than: float = 3600, timeout: float = 2) -> TrainingInProgress | None:
+def queued_training(
+    prefect: PrefectSettings, *, newer_than: float = 3600, timeout: float = 2
+) -> TrainingInProgress | None:
     """The newest run of the training deployment that is due and not finished, if any.
 
     Runs due more than ``newer_than`` seconds ago count as abandoned (a worker killed mid-run leaves its run
     RUNNING), and runs scheduled for later are not under way yet.
     """
-    flow, _, deployment = settings.train_deployment.partition("/")
+    flow, _, deployment = prefect.train_deployment.partition("/")
     now = datetime.now(UTC)
     body = {
         "flows": {"name": {"any_": [flow]}},
@@ -43,7 +45,7 @@ def queued_training(settings: Settings, *, newer_than: float = 3600, timeout: fl
         "sort": "EXPECTED_START_TIME_DESC",
         "limit": 1,
     }
-    api = settings.prefect_api_url
+    api = prefect.api_url
     response = requests.post(f"{api}/flow_runs/filter", json=body, headers=csrf_headers(api, timeout), timeout=timeout)
     response.raise_for_status()
     runs = response.json()

@@ -19,14 +19,15 @@ from pathlib import Path
 from heartrisk.config import get_settings
 
 _settings = get_settings()
+_app = _settings.app
 
 wsgi_app = "heartrisk.serving:create_app()"
-bind = f"{_settings.app_host}:{_settings.app_port}"
-workers = _settings.app_workers
+bind = f"{_app.host}:{_app.port}"
+workers = _app.workers
 worker_class = "heartrisk._compat.gunicorn.StoppingThreadWorker"  # gthread, stopping without idle clients
-threads = _settings.app_threads
-timeout = _settings.app_timeout
-graceful_timeout = _settings.app_timeout
+threads = _app.threads
+timeout = _app.timeout
+graceful_timeout = _app.timeout
 keepalive = 5
 preload_app = True
 errorlog = "-"
@@ -50,8 +51,8 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 # Prometheus multiprocess mode: one folder of value files shared by the workers, empty at start.
-if _settings.metrics_dir:
-    _metrics_dir, _own_metrics_dir = Path(_settings.metrics_dir), False
+if _app.metrics_dir:
+    _metrics_dir, _own_metrics_dir = Path(_app.metrics_dir), False
     _metrics_dir.mkdir(parents=True, exist_ok=True)
     for stale in _metrics_dir.glob("*.db"):
         stale.unlink()

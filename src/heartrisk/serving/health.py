@@ -28,7 +28,7 @@ def readyz():
     ready = status.model is not None and log_problem is None
     body: dict[str, object] = {
         "ready": ready,
-        "model_name": rt.settings.model_name,
+        "model_name": rt.settings.mlflow.model_name,
         "model_version": None if status.model is None else status.model.version,
         "runtime": None if status.model is None else status.model.runtime,
         "runtime_note": None if status.model is None else status.model.runtime_note or None,
@@ -44,5 +44,5 @@ def readyz():
 
 @bp.get("/metrics")
 def prometheus_metrics():
-    payload, content_type = metrics.render(runtime().settings.metrics_dir)
+    payload, content_type = metrics.render(runtime().settings.app.metrics_dir)
     return Response(payload, content_type=content_type)

@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from heartrisk import export
-from heartrisk.config import Settings
 from heartrisk.schema import FEATURE_NAMES, VALID_RECORD, as_matrix
 from heartrisk.scoring import LoadedModel
+from heartrisk.settings import Settings
 
 if TYPE_CHECKING:
     from heartrisk.registry import StoredModel
@@ -99,7 +99,7 @@ class ModelHolder:
             self._problem,
             self._reachable,
             self._checked_at,
-            self.settings.mlflow_tracking_uri,
+            self.settings.mlflow.tracking_uri,
             self._training,
         )
 
@@ -124,21 +124,21 @@ class ModelHolder:
 
     def _refresh(self) -> tuple[bool, str]:
         """(MLflow reachable, problem or "")."""
-        name, uri = self.settings.model_name, self.settings.mlflow_tracking_uri
+        name, uri = self.settings.mlflow.model_name, self.settings.mlflow.tracking_uri
         try:
             if self._source is None:
                 from heartrisk.registry import Registry
                 from heartrisk.serving.flow_runs import queued_training
 
-                self._source = Registry.of(self.settings)
-                self._queued = self._queued or (lambda: queued_training(self.settings))
+                self._source = Registry.of(self.settings.mlflow)
+                self._queued = self._queued or (lambda: queued_training(self.settings.prefect))
             version = self._source.champion_version()
         except Exception as exc:  # any failure to reach the registry is reported, not raised
             log.debug("MLflow unreachable at %s: %s", uri, exc)
             return False, f"MLflow is unreachable at {uri}: {_short(exc)}"
         if version is None:
             self._training = self._training_in_progress()
-            return True, f"no model {name!r} with alias {self.settings.champion_alias!r} in MLflow yet"
+            return True, f"no model {name!r} with alias {self.settings.mlflow.champion_alias!r} in MLflow yet"
         self._training = None
         current = self._model
         if current is not None and current.version == version:
@@ -163,7 +163,7 @@ class ModelHolder:
 
     def _log_reachability(self, reachable: bool) -> None:
         """One line when MLflow goes away or comes back, not one per poll (the status says it every time)."""
-        uri = self.settings.mlflow_tracking_uri
+        uri = self.settings.mlflow.tracking_uri
         if reachable and not self._reachable and self._checked_at is not None:
             log.info("MLflow at %s answers", uri)
         elif not reachable and self._reachable:
@@ -176,7 +176,7 @@ class ModelHolder:
     def _load(self, version: str) -> LoadedModel:
         """The version, answering through ONNX Runtime when its export passes the check here, and warmed up."""
         stored = self._source.load(version)
-        model = LoadedModel.of(self.settings.model_name, version, stored.pipeline, stored.export_note)
+        model = LoadedModel.of(self.settings.mlflow.model_name, version, stored.pipeline, stored.export_note)
         if stored.graph is not None:
             model = self._with_onnx(model, export.OnnxModel(stored.graph))
         model.predict(as_matrix([VALID_RECORD]))
@@ -242,7 +242,7 @@ class ModelHolder:
     def _follow(self) -> None:
         self.refresh()
         self._first_check.set()
-        while not self._stop.wait(self.settings.model_poll_seconds):
+        while not self._stop.wait(self.settings.app.model_poll_seconds):
             self.refresh()
 
 

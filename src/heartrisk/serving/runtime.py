@@ -16,11 +16,11 @@ from dataclasses import dataclass
 import numpy as np
 from flask import current_app, g, request
 
-from heartrisk.config import Settings
 from heartrisk.predlog import LogUnavailable, PredictionLog
 from heartrisk.scoring import LoadedModel
 from heartrisk.serving import metrics
 from heartrisk.serving.model_holder import ModelHolder
+from heartrisk.settings import Settings
 
 log = logging.getLogger(__name__)
 

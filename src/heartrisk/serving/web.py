@@ -61,7 +61,7 @@ def _page(
         model=model,
         problem=holder.problem if model is None else "",
         train_hint=no_model_advice(holder) if model is None else "",
-        mlflow_url=rt.settings.public_url,
+        mlflow_url=rt.settings.mlflow.public_url,
         not_saved=not_saved,
     )
     headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if not_saved else {}

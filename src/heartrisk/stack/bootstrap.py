@@ -19,8 +19,9 @@ from typing import Any
 
 import yaml
 
-from heartrisk.config import BIN, Settings, get_settings
+from heartrisk.config import BIN, get_settings
 from heartrisk.names import DEPLOYMENTS, TRAIN_DEPLOYMENT
+from heartrisk.settings import MailSettings, MlflowSettings, Settings
 from heartrisk.stack.processes import Log, deploy_env, wait_for
 
 ACTIVE_STATES = ("SCHEDULED", "PENDING", "RUNNING", "PAUSED", "CANCELLING")
@@ -50,10 +51,10 @@ class Outcome:
 def urls(settings: Settings) -> dict[str, str]:
     """The user interfaces of the stack: the form, MLflow, Prefect, and the dashboard of every monitoring run."""
     return {
-        "mlflow": settings.mlflow_tracking_uri.rstrip("/"),
-        "prefect": settings.prefect_api_url.rstrip("/").removesuffix("/api"),
-        "app": f"http://{settings.app_host}:{settings.app_port}",
-        "evidently": settings.evidently_ui_url.rstrip("/"),
+        "mlflow": settings.mlflow.tracking_uri.rstrip("/"),
+        "prefect": settings.prefect.api_url.rstrip("/").removesuffix("/api"),
+        "app": f"http://{settings.app.host}:{settings.app.port}",
+        "evidently": settings.evidently.ui_url.rstrip("/"),
     }
 
 
@@ -82,20 +83,18 @@ def ensure_work_pool(client: Any, name: str) -> bool:
     return True
 
 
-def ensure_email_block(settings: Settings) -> bool:
+def ensure_email_block(mail: MailSettings) -> bool:
     """Point the alert e-mail at the local SMTP sink when no block exists; a configured one is kept."""
     from prefect_email import EmailServerCredentials
 
     from heartrisk.notify import create_email_block
 
     try:
-        EmailServerCredentials.load(settings.email_block)
+        EmailServerCredentials.load(mail.block)
         return False
     except ValueError:  # Prefect's "Unable to find block document named ..."
         pass
-    create_email_block(
-        settings.email_block, server=settings.smtp_sink_host, port=settings.smtp_sink_port, security="none"
-    )
+    create_email_block(mail.block, server=mail.sink_host, port=mail.sink_port, security="none")
     return True
 
 
@@ -177,11 +176,11 @@ def start_training(client: Any, log: Log = _stderr) -> Any:
     return run
 
 
-def current_champion(settings: Settings) -> str | None:
+def current_champion(mlflow: MlflowSettings) -> str | None:
     """Version number of the registry's champion, or None on a fresh stack."""
     from heartrisk.registry import Registry
 
-    return Registry.of(settings).champion_version()
+    return Registry.of(mlflow).champion_version()
 
 
 def bootstrap(
@@ -199,16 +198,16 @@ def bootstrap(
 
     settings = settings or get_settings()
     outcome = Outcome(urls=urls(settings))
-    wait_for(f"{settings.prefect_api_url}/health", timeout=settings.bootstrap_timeout, what="Prefect", log=log)
+    prefect, mail = settings.prefect, settings.mail
+    wait_for(f"{prefect.api_url}/health", timeout=settings.bootstrap_timeout, what="Prefect", log=log)
 
     # Prefect reads its settings when imported: name the server explicitly, never a temporary one.
-    with temporary_settings({PREFECT_API_URL: settings.prefect_api_url}), get_client(sync_client=True) as client:
-        outcome.pool_created = ensure_work_pool(client, settings.work_pool)
-        log(f"work pool {settings.work_pool}: {'created' if outcome.pool_created else 'exists'}")
-        outcome.email_block_created = ensure_email_block(settings)
+    with temporary_settings({PREFECT_API_URL: prefect.api_url}), get_client(sync_client=True) as client:
+        outcome.pool_created = ensure_work_pool(client, prefect.work_pool)
+        log(f"work pool {prefect.work_pool}: {'created' if outcome.pool_created else 'exists'}")
+        outcome.email_block_created = ensure_email_block(mail)
         if outcome.email_block_created:
-            sink = f"{settings.smtp_sink_host}:{settings.smtp_sink_port}"
-            log(f"e-mail block {settings.email_block}: created for the local SMTP sink {sink}")
+            log(f"e-mail block {mail.block}: created for the local SMTP sink {mail.sink_host}:{mail.sink_port}")
 
         declared = [d["name"] for d in declared_deployments(settings.project_dir)]
         missing = set(DEPLOYMENTS) - set(declared)
@@ -223,13 +222,13 @@ def bootstrap(
         if TRAIN_DEPLOYMENT in todo:
             deploy(settings, [TRAIN_DEPLOYMENT], log=log)
         wait_for(f"{outcome.urls['mlflow']}/health", timeout=settings.bootstrap_timeout, what="MLflow", log=log)
-        outcome.champion_version = current_champion(settings)
+        outcome.champion_version = current_champion(settings.mlflow)
         if outcome.champion_version is None and train:
             run = start_training(client, log=log)
             outcome.training_run = str(run.id)
             if wait_training:
                 outcome.training_state = wait_for_run(client, run.id, timeout=settings.bootstrap_timeout, log=log)
-                outcome.champion_version = current_champion(settings)
+                outcome.champion_version = current_champion(settings.mlflow)
         if wait_app and outcome.training_state in (None, "COMPLETED"):
             wait_for(f"{outcome.urls['app']}/readyz", timeout=settings.bootstrap_timeout, what="the app", log=log)
         if rest := [name for name in todo if name != TRAIN_DEPLOYMENT]:

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from heartrisk.config import Settings
+from heartrisk.settings import MlflowSettings
 
 DEFAULT_PERMISSION = "READ"  # a signed-in user reads everything; writes need ownership or a grant (or admin)
 # MLflow checks the password hash (scrypt, tens of ms of CPU) on every request unless it caches the result:
@@ -26,13 +26,13 @@ DEFAULT_PERMISSION = "READ"  # a signed-in user reads everything; writes need ow
 AUTH_CACHE_SECONDS = 60
 
 
-def write_auth_config(settings: Settings) -> Path:
+def write_auth_config(settings: MlflowSettings) -> Path:
     """MLflow's basic-auth settings file, private to this server (it holds the database password)."""
     config = configparser.ConfigParser()
     config["mlflow"] = {
         "default_permission": DEFAULT_PERMISSION,
-        "database_uri": settings.mlflow_auth_db.replace("%", "%%"),  # configparser interpolates %
-        "admin_username": settings.mlflow_admin_user,
+        "database_uri": settings.auth_db.replace("%", "%%"),  # configparser interpolates %
+        "admin_username": settings.admin_user,
         "authorization_function": "mlflow.server.auth:authenticate_request_basic_auth",
         "auth_cache_ttl_seconds": str(AUTH_CACHE_SECONDS),
     }
@@ -43,18 +43,18 @@ def write_auth_config(settings: Settings) -> Path:
     return path
 
 
-def accounts(settings: Settings) -> dict[str, tuple[str, bool]]:
+def accounts(settings: MlflowSettings) -> dict[str, tuple[str, bool]]:
     """The accounts the configuration asks for: user -> (password, is admin)."""
-    wanted = {settings.mlflow_admin_user: (settings.mlflow_admin_password, True)}
-    if settings.mlflow_reader_user:
-        wanted[settings.mlflow_reader_user] = (settings.mlflow_reader_password, False)
+    wanted = {settings.admin_user: (settings.admin_password, True)}
+    if settings.reader_user:
+        wanted[settings.reader_user] = (settings.reader_password, False)
     for user, (password, _) in wanted.items():
         if not password:
             raise ValueError(f"MLflow user {user!r} has no password in the configuration")
     return wanted
 
 
-def prepare_users(settings: Settings) -> dict[str, str]:
+def prepare_users(settings: MlflowSettings) -> dict[str, str]:
     """Migrate the users database and make its accounts match the configuration; what was done, per user.
 
     The configuration is the source of truth: a password changed there is applied here (this is how
@@ -64,7 +64,7 @@ def prepare_users(settings: Settings) -> dict[str, str]:
 
     wanted = accounts(settings)
     store = SqlAlchemyStore()
-    store.init_db(settings.mlflow_auth_db)  # MLflow's own migrations of its users database
+    store.init_db(settings.auth_db)  # MLflow's own migrations of its users database
     done = {}
     try:
         for user, (password, admin) in wanted.items():
@@ -85,18 +85,18 @@ def prepare_users(settings: Settings) -> dict[str, str]:
     return done
 
 
-def ensure_bucket(settings: Settings) -> str | None:
+def ensure_bucket(settings: MlflowSettings) -> str | None:
     """Check the S3 bucket of the artifacts (``s3://bucket/prefix``), creating it when missing.
 
     None when artifacts are not in S3. A managed bucket on a cloud already exists: this only checks it.
     """
-    if not settings.mlflow_artifacts.startswith("s3://"):
+    if not settings.artifacts.startswith("s3://"):
         return None
     import boto3
     from botocore.exceptions import ClientError
 
-    bucket = urlsplit(settings.mlflow_artifacts).netloc
-    s3 = boto3.client("s3", endpoint_url=settings.mlflow_s3_endpoint or None)
+    bucket = urlsplit(settings.artifacts).netloc
+    s3 = boto3.client("s3", endpoint_url=settings.s3_endpoint or None)
     try:
         s3.head_bucket(Bucket=bucket)
         return f"{bucket} exists"

@@ -20,7 +20,8 @@ from urllib.parse import urlsplit
 
 import requests
 
-from heartrisk.config import BIN, Settings
+from heartrisk.config import BIN
+from heartrisk.settings import EvidentlySettings, MailSettings, Settings
 from heartrisk.stack import mlflow_setup
 
 Log = Callable[[str], None]
@@ -35,25 +36,26 @@ def prefect_env(settings: Settings) -> dict[str, str]:
     """Prefect client settings shared by the server, the worker and the bootstrap."""
     return {
         "PREFECT_HOME": str(settings.state_dir / "prefect"),
-        "PREFECT_API_URL": settings.prefect_api_url,
+        "PREFECT_API_URL": settings.prefect.api_url,
     }
 
 
 def deploy_env(settings: Settings) -> dict[str, str]:
     """Environment for ``prefect deploy`` and the worker: the values prefect.yaml's templates read."""
+    prefect = settings.prefect
     return {
-        "PREFECT_API_URL": settings.prefect_api_url,
+        "PREFECT_API_URL": prefect.api_url,
         "HEARTRISK_PROJECT_DIR": str(settings.project_dir),
-        "HEARTRISK_WORK_POOL": settings.work_pool,
-        "HEARTRISK_MONITOR_CRON": settings.monitor_cron,
-        "HEARTRISK_PURGE_CRON": settings.purge_cron,
-        "HEARTRISK_SCHEDULE_TIMEZONE": settings.schedule_timezone,
+        "HEARTRISK_WORK_POOL": prefect.work_pool,
+        "HEARTRISK_MONITOR_CRON": prefect.monitor_cron,
+        "HEARTRISK_PURGE_CRON": prefect.purge_cron,
+        "HEARTRISK_SCHEDULE_TIMEZONE": prefect.schedule_timezone,
     }
 
 
 def worker_env(settings: Settings) -> dict[str, str]:
     """What flow runs started by the worker need: where the code, MLflow and Prefect are."""
-    return {**prefect_env(settings), **deploy_env(settings), "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri}
+    return {**prefect_env(settings), **deploy_env(settings), "MLFLOW_TRACKING_URI": settings.mlflow.tracking_uri}
 
 
 def wait_for(url: str, *, timeout: float, what: str, log: Log = _stderr) -> None:
@@ -86,8 +88,8 @@ def mlflow_stores(settings: Settings, state_dir: str | None) -> tuple[str, str]:
     by default a SQLite file and a folder in the state folder, as in local mode.
     """
     state = Path(state_dir or settings.state_dir / "mlflow").resolve()
-    backend = settings.mlflow_backend_uri or f"sqlite:///{state / 'mlflow.db'}"
-    artifacts = settings.mlflow_artifacts or str(state / "artifacts")
+    backend = settings.mlflow.backend_uri or f"sqlite:///{state / 'mlflow.db'}"
+    artifacts = settings.mlflow.artifacts or str(state / "artifacts")
     if backend.startswith("sqlite:"):
         state.mkdir(parents=True, exist_ok=True)
     if "://" not in artifacts:
@@ -104,25 +106,26 @@ def mlflow_server(settings: Settings, *, host: str | None, port: int | None, sta
     With ``HEARTRISK_MLFLOW_AUTH_DB`` set, MLflow asks every client for a user and password.
     """
     backend, artifacts = mlflow_stores(settings, state_dir)
+    mlflow = settings.mlflow
     command = [
         str(BIN / "mlflow"),
         "server",
-        "--host", host or settings.mlflow_host,
-        "--port", str(port or settings.mlflow_port),
-        "--workers", str(settings.mlflow_workers),
+        "--host", host or mlflow.host,
+        "--port", str(port or mlflow.port),
+        "--workers", str(mlflow.workers),
         "--artifacts-destination", artifacts,
         "--serve-artifacts",
     ]  # fmt: skip
-    if settings.mlflow_allowed_hosts:
-        command += ["--allowed-hosts", settings.mlflow_allowed_hosts]
+    if mlflow.allowed_hosts:
+        command += ["--allowed-hosts", mlflow.allowed_hosts]
     # The job runner and its consumers (about 600 MB) serve features this project does not use.
     env = {
         "MLFLOW_BACKEND_STORE_URI": backend,
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": os.environ.get("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false"),
     }
-    if settings.mlflow_auth_db:  # users and passwords (see mlflow_setup); the admin account exists already
+    if mlflow.auth_db:  # users and passwords (see mlflow_setup); the admin account exists already
         command += ["--app-name", "basic-auth"]
-        env["MLFLOW_AUTH_CONFIG_PATH"] = str(mlflow_setup.write_auth_config(settings))
+        env["MLFLOW_AUTH_CONFIG_PATH"] = str(mlflow_setup.write_auth_config(mlflow))
     if settings.log_level != "debug":  # one access-log line per request drowned everything else
         command += ["--uvicorn-opts", "--no-access-log"]
         # StarletteDeprecationWarning is a UserWarning: match it by its message (MLflow imports the old module).
@@ -156,11 +159,11 @@ def prefect_server(settings: Settings, *, host: str | None, port: int | None) ->
     the unused ones (triggers, pause expirations, repossessor) measured no saving (232 vs 234 MB).
     """
     (settings.state_dir / "prefect").mkdir(parents=True, exist_ok=True)
-    port = port or settings.prefect_port
+    port = port or settings.prefect.port
     env = {**prefect_env(settings), **prefect_browser_guard(port)}
     env.pop("PREFECT_API_URL")
     command = [str(BIN / "prefect"), "server", "start", "--no-background", "--workers", "1"]
-    command += ["--host", host or settings.prefect_host, "--port", str(port)]
+    command += ["--host", host or settings.prefect.host, "--port", str(port)]
     _exec(command, env)
 
 
@@ -190,22 +193,22 @@ def prefect_browser_guard(port: int, environ: Mapping[str, str] = os.environ) ->
 def worker(settings: Settings, *, name: str, healthcheck: bool) -> NoReturn:
     """A process worker on the project's pool; flow runs start in the project folder (prefect.yaml)."""
     # Started before the server answers, the worker backs off and picks up the first run late.
-    wait_for(f"{settings.prefect_api_url}/health", timeout=settings.bootstrap_timeout, what="Prefect")
-    command = [str(BIN / "prefect"), "worker", "start", "--pool", settings.work_pool, "--type", "process"]
+    wait_for(f"{settings.prefect.api_url}/health", timeout=settings.bootstrap_timeout, what="Prefect")
+    command = [str(BIN / "prefect"), "worker", "start", "--pool", settings.prefect.work_pool, "--type", "process"]
     command += ["--name", name] + (["--with-healthcheck"] if healthcheck else [])
     _exec(command, worker_env(settings))
 
 
-def smtp_sink(settings: Settings, *, host: str | None, port: int | None, mail_dir: str | None) -> NoReturn:
+def smtp_sink(mail: MailSettings, *, host: str | None, port: int | None, mail_dir: str | None) -> NoReturn:
     """A local SMTP server that keeps every message in a Maildir, so alerts can be read without Gmail."""
-    folder = Path(mail_dir or settings.mail_dir)
+    folder = Path(mail_dir or mail.maildir)
     for part in ("tmp", "new", "cur"):  # a Maildir; aiosmtpd only creates it when the folder is missing
         (folder / part).mkdir(parents=True, exist_ok=True)
-    listen = f"{host or settings.smtp_sink_host}:{port or settings.smtp_sink_port}"
+    listen = f"{host or mail.sink_host}:{port or mail.sink_port}"
     _exec([str(BIN / "aiosmtpd"), "-n", "-l", listen, "-c", "aiosmtpd.handlers.Mailbox", str(folder)])
 
 
-def evidently_ui(settings: Settings, *, host: str | None, port: int | None, workspace: str | None) -> None:
+def evidently_ui(evidently: EvidentlySettings, *, host: str | None, port: int | None, workspace: str | None) -> None:
     """Evidently's UI service on the monitoring workspace, with the project and its dashboard made first.
 
     It runs in this process (Evidently's ``run_local``, what ``evidently ui`` calls) rather than by
@@ -224,13 +227,13 @@ def evidently_ui(settings: Settings, *, host: str | None, port: int | None, work
     from heartrisk._compat.evidently import FolderWorkspace
     from heartrisk.dashboard import ensure_project
 
-    folder = workspace or settings.evidently_workspace
+    folder = workspace or evidently.workspace
     if folder.startswith(("http://", "https://")):
         raise ValueError(f"evidently-ui serves a workspace folder; HEARTRISK_EVIDENTLY_WORKSPACE is a URL: {folder}")
     Path(folder).mkdir(parents=True, exist_ok=True)
     ensure_project(FolderWorkspace(folder))
-    secret = settings.evidently_secret or secrets.token_urlsafe(32)
-    host, port = host or settings.evidently_host, port or settings.evidently_port
+    secret = evidently.secret or secrets.token_urlsafe(32)
+    host, port = host or evidently.host, port or evidently.port
     service.run(service.get_config(host=host, port=port, workspace=folder, secret=secret))
 
 

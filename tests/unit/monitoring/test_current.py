@@ -7,10 +7,10 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from heartrisk.config import Settings
 from heartrisk.monitoring.current import read_current
 from heartrisk.predlog import open_log
 from heartrisk.schema import FEATURE_NAMES
+from heartrisk.settings import Settings
 from tests.support.paths import HEART, REFERENCE
 
 
@@ -29,6 +29,8 @@ def test_the_logs_window_carries_the_answers_and_says_when_it_was_sampled(settin
     whole = read_current.fn(None, settings, 7)
     assert (whole.rows, whole.sampled_rows, whole.versions) == (200, None, {"3": 150, "4": 50})
     assert whole.frame["label"].dtype == np.int64 and sorted(set(whole.frame["probability"])) == [0.25, 0.75]
-    sampled = read_current.fn(None, dataclasses.replace(settings, drift_max_rows=100), 7)
+    sampled = read_current.fn(
+        None, dataclasses.replace(settings, drift=dataclasses.replace(settings.drift, max_rows=100)), 7
+    )
     assert (sampled.rows, sampled.sampled_rows, sampled.versions) == (200, 100, {"3": 150, "4": 50})
     assert sampled.source.startswith("prediction log ") and sampled.source.endswith("last 7 days")

@@ -9,12 +9,12 @@ import pytest
 from flask.testing import FlaskClient
 
 from heartrisk import export
-from heartrisk.config import Settings
 from heartrisk.predlog import open_log
 from heartrisk.schema import FEATURE_NAMES, json_schema
 from heartrisk.serving import create_app
 from heartrisk.serving.messages import NOT_LOGGED, RETRY_AFTER_SECONDS
 from heartrisk.serving.model_holder import ModelHolder
+from heartrisk.settings import Settings
 from tests.support.models import in_process as expected
 from tests.support.predlog import count as count_rows
 from tests.support.predlog import logged as logged_rows
@@ -86,7 +86,8 @@ def test_what_orjson_refuses_is_read_as_the_standard_library_reads_it(client: Fl
 
 
 def test_request_bigger_than_the_limit_gets_413(settings: Settings, holder: ModelHolder, record) -> None:
-    client = create_app(dataclasses.replace(settings, max_request_bytes=500), holder).test_client()
+    limited = dataclasses.replace(settings, app=dataclasses.replace(settings.app, max_request_bytes=500))
+    client = create_app(limited, holder).test_client()
     response = client.post("/api/v1/predict", json=[record] * 5)
     assert response.status_code == 413
     assert response.get_json()["error"]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from flask import request
 
-from heartrisk.config import Settings
+from heartrisk.settings import Settings
 from heartrisk.scoring import LoadedModel
 from heartrisk.serving import create_app
 from heartrisk.serving.model_holder import ModelHolder
@@ -45,7 +45,9 @@ def test_the_client_address_comes_from_the_proxy_only_when_one_is_trusted(
     settings: Settings, holder: ModelHolder, proxies: int, seen: str
 ) -> None:
     """nginx appends the address it saw to X-Forwarded-For; without a trusted proxy a client could forge it."""
-    app = create_app(dataclasses.replace(settings, trusted_proxies=proxies), holder)
+    app = create_app(
+        dataclasses.replace(settings, app=dataclasses.replace(settings.app, trusted_proxies=proxies)), holder
+    )
     app.add_url_rule("/who", "who", lambda: f"{request.remote_addr} {request.scheme}")
     forwarded = {"X-Forwarded-For": "198.51.100.1, 203.0.113.7", "X-Forwarded-Proto": "https"}
     answer = app.test_client().get("/who", headers=forwarded, environ_base={"REMOTE_ADDR": "10.0.0.9"})

@@ -16,6 +16,7 @@ import requests
 
 from heartrisk.config import get_settings
 from heartrisk.serving.flow_runs import KIND, queued_training
+from heartrisk.settings import PrefectSettings
 from tests.support.servers import free_port
 
 
@@ -67,8 +68,8 @@ def prefect() -> Iterator[Canned]:
     server.server_close()
 
 
-def settings_for(port: int):
-    return dataclasses.replace(get_settings(), prefect_api_url=f"http://127.0.0.1:{port}/api")
+def settings_for(port: int) -> PrefectSettings:
+    return dataclasses.replace(get_settings().prefect, api_url=f"http://127.0.0.1:{port}/api")
 
 
 def test_asks_for_due_unfinished_runs_of_the_training_deployment_only(prefect: Canned) -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from flask.testing import FlaskClient
 
-from heartrisk.config import Settings
 from heartrisk.serving import create_app
 from heartrisk.serving.model_holder import ModelHolder
+from heartrisk.settings import Settings
 
 pytestmark = pytest.mark.filterwarnings("ignore:X does not have valid feature names")
 

@@ -70,7 +70,12 @@ def registry() -> FakeRegistry:
 
 @pytest.fixture
 def holder(registry: FakeRegistry) -> ModelHolder:
-    settings = dataclasses.replace(get_settings(), model_name="M", model_poll_seconds=0.05)
+    base = get_settings()
+    settings = dataclasses.replace(
+        base,
+        mlflow=dataclasses.replace(base.mlflow, model_name="M"),
+        app=dataclasses.replace(base.app, model_poll_seconds=0.05),
+    )
     return ModelHolder(settings, source=registry)
 
 
@@ -274,7 +279,8 @@ def test_a_training_prefect_has_queued_is_reported_until_mlflow_shows_it(registr
             raise queued[0]
         return queued[0]
 
-    settings = dataclasses.replace(get_settings(), model_name="M")
+    base = get_settings()
+    settings = dataclasses.replace(base, mlflow=dataclasses.replace(base.mlflow, model_name="M"))
     holder = ModelHolder(settings, source=registry, queued=look)
     holder.refresh()
     assert holder.status().training is None

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from flask import Flask
 
-from heartrisk.config import Settings
 from heartrisk.predlog import open_log
 from heartrisk.schema import as_matrix
 from heartrisk.serving.runtime import NoModel, request_id, score
+from heartrisk.settings import Settings
 from tests.support.predlog import count as count_rows
 from tests.support.predlog import logged as logged_rows
 

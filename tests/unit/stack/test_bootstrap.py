@@ -28,13 +28,14 @@ def test_deployments_whose_flow_file_exists_are_declared(tmp_path: Path) -> None
 
 
 def test_the_four_user_interfaces() -> None:
-    settings = dataclasses.replace(get_settings(), app_host="127.0.0.1", app_port=8002)
+    base = get_settings()
     found = urls(
         dataclasses.replace(
-            settings,
-            mlflow_tracking_uri="http://m:5000/",
-            prefect_api_url="http://p:4200/api",
-            evidently_ui_url="http://127.0.0.1:8001/",
+            base,
+            app=dataclasses.replace(base.app, host="127.0.0.1", port=8002),
+            mlflow=dataclasses.replace(base.mlflow, tracking_uri="http://m:5000/"),
+            prefect=dataclasses.replace(base.prefect, api_url="http://p:4200/api"),
+            evidently=dataclasses.replace(base.evidently, ui_url="http://127.0.0.1:8001/"),
         )
     )
     assert found == {

@@ -10,29 +10,30 @@ from typing import Any
 
 import pytest
 
-from heartrisk.config import Settings, get_settings
+from heartrisk.config import get_settings
+from heartrisk.settings import MlflowSettings
 from heartrisk.stack import mlflow_setup
 
 ADMIN_PASSWORD, READER_PASSWORD, ROTATED_PASSWORD = (secrets.token_urlsafe(16) for _ in range(3))
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def settings(tmp_path: Path) -> MlflowSettings:
     return dataclasses.replace(
-        get_settings(),
-        mlflow_auth_db=f"sqlite:///{tmp_path / 'users.db'}",
-        mlflow_admin_user="boss",
-        mlflow_admin_password=ADMIN_PASSWORD,
-        mlflow_reader_user="heartrisk-app",
-        mlflow_reader_password=READER_PASSWORD,
+        get_settings().mlflow,
+        auth_db=f"sqlite:///{tmp_path / 'users.db'}",
+        admin_user="boss",
+        admin_password=ADMIN_PASSWORD,
+        reader_user="heartrisk-app",
+        reader_password=READER_PASSWORD,
     )
 
 
-def test_the_auth_settings_file_is_private_and_mlflow_reads_it(settings: Settings, monkeypatch) -> None:
+def test_the_auth_settings_file_is_private_and_mlflow_reads_it(settings: MlflowSettings, monkeypatch) -> None:
     from mlflow.server.auth.config import read_auth_config
 
     uri = "postgresql+psycopg://auth:p%40ss@db:5432/mlflow_auth"  # pragma: allowlist secret
-    path = mlflow_setup.write_auth_config(dataclasses.replace(settings, mlflow_auth_db=uri))
+    path = mlflow_setup.write_auth_config(dataclasses.replace(settings, auth_db=uri))
     assert stat.S_IMODE(path.stat().st_mode) == 0o600 and stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     monkeypatch.setenv("MLFLOW_AUTH_CONFIG_PATH", str(path))
     monkeypatch.delenv("MLFLOW_AUTH_ADMIN_USERNAME", raising=False)
@@ -43,26 +44,26 @@ def test_the_auth_settings_file_is_private_and_mlflow_reads_it(settings: Setting
     assert config.auth_cache_ttl_seconds == mlflow_setup.AUTH_CACHE_SECONDS > 0
 
 
-def test_accounts_are_created_then_kept_then_follow_a_rotated_password(settings: Settings) -> None:
+def test_accounts_are_created_then_kept_then_follow_a_rotated_password(settings: MlflowSettings) -> None:
     from mlflow.server.auth.sqlalchemy_store import SqlAlchemyStore
 
     assert mlflow_setup.prepare_users(settings) == {"boss": "created", "heartrisk-app": "created"}
     assert mlflow_setup.prepare_users(settings) == {"boss": "unchanged", "heartrisk-app": "unchanged"}
-    rotated = dataclasses.replace(settings, mlflow_reader_password=ROTATED_PASSWORD)
+    rotated = dataclasses.replace(settings, reader_password=ROTATED_PASSWORD)
     assert mlflow_setup.prepare_users(rotated) == {"boss": "unchanged", "heartrisk-app": "updated password"}
 
     store = SqlAlchemyStore()
-    store.init_db(settings.mlflow_auth_db)
+    store.init_db(settings.auth_db)
     assert store.authenticate_user("heartrisk-app", ROTATED_PASSWORD)
     assert not store.authenticate_user("heartrisk-app", READER_PASSWORD)
     assert store.get_user("boss").is_admin and not store.get_user("heartrisk-app").is_admin
     store.engine.dispose()
 
 
-def test_an_account_without_a_password_is_refused_before_anything_is_created(settings: Settings) -> None:
+def test_an_account_without_a_password_is_refused_before_anything_is_created(settings: MlflowSettings) -> None:
     with pytest.raises(ValueError, match="'heartrisk-app' has no password"):
-        mlflow_setup.prepare_users(dataclasses.replace(settings, mlflow_reader_password=""))
-    assert not Path(settings.mlflow_auth_db.removeprefix("sqlite:///")).exists()
+        mlflow_setup.prepare_users(dataclasses.replace(settings, reader_password=""))
+    assert not Path(settings.auth_db.removeprefix("sqlite:///")).exists()
 
 
 class FakeS3:
@@ -82,14 +83,14 @@ class FakeS3:
         self.created.append(Bucket)
 
 
-def test_the_artifact_bucket_is_checked_and_created_only_when_missing(settings: Settings, monkeypatch) -> None:
+def test_the_artifact_bucket_is_checked_and_created_only_when_missing(settings: MlflowSettings, monkeypatch) -> None:
     import boto3
 
     fake = FakeS3({"kept"})
     endpoints: list[Any] = []
     monkeypatch.setattr(boto3, "client", lambda service, endpoint_url: endpoints.append(endpoint_url) or fake)
-    s3 = dataclasses.replace(settings, mlflow_s3_endpoint="http://s3:8333")
-    assert mlflow_setup.ensure_bucket(dataclasses.replace(s3, mlflow_artifacts="s3://kept/artifacts")) == "kept exists"
-    assert mlflow_setup.ensure_bucket(dataclasses.replace(s3, mlflow_artifacts="s3://new/artifacts")) == "new created"
+    s3 = dataclasses.replace(settings, s3_endpoint="http://s3:8333")
+    assert mlflow_setup.ensure_bucket(dataclasses.replace(s3, artifacts="s3://kept/artifacts")) == "kept exists"
+    assert mlflow_setup.ensure_bucket(dataclasses.replace(s3, artifacts="s3://new/artifacts")) == "new created"
     assert fake.created == ["new"] and endpoints == ["http://s3:8333"] * 2
-    assert mlflow_setup.ensure_bucket(dataclasses.replace(s3, mlflow_artifacts="/state/mlflow/artifacts")) is None
+    assert mlflow_setup.ensure_bucket(dataclasses.replace(s3, artifacts="/state/mlflow/artifacts")) is None

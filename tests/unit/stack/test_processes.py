@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 
 from heartrisk.config import BIN, get_settings
+from heartrisk.settings import Settings
 from heartrisk.stack import processes
+
+
+def with_mlflow(**fields: str) -> Settings:
+    """The settings with some of the MLflow section's fields changed."""
+    base = get_settings()
+    return dataclasses.replace(base, mlflow=dataclasses.replace(base.mlflow, **fields))
 
 
 class Exec(Exception):
@@ -30,7 +37,7 @@ def started(monkeypatch: pytest.MonkeyPatch) -> list[tuple[list[str], dict[str, 
 
 
 def test_mlflow_server_is_sized_for_the_project(started: list, tmp_path: Path) -> None:
-    settings = dataclasses.replace(get_settings(), mlflow_allowed_hosts="mlflow:*")
+    settings = with_mlflow(allowed_hosts="mlflow:*")
     with pytest.raises(Exec):
         processes.mlflow_server(settings, host="127.0.0.1", port=5001, state_dir=str(tmp_path))
     argv, env = started[0]
@@ -54,7 +61,7 @@ def test_mlflow_server_on_postgresql_and_s3_keeps_the_password_off_the_command_l
     started: list, tmp_path: Path
 ) -> None:
     backend = "postgresql+psycopg://mlflow:s3cret@db:5432/mlflow"  # pragma: allowlist secret
-    settings = dataclasses.replace(get_settings(), mlflow_backend_uri=backend, mlflow_artifacts="s3://models/mlflow")
+    settings = with_mlflow(backend_uri=backend, artifacts="s3://models/mlflow")
     with pytest.raises(Exec):
         processes.mlflow_server(settings, host=None, port=None, state_dir=str(tmp_path))
     argv, env = started[0]
@@ -66,7 +73,7 @@ def test_mlflow_server_on_postgresql_and_s3_keeps_the_password_off_the_command_l
 
 def test_mlflow_server_with_a_users_database_asks_for_a_login(started: list, tmp_path: Path) -> None:
     users = "postgresql+psycopg://mlflow_auth:s3cret@db:5432/mlflow_auth"  # pragma: allowlist secret
-    settings = dataclasses.replace(get_settings(), mlflow_auth_db=users)
+    settings = with_mlflow(auth_db=users)
     with pytest.raises(Exec):
         processes.mlflow_server(settings, host=None, port=None, state_dir=str(tmp_path))
     argv, env = started[0]
@@ -84,7 +91,7 @@ def test_the_database_upgrade_runs_mlflows_own_and_hides_the_password(monkeypatc
     upgraded: list[str] = []
     monkeypatch.setattr(upgrade, "callback", upgraded.append)
     backend = "postgresql://mlflow:s3cret@db:5432/mlflow"  # pragma: allowlist secret
-    settings = dataclasses.replace(get_settings(), mlflow_backend_uri=backend)
+    settings = with_mlflow(backend_uri=backend)
     assert processes.mlflow_db_upgrade(settings, state_dir=None) == "postgresql://mlflow:***@db:5432/mlflow"
     assert processes.mlflow_db_upgrade(get_settings(), state_dir=str(tmp_path)) == f"sqlite:///{tmp_path / 'mlflow.db'}"
     assert upgraded == [backend, f"sqlite:///{tmp_path / 'mlflow.db'}"]
@@ -96,7 +103,7 @@ def test_prefect_server_runs_one_process(started: list, tmp_path: Path) -> None:
         processes.prefect_server(settings, host=None, port=None)
     argv, env = started[0]
     assert argv[1:6] == ["server", "start", "--no-background", "--workers", "1"]
-    assert "PREFECT_API_URL" not in env or env["PREFECT_API_URL"] != settings.prefect_api_url
+    assert "PREFECT_API_URL" not in env or env["PREFECT_API_URL"] != settings.prefect.api_url
     assert env["PREFECT_HOME"] == str(tmp_path / "prefect")
 
 
@@ -128,19 +135,22 @@ def test_prefect_server_takes_prefects_own_database_url(started: list, monkeypat
 
 def test_the_smtp_sink_keeps_mail_in_a_maildir_it_creates(started: list, tmp_path: Path) -> None:
     with pytest.raises(Exec):
-        processes.smtp_sink(get_settings(), host="127.0.0.1", port=2525, mail_dir=str(tmp_path / "mail"))
+        processes.smtp_sink(get_settings().mail, host="127.0.0.1", port=2525, mail_dir=str(tmp_path / "mail"))
     argv, _ = started[0]
     assert argv[-3:] == ["-c", "aiosmtpd.handlers.Mailbox", str(tmp_path / "mail")] and "127.0.0.1:2525" in argv
     assert all((tmp_path / "mail" / part).is_dir() for part in ("tmp", "new", "cur"))
 
 
 def test_the_worker_gets_what_flow_runs_need(tmp_path: Path) -> None:
-    settings = dataclasses.replace(get_settings(), project_dir=tmp_path, work_pool="pool-x")
+    base = get_settings()
+    settings = dataclasses.replace(
+        base, project_dir=tmp_path, prefect=dataclasses.replace(base.prefect, work_pool="pool-x")
+    )
     env = processes.worker_env(settings)
     assert env["HEARTRISK_PROJECT_DIR"] == str(tmp_path) and env["HEARTRISK_WORK_POOL"] == "pool-x"
-    assert env["HEARTRISK_PURGE_CRON"] == settings.purge_cron  # prefect.yaml's schedule of the purge
-    assert env["MLFLOW_TRACKING_URI"] == settings.mlflow_tracking_uri
-    assert env["PREFECT_API_URL"] == settings.prefect_api_url
+    assert env["HEARTRISK_PURGE_CRON"] == settings.prefect.purge_cron  # prefect.yaml's schedule of the purge
+    assert env["MLFLOW_TRACKING_URI"] == settings.mlflow.tracking_uri
+    assert env["PREFECT_API_URL"] == settings.prefect.api_url
 
 
 def test_waiting_for_a_closed_port_ends_with_what_was_awaited() -> None:
@@ -158,7 +168,7 @@ def test_the_evidently_ui_gets_its_project_and_a_secret_that_never_shows_on_the_
     monkeypatch.setattr(service, "run", served.append)  # Evidently's uvicorn, in this process
     monkeypatch.setattr(processes.os, "execve", lambda *args: pytest.fail(f"no new program: {args}"))
     folder = tmp_path / "evidently"
-    settings = dataclasses.replace(get_settings(), evidently_workspace=str(folder), evidently_secret="")
+    settings = dataclasses.replace(get_settings().evidently, workspace=str(folder), secret="")
     processes.evidently_ui(settings, host=None, port=8011, workspace=None)
     (config,) = served
     assert (config.service.host, config.service.port, config.storage.path) == ("127.0.0.1", 8011, str(folder))
@@ -167,8 +177,8 @@ def test_the_evidently_ui_gets_its_project_and_a_secret_that_never_shows_on_the_
     assert len(token) >= 32  # none configured: a random one, so no one writes through the API
     assert os.environ["DO_NOT_TRACK"] == "true"  # the UI's telemetry component is off while it is set at all
     chosen = "a-secret-from-the-environment"  # pragma: allowlist secret
-    processes.evidently_ui(dataclasses.replace(settings, evidently_secret=chosen), host=None, port=None, workspace=None)
-    assert served[1].security.token.get_secret_value() == chosen and served[1].service.port == settings.evidently_port
+    processes.evidently_ui(dataclasses.replace(settings, secret=chosen), host=None, port=None, workspace=None)
+    assert served[1].security.token.get_secret_value() == chosen and served[1].service.port == settings.port
     with pytest.raises(ValueError, match="is a URL"):
-        processes.evidently_ui(dataclasses.replace(settings, evidently_workspace="http://ui:8001"), host=None,
+        processes.evidently_ui(dataclasses.replace(settings, workspace="http://ui:8001"), host=None,
                                port=None, workspace=None)  # fmt: skip
