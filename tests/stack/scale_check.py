@@ -472,4 +472,8 @@ def test_every_ui_in_a_browser_with_its_login(stack: Stack, capsys: pytest.Captu
     the auth string ``HEARTRISK_ADMIN_USER:HEARTRISK_ADMIN_PASSWORD`` from the credentials file)."""
     urls = {name: stack.url(name) for name in ("app", "mlflow", "prefect", "evidently")}
     with capsys.disabled():
-        every_ui("scale", urls, RECORD, admin=stack.admin)
+        try:
+            every_ui("scale", urls, RECORD, admin=stack.admin)
+        except AssertionError as exc:  # a 5xx behind a page: the servers' own account of it
+            logs = stack.compose("logs", "--tail", "60", "prefect", "mlflow", "evidently").stdout
+            raise AssertionError(f"{exc}\n--- the servers' last lines ---\n{logs[-12000:]}") from None
