@@ -211,11 +211,11 @@ class MonitorSummary:
 
     @property
     def run_url(self) -> str:
-        return self.mlflow.run_url if isinstance(self.mlflow, TrackedRun) else ""
+        return link(self.mlflow)
 
     @property
     def dashboard_url(self) -> str:
-        return self.dashboard.url if isinstance(self.dashboard, DashboardEntry) else ""
+        return link(self.dashboard)
 
     @property
     def problems(self) -> dict[str, str]:
@@ -262,6 +262,13 @@ class MonitorSummary:
             f"  retraining       {_plain(self.retraining) or 'not started'}",
             f"  e-mail           {sent}",
         ]
+
+
+def link(kept: TrackedRun | DashboardEntry | Failed | None) -> str:
+    """Where people open what a step kept (the MLflow run, the dashboard's snapshot); "" when it failed."""
+    if isinstance(kept, TrackedRun):
+        return kept.run_url
+    return kept.url if isinstance(kept, DashboardEntry) else ""
 
 
 def _plain(value: Any) -> Any:

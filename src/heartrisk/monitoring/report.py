@@ -28,7 +28,7 @@ from heartrisk.drift import DriftResult
 from heartrisk.monitoring.current import Current
 from heartrisk.schema import BY_NAME
 from heartrisk.settings import EvidentlySettings, MlflowSettings, Settings
-from heartrisk.summaries import DashboardEntry, Failed, TrackedRun
+from heartrisk.summaries import DashboardEntry, Failed, TrackedRun, link
 
 if TYPE_CHECKING:
     from evidently.core.report import Snapshot
@@ -54,14 +54,6 @@ class Kept:
     mlflow: TrackedRun | Failed
     dashboard: DashboardEntry | Failed
 
-    @property
-    def run_url(self) -> str:
-        return self.mlflow.run_url if isinstance(self.mlflow, TrackedRun) else ""
-
-    @property
-    def dashboard_url(self) -> str:
-        return self.dashboard.url if isinstance(self.dashboard, DashboardEntry) else ""
-
 
 async def keep(settings: Settings, result: DriftResult, snapshot: Snapshot, compared: Compared) -> Kept:
     """Keep the report everywhere: the HTML file in this process while the workspace write and the MLflow
@@ -78,7 +70,7 @@ async def keep(settings: Settings, result: DriftResult, snapshot: Snapshot, comp
             tracked = await attempt(attach_report, settings.mlflow, tracked, report)
     board = await settled(boarding)
     kept = Kept(report, tracked, board)
-    publish_table(result, {"Evidently dashboard": kept.dashboard_url, "MLflow run": kept.run_url})
+    publish_table(result, {"Evidently dashboard": link(board), "MLflow run": link(tracked)})
     return kept
 
 

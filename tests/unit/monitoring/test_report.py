@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 
 from heartrisk.monitoring.current import Current
-from heartrisk.monitoring.report import Compared, Kept, metrics, save_report
-from heartrisk.summaries import DashboardEntry, Failed, TrackedRun
+from heartrisk.monitoring.report import Compared, metrics, save_report
+from heartrisk.summaries import DashboardEntry, Failed, TrackedRun, link
 from tests.unit.monitoring.results import predictions_moved, result
 
 
@@ -45,6 +45,6 @@ def test_the_mlflow_run_charts_the_verdict_the_rows_and_the_predictions() -> Non
 
 
 def test_a_destination_that_failed_gives_no_link() -> None:
-    kept = Kept(Path("r.html"), Failed("MLflow down"), DashboardEntry("p", "s", "http://ui/p/s"))
-    assert (kept.run_url, kept.dashboard_url) == ("", "http://ui/p/s")
-    assert Kept(Path("r.html"), TrackedRun("r", "http://mlflow/r"), Failed("x")).run_url == "http://mlflow/r"
+    assert link(Failed("MLflow down")) == "" and link(None) == ""
+    assert link(DashboardEntry("p", "s", "http://ui/p/s")) == "http://ui/p/s"
+    assert link(TrackedRun("r", "http://mlflow/r")) == "http://mlflow/r"
