@@ -34,9 +34,15 @@ def _quiet_prefect(tmp_path_factory: pytest.TempPathFactory) -> None:
 
 
 @pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def mlflow_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The test MLflow server's state folder: its database ``mlflow.db`` and its ``artifacts``, as in local mode."""
+    return tmp_path_factory.mktemp("mlflow-state")
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(mlflow_state: Path) -> Iterator[str]:
     """A real ``mlflow server`` (SQLite + local artifacts), as in local mode, on a free port."""
-    state = tmp_path_factory.mktemp("mlflow-state")
+    state = mlflow_state
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with running(mlflow_command(state, port), health=f"{url}/health", log=state / "mlflow.log", timeout=180):

@@ -139,17 +139,17 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
 
 
 def cmd_purge(args: argparse.Namespace) -> int:
-    """Delete old predictions now (what the daily ``purge-old-predictions`` deployment does); exit 1 if unreachable."""
-    from heartrisk.predlog import LogUnavailable, purge_old
+    """Purge every kind now (what the daily ``purge-old-predictions`` deployment does, without Prefect); the JSON
+    line counts each kind; exit 1, with the reasons, when a kind could not be purged (the others still were)."""
+    from heartrisk.purge import purge_everything
 
     settings = get_settings()
     days = settings.predictions_retention_days if args.older_than is None else args.older_than
-    try:
-        purged = purge_old(settings.predictions_db, days)
-    except LogUnavailable as exc:
-        print(f"heartrisk predictions purge: {exc}", file=sys.stderr)
+    result = purge_everything(settings, days)
+    _emit(result.to_json(), result.lines())
+    if not result.ok:
+        print(f"heartrisk predictions purge: {result.failure()}", file=sys.stderr)
         return 1
-    _emit({"deleted": purged.deleted, "remaining": purged.remaining}, [purged.line()])
     return 0
 
 

@@ -70,7 +70,9 @@ def _add_monitoring(sub: argparse._SubParsersAction) -> None:
 
     log = sub.add_parser("predictions", help="the prediction log (SQLite file or PostgreSQL, HEARTRISK_PREDICTIONS_DB)")
     actions = log.add_subparsers(dest="action", required=True)
-    purge = actions.add_parser("purge", help="delete the predictions older than the retention period")
+    purge = actions.add_parser(
+        "purge", help="delete what is older than the retention period: predictions, snapshots, reports, runs, mail"
+    )
     purge.add_argument(
         "--older-than", type=_days, metavar="DAYS", help="default 180 (HEARTRISK_PREDICTIONS_RETENTION_DAYS)"
     )

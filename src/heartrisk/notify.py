@@ -134,6 +134,11 @@ def _html_links(board: str, report_url: str, report_path: str) -> list[str]:
     return [*links, f"file <code>{escape(report_path)}</code>"]
 
 
+def plain_message(subject: str, lines: Sequence[str]) -> Message:
+    """A message of plain paragraphs, the same in text and HTML (the retention alerts)."""
+    return Message(subject=subject, html=_html(lines), text="\n".join(lines))
+
+
 def not_enough_data_message(*, current_rows: int, minimum: int, source: str) -> Message:
     """A quiet window still gets a message, so the operator can tell a quiet week from a broken monitor."""
     subject = f"HeartRisk: not enough data ({current_rows} of {minimum} rows)"

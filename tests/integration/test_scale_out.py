@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,8 @@ from typing import Any
 
 import pytest
 import requests
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
 
 from heartrisk.config import BIN
 from heartrisk.data import load_csv
@@ -145,7 +148,7 @@ def _post_concurrently(url: str, records: list[dict], threads: int = 8) -> list[
 
 
 def test_the_app_logs_to_postgresql_and_the_monitor_reads_what_it_served(
-    trained: dict, stack: dict, object_store: ObjectStore, tmp_path: Path
+    trained: dict, stack: dict, object_store: ObjectStore, postgres: Postgres, tmp_path: Path
 ) -> None:
     served = load_csv(HEART).sample(120, random_state=5)[list(FEATURE_NAMES)].to_dict("records")
     no_s3 = dict.fromkeys(S3_VARIABLES, "") | signed_in(READER)  # the app reads its model through MLflow
@@ -181,4 +184,35 @@ def test_the_app_logs_to_postgresql_and_the_monitor_reads_what_it_served(
 
     purged = heartrisk("predictions", "purge", "--older-than", "1", env=env)
     assert purged.returncode == 0, purged.stderr[-2000:]
-    assert last_json(purged) == {"deleted": 0, "remaining": 120}
+    assert last_json(purged) == {
+        "deleted": 0, "remaining": 120, "older_than_days": 1, "snapshots": 0, "reports": 0, "mlflow_runs": 0,
+        "mails": 0, "mlflow_runs_awaiting_gc": 0, "failed": {},
+    }  # fmt: skip
+    purge_the_monitoring_run_from_s3_then_from_postgresql(env, summary, report, object_store, postgres)
+
+
+def purge_the_monitoring_run_from_s3_then_from_postgresql(
+    env: dict[str, str], summary: dict, report: str, object_store: ObjectStore, postgres: Postgres
+) -> None:
+    """A short period, as the scale-out worker runs it (no MLflow database credentials): the report leaves the
+    bucket through MLflow's proxy, the run is deleted, its record awaits gc; given the database, it is erased."""
+    time.sleep(4)
+    short = f"{2 / 86400:.10f}"  # two seconds
+    purged = heartrisk("predictions", "purge", "--older-than", short, env=env, unset=S3_VARIABLES)
+    assert purged.returncode == 0, purged.stdout[-2000:] + purged.stderr[-2000:]
+    counts = last_json(purged)
+    assert (counts["deleted"], counts["remaining"], counts["snapshots"], counts["reports"]) == (120, 0, 1, 2)
+    assert (counts["mlflow_runs"], counts["mlflow_runs_awaiting_gc"]) == (1, 1)
+    assert not any(key.endswith(f"/drift_report/{report}") for key in object_store.keys(BUCKET, "artifacts/"))
+    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_USERNAME", ADMIN[0])
+        patch.setenv("MLFLOW_TRACKING_PASSWORD", ADMIN[1])
+        assert client.get_run(summary["mlflow"]["run_id"]).info.lifecycle_stage == "deleted"
+        reached = {**env, "HEARTRISK_MLFLOW_BACKEND_URI": postgres.url("mlflow", scheme="postgresql+psycopg")}
+        erased = heartrisk("predictions", "purge", "--older-than", short, env=reached, unset=S3_VARIABLES)
+        assert erased.returncode == 0, erased.stdout[-2000:] + erased.stderr[-2000:]
+        assert (last_json(erased)["mlflow_runs"], last_json(erased)["mlflow_runs_awaiting_gc"]) == (1, 0)
+        assert postgres.password not in erased.stdout + erased.stderr
+        with pytest.raises(MlflowException, match="not found"):
+            client.get_run(summary["mlflow"]["run_id"])

@@ -25,11 +25,11 @@ from heartrisk.serving import create_app
 from heartrisk.serving.messages import TRAIN_HINT
 from heartrisk.serving.model_holder import ModelHolder
 from tests.support.commands import heartrisk, last_json
+from tests.support.mail import smtp_sink
 from tests.support.models import CHAMPION_MODEL as MODEL_NAME
 from tests.support.paths import ROOT
 from tests.support.predlog import logged
 from tests.support.prefect_stack import MONITOR_CRON, PrefectStack
-from tests.support.servers import free_port, stop
 
 pytestmark = pytest.mark.integration
 
@@ -190,21 +190,7 @@ def test_smtp_sink_keeps_mail_in_an_existing_folder(tmp_path: Path) -> None:
     """The sink's folder may exist already (a volume, a previous run): mail must still be kept."""
     mail_dir = tmp_path / "mail"
     mail_dir.mkdir()
-    port = free_port()
-    command = [str(BIN / "heartrisk"), "smtp-sink", "--port", str(port), "--mail-dir", str(mail_dir)]
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                smtp = smtplib.SMTP("127.0.0.1", port, timeout=5)
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the SMTP sink did not answer"
-                time.sleep(0.3)
-        with smtp:
-            smtp.sendmail("heartrisk@localhost", ["operator@localhost"], "Subject: HeartRisk test\r\n\r\nhello")
-    finally:
-        stop(proc)
+    with smtp_sink(mail_dir) as port, smtplib.SMTP("127.0.0.1", port, timeout=5) as smtp:
+        smtp.sendmail("heartrisk@localhost", ["operator@localhost"], "Subject: HeartRisk test\r\n\r\nhello")
     subjects = [message["Subject"] for message in mailbox.Maildir(mail_dir, create=False)]
     assert subjects == ["HeartRisk test"]

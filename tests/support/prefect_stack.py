@@ -128,6 +128,24 @@ def start_prefect_stack(
             stop(worker)
 
 
+@contextmanager
+def prefect_server_alone(state: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Prefect server alone (no worker, no deployment) on a free port, for flows a test runs in its own
+    process; this process's Prefect client points at it for the block. Yields its API URL."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    port = free_port()
+    api_url = f"http://127.0.0.1:{port}/api"
+    env = {"HEARTRISK_STATE_DIR": str(state), "HEARTRISK_PREFECT_PORT": str(port), "PREFECT_API_URL": api_url,
+           "PREFECT_HOME": str(state / "prefect")}  # fmt: skip
+    seed_prefect_database(state / "prefect", tmp_path_factory)
+    with _server(api_url, env, state / "prefect-server.log"), temporary_settings({PREFECT_API_URL: api_url}):
+        try:
+            yield api_url
+        finally:
+            _send_what_this_process_logged()
+
+
 def _send_what_this_process_logged() -> None:
     """Flows run in the test process (``heartrisk_here``) leave their log lines and events to Prefect's
     background senders: send them while the server is up. At the process's exit the server was gone, and

@@ -4,6 +4,7 @@ answered, as in production, by its ONNX export."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +23,19 @@ from heartrisk.serving.model_holder import ModelHolder
 from heartrisk.settings import Settings
 from tests.support.models import fit_pipeline
 from tests.support.paths import HEART
+from tests.support.prefect_stack import prefect_server_alone
 from tests.support.servers import free_port
 
 # The app gives the pipeline a float array in schema order (see model_holder); pytest resets the app's filter.
 pytestmark = pytest.mark.filterwarnings("ignore:X does not have valid feature names")
+
+
+@pytest.fixture(scope="session")
+def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Prefect server of this test process (blocks, flow runs, deployments), started on first use; the
+    process's Prefect client points at it. The retention flow and its overdue check run against it."""
+    with prefect_server_alone(tmp_path_factory.mktemp("prefect-alone"), tmp_path_factory) as api_url:
+        yield api_url
 
 
 @pytest.fixture(scope="session")

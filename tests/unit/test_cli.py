@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
-from types import SimpleNamespace
-
-import numpy as np
 
 from heartrisk.cli import main
-from heartrisk.predlog import DAY_SECONDS, base, open_log
+from heartrisk.predlog import open_log
+from tests.support.aged import aged, mailed, served
 from tests.support.paths import HEART
 from tests.support.servers import free_port
 
@@ -40,31 +37,45 @@ def test_train_refuses_bad_data_before_starting_anything(tmp_path: Path, capsys)
     assert "column 'age', row 1 (line 2): value '400' is out of range" in capsys.readouterr().err
 
 
-def test_purge_prints_deleted_and_remaining_as_its_last_line(log_target: str, monkeypatch, capsys) -> None:
+def test_purge_prints_what_each_kind_deleted_as_its_last_line(log_target: str, tmp_path: Path, monkeypatch, capsys):
     log = open_log(log_target)
-    with monkeypatch.context() as patch:  # three rows written 200 days ago
-        patch.setattr(base, "time", SimpleNamespace(time=lambda: time.time() - 200 * DAY_SECONDS))
-        log.append(np.ones((3, 13)), [0.5] * 3, [1] * 3, model_version="1", request_id="old")
-    log.append(np.ones((4, 13)), [0.5] * 4, [1] * 4, model_version="1", request_id="new")
+    served(log, 3, 200, "old")
+    served(log, 4, 0, "new")
     log.close()
+    aged(tmp_path / "state" / "reports" / "drift-1.html", 200)
+    mailed(tmp_path / "state" / "mail", "an alert", 200)
+    monkeypatch.setenv("HEARTRISK_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     monkeypatch.setenv("HEARTRISK_PREDICTIONS_DB", log_target)
     monkeypatch.setenv("HEARTRISK_PREDICTIONS_RETENTION_DAYS", "0")
     assert main(["predictions", "purge"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0].startswith("Retention is off") and json.loads(out[-1]) == {"deleted": 0, "remaining": 7}
+    assert out[0].startswith("Retention is off") and json.loads(out[-1])["remaining"] == 7
     monkeypatch.delenv("HEARTRISK_PREDICTIONS_RETENTION_DAYS")
     assert main(["predictions", "purge", "--older-than", "365"]) == 0
-    assert json.loads(capsys.readouterr().out.splitlines()[-1]) == {"deleted": 0, "remaining": 7}
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["remaining"] == 7
     assert main(["predictions", "purge"]) == 0  # the default period, 180 days
-    assert json.loads(capsys.readouterr().out.splitlines()[-1]) == {"deleted": 3, "remaining": 4}
+    out = capsys.readouterr().out.splitlines()
+    assert json.loads(out[-1]) == {
+        "deleted": 3, "remaining": 4, "older_than_days": 180, "snapshots": 0, "reports": 1, "mlflow_runs": 0,
+        "mails": 1, "mlflow_runs_awaiting_gc": 0, "failed": {},
+    }  # fmt: skip
+    assert len(out) == 6  # one sentence per kind, then the JSON line
 
 
-def test_purge_of_an_unreachable_log_exits_1_with_the_reason(monkeypatch, capsys) -> None:
+def test_purge_of_an_unreachable_log_exits_1_with_the_reason_after_the_other_kinds(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
     url = f"postgresql://app:s3cret@127.0.0.1:{free_port()}/log"  # pragma: allowlist secret
     monkeypatch.setenv("HEARTRISK_PREDICTIONS_DB", url)
+    monkeypatch.setenv("HEARTRISK_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    aged(tmp_path / "state" / "reports" / "drift-1.html", 200)
     assert main(["predictions", "purge"]) == 1
-    err = capsys.readouterr().err
-    assert "unreachable" in err and "s3cret" not in err
+    captured = capsys.readouterr()
+    shown = json.loads(captured.out.splitlines()[-1])
+    assert shown["deleted"] is None and shown["reports"] == 1 and "unreachable" in shown["failed"]["predictions"]
+    assert "unreachable" in captured.err and "s3cret" not in captured.err + captured.out
 
 
 def test_a_malformed_setting_exits_2_naming_the_variable(monkeypatch, capsys) -> None:

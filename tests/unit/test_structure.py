@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.paths import ROOT
+from tests.support.servers import free_port
 
 PACKAGE = ROOT / "src" / "heartrisk"
 MAX_LINES = 60
@@ -129,6 +131,24 @@ def test_monitor_refuses_a_bad_csv_without_loading_prefect_mlflow_or_evidently(t
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     assert done.stdout.strip().splitlines()[-1] == "2 []", done.stdout + done.stderr
     assert "missing column(s)" in done.stderr
+
+
+def test_purge_runs_without_prefect_and_loads_evidently_only_for_a_workspace(tmp_path: Path) -> None:
+    """The command purges where Prefect is down or absent; Evidently (seconds of imports) only when there are
+    snapshots to look at. (MLflow does not answer here: that kind fails, the command exits 1.)"""
+    code = (
+        "import sys\nfrom heartrisk.cli import main\n"
+        "code = main(['predictions', 'purge', '--older-than', '30'])\n"
+        "heavy = sorted(m for m in ('prefect', 'evidently') if m in sys.modules)\n"
+        "print(code, heavy)"
+    )
+    mlflow = f"http://127.0.0.1:{free_port()}"
+    env = {**os.environ, "HEARTRISK_STATE_DIR": str(tmp_path), "MLFLOW_TRACKING_URI": mlflow}
+    env.pop("HEARTRISK_EVIDENTLY_WORKSPACE", None)
+    command = [sys.executable, "-c", code]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False, env=env)
+    assert done.stdout.strip().splitlines()[-1] == "1 []", done.stdout + done.stderr
+    assert f"MLflow unreachable at {mlflow}" in done.stderr
 
 
 def _private(name: str) -> bool:

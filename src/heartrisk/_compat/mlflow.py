@@ -1,7 +1,9 @@
-"""A registered model version's files, downloaded from the registry a client names."""
+"""A registered model version's files, downloaded from the registry a client names; deleted runs erased from
+MLflow's database, and only those."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import mlflow.artifacts
@@ -21,3 +23,22 @@ def version_files(client: MlflowClient, name: str, version: str, folder: str, tr
     """
     source = client.get_model_version_download_uri(name, version)
     return Path(mlflow.artifacts.download_artifacts(source, dst_path=folder, tracking_uri=tracking_uri))
+
+
+def erase_runs(backend_uri: str, run_ids: Iterable[str]) -> None:
+    """Remove these runs' records (the run, its parameters, metrics and tags) from MLflow's database for good.
+
+    MLflow's ``delete_run`` only marks a run deleted; its one public way to erase is ``mlflow gc``, and
+    ``mlflow gc --run-ids`` alone also erases every deleted experiment and every deleted logged model of the
+    store (no ``--experiment-ids`` means all deleted experiments), far more than a purge of monitoring runs
+    may touch. Per run, gc calls the store's ``_hard_delete_run``: this does that for the given runs only.
+    Their artifacts are deleted before, through the tracking server (see :mod:`heartrisk.purge.mlflow_runs`).
+
+    Checked on MLflow 3.17.2 (``SqlAlchemyStore._hard_delete_run``). Can go when ``mlflow gc`` can be limited
+    to the runs it is given, or MLflow's API erases a run.
+    """
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    store = SqlAlchemyStore(backend_uri, "mlflow-artifacts:/")  # the artifact root is not used to erase
+    for run_id in run_ids:
+        store._hard_delete_run(run_id)

@@ -1,4 +1,5 @@
 """The monitoring flow: read, compare, keep the report, decide, act, mail; each step a task in the Prefect UI.
+Last, it checks that the daily purge still succeeds (:mod:`heartrisk.monitoring.overdue`).
 
 The report is kept before anything that can fail, so a failure loses nothing; a destination that could
 not be reached, or a retraining that could not start, is said in the e-mail and then fails the run.
@@ -20,7 +21,7 @@ from prefect.context import SyncClientContext
 from heartrisk import names, notify
 from heartrisk.config import get_settings
 from heartrisk.drift import DriftResult
-from heartrisk.monitoring import report
+from heartrisk.monitoring import overdue, report
 from heartrisk.monitoring.current import Current, read_current
 from heartrisk.monitoring.reference import read_reference
 from heartrisk.monitoring.report import Compared, Kept
@@ -66,9 +67,13 @@ async def monitor_flow(
         retraining = await start_retraining_if(decision, settings.prefect.train_deployment)
         summary = summarize(compared, result, decision, kept, retraining, _prediction_drift(result, note, compared))
         email = await mail(settings, summary, result, decision, recipients, email_block)
+        purge = await report.attempt(overdue.purge_record)  # the daily purge: has it succeeded lately?
+        await overdue.mail_if_overdue(purge, settings.mail, recipients, email_block)
     failures = [f"{where} logging failed: {error}" for where, error in summary.problems.items()]
     if isinstance(retraining, Failed):
         failures.append(f"retraining could not be started: {retraining.reason}")
+    if isinstance(purge, Failed):
+        failures.append(f"the purge's record could not be read from Prefect: {purge.reason}")
     if failures:
         raise RuntimeError("; ".join(failures))
     return replace(summary, email=email)

@@ -10,8 +10,9 @@ import inspect
 import uuid
 from pathlib import Path
 
+import pytest
 from evidently.ui.storage.local.base import LocalState
-from evidently.ui.workspace import Workspace
+from evidently.ui.workspace import RemoteWorkspace, Workspace
 
 from heartrisk._compat.evidently import FolderWorkspace, SnapshotFiles
 from heartrisk.evidently_report import compute_drift
@@ -58,3 +59,11 @@ def test_the_workspace_makes_only_its_files_and_what_folder_workspace_leaves_out
     assert inspect.signature(Workspace.add_run).parameters["include_data"].default is False
     ours = FolderWorkspace(str(tmp_path / "ours"))
     assert set(vars(ours)) == {"path", "state"} and isinstance(ours.state, SnapshotFiles)
+
+
+def test_the_remote_workspace_still_cannot_list_or_delete_runs() -> None:
+    """Why RemoteSnapshots exists (it is exercised against a real ``evidently ui`` in tests/unit/purge)."""
+    workspace = RemoteWorkspace("http://127.0.0.1:1", verify=False)
+    for call in (lambda: workspace.list_runs("p"), lambda: workspace.delete_run("p", "s")):
+        with pytest.raises(NotImplementedError):
+            call()  # when this stops raising, heartrisk._compat.evidently.RemoteSnapshots can go

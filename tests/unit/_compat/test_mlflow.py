@@ -1,19 +1,24 @@
-"""A registered version's files through the client's own registry, and the MLflow behaviour that needs it.
+"""A registered version's files through the client's own registry, and the MLflow behaviour that needs it;
+deleted runs erased one by one, and why ``mlflow gc`` is not used for it.
 
 Checked on MLflow 3.17.2: the second test fails when ``download_artifacts`` resolves ``models:/`` through the
-``registry_uri`` it is given, the day ``version_files`` can go.
+``registry_uri`` it is given, the day ``version_files`` can go; the last when ``mlflow gc`` changes how it
+picks what it erases, the day to look at ``erase_runs`` again.
 """
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any, ClassVar
 
 import mlflow
 import mlflow.artifacts
+import mlflow.cli as mlflow_cli
 import pytest
+from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
-from heartrisk._compat.mlflow import version_files
+from heartrisk._compat.mlflow import erase_runs, version_files
 
 
 class FakeClient:
@@ -64,3 +69,31 @@ def test_a_models_uri_is_still_resolved_through_the_global_registry_uri(
         "heartrisk._compat.mlflow.version_files can go"
     )
     assert FakeClient.made_for == [mlflow.get_registry_uri()]
+
+
+def test_erase_runs_removes_the_given_runs_records_and_nothing_else(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = mlflow.MlflowClient(uri)
+    monitoring = client.create_experiment("monitoring", artifact_location=(tmp_path / "a").as_uri())
+    gone, kept = (client.create_run(monitoring).info.run_id for _ in range(2))
+    client.log_metric(gone, "drift_share", 0.5)
+    training = client.create_experiment("training", artifact_location=(tmp_path / "b").as_uri())
+    for run_id in (gone, kept):
+        client.delete_run(run_id)
+    client.delete_experiment(training)  # deleted, and not ours to erase
+    erase_runs(uri, [gone])
+    with pytest.raises(mlflow.exceptions.MlflowException, match="not found"):
+        client.get_run(gone)
+    assert client.get_run(kept).info.lifecycle_stage == "deleted"
+    assert client.get_experiment(training).lifecycle_stage == "deleted"
+
+
+def test_mlflow_gc_given_run_ids_alone_still_erases_every_deleted_experiment() -> None:
+    """Why erase_runs exists: the day gc limits itself to the run ids it is given, use ``mlflow gc`` instead."""
+    source = inspect.getsource(mlflow_cli._gc_tracking_resources)
+    assert "view_type=ViewType.DELETED_ONLY" in source and "if experiment_ids:" in source, (
+        "mlflow gc changed how it picks the experiments it erases (on 3.17.2, no --experiment-ids meant every "
+        "deleted experiment): check whether `mlflow gc --run-ids` now erases only those runs, and if so let "
+        "heartrisk._compat.mlflow.erase_runs go"
+    )
+    assert hasattr(SqlAlchemyStore, "_hard_delete_run")
