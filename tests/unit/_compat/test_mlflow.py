@@ -1,19 +1,25 @@
-"""A registered version's files through the client's own registry, and the MLflow behaviour that needs it.
+"""A registered version's files through the client's own registry, and the MLflow behaviour that needs it; a
+model logged with the digests of its files as uploaded.
 
 Checked on MLflow 3.17.2: the second test fails when ``download_artifacts`` resolves ``models:/`` through the
-``registry_uri`` it is given, the day ``version_files`` can go.
+``registry_uri`` it is given, the day ``version_files`` can go; the last when ``Model.log`` changes the files
+it saved before uploading them, or stops saving through the flavor it is given.
 """
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any, ClassVar
 
 import mlflow
 import mlflow.artifacts
+import numpy as np
 import pytest
+from mlflow.tracking import MlflowClient
+from sklearn.linear_model import LogisticRegression
 
-from heartrisk._compat.mlflow import version_files
+from heartrisk._compat.mlflow import log_sklearn, version_files
 
 
 class FakeClient:
@@ -64,3 +70,35 @@ def test_a_models_uri_is_still_resolved_through_the_global_registry_uri(
         "heartrisk._compat.mlflow.version_files can go"
     )
     assert FakeClient.made_for == [mlflow.get_registry_uri()]
+
+
+def test_the_digests_taken_at_save_are_those_of_the_uploaded_files_and_the_model_is_mlflow_sklearns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through a real (SQLite) tracking store; the files come back through :func:`version_files`, one by one."""
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    graph = tmp_path / "model.onnx"
+    graph.write_bytes(b"an ONNX graph")
+    rows = np.random.default_rng(0).normal(size=(20, 3))
+    try:
+        with mlflow.start_run():
+            info, files = log_sklearn(
+                LogisticRegression().fit(rows, rows[:, 0] > 0),
+                paths=["model.skops", "extra_files/model.onnx"],
+                name="model",
+                registered_model_name="T",
+                extra_files=[str(graph)],
+                pip_requirements=[],
+            )
+    finally:
+        mlflow.set_tracking_uri(previous)
+    client = MlflowClient(uri)
+    version = str(info.registered_model_version)
+    local = version_files(client, "T", version, str(tmp_path / "here"), uri, sorted(files))
+    assert {path: hashlib.sha256((local / path).read_bytes()).hexdigest() for path in files} == files
+    assert sorted(p.relative_to(local).as_posix() for p in local.rglob("*") if p.is_file()) == sorted(files)
+    flavor = mlflow.models.Model.load(str(version_files(client, "T", version, str(tmp_path / "all"), uri))).flavors
+    assert flavor["sklearn"]["serialization_format"] == "skops" and client.get_logged_model(info.model_id).source_run_id

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from flask import request
 
-from heartrisk.settings import Settings
 from heartrisk.scoring import LoadedModel
 from heartrisk.serving import create_app
 from heartrisk.serving.model_holder import ModelHolder
+from heartrisk.settings import Settings
 
 pytestmark = pytest.mark.filterwarnings("ignore:X does not have valid feature names")
 
