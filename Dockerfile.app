@@ -33,6 +33,7 @@ RUN python3 -m venv /opt/venv \
     && rm /tmp/requirements.txt \
     && useradd --system --uid 10001 --user-group --create-home --home-dir /home/heartrisk heartrisk \
     && mkdir -p /state/mlflow /state/prefect /state/predictions /state/mail /state/evidently \
+    && mkdir -p /state/keys/signing /state/keys/verify && chmod 0700 /state/keys/signing /state/keys/verify \
     && chown -R heartrisk:heartrisk /state
 WORKDIR /app
 COPY pyproject.toml README.md ./
@@ -44,6 +45,8 @@ ENV HEARTRISK_STATE_DIR=/state \
 # Telemetry off, also for a command run by hand in the container (heartrisk's own commands do it in
 # src/heartrisk/environment.py; a unit test keeps the two lists equal).
 ENV DO_NOT_TRACK=true ITERATIVE_DO_NOT_TRACK=true MLFLOW_DISABLE_TELEMETRY=true PREFECT_SERVER_ANALYTICS_ENABLED=false ORT_DISABLE_TELEMETRY=1 PREFECT_SERVER_UI_V2_ENABLED=false
+# No model is unpickled, also by a command run by hand (src/heartrisk/environment.py, NO_PICKLE; tested).
+ENV MLFLOW_ALLOW_PICKLE_DESERIALIZATION=false
 
 COPY data ./data
 USER 10001:10001

@@ -50,12 +50,30 @@ __all__ = [
 
 @contextmanager
 def private_mlflow() -> Iterator[str]:
-    """A real MLflow server, as in local mode, in a temporary folder on a free port."""
+    """A real MLflow server, as in local mode, in a temporary folder on a free port; and a model key pair of
+    its own there, named in this process's environment for the block, so that the versions a benchmark
+    registers are signed and the apps it starts (which inherit the environment) verify them."""
+    from heartrisk.signing import ensure_pair
+
     with tempfile.TemporaryDirectory(prefix="heartrisk-bench-") as tmp:
+        keys = {
+            "HEARTRISK_MODEL_SIGNING_KEY_FILE": str(Path(tmp) / "keys" / "model-signing.pem"),
+            "HEARTRISK_MODEL_VERIFY_KEY_FILE": str(Path(tmp) / "keys" / "model-verify.pem"),
+        }
+        ensure_pair(*map(Path, keys.values()))
+        saved = {name: os.environ.get(name) for name in keys}
+        os.environ.update(keys)
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        with running(mlflow_command(Path(tmp), port), health=f"{url}/health", log=Path(tmp) / "mlflow.log"):
-            yield url
+        try:
+            with running(mlflow_command(Path(tmp), port), health=f"{url}/health", log=Path(tmp) / "mlflow.log"):
+                yield url
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
 
 
 def wrk(url: str, body: str, *, connections: int, seconds: int) -> dict[str, float]:

@@ -161,6 +161,7 @@ class Bench:
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         env = {"MLFLOW_TRACKING_URI": self.tracking, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+        env["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "true"  # the peer loads with MLflow's own loader; ours never does
         peer = [
             str(BIN / "mlflow"), "models", "serve", "-m", f"models:/{MODEL}@champion", "--env-manager", "local",
             "-h", "127.0.0.1", "-p", str(port), "-w", str(self.args.workers),

@@ -33,6 +33,22 @@ def _quiet_prefect(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ.setdefault("PREFECT_HOME", str(home))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _model_keys(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """One model key pair per test process, for every training, app and monitor it runs or starts: versions the
+    tests register are signed as training signs them (``tests.support.models.register``), and the servers a
+    test process starts inherit its environment. A test of the keys themselves sets its own files."""
+    from heartrisk.signing import ensure_pair
+
+    folder = tmp_path_factory.mktemp("model-keys")
+    keys = {
+        "HEARTRISK_MODEL_SIGNING_KEY_FILE": folder / "signing.pem",
+        "HEARTRISK_MODEL_VERIFY_KEY_FILE": folder / "verify.pem",
+    }
+    ensure_pair(*keys.values())
+    os.environ.update({name: str(path) for name, path in keys.items()})
+
+
 @pytest.fixture(scope="session")
 def mlflow_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The test MLflow server's state folder: its database ``mlflow.db`` and its ``artifacts``, as in local mode."""
@@ -139,9 +155,14 @@ def log_target(request: pytest.FixtureRequest, tmp_path) -> str:
 SHARED = ("prefect_stack", "served")  # session servers that are slow to start: one per worker at most
 OWN_STACK = "test_monitor.py"  # the longest chain of stack tests: a group, so a stack, of its own
 # Modules whose module-scoped servers several of their tests share (the scale-out stack on PostgreSQL and
-# S3 with its training; Prefect's telemetry control server): spread over two workers, each worker started
-# them again. The telemetry module joins the stack group one of its tests needs.
-WHOLE_MODULE = {"test_scale_out.py": "scale_out", "test_telemetry.py": "prefect_stack"}
+# S3 with its training; Prefect's telemetry control server; the model-trust test's app, whose alias its tests
+# move in turn): spread over two workers, each worker started them again. The telemetry module joins the stack
+# group one of its tests needs.
+WHOLE_MODULE = {
+    "test_scale_out.py": "scale_out",
+    "test_telemetry.py": "prefect_stack",
+    "test_model_trust.py": "trust",
+}
 
 
 def xdist_group(item: pytest.Item) -> str | None:

@@ -55,9 +55,16 @@ def _prefect_server() -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from heartrisk import signing
     from heartrisk.data import load_csv
 
-    load_csv(args.data or get_settings().data_path)  # fail fast, before Prefect starts, on bad data
+    settings = get_settings()
+    load_csv(args.data or settings.data_path)  # fail fast, before Prefect starts, on bad data or no key
+    try:
+        signing.load_signing_key(settings.mlflow.model_signing_key_file)
+    except signing.KeyMissing as exc:
+        print(f"heartrisk train: {exc}", file=sys.stderr)
+        return 2
     _prefect_server()
     from heartrisk.train import train_flow
 
@@ -198,6 +205,18 @@ def cmd_mlflow_db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_model_keys(args: argparse.Namespace) -> int:
+    """The key pair that signs (training) and verifies (app, monitor) model versions: made when missing."""
+    from heartrisk.stack import processes
+
+    settings = get_settings()
+    lines: list[str] = []
+    processes.model_keys(settings, log=lines.append)
+    keys = settings.mlflow.model_signing_key_file, settings.mlflow.model_verify_key_file
+    _emit({"signing_key": str(keys[0]), "verify_key": str(keys[1])}, lines)
+    return 0
+
+
 def cmd_process(args: argparse.Namespace) -> int:
     """The stack's servers: each replaces this process, or serves in it until stopped (the Evidently UI);
     see :mod:`heartrisk.stack.processes`."""
@@ -232,6 +251,7 @@ HANDLERS = {
     "backup": cmd_backup,
     "restore": cmd_restore,
     "bootstrap": cmd_bootstrap,
+    "model-keys": cmd_model_keys,
 }  # the handler each subcommand names (heartrisk.cli_args)
 
 

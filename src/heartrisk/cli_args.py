@@ -120,6 +120,13 @@ def _add_stack(sub: argparse._SubParsersAction) -> None:
     load.add_argument("archive", help="a heartrisk-state-*.tar.gz written by heartrisk backup")
     load.set_defaults(handler="restore")
 
+    keys = sub.add_parser(
+        "model-keys",
+        help="make the Ed25519 pair that signs model versions (training) and verifies them (app, monitor) if "
+        "missing (HEARTRISK_MODEL_SIGNING_KEY_FILE, HEARTRISK_MODEL_VERIFY_KEY_FILE; default .state/keys)",
+    )
+    keys.set_defaults(handler="model-keys")
+
     boot = sub.add_parser("bootstrap", help="create pool and deployments, train a first champion if none")
     boot.add_argument("--no-train", action="store_true", help="do not start the first training run")
     boot.add_argument("--redeploy", action="store_true", help="re-apply prefect.yaml to existing deployments")

@@ -99,7 +99,9 @@ def _app() -> AppSettings:
     )
 
 
-def _mlflow() -> MlflowSettings:
+def _mlflow(state_dir: Path) -> MlflowSettings:
+    """The model keys default to ``<state>/keys``: ``heartrisk model-keys`` (and the worker at its start) make them."""
+    keys = state_dir / "keys"
     return MlflowSettings(
         tracking_uri=_env("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000"),
         public_url=_env("HEARTRISK_MLFLOW_PUBLIC_URL", ""),
@@ -119,6 +121,8 @@ def _mlflow() -> MlflowSettings:
         admin_password=_env("MLFLOW_AUTH_ADMIN_PASSWORD", ""),
         reader_user=_env("HEARTRISK_MLFLOW_READER_USER", ""),
         reader_password=_env("HEARTRISK_MLFLOW_READER_PASSWORD", ""),
+        model_signing_key_file=Path(_env("HEARTRISK_MODEL_SIGNING_KEY_FILE", str(keys / "model-signing.pem"))),
+        model_verify_key_file=Path(_env("HEARTRISK_MODEL_VERIFY_KEY_FILE", str(keys / "model-verify.pem"))),
     )
 
 
@@ -193,7 +197,7 @@ def get_settings() -> Settings:
         bootstrap_timeout=_env_float("HEARTRISK_BOOTSTRAP_TIMEOUT", 600.0),
         search=_search(),
         app=_app(),
-        mlflow=_mlflow(),
+        mlflow=_mlflow(state_dir),
         prefect=_prefect(),
         drift=_drift(state_dir),
         evidently=_evidently(state_dir),

@@ -1,6 +1,7 @@
 """The environment policy every HeartRisk process applies before the libraries load: their telemetry off,
-their chatter down. ``heartrisk/__init__`` calls both functions, so every entry point does it; a variable
-the user set is kept. Settings themselves live in :mod:`heartrisk.config`.
+their chatter down, and no model unpickled. ``heartrisk/__init__`` calls the three functions, so every entry
+point does it; a telemetry or logging variable the user set is kept. Settings themselves live in
+:mod:`heartrisk.config`.
 """
 
 from __future__ import annotations
@@ -35,6 +36,24 @@ def switch_telemetry_off(environ: MutableMapping[str, str] = os.environ) -> None
         return
     for name, value in TELEMETRY_OFF.items():
         environ.setdefault(name, value)
+
+
+# No process of ours deserialises a model through MLflow: the app and the monitor read a version only after
+# its signature checks out, and build it with skops from the types our code names (heartrisk.registry).
+# MLflow's loaders would trust the types the model file lists (skops) or unpickle it, so they stay locked
+# in every process we start, the MLflow server included, whatever the environment says. The Dockerfiles
+# repeat this too (tested).
+NO_PICKLE = {"MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "false"}
+
+
+def forbid_unpickling(environ: MutableMapping[str, str] = os.environ) -> None:
+    """Lock MLflow's model loaders (pickle, cloudpickle, and skops with the file's own trust list).
+
+    Set, not defaulted: nothing of ours needs them, so a ``true`` left in a shell cannot open them. A
+    program that must load a model with MLflow's own loader (a benchmark's peer server) is started with
+    the variable set for it alone.
+    """
+    environ.update(NO_PICKLE)
 
 
 # What the stack prints by default is what a person reads (starts, URLs, training progress and result,

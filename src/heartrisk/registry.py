@@ -10,6 +10,11 @@ A version's ONNX export is a file beside the scikit-learn flavor of the same log
 so it would be a second model to register and keep in step, and the app makes its own ONNX Runtime
 session anyway (one thread). One model, one download: the export can never belong to another
 version. Whether a version has one, and why not, is in its tags and in the MLmodel metadata.
+
+Every version this code registers is signed (:mod:`heartrisk.signing`), and :meth:`Registry.load` reads a
+version only after its signature and files check out, then builds the pipeline with skops from the bytes
+it checked, trusting only the types our code names: MLflow's own loader is never used, as it would
+trust the types the model file lists for itself (and unpickles a pickle).
 """
 
 from __future__ import annotations
@@ -23,12 +28,14 @@ from typing import Any
 
 import mlflow
 import pandas as pd
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from heartrisk import export, tracking
-from heartrisk._compat.mlflow import version_files
+from heartrisk import export, signing, tracking
+from heartrisk._compat.mlflow import log_sklearn, version_files
+from heartrisk._compat.sklearn import CALIBRATION_INTERNALS
 from heartrisk.settings import MlflowSettings
 from heartrisk.summaries import Promotion
 
@@ -39,6 +46,8 @@ RUNTIME_TAG = "serving_runtime"  # onnxruntime, or scikit-learn when the version
 EXPORT_TAG = "onnx_export"  # the export's check, or why there is no export
 LEGACY_TARGET = "output"  # versions registered before the tag existed predicted the dataset's label
 MISSING = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND")
+SKOPS_FILE = "model.skops"  # the scikit-learn pipeline, as mlflow.sklearn saves it in the skops format
+ONNX_FILE = f"extra_files/{export.FILE_NAME}"  # where MLflow keeps an extra file of the logged model
 
 
 @dataclass(frozen=True)
@@ -58,6 +67,7 @@ class Champion:
     score: float | None
     target: str
     fingerprint: str | None
+    signature: str | None = None  # the signing tag's value: whose key vouches for the version, and for which files
 
     @classmethod
     def of(cls, version: ModelVersion) -> Champion:
@@ -68,6 +78,7 @@ class Champion:
             score=float(score) if score is not None else None,
             target=tags.get(TARGET_TAG, LEGACY_TARGET),
             fingerprint=tags.get(FINGERPRINT_TAG),
+            signature=tags.get(signing.TAG),
         )
 
 
@@ -77,14 +88,18 @@ def fingerprint(*, data_sha256: str, params: dict[str, Any], folds: int, target:
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def gate(current: Champion | None, version: str, score: float, target: str) -> Promotion:
+def gate(current: Champion | None, version: str, score: float, target: str, *, signed: bool = True) -> Promotion:
     """The promotion rule: promote when at least as good as the champion, on a comparable score.
 
     Scores of models with different targets are not comparable, so a change of target always promotes;
-    so does a champion without a recorded score. Scores are compared at 6 decimals (as tagged).
+    so does a champion without a recorded score, and one the stack's key does not vouch for (``signed``
+    false: the app refuses it, so there is nothing to beat). Scores are compared at 6 decimals (as tagged).
     """
     if current is None:
         promoted, reason = True, "no champion yet"
+    elif not signed:
+        promoted = True
+        reason = f"champion v{current.version} is not signed with this stack's key (the app refuses it): promoted"
     elif current.target != target:
         promoted = True
         reason = (
@@ -108,35 +123,48 @@ def gate(current: Champion | None, version: str, score: float, target: str) -> P
 
 
 def trusted_sklearn_types(pipeline: Any) -> list[str]:
-    """The scikit-learn types skops does not trust by default (calibration internals), and only those."""
+    """The scikit-learn types of ``pipeline`` that skops does not trust by default, when the loader trusts them.
+
+    The loader trusts :data:`~heartrisk._compat.sklearn.CALIBRATION_INTERNALS` and nothing else beyond
+    skops' defaults, so a pipeline holding any other type is refused here, before it is registered.
+    """
     import skops.io  # here, not above: its import walks every scikit-learn estimator (about 2.5 s of CPU)
 
     untrusted = skops.io.get_untrusted_types(data=skops.io.dumps(pipeline))
-    foreign = [name for name in untrusted if not name.startswith("sklearn.")]
-    if foreign:
-        raise ValueError(f"pipeline holds non-scikit-learn types: {foreign}")
+    if unknown := sorted(set(untrusted) - set(CALIBRATION_INTERNALS)):
+        raise ValueError(f"pipeline holds types the app would refuse to load: {unknown}")
     return list(untrusted)
+
+
+def load_pipeline(data: bytes) -> Any:
+    """The pipeline from a skops file's bytes, built from skops' default types and ours only: no pickle."""
+    import skops.io
+
+    return skops.io.loads(data, trusted=list(CALIBRATION_INTERNALS))
 
 
 def log_model(
     pipeline: Any,
     *,
     registered_name: str,
+    signing_key: Ed25519PrivateKey,
     example: pd.DataFrame | None = None,
     exported: export.Export | None = None,
 ) -> str:
-    """Log a fitted pipeline in the active MLflow run and register it; returns the new version.
+    """Log a fitted pipeline in the active MLflow run, register it and sign it; returns the new version.
 
     With ``exported`` (:func:`heartrisk.export.export`) a good ONNX graph is stored beside the
-    pipeline; either way the version is tagged with the runtime that will serve it, and why.
-    Requirements are given, not inferred (inference costs seconds per model), and the skops format
-    trusts exactly the scikit-learn types the pipeline holds.
+    pipeline; either way the version is tagged with the runtime that will serve it, and why, and
+    signed over the SHA-256 of the files as they were uploaded. Requirements are given, not inferred
+    (inference costs seconds per model). ``example`` gives the signature of the inputs but is not
+    stored: MLflow would check it by loading the model through its own loader, which no process of
+    ours allows (``MLFLOW_ALLOW_PICKLE_DESERIALIZATION=false``).
     """
-    signature = None
+    schema = None
     if example is not None:
         from mlflow.models import infer_signature
 
-        signature = infer_signature(example, pipeline.predict_proba(example))
+        schema = infer_signature(example, pipeline.predict_proba(example))
     runtime = exported.runtime if exported is not None else export.SKLEARN
     note = exported.note() if exported is not None else "not exported to ONNX; scikit-learn serves this version"
     with tempfile.TemporaryDirectory(prefix="heartrisk-onnx-") as tmp:
@@ -144,11 +172,11 @@ def log_model(
         if exported is not None and exported.graph is not None:
             extra = [str(Path(tmp) / export.FILE_NAME)]
             Path(extra[0]).write_bytes(exported.graph)
-        info = mlflow.sklearn.log_model(
+        info, files = log_sklearn(
             pipeline,
+            paths=[SKOPS_FILE, *([ONNX_FILE] if extra else [])],
             name="model",
-            signature=signature,
-            input_example=example,
+            signature=schema,
             registered_model_name=registered_name,
             pyfunc_predict_fn="predict_proba",
             pip_requirements=mlflow.sklearn.get_default_pip_requirements(include_skops=True),
@@ -158,7 +186,8 @@ def log_model(
         )
     version = str(info.registered_model_version)
     client = MlflowClient()
-    for key, value in {RUNTIME_TAG: runtime, EXPORT_TAG: note}.items():
+    signed = signing.sign(signing_key, registered_name, version, files)
+    for key, value in {RUNTIME_TAG: runtime, EXPORT_TAG: note, signing.TAG: signed}.items():
         client.set_model_version_tag(registered_name, version, key, value)
     return version
 
@@ -166,16 +195,31 @@ def log_model(
 class Registry:
     """One registered model and its champion alias, on one tracking server."""
 
-    def __init__(self, tracking_uri: str, name: str, alias: str, experiment: str | None = None) -> None:
+    def __init__(
+        self,
+        tracking_uri: str,
+        name: str,
+        alias: str,
+        experiment: str | None = None,
+        verify_key: Path | None = None,
+    ) -> None:
+        """``verify_key``: the public key file versions must be signed for; without one, nothing loads."""
         self.tracking_uri = tracking_uri
         self.client = MlflowClient(tracking_uri=tracking_uri)
         self.name = name
         self.alias = alias
         self.experiment = experiment
+        self.verify_key = verify_key
 
     @classmethod
     def of(cls, settings: MlflowSettings) -> Registry:
-        return cls(settings.tracking_uri, settings.model_name, settings.champion_alias, settings.experiment_name)
+        return cls(
+            settings.tracking_uri,
+            settings.model_name,
+            settings.champion_alias,
+            settings.experiment_name,
+            settings.model_verify_key_file,
+        )
 
     def training(self) -> tracking.TrainingInProgress | None:
         """A training run of this model's experiment that is under way, if any (the app's advice says so)."""
@@ -195,48 +239,57 @@ class Registry:
         return None if found is None else found.version
 
     def load_sklearn(self, version: str | None = None) -> Any:
-        """The scikit-learn pipeline of a version (the champion by default).
+        """The scikit-learn pipeline of a version (the champion by default), verified as :meth:`load` does."""
+        return self.load(version or self.client.get_model_version_by_alias(self.name, self.alias).version).pipeline
 
-        By version, not alias, where it matters: the alias moving during the download cannot mix versions.
-        """
-        import mlflow.sklearn
+    def _key(self) -> Ed25519PublicKey:
+        if self.verify_key is None:
+            raise signing.KeyMissing("no model verify key is configured (HEARTRISK_MODEL_VERIFY_KEY_FILE)")
+        return signing.load_verify_key(self.verify_key)  # read at each load: a new key needs no restart
 
-        with tempfile.TemporaryDirectory(prefix="heartrisk-model-") as tmp:
-            return mlflow.sklearn.load_model(str(self._download(version, tmp)))
-
-    def _download(self, version: str | None, folder: str) -> Path:
-        """The logged model's files, from this registry's server (MLflow's global tracking URI is left alone).
-
-        Not through a ``models:/`` URI: :func:`heartrisk._compat.mlflow.version_files` says why.
-        """
-        version = version or self.client.get_model_version_by_alias(self.name, self.alias).version
-        return version_files(self.client, self.name, version, folder, self.tracking_uri)
+    def check_signature(self, champion: Champion, key: Ed25519PublicKey | None = None) -> None:
+        """Raise :class:`heartrisk.signing.Untrusted` unless ``key`` (by default this registry's verify key)
+        vouches for the version's tag; its files are not read (:meth:`load` checks those)."""
+        tags = {} if champion.signature is None else {signing.TAG: champion.signature}
+        signing.check_tag(key or self._key(), tags, self.name, champion.version)
 
     def load(self, version: str) -> StoredModel:
-        """What the app's model holder calls: the pipeline of one version and its ONNX graph, if any.
+        """What the app's model holder and the monitor call: the pipeline of one version and its ONNX graph.
 
-        One download of the logged model: the graph is the file stored beside the pipeline.
+        Verified before anything is deserialised: the signature on the version's tags first (an unsigned
+        version is refused without a download), then the SHA-256 of each signed file, downloaded alone;
+        the bytes checked are the bytes loaded. Raises :class:`heartrisk.signing.Untrusted` with the reason.
+        By version, not alias: the alias moving during the download cannot mix versions.
         """
-        import mlflow.sklearn
-        from mlflow.models import Model
-
+        tags = self.client.get_model_version(self.name, version).tags or {}
+        files = signing.check_tag(self._key(), tags, self.name, version)
+        if SKOPS_FILE not in files:
+            raise ValueError(f"{self.name} version {version}: no {SKOPS_FILE} among its signed files {sorted(files)}")
         with tempfile.TemporaryDirectory(prefix="heartrisk-model-") as tmp:
-            local = self._download(version, tmp)
-            pipeline = mlflow.sklearn.load_model(str(local))
-            stored = Model.load(str(local))
-            files = [Path(extra["path"]) for extra in stored.flavors["sklearn"].get("extra_files", [])]
-            graph = next((local / f for f in files if f.name == export.FILE_NAME), None)
-            note = (stored.metadata or {}).get(EXPORT_TAG, "not exported to ONNX")
-            return StoredModel(pipeline, graph.read_bytes() if graph is not None else None, note)
+            version_files(self.client, self.name, version, tmp, self.tracking_uri, sorted(files))
+            content = signing.verified(files, Path(tmp), f"{self.name} version {version}")
+        note = tags.get(EXPORT_TAG, "not exported to ONNX")
+        return StoredModel(load_pipeline(content[SKOPS_FILE]), content.get(ONNX_FILE), note)
+
+    def signed_with(self, champion: Champion, key: Ed25519PublicKey) -> bool:
+        """Whether ``key`` vouches for the version's tag (training asks, before it skips an identical retrain)."""
+        try:
+            self.check_signature(champion, key)
+        except signing.Untrusted:
+            return False
+        return True
 
     def tag(self, version: str, tags: dict[str, str]) -> None:
         for key, value in tags.items():
             self.client.set_model_version_tag(self.name, version, key, value)
 
-    def promote_if_better(self, version: str, score: float, target: str) -> Promotion:
-        """Tag the version with its score and target, apply :func:`gate`, move the alias if promoted."""
+    def promote_if_better(self, version: str, score: float, target: str, key: Ed25519PublicKey) -> Promotion:
+        """Tag the version with its score and target, apply :func:`gate` (the champion's signature checked
+        with ``key``), move the alias if promoted."""
         self.tag(version, {SCORE_TAG: f"{score:.6f}", TARGET_TAG: target})
-        decision = gate(self.champion(), version, score, target)
+        current = self.champion()
+        signed = current is None or self.signed_with(current, key)
+        decision = gate(current, version, score, target, signed=signed)
         if decision.promoted:
             self.client.set_registered_model_alias(self.name, self.alias, version)
         return decision

@@ -41,8 +41,8 @@ class AppSettings:
 
 @dataclass(frozen=True)
 class MlflowSettings:
-    """Where MLflow is and what it holds for us; how ``heartrisk mlflow-server`` runs it. Fields that can
-    hold a password stay out of the repr."""
+    """Where MLflow is and what it holds for us, and the keys that sign and verify the versions we register;
+    how ``heartrisk mlflow-server`` runs it. Fields that can hold a password stay out of the repr."""
 
     tracking_uri: str
     public_url: str  # the UI's address for people, when it differs from the tracking URI
@@ -62,6 +62,8 @@ class MlflowSettings:
     admin_password: str = field(repr=False)
     reader_user: str  # an account that reads (the app's)
     reader_password: str = field(repr=False)
+    model_signing_key_file: Path  # Ed25519 private key: training signs the versions it registers (heartrisk.signing)
+    model_verify_key_file: Path  # its public half: the app and the monitor load only versions it verifies
 
     def run_url(self, experiment_id: str, run_id: str) -> str:
         """Link to a run in the MLflow UI (the public URL when MLflow is reached under another name)."""

@@ -27,7 +27,7 @@ from sklearn.metrics import ConfusionMatrixDisplay, RocCurveDisplay
 from sklearn.pipeline import Pipeline
 
 from heartrisk import data as data_mod
-from heartrisk import export, modelcard, names, registry, tracking
+from heartrisk import export, modelcard, names, registry, signing, tracking
 from heartrisk.config import get_settings
 from heartrisk.model import SearchResult, Trial, bootstrap_auc_interval, evaluate, search, svc_pipeline
 from heartrisk.schema import TARGET
@@ -179,27 +179,31 @@ def log_run(client: MlflowClient, run_id: str, plan: Plan, split: Split, result:
 def register_and_gate(
     settings: MlflowSettings, run_id: str, fitted: Fitted, split: Split, result: SearchResult, plan: Plan
 ) -> tuple[Promotion, str]:
-    """Register the model unless the champion is the same model; promote only if at least as good.
-
-    Returns the decision and, when nothing was registered, why (an identical retrain: same data,
-    parameters, folds and target as the champion, so the same fitted model).
-    """
+    """Register and sign the model unless the champion is the same model, signed with this key; promote only if
+    at least as good. Returns the decision and, when nothing was registered, why (an identical retrain: same
+    data, parameters, folds and target as the champion, so the same fitted model). A champion this key does
+    not vouch for (a new key, a version from before signing) is registered again, signed, so that it serves."""
     models = registry.Registry.of(settings)
+    key = signing.load_signing_key(settings.model_signing_key_file)
     mark = registry.fingerprint(
         data_sha256=split.data_sha256, params=result.best_params, folds=plan.folds, target=TARGET.name
     )
     current = models.champion()
-    if current is not None and current.fingerprint == mark:
+    if current is not None and current.fingerprint == mark and models.signed_with(current, key.public_key()):
         reason = f"same data, parameters and target as champion v{current.version}: nothing new registered"
         decision = Promotion(False, current.version, result.best_cv_mean, current.version, current.score, reason)
         return decision, reason
     with mlflow.start_run(run_id=run_id), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # MLflow's hint on integer columns: inputs are validated
         version = registry.log_model(
-            fitted.pipeline, registered_name=models.name, example=split.x_train.head(3), exported=fitted.exported
+            fitted.pipeline,
+            registered_name=models.name,
+            signing_key=key,
+            example=split.x_train.head(3),
+            exported=fitted.exported,
         )
     models.tag(version, {registry.FINGERPRINT_TAG: mark})
-    return models.promote_if_better(version, result.best_cv_mean, TARGET.name), ""
+    return models.promote_if_better(version, result.best_cv_mean, TARGET.name, key.public_key()), ""
 
 
 @task(name="publish", **STEP)
@@ -235,6 +239,7 @@ async def train_flow(
     settings = get_settings()
     plan = Plan.of(settings, trials=trials, folds=folds, repeats=repeats, seed=seed, data=data, experiment=experiment)
     logger = get_run_logger()
+    signing.load_signing_key(settings.mlflow.model_signing_key_file)  # before the search: a run that cannot sign
     with SyncClientContext.get_or_create():  # one Prefect client for every step
         split = load_and_split(plan.data_path, settings.search.test_size, plan.seed)
         client = MlflowClient(settings.mlflow.tracking_uri)

@@ -29,6 +29,7 @@ from heartrisk.data import load_csv
 from heartrisk.evidently_report import compute_drift
 from heartrisk.predlog import open_log
 from heartrisk.schema import FEATURE_NAMES
+from tests.support import intruder
 from tests.support.app import app_server
 from tests.support.commands import heartrisk, heartrisk_here, last_json
 from tests.support.mail import Mailbox, plain_text, smtp_server
@@ -285,6 +286,26 @@ def test_predictions_made_through_the_app_are_what_the_next_run_compares(env, ml
     expected, _ = compute_drift(served, load_csv(REFERENCE), threshold=0.5)
     assert summary["share"] == pytest.approx(expected.share)
     assert [c["score"] for c in summary["columns"]] == pytest.approx([c.score for c in expected.columns])
+
+
+def test_a_champion_this_stack_did_not_sign_stops_the_run_with_the_reason_and_is_never_loaded(
+    env, mailbox, mlflow_server, tmp_path
+):
+    """Unlike "no champion yet" (a note in the summary), an unsigned champion fails the run before anything is
+    compared or mailed: the app refuses it too, so the operator has to act. Its pickle never runs."""
+    box, _ = mailbox
+    before, name, marker = len(box.received), "HeartRiskMonitorTrust", tmp_path / "owned"
+    register(mlflow_server, name)  # a signed champion first, as training leaves it
+    version = intruder.register_pickle(mlflow_server, name, marker)
+    args = ("--email-block", "test-smtp", "--recipient", "ops@heartrisk.test", "--no-retrain")
+    done = monitor_here(
+        env, tmp_path, *args, HEARTRISK_MODEL_NAME=name, HEARTRISK_PREDICTIONS_DB=str(tmp_path / "p.db")
+    )
+    assert done.returncode == 1, done.stdout[-2000:]
+    result = last_json(done)
+    assert result["status"] == "failed"
+    assert f"{name} version {version}: unsigned (no heartrisk.signature tag)" in result["error"]
+    assert not marker.exists() and len(box.received) == before
 
 
 def test_mlflow_down_and_missing_deployment_still_send_the_alert_then_fail(env, mailbox, tmp_path):

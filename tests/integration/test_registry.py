@@ -1,4 +1,5 @@
-"""The registry adapter against a real MLflow server: a version keeps its ONNX export beside its pipeline."""
+"""The registry adapter against a real MLflow server: a version keeps its ONNX export beside its pipeline, and
+its signature covers exactly the files the app and the monitor load."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from heartrisk import export
-from heartrisk.registry import EXPORT_TAG, RUNTIME_TAG, Registry
-from tests.support.models import fit_pipeline, register, training_rows
+from heartrisk import export, signing
+from heartrisk.registry import EXPORT_TAG, ONNX_FILE, RUNTIME_TAG, SKOPS_FILE
+from tests.support.models import fit_pipeline, register, registry, training_rows
 
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore:X does not have valid feature names")]
 
@@ -38,7 +39,7 @@ def test_a_version_holds_its_export_and_is_tagged_with_the_runtime_that_serves_i
     pipeline = fit_pipeline()
     with_export = register(mlflow_server, MODEL, pipeline, champion=False)
     without = register(mlflow_server, MODEL, pipeline, champion=False, onnx=False)
-    models = Registry(mlflow_server, MODEL, "champion")
+    models = registry(mlflow_server, MODEL)
     monkeypatch.chdir(tmp_path)
     with no_default_tracking_uri():  # the registry's own URI finds the files
         stored, plain = models.load(with_export), models.load(without)
@@ -53,3 +54,6 @@ def test_a_version_holds_its_export_and_is_tagged_with_the_runtime_that_serves_i
     assert tags[with_export][RUNTIME_TAG] == export.ONNX_RUNTIME
     assert tags[with_export][EXPORT_TAG] == stored.export_note
     assert tags[without][RUNTIME_TAG] == export.SKLEARN
+    key = signing.load_verify_key(models.verify_key)  # what load() checked: the files as they were uploaded
+    assert sorted(signing.check_tag(key, tags[with_export], MODEL, with_export)) == sorted([SKOPS_FILE, ONNX_FILE])
+    assert list(signing.check_tag(key, tags[without], MODEL, without)) == [SKOPS_FILE]

@@ -12,7 +12,8 @@ import mlflow
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from heartrisk import export
+from heartrisk import export, signing
+from heartrisk.config import get_settings
 from heartrisk.data import deduplicate, features_and_target, load_csv
 from heartrisk.model import svc_pipeline
 from heartrisk.registry import Registry, log_model
@@ -36,7 +37,8 @@ def fit_pipeline(params: dict[str, Any] | None = None, *, folds: int = 3) -> Any
 
 
 def register(tracking_uri: str, name: str, pipeline: Any = None, *, champion: bool = True, onnx: bool = True) -> str:
-    """Log ``pipeline`` (a fresh one by default) as a new version of ``name``; move the alias to it.
+    """Log ``pipeline`` (a fresh one by default) as a new version of ``name``, signed as training signs it (with
+    the key of ``HEARTRISK_MODEL_SIGNING_KEY_FILE``: the tests' own, see ``tests/conftest.py``); move the alias to it.
 
     With ``onnx`` the version holds its ONNX export, as training registers it, so the app serves it
     with ONNX Runtime. Leaves this process's MLflow globals (tracking URI, active run) as they were.
@@ -50,7 +52,8 @@ def register(tracking_uri: str, name: str, pipeline: Any = None, *, champion: bo
     mlflow.set_tracking_uri(tracking_uri)
     try:
         with mlflow.start_run(experiment_id=experiment_id):
-            version = log_model(pipeline, registered_name=name, exported=exported)
+            key = signing.load_signing_key(get_settings().mlflow.model_signing_key_file)
+            version = log_model(pipeline, registered_name=name, signing_key=key, exported=exported)
     finally:
         mlflow.set_tracking_uri(previous)
     if champion:
@@ -58,11 +61,16 @@ def register(tracking_uri: str, name: str, pipeline: Any = None, *, champion: bo
     return version
 
 
+def registry(tracking_uri: str, name: str) -> Registry:
+    """The registry of model ``name`` as the app and the monitor see it: versions verified with the tests' key."""
+    return Registry(tracking_uri, name, "champion", verify_key=get_settings().mlflow.model_verify_key_file)
+
+
 def champion_pipeline(tracking_uri: str, name: str) -> Any:
-    """The champion of ``name`` as its scikit-learn pipeline, loaded the way the app loads it."""
+    """The champion of ``name`` as its scikit-learn pipeline, loaded (and verified) the way the app loads it."""
     previous = mlflow.get_tracking_uri()
     try:
-        return Registry(tracking_uri, name, "champion").load_sklearn()
+        return registry(tracking_uri, name).load_sklearn()
     finally:
         mlflow.set_tracking_uri(previous)
 

@@ -37,6 +37,26 @@ def test_train_refuses_bad_data_before_starting_anything(tmp_path: Path, capsys)
     assert "column 'age', row 1 (line 2): value '400' is out of range" in capsys.readouterr().err
 
 
+def test_train_without_a_signing_key_stops_before_starting_anything(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("HEARTRISK_MODEL_SIGNING_KEY_FILE", str(tmp_path / "none.pem"))
+    assert main(["train"]) == 2
+    assert f"heartrisk train: no model signing key at {tmp_path / 'none.pem'}" in capsys.readouterr().err
+
+
+def test_model_keys_makes_the_pair_once_and_prints_where(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("HEARTRISK_MODEL_SIGNING_KEY_FILE", str(tmp_path / "k" / "s.pem"))
+    monkeypatch.setenv("HEARTRISK_MODEL_VERIFY_KEY_FILE", str(tmp_path / "k" / "v.pem"))
+    assert main(["model-keys"]) == 0
+    first = capsys.readouterr().out.splitlines()
+    assert first[0].startswith(f"model signing key created: {tmp_path / 'k' / 's.pem'}")
+    assert json.loads(first[-1]) == {
+        "signing_key": str(tmp_path / "k" / "s.pem"),
+        "verify_key": str(tmp_path / "k" / "v.pem"),
+    }
+    assert main(["model-keys"]) == 0
+    assert capsys.readouterr().out.startswith("model signing key found:")
+
+
 def test_purge_prints_what_each_kind_deleted_as_its_last_line(log_target: str, tmp_path: Path, monkeypatch, capsys):
     log = open_log(log_target)
     served(log, 3, 200, "old")

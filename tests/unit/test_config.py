@@ -11,9 +11,12 @@ from heartrisk.config import PROJECT_ROOT, get_settings
 
 def test_local_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     names = ("HEARTRISK_STATE_DIR", "MLFLOW_TRACKING_URI", "PREFECT_API_URL", "HEARTRISK_PREFECT_PORT")
-    for name in (*names, "HEARTRISK_TRIALS", "HEARTRISK_FOLDS", "HEARTRISK_CV_REPEATS"):
+    keys = ("HEARTRISK_MODEL_SIGNING_KEY_FILE", "HEARTRISK_MODEL_VERIFY_KEY_FILE")
+    for name in (*names, *keys, "HEARTRISK_TRIALS", "HEARTRISK_FOLDS", "HEARTRISK_CV_REPEATS"):
         monkeypatch.delenv(name, raising=False)
     settings = get_settings()
+    assert settings.mlflow.model_signing_key_file == PROJECT_ROOT / ".state" / "keys" / "model-signing.pem"
+    assert settings.mlflow.model_verify_key_file == PROJECT_ROOT / ".state" / "keys" / "model-verify.pem"
     assert settings.state_dir == PROJECT_ROOT / ".state"
     assert settings.predictions_db == str(PROJECT_ROOT / ".state" / "predictions.sqlite")
     assert settings.predictions_retention_days == 180

@@ -29,6 +29,7 @@ def create_app(settings: Settings | None = None, holder: ModelHolder | None = No
     app.jinja_env.trim_blocks = app.jinja_env.lstrip_blocks = True
     app.extensions[EXTENSION] = Runtime(settings, holder, open_log(settings.predictions_db))
     holder.subscribe(metrics.model_swapped)
+    holder.subscribe_refusals(metrics.model_refused)
 
     from heartrisk.serving import api, health, web
 

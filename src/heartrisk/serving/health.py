@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 from flask import Blueprint, Response, jsonify
@@ -20,8 +21,9 @@ def healthz():
 
 @bp.get("/readyz")
 def readyz():
-    """200 while a model answers (even if MLflow is down: the last good one) and the prediction log can be
-    written; 503 with the reason otherwise (a request would get 503 too: nothing is served unlogged)."""
+    """200 while a model answers (even if MLflow is down, or the champion was refused: the last good one) and
+    the prediction log can be written; 503 with the reason otherwise (a request would get 503 too: nothing is
+    served unlogged). ``refused`` names the champion's version when it was refused, and why."""
     rt = runtime()
     status = rt.holder.status()
     log_problem = rt.log.problem()
@@ -34,6 +36,7 @@ def readyz():
         "runtime_note": None if status.model is None else status.model.runtime_note or None,
         "mlflow_reachable": status.mlflow_reachable,
         "problem": status.problem or None,
+        "refused": None if status.refused is None else dataclasses.asdict(status.refused),
         "last_check_seconds_ago": None if status.checked_at is None else round(time.time() - status.checked_at, 1),
         "prediction_log": {"backend": rt.log.backend, "reachable": log_problem is None, "problem": log_problem},
     }

@@ -8,6 +8,7 @@ up. Without that variable (unit tests, a plain ``flask run``) the usual in-proce
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -21,6 +22,9 @@ from prometheus_client import (
 )
 
 from heartrisk.scoring import LoadedModel
+
+if TYPE_CHECKING:
+    from heartrisk.serving.model_holder import Refusal
 
 REQUESTS = Counter(
     "heartrisk_http_requests_total", "HTTP requests answered, by route and status", ["method", "endpoint", "status"]
@@ -36,6 +40,14 @@ MODEL = Gauge(
     "heartrisk_model_info",
     "1 for the model version a live worker answers with, and its runtime (two show during a swap)",
     ["model", "version", "runtime"],
+    multiprocess_mode="livemax",
+)
+
+REFUSED = Gauge(
+    "heartrisk_model_refused",
+    "1 while the champion alias points to a version a live worker refused, by its reason in one word "
+    "(unsigned, other_key, bad_signature, changed, runtimes_disagree); the model before it keeps answering",
+    ["model", "version", "reason"],
     multiprocess_mode="livemax",
 )
 
@@ -57,6 +69,13 @@ def model_swapped(old: LoadedModel | None, new: LoadedModel) -> None:
     if old is not None:
         MODEL.labels(old.name, old.version, old.runtime).set(0)
     MODEL.labels(new.name, new.version, new.runtime).set(1)
+
+
+def model_refused(old: Refusal | None, new: Refusal | None) -> None:
+    if old is not None:
+        REFUSED.labels(old.model, old.version, old.kind).set(0)
+    if new is not None:
+        REFUSED.labels(new.model, new.version, new.kind).set(1)
 
 
 def render(multiprocess_dir: str) -> tuple[bytes, str]:

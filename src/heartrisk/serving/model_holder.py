@@ -5,11 +5,14 @@ Requests read :attr:`ModelHolder.model` once and use that object for the whole r
 prediction) never mixes two versions in one answer. When MLflow cannot be reached, the last good
 model keeps serving and :meth:`ModelHolder.status` says why it could not follow the alias.
 
-A version with an ONNX export is served by ONNX Runtime, after its probabilities matched the
+A version is loaded only when it is signed by this stack's training and its files are the ones signed
+(:meth:`heartrisk.registry.Registry.load` checks before anything is deserialised); otherwise it is
+refused. A version with an ONNX export is served by ONNX Runtime, after its probabilities matched the
 version's own scikit-learn pipeline on the reference rows. If they differ, the two runtimes of this
-machine disagree about that version and nothing tells which one is right, so the version is refused
-(the old model keeps serving) and not loaded again until the alias moves. A version without an
-export is served by scikit-learn.
+machine disagree about that version and nothing tells which one is right, so it is refused too. A
+refused version never replaces the model that answers, :meth:`ModelHolder.status` says which version
+was refused and why (``/readyz``, a metric), and it is not loaded again until the alias moves. A version
+without an export is served by scikit-learn.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from heartrisk import export
+from heartrisk import export, signing
 from heartrisk.schema import FEATURE_NAMES, VALID_RECORD, as_matrix
 from heartrisk.scoring import LoadedModel
 from heartrisk.settings import Settings
@@ -34,10 +37,28 @@ if TYPE_CHECKING:
     from heartrisk.tracking import TrainingInProgress
 
 log = logging.getLogger(__name__)
+RUNTIMES_DISAGREE = "runtimes_disagree"  # the refusal kind of a version whose ONNX export disagrees here
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A version the holder will not serve: ``kind`` in one word (a metric label), ``reason`` in a sentence."""
+
+    model: str
+    version: str
+    kind: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.model} version {self.version} refused: {self.reason}"
 
 
 class Refused(Exception):
-    """A version whose ONNX export disagrees with its scikit-learn pipeline on this machine."""
+    """A version that must not serve: untrusted (:mod:`heartrisk.signing`), or its runtimes disagree here."""
+
+    def __init__(self, refusal: Refusal) -> None:
+        super().__init__(str(refusal))
+        self.refusal = refusal
 
 
 class Source(Protocol):
@@ -60,6 +81,7 @@ class HolderStatus:
     checked_at: float | None
     tracking_uri: str
     training: TrainingInProgress | None = None
+    refused: Refusal | None = None  # the version the alias points to, when it was refused
 
 
 class ModelHolder:
@@ -81,10 +103,12 @@ class ModelHolder:
         self._reachable = False
         self._checked_at: float | None = None
         self._training: TrainingInProgress | None = None
-        self._refused: dict[str, str] = {}  # version -> why its export was refused
+        self._refused: dict[str, Refusal] = {}  # version -> why it was refused
+        self._refusal: Refusal | None = None  # of the version the alias points to
         self._reference: np.ndarray | None = None
         self._refresh_lock = threading.Lock()
         self._listeners: list[Callable[[LoadedModel | None, LoadedModel], None]] = []
+        self._refusal_listeners: list[Callable[[Refusal | None, Refusal | None], None]] = []
         self._stop = threading.Event()
         self._first_check = threading.Event()
         self._thread: threading.Thread | None = None
@@ -101,6 +125,7 @@ class ModelHolder:
             self._checked_at,
             self.settings.mlflow.tracking_uri,
             self._training,
+            self._refusal,
         )
 
     def subscribe(self, listener: Callable[[LoadedModel | None, LoadedModel], None]) -> None:
@@ -108,6 +133,16 @@ class ModelHolder:
         self._listeners.append(listener)
         if self._model is not None:
             listener(None, self._model)
+
+    def subscribe_refusals(self, listener: Callable[[Refusal | None, Refusal | None], None]) -> None:
+        """Call ``listener(old, new)`` when the refusal of the version the alias points to changes."""
+        self._refusal_listeners.append(listener)
+
+    def _refuse(self, refusal: Refusal | None) -> None:
+        old, self._refusal = self._refusal, refusal
+        if old != refusal:
+            for listener in self._refusal_listeners:
+                listener(old, refusal)
 
     def install(self, model: LoadedModel) -> None:
         """Make ``model`` the one that answers; requests already running keep the one they read."""
@@ -136,6 +171,7 @@ class ModelHolder:
         except Exception as exc:  # any failure to reach the registry is reported, not raised
             log.debug("MLflow unreachable at %s: %s", uri, exc)
             return False, f"MLflow is unreachable at {uri}: {_short(exc)}"
+        self._refuse(self._refused.get(version) if version is not None else None)
         if version is None:
             self._training = self._training_in_progress()
             return True, f"no model {name!r} with alias {self.settings.mlflow.champion_alias!r} in MLflow yet"
@@ -144,13 +180,19 @@ class ModelHolder:
         if current is not None and current.version == version:
             return True, ""
         if version in self._refused:
-            return True, self._refused[version]
+            return True, str(self._refused[version])
         try:
             candidate = self._load(version)
         except Refused as exc:
             log.error("%s", exc)
-            self._refused[version] = str(exc)
+            self._refused[version] = exc.refusal
+            self._refuse(exc.refusal)
             return True, str(exc)
+        except signing.KeyMissing as exc:  # this host's setup, not the version's fault: tried again at each poll
+            problem = f"cannot check {name} version {version}: {exc}"
+            if problem != self._problem:
+                log.warning("%s", problem)
+            return True, problem
         except Exception as exc:  # a broken version must not replace a working one
             log.exception("could not load %s version %s", name, version)
             return True, f"could not load {name} version {version}: {_short(exc)}"
@@ -175,8 +217,12 @@ class ModelHolder:
 
     def _load(self, version: str) -> LoadedModel:
         """The version, answering through ONNX Runtime when its export passes the check here, and warmed up."""
-        stored = self._source.load(version)
-        model = LoadedModel.of(self.settings.mlflow.model_name, version, stored.pipeline, stored.export_note)
+        name = self.settings.mlflow.model_name
+        try:
+            stored = self._source.load(version)
+        except signing.Untrusted as exc:
+            raise Refused(Refusal(name, version, exc.kind, exc.reason)) from exc
+        model = LoadedModel.of(name, version, stored.pipeline, stored.export_note)
         if stored.graph is not None:
             model = self._with_onnx(model, export.OnnxModel(stored.graph))
         model.predict(as_matrix([VALID_RECORD]))
@@ -193,11 +239,11 @@ class ModelHolder:
             return dataclasses.replace(model, runtime_note=f"ONNX export not checked, so not used: {_short(exc)}")
         difference = export.max_difference(onnx, model.pipeline, rows)
         if not difference <= export.TOLERANCE:
-            raise Refused(
-                f"{model.name} version {model.version} refused: its ONNX export differs from its scikit-learn "
-                f"pipeline by up to {difference:.1e} on {len(rows)} reference rows "
-                f"(tolerance {export.TOLERANCE:.0e})"
+            reason = (
+                f"its ONNX export differs from its scikit-learn pipeline by up to {difference:.1e} "
+                f"on {len(rows)} reference rows (tolerance {export.TOLERANCE:.0e})"
             )
+            raise Refused(Refusal(model.name, model.version, RUNTIMES_DISAGREE, reason))
         note = f"ONNX export matches scikit-learn on {len(rows)} reference rows (largest difference {difference:.1e})"
         return dataclasses.replace(model, onnx=onnx, runtime_note=note)
 

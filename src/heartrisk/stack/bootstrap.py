@@ -176,11 +176,25 @@ def start_training(client: Any, log: Log = _stderr) -> Any:
     return run
 
 
-def current_champion(mlflow: MlflowSettings) -> str | None:
-    """Version number of the registry's champion, or None on a fresh stack."""
+def current_champion(mlflow: MlflowSettings, log: Log = _stderr) -> str | None:
+    """Version number of the registry's champion; None on a fresh stack, and None when this stack's key does
+    not vouch for it (a version from before signing, a new key): the app refuses it, so a signed one is
+    trained, as on a fresh stack."""
+    from heartrisk import signing
     from heartrisk.registry import Registry
 
-    return Registry.of(mlflow).champion_version()
+    registry = Registry.of(mlflow)
+    champion = registry.champion()
+    if champion is None:
+        return None
+    try:
+        registry.check_signature(champion)
+    except signing.Untrusted as exc:
+        log(f"the champion cannot serve: {exc}")
+        return None
+    except signing.KeyMissing as exc:  # a host without the key: say so, change nothing
+        log(f"champion v{champion.version} not checked: {exc}")
+    return champion.version
 
 
 def bootstrap(
@@ -222,13 +236,13 @@ def bootstrap(
         if TRAIN_DEPLOYMENT in todo:
             deploy(settings, [TRAIN_DEPLOYMENT], log=log)
         wait_for(f"{outcome.urls['mlflow']}/health", timeout=settings.bootstrap_timeout, what="MLflow", log=log)
-        outcome.champion_version = current_champion(settings.mlflow)
+        outcome.champion_version = current_champion(settings.mlflow, log)
         if outcome.champion_version is None and train:
             run = start_training(client, log=log)
             outcome.training_run = str(run.id)
             if wait_training:
                 outcome.training_state = wait_for_run(client, run.id, timeout=settings.bootstrap_timeout, log=log)
-                outcome.champion_version = current_champion(settings.mlflow)
+                outcome.champion_version = current_champion(settings.mlflow, log)
         if wait_app and outcome.training_state in (None, "COMPLETED"):
             wait_for(f"{outcome.urls['app']}/readyz", timeout=settings.bootstrap_timeout, what="the app", log=log)
         if rest := [name for name in todo if name != TRAIN_DEPLOYMENT]:

@@ -190,8 +190,20 @@ def prefect_browser_guard(port: int, environ: Mapping[str, str] = os.environ) ->
     }
 
 
+def model_keys(settings: Settings, log: Log = _stderr) -> None:
+    """The key pair that signs and verifies model versions, made on first start; says where it is."""
+    from heartrisk.signing import ensure_pair
+
+    log(ensure_pair(settings.mlflow.model_signing_key_file, settings.mlflow.model_verify_key_file))
+
+
 def worker(settings: Settings, *, name: str, healthcheck: bool) -> NoReturn:
-    """A process worker on the project's pool; flow runs start in the project folder (prefect.yaml)."""
+    """A process worker on the project's pool; flow runs start in the project folder (prefect.yaml).
+
+    Its flows train (they sign) and monitor (they verify), so it makes the model key pair when there is none
+    and says where: on the first ``make up``, or the first start of the compose stack's worker.
+    """
+    model_keys(settings)
     # Started before the server answers, the worker backs off and picks up the first run late.
     wait_for(f"{settings.prefect.api_url}/health", timeout=settings.bootstrap_timeout, what="Prefect")
     command = [str(BIN / "prefect"), "worker", "start", "--pool", settings.prefect.work_pool, "--type", "process"]

@@ -1,13 +1,16 @@
 """A registered version's files through the client's own registry, and the MLflow behaviour that needs it;
-deleted runs erased one by one, and why ``mlflow gc`` is not used for it.
+a model logged with the digests of its files as uploaded; deleted runs erased one by one, and why
+``mlflow gc`` is not used for it.
 
 Checked on MLflow 3.17.2: the second test fails when ``download_artifacts`` resolves ``models:/`` through the
-``registry_uri`` it is given, the day ``version_files`` can go; the last when ``mlflow gc`` changes how it
-picks what it erases, the day to look at ``erase_runs`` again.
+``registry_uri`` it is given, the day ``version_files`` can go; the digest test when ``Model.log`` changes
+the files it saved before uploading them, or stops saving through the flavor it is given; the gc test
+when ``mlflow gc`` changes how it picks what it erases, the day to look at ``erase_runs`` again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 from pathlib import Path
 from typing import Any, ClassVar
@@ -15,10 +18,13 @@ from typing import Any, ClassVar
 import mlflow
 import mlflow.artifacts
 import mlflow.cli as mlflow_cli
+import numpy as np
 import pytest
 from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+from mlflow.tracking import MlflowClient
+from sklearn.linear_model import LogisticRegression
 
-from heartrisk._compat.mlflow import erase_runs, version_files
+from heartrisk._compat.mlflow import erase_runs, log_sklearn, version_files
 
 
 class FakeClient:
@@ -97,3 +103,35 @@ def test_mlflow_gc_given_run_ids_alone_still_erases_every_deleted_experiment() -
         "heartrisk._compat.mlflow.erase_runs go"
     )
     assert hasattr(SqlAlchemyStore, "_hard_delete_run")
+
+
+def test_the_digests_taken_at_save_are_those_of_the_uploaded_files_and_the_model_is_mlflow_sklearns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through a real (SQLite) tracking store; the files come back through :func:`version_files`, one by one."""
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    graph = tmp_path / "model.onnx"
+    graph.write_bytes(b"an ONNX graph")
+    rows = np.random.default_rng(0).normal(size=(20, 3))
+    try:
+        with mlflow.start_run():
+            info, files = log_sklearn(
+                LogisticRegression().fit(rows, rows[:, 0] > 0),
+                paths=["model.skops", "extra_files/model.onnx"],
+                name="model",
+                registered_model_name="T",
+                extra_files=[str(graph)],
+                pip_requirements=[],
+            )
+    finally:
+        mlflow.set_tracking_uri(previous)
+    client = MlflowClient(uri)
+    version = str(info.registered_model_version)
+    local = version_files(client, "T", version, str(tmp_path / "here"), uri, sorted(files))
+    assert {path: hashlib.sha256((local / path).read_bytes()).hexdigest() for path in files} == files
+    assert sorted(p.relative_to(local).as_posix() for p in local.rglob("*") if p.is_file()) == sorted(files)
+    flavor = mlflow.models.Model.load(str(version_files(client, "T", version, str(tmp_path / "all"), uri))).flavors
+    assert flavor["sklearn"]["serialization_format"] == "skops" and client.get_logged_model(info.model_id).source_run_id

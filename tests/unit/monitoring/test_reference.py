@@ -12,10 +12,12 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from heartrisk import signing
 from heartrisk.config import get_settings
 from heartrisk.data import load_csv
 from heartrisk.monitoring import reference as monitored_reference
 from heartrisk.monitoring.reference import champion_scores
+from heartrisk.registry import StoredModel
 from heartrisk.schema import FEATURE_NAMES
 from tests.support.paths import REFERENCE
 
@@ -24,20 +26,28 @@ pytestmark = pytest.mark.filterwarnings("ignore:X does not have valid feature na
 
 
 class FakeRegistry:
-    """A registry whose champion is a fitted pipeline; counts the loads."""
+    """A registry whose champion is a fitted pipeline; counts the loads; refuses what ``untrusted`` says."""
 
     name = "UnitModel"
 
     def __init__(self, pipeline: Any, version: str = "7") -> None:
         self.pipeline, self.version, self.loads = pipeline, version, 0
+        self.untrusted: signing.Untrusted | None = None  # raised by the signature check
+        self.changed: signing.Untrusted | None = None  # raised by the load (the files' check)
 
     def champion(self) -> Any:
-        return SimpleNamespace(version=self.version, fingerprint="f1")
+        return SimpleNamespace(version=self.version, fingerprint="f1", signature=f"signed v{self.version}")
 
-    def load_sklearn(self, version: str) -> Any:
+    def check_signature(self, champion: Any) -> None:
+        if self.untrusted is not None:
+            raise self.untrusted
+
+    def load(self, version: str) -> StoredModel:
         assert version == self.version
         self.loads += 1
-        return self.pipeline
+        if self.changed is not None:
+            raise self.changed
+        return StoredModel(self.pipeline)
 
 
 def test_the_champion_scores_the_reference_as_the_app_would_and_once_per_champion(
@@ -72,6 +82,41 @@ def test_without_a_champion_the_reference_has_no_predictions_and_says_why(
     assert isinstance(plain, pd.DataFrame) and "no served predictions" in why
 
 
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        signing.Unsigned("UnitModel version 7", "unsigned (no heartrisk.signature tag)"),
+        signing.OtherKey("UnitModel version 7", "signed by another key (a), not this stack's (b)"),
+        signing.KeyMissing("no model verify key at /keys/model-verify.pem"),
+    ],
+    ids=["unsigned", "other key", "no verify key"],
+)
+def test_a_champion_that_must_not_load_stops_the_run_with_the_reason_even_when_its_scores_are_cached(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, pipeline: Any, refusal: Exception
+) -> None:
+    """Unlike "no champion yet" (a note, the run goes on): the app refuses that version too, the operator must act."""
+    registry = FakeRegistry(pipeline)
+    monkeypatch.setattr(monitored_reference.Registry, "of", classmethod(lambda cls, settings: registry))
+    settings = dataclasses.replace(get_settings(), state_dir=tmp_path)
+    monitored_reference.read_reference.fn(str(REFERENCE), settings, True)  # scored and cached while it was trusted
+    registry.untrusted = refusal  # e.g. the signature tag was removed or replaced since
+    with pytest.raises(type(refusal), match=str(refusal).split(":")[0]):
+        monitored_reference.read_reference.fn(str(REFERENCE), settings, True)
+    assert registry.loads == 1
+
+
+def test_a_champion_whose_files_changed_stops_the_run_and_nothing_is_scored(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, pipeline: Any
+) -> None:
+    registry = FakeRegistry(pipeline)
+    registry.changed = signing.Changed("UnitModel version 7", "model.skops changed after signing")
+    monkeypatch.setattr(monitored_reference.Registry, "of", classmethod(lambda cls, settings: registry))
+    settings = dataclasses.replace(get_settings(), state_dir=tmp_path)
+    with pytest.raises(signing.Changed, match=r"UnitModel version 7: model\.skops changed after signing"):
+        monitored_reference.read_reference.fn(str(REFERENCE), settings, True)
+    assert not (tmp_path / "reference-scores").exists()
+
+
 def test_the_cached_scores_are_read_without_loading_the_serving_code(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, pipeline: Any
 ) -> None:
@@ -86,7 +131,8 @@ from types import SimpleNamespace
 from heartrisk.monitoring import reference as monitored_reference
 from heartrisk.config import get_settings
 from heartrisk.data import load_csv
-registry = SimpleNamespace(name="UnitModel", champion=lambda: SimpleNamespace(version="7", fingerprint="f1"))
+champion = SimpleNamespace(version="7", fingerprint="f1", signature="signed v7")
+registry = SimpleNamespace(name="UnitModel", champion=lambda: champion, check_signature=lambda champion: None)
 monitored_reference.Registry.of = classmethod(lambda cls, settings: registry)
 settings = dataclasses.replace(get_settings(), state_dir=Path({str(tmp_path)!r}))
 scores, version = monitored_reference.champion_scores(settings, Path({str(REFERENCE)!r}), load_csv({str(REFERENCE)!r}))

@@ -1,5 +1,6 @@
-"""The model holder's rules, with a fake registry: swap only after a load, keep the last good model, serve
-a version's ONNX export only after it agreed with scikit-learn here."""
+"""The model holder's rules, with a fake registry: swap only after a load, keep the last good model, refuse a
+version the registry says must not load (unsigned, another key, changed), serve a version's ONNX export only
+after it agreed with scikit-learn here."""
 
 from __future__ import annotations
 
@@ -10,12 +11,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from heartrisk import export
+from heartrisk import export, signing
 from heartrisk.config import get_settings
 from heartrisk.data import load_csv
 from heartrisk.registry import StoredModel
 from heartrisk.schema import FEATURE_NAMES, VALID_RECORD, as_matrix
-from heartrisk.serving.model_holder import ModelHolder
+from heartrisk.serving.model_holder import ModelHolder, Refusal
 from heartrisk.tracking import TrainingInProgress
 from tests.support.models import fit_pipeline, training_rows
 
@@ -237,6 +238,7 @@ def test_a_version_whose_export_disagrees_is_refused_and_scikit_learn_keeps_serv
     assert holder.model.version == "1" and holder.model.runtime == export.SKLEARN
     assert holder.model.predict(as_matrix([VALID_RECORD]))[0].tolist() == [0.2]
     assert "M version 2 refused: its ONNX export differs from its scikit-learn pipeline" in holder.status().problem
+    assert (holder.status().refused.version, holder.status().refused.kind) == ("2", "runtimes_disagree")
     assert registry.loads == ["1", "2"]  # refused once, not downloaded again at every poll
     registry.models["3"], registry.champion = exported, "3"
     holder.refresh()
@@ -294,3 +296,50 @@ def test_a_training_prefect_has_queued_is_reported_until_mlflow_shows_it(registr
     holder.refresh()
     assert holder.status().training is None
     assert holder.status().mlflow_reachable is True
+
+
+@pytest.mark.parametrize(
+    "untrusted",
+    [
+        signing.Unsigned("M version 2", "unsigned (no heartrisk.signature tag)"),
+        signing.OtherKey("M version 2", "signed by another key (aaaa), not this stack's (bbbb)"),
+        signing.BadSignature("M version 2", "its signature does not verify"),
+        signing.Changed("M version 2", "model.skops changed after signing"),
+    ],
+    ids=lambda exc: exc.kind,
+)
+def test_a_version_this_stack_must_not_load_is_refused_and_the_last_good_one_keeps_answering(
+    holder: ModelHolder, registry: FakeRegistry, untrusted: signing.Untrusted
+) -> None:
+    heard: list[tuple[Refusal | None, Refusal | None]] = []
+    holder.subscribe_refusals(lambda old, new: heard.append((old, new)))
+    registry.models, registry.champion = {"1": ConstantModel(0.2), "2": untrusted}, "1"
+    holder.refresh()
+    registry.champion = "2"
+    holder.refresh()
+    holder.refresh()
+    status = holder.status()
+    assert holder.model.version == "1" and holder.model.predict(as_matrix([VALID_RECORD]))[0].tolist() == [0.2]
+    refusal = Refusal("M", "2", untrusted.kind, untrusted.reason)
+    assert status.refused == refusal and status.problem == f"M version 2 refused: {untrusted.reason}"
+    assert registry.loads == ["1", "2"]  # not asked for again at every poll
+    registry.champion = "1"  # the alias moves back: nothing is refused any more
+    holder.refresh()
+    assert holder.status().refused is None and holder.status().problem == ""
+    registry.champion = "2"  # and to the refused version again: refused without another load
+    holder.refresh()
+    assert holder.status().refused == refusal and registry.loads == ["1", "2"]
+    assert heard == [(None, refusal), (refusal, None), (None, refusal)]
+
+
+def test_a_missing_verify_key_is_a_problem_of_this_host_tried_again_not_a_refusal(
+    holder: ModelHolder, registry: FakeRegistry
+) -> None:
+    registry.models = {"1": signing.KeyMissing("no model verify key at /keys/model-verify.pem")}
+    registry.champion = "1"
+    holder.refresh()
+    assert holder.model is None and holder.status().refused is None
+    assert holder.status().problem == "cannot check M version 1: no model verify key at /keys/model-verify.pem"
+    registry.models["1"] = ConstantModel(0.2)  # the key is there now
+    holder.refresh()
+    assert holder.model.version == "1" and registry.loads == ["1", "1"]

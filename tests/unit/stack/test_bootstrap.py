@@ -1,15 +1,19 @@
-"""The bootstrap's pieces: which deployments prefect.yaml declares, the URLs, an idempotent work pool."""
+"""The bootstrap's pieces: which deployments prefect.yaml declares, the URLs, an idempotent work pool, a
+champion that counts only when this stack's key vouches for it."""
 
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
+from heartrisk import registry, signing
 from heartrisk.config import get_settings
-from heartrisk.stack.bootstrap import Outcome, declared_deployments, ensure_work_pool, urls
+from heartrisk.stack.bootstrap import Outcome, current_champion, declared_deployments, ensure_work_pool, urls
 
 PREFECT_YAML = """
 deployments:
@@ -73,3 +77,36 @@ def test_an_outcome_that_changed_nothing() -> None:
         "pool_created": False, "email_block_created": False, "deployed": [], "skipped": [], "training_run": None,
         "training_state": None, "champion_version": None, "urls": {},
     }  # fmt: skip
+
+
+class Champions:
+    """A registry whose champion, version 4, passes or fails the signature check as told."""
+
+    def __init__(self, problem: Exception | None) -> None:
+        self.problem = problem
+
+    def champion(self) -> SimpleNamespace:
+        return SimpleNamespace(version="4", signature=None)
+
+    def check_signature(self, champion: SimpleNamespace) -> None:
+        if self.problem is not None:
+            raise self.problem
+
+
+@pytest.mark.parametrize(
+    ("problem", "version", "said"),
+    [
+        (None, "4", []),
+        (signing.Unsigned("M version 4", "unsigned"), None, ["the champion cannot serve: M version 4: unsigned"]),
+        (signing.KeyMissing("no model verify key at /k.pem"), "4", ["champion v4 not checked: no model verify key"]),
+    ],
+    ids=["signed", "unsigned: trained again, as on a fresh stack", "no key here: left alone"],
+)
+def test_a_champion_this_stacks_key_does_not_vouch_for_counts_as_none(
+    monkeypatch: pytest.MonkeyPatch, problem: Exception | None, version: str | None, said: list[str]
+) -> None:
+    """A stack upgraded from before signing, or given a new key, trains a signed champion at its next start."""
+    monkeypatch.setattr(registry.Registry, "of", classmethod(lambda cls, settings: Champions(problem)))
+    lines: list[str] = []
+    assert current_champion(get_settings().mlflow, lines.append) == version
+    assert [line[: len(start)] for line, start in zip(lines, said, strict=True)] == said

@@ -153,6 +153,24 @@ def test_the_worker_gets_what_flow_runs_need(tmp_path: Path) -> None:
     assert env["PREFECT_API_URL"] == settings.prefect.api_url
 
 
+def test_the_worker_makes_the_model_key_pair_on_first_start_and_says_where(
+    started: list, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """It trains (signs) and monitors (verifies): on a fresh ``make up`` or compose stack, it makes the pair."""
+    monkeypatch.setattr(processes, "wait_for", lambda *args, **kwargs: None)
+    keys = tmp_path / "state" / "keys"
+    settings = with_mlflow(
+        model_signing_key_file=keys / "model-signing.pem", model_verify_key_file=keys / "model-verify.pem"
+    )
+    with pytest.raises(Exec):
+        processes.worker(settings, name="w", healthcheck=False)
+    assert f"model signing key created: {keys / 'model-signing.pem'} (training only)" in capsys.readouterr().err
+    assert sorted(p.name for p in keys.iterdir()) == ["model-signing.pem", "model-verify.pem"]
+    with pytest.raises(Exec):
+        processes.worker(settings, name="w", healthcheck=False)
+    assert "model signing key found:" in capsys.readouterr().err
+
+
 def test_waiting_for_a_closed_port_ends_with_what_was_awaited() -> None:
     with pytest.raises(TimeoutError, match=r"MLflow did not answer at http://127.0.0.1:9/health within 1 s"):
         processes.wait_for("http://127.0.0.1:9/health", timeout=1, what="MLflow", log=print)
