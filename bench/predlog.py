@@ -54,11 +54,12 @@ def records(rows: int, seed: int = 42) -> np.ndarray:
     return base[np.random.default_rng(seed).integers(0, len(base), rows)]
 
 
-def single_appends(target: str, *, threads: int, seconds: float) -> float:
-    """Records per second, one record per append, from ``threads`` threads sharing one log object."""
+def single_appends(target: str, *, threads: int, seconds: float, **log_options: Any) -> float:
+    """Records per second, one record per append, from ``threads`` threads sharing one log object
+    (``log_options`` go to ``open_log``: bench/sqlite_sync.py's level of disk syncs)."""
     from heartrisk.predlog import open_log
 
-    log = open_log(target)
+    log = open_log(target, **log_options)
     log.problem()  # migrate and connect before the clock starts
     row = records(1)
     done = [0] * threads
@@ -107,7 +108,7 @@ def window_read(target: str, rows: int) -> dict[str, Any]:
     timings = []
     for _ in range(3):
         start = time.perf_counter()
-        window = log.window(days=settings.drift_window_days, max_rows=settings.drift_max_rows, seed=settings.drift_seed)
+        window = log.window(days=settings.drift.window_days, max_rows=settings.drift.max_rows, seed=settings.drift.seed)
         timings.append(time.perf_counter() - start)
         assert window.rows == rows, window.rows
     log.close()
@@ -121,7 +122,7 @@ def app_throughput(tracking: str, target: str, tmp: Path, *, workers: int, secon
 
     record = dict(zip(FEATURE_NAMES, records(1)[0].tolist(), strict=True))
     folder = Path(tempfile.mkdtemp(dir=tmp, prefix="app-"))
-    poll = get_settings().model_poll_seconds
+    poll = get_settings().app.model_poll_seconds
     quiet = {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
     started = app_server(folder, tracking, MODEL, workers=workers, poll=poll, log_target=target, env=quiet, timeout=240)
     with started as app:

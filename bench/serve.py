@@ -147,7 +147,7 @@ class Bench:
 
         tmp = self.tmp / name.replace(" ", "-")
         tmp.mkdir()
-        poll = get_settings().model_poll_seconds
+        poll = get_settings().app.model_poll_seconds
         with app_server(tmp, self.tracking, model, workers=self.args.workers, poll=poll, timeout=240) as app:
             ready = requests.get(f"{app.url}/readyz", timeout=30).json()
             url = f"{app.url}/api/v1/predict"

@@ -6,11 +6,18 @@
 # name in HEARTRISK_DATABASES a role and a database of that name, the role owning it and the only one
 # allowed in, with the password from HEARTRISK_<NAME>_DB_PASSWORD. The password is set on every start, so
 # changing it in .env.scale and restarting rotates it (docs/operations.md).
+#
+# Durability: the cluster is made with data checksums (a page the disk damaged is an error on read, not
+# wrong rows), and the server runs with PostgreSQL's defaults for fsync, synchronous_commit and
+# full_page_writes (all on: nothing here turns them off), so a commit it acknowledged survives a power cut.
+# A volume made before checksums were on keeps running without them: `pg_checksums --enable` on the
+# stopped cluster turns them on (docs/operations.md).
 set -eu
 bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
 data=${PGDATA:-/var/lib/postgresql/data}
 if [ ! -s "$data/PG_VERSION" ]; then
-    "$bin/initdb" -D "$data" -U postgres -E UTF8 --no-locale --auth-local=peer --auth-host=scram-sha-256 >/dev/null
+    "$bin/initdb" -D "$data" -U postgres -E UTF8 --no-locale --data-checksums --auth-local=peer \
+        --auth-host=scram-sha-256 >/dev/null
     echo "host all all all scram-sha-256" >> "$data/pg_hba.conf"
 fi
 "$bin/pg_ctl" -D "$data" -w -l /tmp/postgres-setup.log -o "-c listen_addresses=''" start >/dev/null

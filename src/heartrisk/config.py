@@ -23,6 +23,8 @@ from typing import TypeVar
 
 from heartrisk import names
 from heartrisk.settings import (
+    SQLITE_SYNCHRONOUS,
+    SQLITE_SYNCHRONOUS_DEFAULT,
     AppSettings,
     DriftSettings,
     EvidentlySettings,
@@ -67,6 +69,14 @@ def _env_float(name: str, default: float) -> float:
 
 def _env_bool(name: str, default: bool) -> bool:
     return _env(name, str(default)).lower() in ("1", "true", "yes", "on")
+
+
+def _env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    """One of ``choices``, in any case; anything else stops the command with the variable's name."""
+    value = _env(name, default).upper()
+    if value not in choices:
+        raise SettingError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+    return value
 
 
 def _search() -> SearchSettings:
@@ -193,6 +203,9 @@ def get_settings() -> Settings:
         reference_path=Path(_env("HEARTRISK_REFERENCE", str(data_dir / "reference.csv"))),
         project_dir=Path(_env("HEARTRISK_PROJECT_DIR", str(PROJECT_ROOT))).resolve(),
         predictions_db=_env("HEARTRISK_PREDICTIONS_DB", str(state_dir / "predictions.sqlite")),
+        predictions_sqlite_synchronous=_env_choice(
+            "HEARTRISK_SQLITE_SYNCHRONOUS", SQLITE_SYNCHRONOUS_DEFAULT, SQLITE_SYNCHRONOUS
+        ),
         predictions_retention_days=_env_float("HEARTRISK_PREDICTIONS_RETENTION_DAYS", 180.0),
         bootstrap_timeout=_env_float("HEARTRISK_BOOTSTRAP_TIMEOUT", 600.0),
         search=_search(),

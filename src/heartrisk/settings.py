@@ -10,6 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal, get_args
+
+# How often a SQLite log syncs its WAL to disk (SQLite's PRAGMA synchronous; docs/operations.md, what a
+# power cut can take): FULL at every commit, NORMAL only at checkpoints. Neither loses a commit to a killed
+# process, and neither can corrupt the file.
+SqliteSynchronous = Literal["NORMAL", "FULL"]
+SQLITE_SYNCHRONOUS: tuple[SqliteSynchronous, ...] = get_args(SqliteSynchronous)
+SQLITE_SYNCHRONOUS_DEFAULT: SqliteSynchronous = "FULL"
 
 
 @dataclass(frozen=True)
@@ -136,6 +144,7 @@ class Settings:
     reference_path: Path
     project_dir: Path
     predictions_db: str = field(repr=False)  # a SQLite file path, or a postgresql:// URL (with its password)
+    predictions_sqlite_synchronous: SqliteSynchronous  # a SQLite log's disk syncs (PostgreSQL: the server's own)
     predictions_retention_days: float
     bootstrap_timeout: float  # how long the bootstrap and the worker wait for the servers and the first model
     search: SearchSettings

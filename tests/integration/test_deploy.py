@@ -1,6 +1,7 @@
 """deploy/postgres-start.sh (the scale-out stack's PostgreSQL image) on this machine's PostgreSQL: one role and
 one database per name, each role allowed in its own database only, and a password changed in the
-environment taking effect at the next start, which is how docs/operations.md rotates them."""
+environment taking effect at the next start, which is how docs/operations.md rotates them; a cluster with
+data checksums that syncs every commit (what docs/operations.md promises a power cut cannot take)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import psycopg
 import pytest
 
 from tests.support.paths import ROOT
+from tests.support.postgres import DURABLE
 from tests.support.servers import free_port, require
 
 pytestmark = pytest.mark.integration
@@ -97,6 +99,15 @@ def test_each_service_gets_its_own_database_and_a_rotated_password_works_after_a
         assert login(port, "predictions", passwords["predictions"], "predictions") == "predictions@predictions"
         with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
             login(port, "mlflow", passwords["mlflow"], "mlflow")
+
+
+def test_the_cluster_has_data_checksums_and_flushes_every_commit_to_disk(folder: Path) -> None:
+    port, password = free_port(), secrets.token_urlsafe(18)
+    with started(folder, port, {"predictions": password}):
+        url = f"host=127.0.0.1 port={port} dbname=predictions user=predictions password={password}"
+        with psycopg.connect(url, connect_timeout=5) as conn:
+            shown = {name: conn.execute(f"SHOW {name}").fetchone()[0] for name in ("data_checksums", *DURABLE)}
+    assert shown == {"data_checksums": "on", **DURABLE}
 
 
 def test_a_weak_or_missing_password_stops_the_start_with_its_name(folder: Path) -> None:

@@ -120,6 +120,12 @@ class Load:
         with self._lock:
             return [sample for sample in self.samples if start <= sample.done < end]
 
+    def in_flight(self, at: float) -> list[Sample]:
+        """The requests sent before ``at`` (``time.time()``) and answered after it: those a fault at ``at`` caught
+        mid-way, without which a fault test would prove nothing."""
+        with self._lock:
+            return [sample for sample in self.samples if sample.done - sample.latency < at < sample.done]
+
     def snapshot(self) -> list[tuple[str, int | str]]:
         with self._lock:
             return [(sample.rid, sample.outcome) for sample in self.samples]

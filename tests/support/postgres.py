@@ -3,6 +3,9 @@
 Debian's ``postgresql`` package (``.ci/run`` installs it) or any PostgreSQL whose ``initdb`` is on the
 PATH. PostgreSQL refuses to run as root, so under root the cluster belongs to the ``postgres`` user.
 Logins over TCP need the password (SCRAM), as in production; each test gets databases of its own.
+Every cluster has data checksums, as the scale-out stack's (deploy/postgres-start.sh): a test runs on the
+pages production writes. Only a ``durable`` cluster syncs to disk (PostgreSQL's defaults, production's
+settings); the others skip it, which no test but a crash test needs and which costs every commit a flush.
 """
 
 from __future__ import annotations
@@ -19,9 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+import psutil
+
 from tests.support.servers import free_port, require
 
 USER = "heartrisk"
+# What makes a commit survive a crash of the server or of the host: PostgreSQL's defaults, spelled out.
+DURABLE = {"fsync": "on", "synchronous_commit": "on", "full_page_writes": "on"}
 
 
 def postgres_bindir() -> Path | None:
@@ -74,10 +81,34 @@ class Postgres:
         """``fast``: roll back open transactions and disconnect every client, as a restart does."""
         self.pg_ctl("-m", mode, "stop")
 
+    def kill(self) -> list[int]:
+        """SIGKILL the postmaster and every process of the cluster, as a crash of the server does: no backend
+        finishes its work, nothing is flushed or checkpointed; the next ``start`` replays the WAL.
+
+        Each child of the postmaster leads a process group of its own, so no one signal reaches them all: the
+        postmaster is stopped first (it can then neither fork nor notice), then every child, and only then
+        are all killed, so they all die at the same point of their work. Returns their ids, once all are gone.
+        """
+        postmaster = psutil.Process(int((self.folder / "data" / "postmaster.pid").read_text().split()[0]))
+        postmaster.suspend()
+        cluster = [postmaster, *postmaster.children(recursive=True)]
+        for process in cluster[1:]:
+            process.suspend()
+        for process in cluster:
+            process.kill()
+        _, alive = psutil.wait_procs(cluster, timeout=30)
+        assert not alive, f"still running after SIGKILL: {alive}"
+        return [process.pid for process in cluster]
+
+    def settings(self, *names: str) -> dict[str, str]:
+        """The server's values of ``names`` (``SHOW``), as it runs now."""
+        return {name: self.sql(f"SHOW {name}")[0][0] for name in names}
+
 
 @contextmanager
 def postgres_server(*, durable: bool = False) -> Iterator[Postgres]:
-    """A fresh cluster for the block. Not ``durable`` (the tests): no fsync, which a test never needs."""
+    """A fresh cluster for the block, with data checksums. ``durable``: fsync, synchronous commits and full
+    page writes on (production); otherwise (the tests) fsync and full page writes off."""
     bindir = postgres_bindir()
     require(bindir is not None, "PostgreSQL is not installed (Debian: apt-get install postgresql)")
     owner = None
@@ -94,13 +125,14 @@ def postgres_server(*, durable: bool = False) -> Iterator[Postgres]:
         shutil.chown(folder, owner)
         shutil.chown(folder / "password", owner)
     initdb = [str(bindir / "initdb"), "-D", str(folder / "data"), "-U", USER, "--pwfile", str(folder / "password")]
-    initdb += ["--auth-host=scram-sha-256", "--auth-local=trust", "-E", "UTF8", "--no-locale", "--no-sync"]
+    initdb += ["--auth-host=scram-sha-256", "--auth-local=trust", "-E", "UTF8", "--no-locale", "--data-checksums"]
+    initdb += [] if durable else ["--no-sync"]
     subprocess.run(initdb, user=owner, check=True, capture_output=True, timeout=120)
     (folder / "password").unlink()
     port = free_port()
     options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c max_connections=300"
-    if not durable:
-        options += " -c fsync=off -c full_page_writes=off"
+    settings = DURABLE if durable else {"fsync": "off", "full_page_writes": "off"}
+    options += "".join(f" -c {name}={value}" for name, value in settings.items())
     server = Postgres(bindir, folder, port, password, options, owner)
     server.start()
     try:

@@ -93,3 +93,15 @@ def test_each_section_reads_its_own_variables(monkeypatch: pytest.MonkeyPatch) -
     assert (settings.search.repeats, settings.app.max_batch_rows, settings.app.metrics_dir) == (3, 7, "/tmp/metrics")
     assert (settings.mlflow.monitor_experiment, settings.prefect.train_deployment) == ("watch", "flow/deployment")
     assert (settings.drift.window_days, settings.mail.sender, settings.mail.sink_port) == (2.5, "ops@x.test", 2525)
+
+
+def test_the_sqlite_logs_disk_syncs_are_full_unless_set_and_a_typo_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("HEARTRISK_SQLITE_SYNCHRONOUS", raising=False)
+    assert get_settings().predictions_sqlite_synchronous == "FULL"
+    monkeypatch.setenv("HEARTRISK_SQLITE_SYNCHRONOUS", " normal ")
+    assert get_settings().predictions_sqlite_synchronous == "NORMAL"
+    monkeypatch.setenv("HEARTRISK_SQLITE_SYNCHRONOUS", "off")
+    with pytest.raises(ValueError, match="HEARTRISK_SQLITE_SYNCHRONOUS must be one of NORMAL, FULL, not 'OFF'"):
+        get_settings()

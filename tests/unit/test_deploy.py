@@ -206,3 +206,15 @@ def test_nginx_accepts_the_rendered_config(tmp_path: Path) -> None:
         [str(nginx), "-t", "-e", "stderr", "-c", str(tmp_path / "nginx.conf")], capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_the_stacks_postgresql_makes_checksummed_clusters_and_never_turns_durability_off() -> None:
+    """What a power cut cannot take rests on these (docs/operations.md); tests/integration/test_deploy.py checks
+    the running server, this also the compose file, which could pass the server other settings."""
+    script = (ROOT / "deploy" / "postgres-start.sh").read_text()
+    initdb = script.split('"$bin/initdb"', 1)[1].split(">/dev/null", 1)[0]  # the command, over its two lines
+    assert "--data-checksums" in initdb
+    files = ("deploy/postgres-start.sh", "Dockerfile.postgres", "docker-compose.scale.yaml")
+    text = "\n".join((ROOT / name).read_text() for name in files)
+    for setting in ("fsync", "synchronous_commit", "full_page_writes"):
+        assert not re.search(rf"{setting}\s*[=:]\s*['\"]?(off|false|no|0|local|remote_write)", text, re.IGNORECASE)

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 from heartrisk.predlog.base import PredictionLog, Purged
+from heartrisk.settings import SQLITE_SYNCHRONOUS_DEFAULT, SqliteSynchronous
 
 _POSTGRES_URL = re.compile(r"postgres(?:ql)?(?:\+psycopg)?://", re.IGNORECASE)
 
@@ -14,8 +15,11 @@ def is_postgres(target: str | Path) -> bool:
     return bool(_POSTGRES_URL.match(str(target)))
 
 
-def open_log(target: str | Path) -> PredictionLog:
-    """The log at ``target``: a ``postgresql://`` URL (user, password, host, port, database), or a SQLite path.
+def open_log(
+    target: str | Path, *, sqlite_synchronous: SqliteSynchronous = SQLITE_SYNCHRONOUS_DEFAULT
+) -> PredictionLog:
+    """The log at ``target``: a ``postgresql://`` URL (user, password, host, port, database), or a SQLite path
+    whose commits sync to disk as ``sqlite_synchronous`` says (the app passes its setting; a reader needs none).
 
     Each backend is imported only here, so a process loads the driver of the one it uses.
     """
@@ -25,7 +29,7 @@ def open_log(target: str | Path) -> PredictionLog:
         return PostgresLog(_POSTGRES_URL.sub("postgresql://", str(target), count=1))
     from heartrisk.predlog.sqlite import SqliteLog
 
-    return SqliteLog(Path(target))
+    return SqliteLog(Path(target), sqlite_synchronous)
 
 
 def purge_old(target: str | Path, older_than_days: float) -> Purged:

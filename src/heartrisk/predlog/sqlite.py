@@ -7,6 +7,14 @@ Writers take turns on a lock file (``flock``) before they write: SQLite would se
 its busy handler sleeps 1, 2, 5, 10 ms between tries, which put the 99th percentile of one append at
 8 ms with two workers; waiting in the kernel, it is 0.16 ms. The busy timeout stays, for writers that
 do not take the lock.
+
+Durability (SQLite's ``PRAGMA synchronous``, HEARTRISK_SQLITE_SYNCHRONOUS): in WAL mode a commit is in
+the WAL file before it returns, so a killed process or worker loses nothing committed under either
+setting, and neither can corrupt the file. FULL (the default) also syncs the WAL to disk at every commit,
+so a power cut or an OS crash loses nothing acknowledged either; NORMAL syncs only at checkpoints and can
+lose the commits since the last one (about 250 requests). The sync is taken inside the write turn, so
+the disk's sync rate bounds the app's: FULL gave 0.67x to 0.75x NORMAL's throughput at saturation here
+(docs/BENCHMARKS.md), a price paid for the reason PostgreSQL's commits are synchronous.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ from heartrisk.predlog.migrate import (
     open_lock_file,
     upgrade_sqlite,
 )
+from heartrisk.settings import SQLITE_SYNCHRONOUS, SQLITE_SYNCHRONOUS_DEFAULT, SqliteSynchronous
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -45,9 +54,12 @@ class SqliteLog(PredictionLog):
     # locked past the busy timeout, disk full, read-only, its folder cannot be made
     _unreachable = (sqlite3.OperationalError, MigrationFailed, OSError)
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, synchronous: SqliteSynchronous = SQLITE_SYNCHRONOUS_DEFAULT) -> None:
         super().__init__()
+        if synchronous not in SQLITE_SYNCHRONOUS:  # it goes into a PRAGMA, which takes no parameters
+            raise ValueError(f"synchronous must be one of {', '.join(SQLITE_SYNCHRONOUS)}, not {synchronous!r}")
         self.path = Path(path)
+        self.synchronous = synchronous
         self._local = threading.local()
         self._turn: tuple[int, threading.Lock, int] | None = None  # (pid, lock of its threads, lock file)
 
@@ -73,9 +85,7 @@ class SqliteLog(PredictionLog):
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS)
-        # In WAL mode NORMAL cannot corrupt the database and a crashed or killed process loses nothing
-        # committed; only a power cut can drop the last transactions. FULL costs a disk sync per request.
-        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute(f"PRAGMA synchronous={self.synchronous}")  # per connection: see the module's docstring
         return conn
 
     def _writer(self) -> sqlite3.Connection:

@@ -27,7 +27,8 @@ def create_app(settings: Settings | None = None, holder: ModelHolder | None = No
     app = Flask(__name__)
     app.config.update(MAX_CONTENT_LENGTH=settings.app.max_request_bytes, DEBUG=False, PROPAGATE_EXCEPTIONS=False)
     app.jinja_env.trim_blocks = app.jinja_env.lstrip_blocks = True
-    app.extensions[EXTENSION] = Runtime(settings, holder, open_log(settings.predictions_db))
+    predictions = open_log(settings.predictions_db, sqlite_synchronous=settings.predictions_sqlite_synchronous)
+    app.extensions[EXTENSION] = Runtime(settings, holder, predictions)
     holder.subscribe(metrics.model_swapped)
     holder.subscribe_refusals(metrics.model_refused)
 

@@ -102,3 +102,7 @@ def test_a_busy_connection_goes_out_unchecked_and_comes_back_without_a_thread_ho
     monkeypatch.setattr(postgres_module, "IDLE_CHECK_SECONDS", 0.0)  # any rest counts as long
     log.append(ONE, [0.5], [1], model_version="1", request_id="after-a-rest")
     assert len(checked) == 2
+
+
+def test_the_tests_clusters_have_data_checksums_as_the_stacks_has(postgres: Postgres) -> None:
+    assert postgres.settings("data_checksums") == {"data_checksums": "on"}

@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 
 import numpy as np
+import pytest
 from alembic.script import ScriptDirectory
 
 from heartrisk.predlog import open_log
@@ -84,3 +85,17 @@ def test_a_writer_waits_for_its_turn_on_the_lock_file_and_then_writes(tmp_path) 
     os.close(other)
     writer.join(10)
     assert not writer.is_alive() and count_rows(log) == 1
+
+
+@pytest.mark.parametrize(("synchronous", "pragma"), [("FULL", 2), ("NORMAL", 1)])
+def test_the_writer_syncs_to_disk_as_asked(tmp_path: Path, synchronous: str, pragma: int) -> None:
+    """SQLite's own numbers for the levels (FULL 2, NORMAL 1), read back from the connection that wrote."""
+    log = open_log(tmp_path / "p.sqlite", sqlite_synchronous=synchronous)
+    log.append(np.zeros((1, len(FEATURE_NAMES))), [0.5], [1], model_version="1", request_id="r")
+    assert log._writer().execute("PRAGMA synchronous").fetchone() == (pragma,)
+    assert open_log(tmp_path / "q.sqlite").synchronous == "FULL"  # the default, as the settings'
+
+
+def test_a_synchronous_level_other_than_normal_or_full_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="synchronous must be one of NORMAL, FULL, not 'OFF'"):
+        open_log(tmp_path / "p.sqlite", sqlite_synchronous="OFF")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any
 
@@ -51,3 +52,17 @@ def test_no_model_is_an_error_the_caller_answers_and_nothing_is_logged(settings:
     with app.test_request_context("/"), pytest.raises(NoModel, match="not been looked up"):
         score(as_matrix([record]))
     assert count_rows(open_log(settings.predictions_db)) == 0
+
+
+@pytest.mark.parametrize(("synchronous", "pragma"), [("FULL", 2), ("NORMAL", 1)])
+def test_the_app_writes_its_sqlite_log_with_the_configured_disk_syncs(
+    settings: Settings, holder: Any, record: dict, synchronous: str, pragma: int
+) -> None:
+    from heartrisk.serving import create_app
+    from heartrisk.serving.runtime import EXTENSION
+
+    app = create_app(dataclasses.replace(settings, predictions_sqlite_synchronous=synchronous), holder)
+    with app.test_request_context("/"):
+        score(as_matrix([record]))
+        written_by = app.extensions[EXTENSION].log._writer()  # this thread's connection: the one that wrote
+        assert written_by.execute("PRAGMA synchronous").fetchone() == (pragma,)
