@@ -3,8 +3,8 @@
 
 The stack starts as `make scale-up` starts it, with a fresh credentials file from tools/scale_env.py, on
 free loopback ports, and is removed with its volumes at the end. Then, through the proxy as a user and
-an operator would: the services and who may reach what; a bounded load (HEARTRISK_SCALE_REQUESTS,
-default 40 000, at concurrency 16) during which an app replica is killed and started again, a new
+an operator would: the services and who may reach what; a load at concurrency 16, lasting until 15 s after
+the faults are over, during which an app replica is killed and started again, a new
 champion is promoted and a Prefect worker is killed while a training run waits in the pool; every
 acknowledged request is then found in PostgreSQL by its id. Last, a batch with shifted age and
 cholesterol, the monitor over the PostgreSQL log, and its alert in the mail service. The figures of
@@ -44,7 +44,7 @@ from tests.support.load import RECORD, Load, Sample, account, wait_for
 from tests.support.paths import REFERENCE, ROOT
 from tests.support.servers import free_ports, wait_http
 
-REQUESTS = int(os.environ.get("HEARTRISK_SCALE_REQUESTS", "40000"))  # outlasts the faults on an idle machine
+AFTER_FAULTS = 15.0  # seconds the load goes on after the killed replica is healthy again
 CONCURRENCY = 16
 # The app's HEARTRISK_MODEL_POLL_SECONDS: a new champion must answer on every replica within two of them.
 # Not the 10-s default: after a poll sees the alias move, each of the 6 gunicorn workers downloads the
@@ -293,7 +293,8 @@ def faults(stack: Stack, load: Load) -> dict[str, Any]:
     assert docker("kill", worker).returncode == 0  # ...while one of the two workers dies
     events["ready"] = wait_healthy(victim, timeout=300)
     events["victim"] = address(victim)
-    load.wait_done(timeout=1800)
+    time.sleep(max(0.0, events["ready"] + AFTER_FAULTS - time.time()))  # the restarted replica takes its share
+    load.stop(timeout=120)
     events["run_state"], events["run_seconds"] = wait_run(stack, events["run"], timeout=900)
     events["run_worker"] = worker_of(stack, events["run"])
     assert docker("start", worker).returncode == 0  # leave the stack whole for what follows
@@ -316,12 +317,11 @@ def test_under_load_a_killed_replica_a_new_champion_and_a_killed_worker_lose_not
     stack: Stack, capsys: pytest.CaptureFixture
 ) -> None:
     begun = time.time()
-    with Load(stack.url("app"), concurrency=CONCURRENCY, limit=REQUESTS) as load:
+    with Load(stack.url("app"), concurrency=CONCURRENCY) as load:
         events = faults(stack, load)
     samples = load.samples
-    assert len(samples) == REQUESTS
     last = max(s.done for s in samples)
-    assert last > events["ready"] + 5, "the load ended before the faults were over: raise HEARTRISK_SCALE_REQUESTS"
+    assert last > events["ready"] + 5, "the load ended before the faults were over"
 
     # A new champion: two poll intervals after the promotion no old answer, and every replica gave the new one.
     switched = events["promote"] + 2 * POLL_SECONDS

@@ -107,6 +107,11 @@ class Load:
         for thread in self._threads:
             thread.join(90)
 
+    def stop(self, timeout: float) -> None:
+        """End an open-ended load: no new request, and the ones in flight answered (or given up)."""
+        self._stop.set()
+        self.wait_done(timeout)
+
     def wait_done(self, timeout: float) -> None:
         """Wait until a bounded load has sent its ``limit`` requests and had their answers."""
         deadline = time.monotonic() + timeout
