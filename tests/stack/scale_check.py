@@ -218,15 +218,26 @@ def last_hop(answer: requests.Response | Sample) -> str:
 
 
 def promote_a_new_champion(stack: Stack) -> str:
-    """Register the champion again as a new version (with its tags) and move the alias to it, as an
-    operator rolls a model out; the new version number is what the replicas must answer with."""
+    """Register the champion again as a new version, sign it with the stack's key (held by the workers) and
+    move the alias to it, as an operator rolls a model out; the new version number is what the replicas
+    must answer with. Unsigned, or with the copied signature of the old version, every replica refuses it."""
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
     from mlflow.tracking import MlflowClient
 
+    from heartrisk import signing
+
+    pem = docker("exec", stack.containers("worker")[0], "cat", "/state/keys/signing/model-signing.pem")
+    assert pem.returncode == 0, pem.stderr
+    key = load_pem_private_key(pem.stdout.encode(), password=None)
     user, password = stack.admin
     os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"] = user, password
     try:
         client = MlflowClient(tracking_uri=stack.url("mlflow"))
+        champion = client.get_model_version_by_alias(MODEL, "champion")
+        files = json.loads(champion.tags[signing.TAG])["files"]  # the copy has the same files
         copy = client.copy_model_version(f"models:/{MODEL}@champion", MODEL)
+        signed = signing.sign(key, MODEL, str(copy.version), files)
+        client.set_model_version_tag(MODEL, copy.version, signing.TAG, signed)
         client.set_registered_model_alias(MODEL, "champion", copy.version)
     finally:
         del os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"]
