@@ -33,8 +33,8 @@ def open_log(
 
 
 def purge_old(target: str | Path, older_than_days: float) -> Purged:
-    """Delete the log's rows older than ``older_than_days`` (0 or less keeps all): the daily retention
-    flow and ``heartrisk predictions purge`` both call this."""
+    """Delete the log's rows older than ``older_than_days`` (0 or less keeps all): the log's kind of the
+    purge (:mod:`heartrisk.purge`), which the daily flow and ``heartrisk predictions purge`` both run."""
     log = open_log(target)
     try:
         return log.purge(older_than_days=older_than_days)

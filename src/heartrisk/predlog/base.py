@@ -60,21 +60,11 @@ class Window:
 
 @dataclass(frozen=True)
 class Purged:
-    """What a purge did: rows deleted, rows kept, and the period it was asked for (0 or less: keep all)."""
+    """What a purge of the log did: rows deleted, rows kept, and where (safe to print)."""
 
     deleted: int
     remaining: int
-    older_than_days: float
     where: str
-
-    def line(self) -> str:
-        """The sentence the command prints and the retention flow logs."""
-        if self.older_than_days <= 0:
-            return f"Retention is off (0 days): nothing deleted from {self.where}, {self.remaining} rows kept."
-        return (
-            f"Deleted {self.deleted} predictions older than {self.older_than_days:g} days from {self.where}; "
-            f"{self.remaining} remain."
-        )
 
 
 class PredictionLog(ABC):
@@ -160,7 +150,7 @@ class PredictionLog(ABC):
             else:
                 deleted = 0
             remaining = int(conn.execute("SELECT count(*) FROM predictions").fetchone()[0])
-        return Purged(int(deleted), remaining, older_than_days, self.where)
+        return Purged(int(deleted), remaining, self.where)
 
     def problem(self) -> str | None:
         """None when the log can be written; else why not (for /readyz)."""

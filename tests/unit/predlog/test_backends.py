@@ -27,12 +27,11 @@ def test_the_target_alone_picks_the_backend_and_no_password_is_shown(target: str
     assert (log.backend, log.where) == (backend, where)
 
 
-def test_purge_old_opens_purges_and_says_what_it_did(log_target: str) -> None:
+def test_purge_old_opens_purges_and_says_what_it_kept(log_target: str) -> None:
     log = open_log(log_target)
     log.append(np.ones((3, len(FEATURE_NAMES))), [0.5] * 3, [1] * 3, model_version="1", request_id="r")
     log.close()
     kept = purge_old(log_target, 0)
-    assert (kept.deleted, kept.remaining) == (0, 3)
-    assert kept.line() == f"Retention is off (0 days): nothing deleted from {log.where}, 3 rows kept."
+    assert (kept.deleted, kept.remaining, kept.where) == (0, 3, log.where)
     recent = purge_old(log_target, 30)  # nothing that old
-    assert recent.line() == f"Deleted 0 predictions older than 30 days from {log.where}; 3 remain."
+    assert (recent.deleted, recent.remaining, recent.where) == (0, 3, log.where)
