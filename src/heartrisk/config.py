@@ -26,6 +26,7 @@ from heartrisk.settings import (
     SQLITE_SYNCHRONOUS,
     SQLITE_SYNCHRONOUS_DEFAULT,
     AppSettings,
+    BackupSettings,
     DriftSettings,
     EvidentlySettings,
     MailSettings,
@@ -215,4 +216,5 @@ def get_settings() -> Settings:
         drift=_drift(state_dir),
         evidently=_evidently(state_dir),
         mail=_mail(state_dir),
+        backup=BackupSettings(retention_days=_env_float("HEARTRISK_BACKUP_RETENTION_DAYS", 30.0)),
     )

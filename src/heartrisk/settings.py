@@ -1,7 +1,7 @@
 """What HeartRisk's settings are: :class:`Settings`, what several parts share, and one section per part.
 
 A consumer that needs one part takes only its section: ``search``, ``app``, ``mlflow``, ``prefect``,
-``drift``, ``evidently`` or ``mail``. :func:`heartrisk.config.get_settings` reads them all from the
+``drift``, ``evidently``, ``mail`` or ``backup``. :func:`heartrisk.config.get_settings` reads them all from the
 environment; the variable behind each field, and its default, are there. Fields that can hold a
 password stay out of every repr, a section's too (a settings object in a log or a traceback shows none).
 """
@@ -134,6 +134,14 @@ class MailSettings:
 
 
 @dataclass(frozen=True)
+class BackupSettings:
+    """What ``heartrisk backup`` keeps of its own archives: an archive holds served data, so it is not kept
+    forever either (docs/operations.md, "Back up and restore")."""
+
+    retention_days: float  # archives taken longer ago are deleted after each backup; 0 keeps them all
+
+
+@dataclass(frozen=True)
 class Settings:
     """Typed view of the environment, built by :func:`heartrisk.config.get_settings`: what several parts share,
     then one section per part. Fields that can hold a password stay out of every repr."""
@@ -154,3 +162,4 @@ class Settings:
     drift: DriftSettings
     evidently: EvidentlySettings
     mail: MailSettings
+    backup: BackupSettings
