@@ -4,7 +4,8 @@ stops it, by the real ``make down``.
 
 What differs from the Makefile's ``up`` recipe, and why: the ports (free ones, so that a stack a person
 runs is not disturbed), a trained first champion from a small search (``HEARTRISK_TRIALS`` and the CV as the
-other stack tests have them), a Prefect database migrated once per test run (``seed_prefect_database``), and
+other stack tests have them), schedules that do not fall during a test (a scheduled monitoring run or purge
+would change what a test counts), a Prefect database migrated once per test run (``seed_prefect_database``), and
 honcho reads an empty environment file instead of the repository's ``.env``: honcho gives ``.env``
 precedence over the environment, so a person's ``.env`` would otherwise move the stack under test onto
 their own ports or state folder. The recipe's own steps are repeated here: the folder made with mode 0700,
@@ -32,6 +33,7 @@ from tests.support.servers import free_ports, stop, wait_http
 
 UP = "HeartRisk is up:"  # the bootstrap's banner, once the app serves the champion and every deployment is there
 FAILED = "HeartRisk started, but"
+QUIET_CRON = "0 0 29 2 *"  # the deployments' schedules: midnight on 29 February only
 # Set by the test session for its own servers (conftest's session fixtures): not the stack's business.
 NOT_INHERITED = re.compile(r"HEARTRISK_(?!REQUIRE_ALL$).*|MLFLOW_TRACKING_URI|PREFECT_API_URL|PROMETHEUS_MULTIPROC_DIR")
 
@@ -73,6 +75,8 @@ def local_stack(state: Path) -> LocalStack:
         "HEARTRISK_TRIALS": "5",
         "HEARTRISK_FOLDS": "3",
         "HEARTRISK_CV_REPEATS": "1",
+        "HEARTRISK_MONITOR_CRON": QUIET_CRON,
+        "HEARTRISK_PURGE_CRON": QUIET_CRON,
     }
     return LocalStack(state, env, f"http://127.0.0.1:{app}", urls["MLFLOW_TRACKING_URI"], urls["PREFECT_API_URL"],
                       f"http://127.0.0.1:{evidently}")  # fmt: skip
