@@ -161,13 +161,15 @@ def cmd_purge(args: argparse.Namespace) -> int:
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
-    """One archive of the local state folder, safe while `make up` runs."""
-    from heartrisk import backup
+    """One archive of the local state folder, safe while `make up` runs; its time pushed for Prometheus."""
+    from heartrisk import backup, pushed
 
     state = get_settings().state_dir
     made = backup.backup(state, Path(args.to))
     size = f"{made.bytes / 1e6:.1f} MB"
     lines = [f"Backed up {made.files} files ({size}) of {state} to {made.archive}"]
+    if problem := pushed.push(get_settings().pushgateway_url, pushed.BACKUP, pushed.backup(made)):
+        print(f"heartrisk backup: warning: {problem}", file=sys.stderr)
     _emit({"archive": str(made.archive), "files": made.files, "bytes": made.bytes}, lines)
     return 0
 
