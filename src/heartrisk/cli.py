@@ -162,8 +162,8 @@ def cmd_purge(args: argparse.Namespace) -> int:
 
 def cmd_backup(args: argparse.Namespace) -> int:
     """One archive of the local state folder, safe while `make up` runs; then the archives of that folder
-    older than the backup retention period are deleted."""
-    from heartrisk import backup
+    older than the backup retention period are deleted, and the backup's time is pushed for Prometheus."""
+    from heartrisk import backup, pushed
 
     settings = get_settings()
     made = backup.backup(settings.state_dir, Path(args.to))
@@ -173,6 +173,8 @@ def cmd_backup(args: argparse.Namespace) -> int:
     lines += [f"Deleted {path.name}: taken more than {days:g} days ago" for path in pruned]
     if days <= 0:
         lines.append("Archives are kept forever (HEARTRISK_BACKUP_RETENTION_DAYS=0)")
+    if problem := pushed.push(settings.pushgateway_url, pushed.BACKUP, pushed.backup(made)):
+        print(f"heartrisk backup: warning: {problem}", file=sys.stderr)
     result = {
         "archive": str(made.archive),
         "files": made.files,

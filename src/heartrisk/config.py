@@ -209,6 +209,7 @@ def get_settings() -> Settings:
         ),
         predictions_retention_days=_env_float("HEARTRISK_PREDICTIONS_RETENTION_DAYS", 180.0),
         bootstrap_timeout=_env_float("HEARTRISK_BOOTSTRAP_TIMEOUT", 600.0),
+        pushgateway_url=_env("HEARTRISK_PUSHGATEWAY_URL", ""),
         search=_search(),
         app=_app(),
         mlflow=_mlflow(state_dir),

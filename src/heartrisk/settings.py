@@ -155,6 +155,7 @@ class Settings:
     predictions_sqlite_synchronous: SqliteSynchronous  # a SQLite log's disk syncs (PostgreSQL: the server's own)
     predictions_retention_days: float
     bootstrap_timeout: float  # how long the bootstrap and the worker wait for the servers and the first model
+    pushgateway_url: str  # where the batch jobs push their last success (heartrisk.pushed); empty: no push
     search: SearchSettings
     app: AppSettings
     mlflow: MlflowSettings

@@ -14,6 +14,9 @@ from pathlib import Path
 import pytest
 
 from heartrisk import backup, cli
+from tests.support.pushgateway import pushed as served
+from tests.support.pushgateway import pushgateway
+from tests.support.servers import free_port
 
 
 def rows(database: Path) -> int:
@@ -171,3 +174,23 @@ def test_a_backup_prunes_the_archives_past_the_backup_retention_and_counts_them(
     out = capsys.readouterr().out.splitlines()
     assert json.loads(out[-1])["pruned"] == 0 and recent.exists() and other.exists()
     assert "Archives are kept forever (HEARTRISK_BACKUP_RETENTION_DAYS=0)" in out
+
+
+def test_the_command_pushes_the_backups_time_and_a_lost_push_is_only_a_warning(
+    state: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.setenv("HEARTRISK_STATE_DIR", str(state))
+    with pushgateway(tmp_path) as gateway:
+        monkeypatch.setenv("HEARTRISK_PUSHGATEWAY_URL", gateway)
+        started = time.time()
+        assert cli.main(["backup", "--to", str(tmp_path / "backups")]) == 0
+        pushed = served(gateway, "heartrisk_backup")
+    made = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert started <= pushed["heartrisk_backup_last_success_timestamp_seconds"] <= time.time()
+    assert (pushed["heartrisk_backup_files"], pushed["heartrisk_backup_bytes"]) == (made["files"], made["bytes"])
+    gone = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("HEARTRISK_PUSHGATEWAY_URL", gone)
+    assert cli.main(["backup", "--to", str(tmp_path / "backups")]) == 0
+    assert f"heartrisk backup: warning: metrics of heartrisk_backup not pushed to the Pushgateway at {gone}: " in (
+        capsys.readouterr().err
+    )

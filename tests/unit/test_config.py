@@ -108,3 +108,10 @@ def test_the_sqlite_logs_disk_syncs_are_full_unless_set_and_a_typo_names_the_var
     monkeypatch.setenv("HEARTRISK_SQLITE_SYNCHRONOUS", "off")
     with pytest.raises(ValueError, match="HEARTRISK_SQLITE_SYNCHRONOUS must be one of NORMAL, FULL, not 'OFF'"):
         get_settings()
+
+
+def test_the_pushgateway_is_off_unless_its_address_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HEARTRISK_PUSHGATEWAY_URL", raising=False)
+    assert get_settings().pushgateway_url == ""
+    monkeypatch.setenv("HEARTRISK_PUSHGATEWAY_URL", "http://pushgateway:9091")
+    assert get_settings().pushgateway_url == "http://pushgateway:9091"

@@ -66,6 +66,7 @@ def score(features: np.ndarray) -> Scored:
     rt = runtime()
     model = rt.holder.model
     if model is None:
+        metrics.refused("model_unavailable", len(features))
         raise NoModel(rt.holder.status().problem)
     if not len(features):
         return Scored(model, [], [])
@@ -74,7 +75,9 @@ def score(features: np.ndarray) -> Scored:
         rt.log.append(features, probabilities, labels, model_version=model.version, request_id=request_id())
     except LogUnavailable as exc:
         log.warning("request %s answered 503, its %d prediction(s) not logged: %s", request_id(), len(labels), exc)
+        metrics.refused("log_unavailable", len(labels))
         raise
+    metrics.rows_logged(len(labels))
     scored = Scored(model, probabilities.tolist(), labels.tolist())
     metrics.observe_predictions(scored.labels)
     return scored
