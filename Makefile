@@ -68,7 +68,7 @@ lint: venv  ## ruff, lock freshness, data checksums, committed secrets, compose 
 	@env=$$(mktemp) && $(PYTHON) tools/scale_env.py "$$env" >/dev/null \
 	  && $(COMPOSE_BIN) --env-file "$$env" -f docker-compose.yaml -f docker-compose.scale.yaml config --quiet; \
 	  rc=$$?; rm -f "$$env"; exit $$rc  # the overlay, with a throwaway credentials file
-	$(BIN)/hadolint Dockerfile.mlflow Dockerfile.prefect Dockerfile.app Dockerfile.postgres Dockerfile.proxy
+	$(BIN)/hadolint Dockerfile.mlflow Dockerfile.prefect Dockerfile.app Dockerfile.postgres Dockerfile.proxy Dockerfile.monitoring
 
 SHOTS := test-results/screenshots
 screenshots: venv  ## refresh the README's pictures of the UIs from the browser tests' screenshots (tests never write tracked files)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -117,7 +118,7 @@ def mlflow_server(settings: Settings, *, host: str | None, port: int | None, sta
         "--serve-artifacts",
     ]  # fmt: skip
     if mlflow.allowed_hosts:
-        command += ["--allowed-hosts", mlflow.allowed_hosts]
+        command += ["--allowed-hosts", with_own_addresses(mlflow.allowed_hosts, port or mlflow.port)]
     # The job runner and its consumers (about 600 MB) serve features this project does not use.
     env = {
         "MLFLOW_BACKEND_STORE_URI": backend,
@@ -133,6 +134,22 @@ def mlflow_server(settings: Settings, *, host: str | None, port: int | None, sta
             "PYTHONWARNINGS", "ignore::DeprecationWarning,ignore:starlette.middleware.wsgi is deprecated"
         )
     _exec(command, env)
+
+
+def with_own_addresses(allowed_hosts: str, port: int) -> str:
+    """The allowed Host headers, plus this host's own addresses with the port (``172.18.0.5:5000``).
+
+    Prometheus scrapes each MLflow replica at the address Docker's DNS gave it, and sends that address as the
+    Host header. An address, unlike a name, cannot be rebound to a browser's page, so allowing this host's own
+    ones keeps MLflow's protection against DNS rebinding; a wildcard such as ``172.*`` would also match a
+    name like ``172.attacker.example``.
+    """
+    try:
+        found = socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)
+    except OSError:
+        found = []
+    own = sorted({f"{info[4][0]}:{port}" for info in found if not info[4][0].startswith("127.")})
+    return ",".join([allowed_hosts, *own])
 
 
 def mlflow_db_upgrade(settings: Settings, *, state_dir: str | None) -> str:
