@@ -102,7 +102,7 @@ def test_every_ui_in_a_browser(stack: dict[str, str], capsys: pytest.CaptureFixt
     of training from the Prefect UI, in Debian's chromium through the published ports (no logins here)."""
     urls = {
         name: f"http://127.0.0.1:{stack[f'HEARTRISK_{name.upper()}_PORT']}"
-        for name in ("app", "mlflow", "prefect", "evidently")
+        for name in ("app", "mlflow", "prefect", "evidently", "prometheus")
     }
     with capsys.disabled():
         every_ui("compose", urls, FORM)
@@ -143,7 +143,7 @@ def test_prometheus_scrapes_the_app_and_mlflow_and_reads_the_monitors_last_succe
         every=2,
     )
     assert prometheus(stack, "up == 0") == []
-    served = prometheus(stack, 'sum(heartrisk_http_requests_total{endpoint="predict"})')
+    served = prometheus(stack, 'sum(heartrisk_http_requests_total{endpoint="/api/v1/predict"})')
     assert served and float(served[0]["value"][1]) >= 1  # the form and API answers of the tests above
     pushed = prometheus(stack, 'heartrisk_monitoring_last_success_timestamp_seconds{job="heartrisk_monitoring"}')
     assert len(pushed) == 1 and float(pushed[0]["value"][1]) > 0

@@ -589,7 +589,7 @@ def test_every_ui_in_a_browser_with_its_login(stack: Stack, capsys: pytest.Captu
     """Through nginx, in Debian's chromium: the form (no login), the MLflow model page and the Evidently
     dashboard (the admin's HTTP login), and a Quick run of training from the Prefect UI (its login page takes
     the auth string ``HEARTRISK_ADMIN_USER:HEARTRISK_ADMIN_PASSWORD`` from the credentials file)."""
-    urls = {name: stack.url(name) for name in ("app", "mlflow", "prefect", "evidently")}
+    urls = {name: stack.url(name) for name in ("app", "mlflow", "prefect", "evidently", "prometheus")}
     with capsys.disabled():
         try:
             every_ui("scale", urls, RECORD, admin=stack.admin)
