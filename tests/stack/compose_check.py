@@ -132,17 +132,24 @@ def prometheus(stack: dict[str, str], query: str) -> list[dict]:
     return answer.json()["data"]["result"]
 
 
+def targets(stack: dict[str, str]) -> list[tuple[str, str, str, str]]:
+    """Every target Prometheus scrapes: job, address, health and its last error (for a failure's message)."""
+    url = f"http://127.0.0.1:{stack['HEARTRISK_PROMETHEUS_PORT']}/api/v1/targets"
+    active = requests.get(url, timeout=30).json()["data"]["activeTargets"]
+    return [(t["labels"]["job"], t["scrapeUrl"], t["health"], t["lastError"]) for t in active]
+
+
 def test_prometheus_scrapes_the_app_and_mlflow_and_reads_the_monitors_last_success(stack: dict[str, str]) -> None:
     """The app's metrics come from its internal port (the public one answers 404), MLflow's from its own
     /metrics; the monitoring run above pushed its success to the Pushgateway; Alertmanager is Prometheus's."""
     wanted = {"heartrisk-app", "mlflow", "pushgateway", "alertmanager", "prometheus"}
-    wait_for(
-        lambda: {r["metric"]["job"] for r in prometheus(stack, "up == 1")} >= wanted,
-        timeout=60,
-        what="every target up in Prometheus",
-        every=2,
-    )
-    assert prometheus(stack, "up == 0") == []
+    try:
+        wait_for(
+            lambda: {r["metric"]["job"] for r in prometheus(stack, "up == 1")} >= wanted, timeout=60, what="targets"
+        )
+    except TimeoutError:
+        pytest.fail(f"not every target is up: {targets(stack)}")
+    assert prometheus(stack, "up == 0") == [], targets(stack)
     served = prometheus(stack, 'sum(heartrisk_http_requests_total{endpoint="/api/v1/predict"})')
     assert served and float(served[0]["value"][1]) >= 1  # the form and API answers of the tests above
     pushed = prometheus(stack, 'heartrisk_monitoring_last_success_timestamp_seconds{job="heartrisk_monitoring"}')
