@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
+from tests.support import prometheus
 from tests.support.browser import every_ui
 from tests.support.docker import compose, inspect
 from tests.support.load import wait_for
@@ -124,44 +125,22 @@ def test_every_service_ran_all_of_the_above_on_a_read_only_root_without_capabili
     assert loose == {}
 
 
-def prometheus(stack: dict[str, str], query: str) -> list[dict]:
-    """The result of an instant query of the stack's Prometheus."""
-    url = f"http://127.0.0.1:{stack['HEARTRISK_PROMETHEUS_PORT']}/api/v1/query"
-    answer = requests.get(url, params={"query": query}, timeout=30)
-    answer.raise_for_status()
-    return answer.json()["data"]["result"]
-
-
-def targets(stack: dict[str, str]) -> list[tuple[str, str, str, str]]:
-    """Every target Prometheus scrapes: job, address, health and its last error (for a failure's message)."""
-    url = f"http://127.0.0.1:{stack['HEARTRISK_PROMETHEUS_PORT']}/api/v1/targets"
-    active = requests.get(url, timeout=30).json()["data"]["activeTargets"]
-    return [(t["labels"]["job"], t["scrapeUrl"], t["health"], t["lastError"]) for t in active]
-
-
 def test_prometheus_scrapes_the_app_and_mlflow_and_reads_the_monitors_last_success(stack: dict[str, str]) -> None:
     """The app's metrics come from its internal port (the public one answers 404), MLflow's from its own
     /metrics; the monitoring run above pushed its success to the Pushgateway; Alertmanager is Prometheus's."""
+    url = f"http://127.0.0.1:{stack['HEARTRISK_PROMETHEUS_PORT']}"
     wanted = {"heartrisk-app", "mlflow", "pushgateway", "alertmanager", "prometheus"}
     try:
-        wait_for(
-            lambda: {r["metric"]["job"] for r in prometheus(stack, "up == 1")} >= wanted, timeout=60, what="targets"
-        )
+        wait_for(lambda: prometheus.jobs_up(url) >= wanted, timeout=60, what="every target up")
     except TimeoutError:
-        pytest.fail(f"not every target is up: {targets(stack)}")
-    assert prometheus(stack, "up == 0") == [], targets(stack)
-    served = prometheus(stack, 'sum(heartrisk_http_requests_total{endpoint="/api/v1/predict"})')
+        pytest.fail(f"not every target is up: {prometheus.targets(url)}")
+    assert prometheus.query(url, "up == 0") == [], prometheus.targets(url)
+    served = prometheus.query(url, 'sum(heartrisk_http_requests_total{endpoint="/api/v1/predict"})')
     assert served and float(served[0]["value"][1]) >= 1  # the form and API answers of the tests above
-    pushed = prometheus(stack, 'heartrisk_monitoring_last_success_timestamp_seconds{job="heartrisk_monitoring"}')
+    pushed = prometheus.query(url, 'heartrisk_monitoring_last_success_timestamp_seconds{job="heartrisk_monitoring"}')
     assert len(pushed) == 1 and float(pushed[0]["value"][1]) > 0
-    rules = requests.get(f"http://127.0.0.1:{stack['HEARTRISK_PROMETHEUS_PORT']}/api/v1/rules", timeout=30).json()
-    names = {rule["name"] for group in rules["data"]["groups"] for rule in group["rules"] if rule["type"] == "alerting"}
-    assert {"HeartRiskLogUnavailable", "HeartRiskNoChampion", "HeartRiskMonitoringStale"} <= names
-    alertmanagers = requests.get(
-        f"http://127.0.0.1:{stack['HEARTRISK_PROMETHEUS_PORT']}/api/v1/alertmanagers", timeout=30
-    )
-    assert [a["url"] for a in alertmanagers.json()["data"]["activeAlertmanagers"]] == [
-        "http://alertmanager:9093/api/v2/alerts"
-    ]
+    assert {"HeartRiskLogUnavailable", "HeartRiskNoChampion", "HeartRiskMonitoringStale"} <= prometheus.alert_rules(url)
+    managers = requests.get(f"{url}/api/v1/alertmanagers", timeout=30).json()["data"]["activeAlertmanagers"]
+    assert [a["url"] for a in managers] == ["http://alertmanager:9093/api/v2/alerts"]
     app = f"http://127.0.0.1:{stack['HEARTRISK_APP_PORT']}"
     assert requests.get(f"{app}/metrics", timeout=30).status_code == 404

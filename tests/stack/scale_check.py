@@ -38,6 +38,7 @@ import requests
 from heartrisk.names import MODEL, MONITOR_DEPLOYMENT, MONITOR_FLOW, TRAIN_DEPLOYMENT, TRAIN_FLOW
 from heartrisk.schema import BY_NAME, FEATURE_NAMES
 from heartrisk.serving.flow_runs import csrf_headers
+from tests.support import prometheus
 from tests.support.browser import every_ui
 from tests.support.docker import SCALE, address, compose, docker, environment, inspect
 from tests.support.load import RECORD, Load, Sample, account, wait_for
@@ -443,15 +444,6 @@ def pace(samples: list[Sample], begun: float, events: dict[str, Any]) -> dict[st
 # --- the operators' side: Prometheus and the alert e-mails -----------------------------------------------
 
 
-def prometheus(stack: Stack, query: str) -> list[dict[str, Any]]:
-    """An instant query of the stack's Prometheus, through the proxy with the admin's login."""
-    answer = requests.get(
-        f"{stack.url('prometheus')}/api/v1/query", params={"query": query}, auth=stack.admin, timeout=30
-    )
-    answer.raise_for_status()
-    return answer.json()["data"]["result"]
-
-
 def mails(stack: Stack) -> list[mailbox.MaildirMessage]:
     """Every message in the mail service (the relay of the drift alerts and of Alertmanager)."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -467,10 +459,14 @@ def test_prometheus_finds_a_new_replica_and_metrics_stay_inside(stack: Stack) ->
     for name in ("prometheus", "alertmanager"):
         assert requests.get(f"{stack.url(name)}/-/ready", timeout=30).status_code == 401
         assert requests.get(f"{stack.url(name)}/-/ready", auth=stack.admin, timeout=30).status_code == 200
+    url, auth = stack.url("prometheus"), stack.admin
     jobs = {"heartrisk-app", "mlflow", "pushgateway", "nginx", "postgres", "alertmanager", "prometheus"}
-    wait_for(lambda: {r["metric"]["job"] for r in prometheus(stack, "up == 1")} >= jobs, timeout=60, what="targets")
-    assert len(prometheus(stack, 'up{job="heartrisk-app"} == 1')) == REPLICAS["app"]
-    assert len(prometheus(stack, 'up{job="mlflow"} == 1')) == REPLICAS["mlflow"]
+    try:
+        wait_for(lambda: prometheus.jobs_up(url, auth) >= jobs, timeout=60, what="every target up")
+    except TimeoutError:
+        pytest.fail(f"not every target is up: {prometheus.targets(url, auth)}")
+    assert len(prometheus.query(url, 'up{job="heartrisk-app"} == 1', auth)) == REPLICAS["app"]
+    assert len(prometheus.query(url, 'up{job="mlflow"} == 1', auth)) == REPLICAS["mlflow"]
 
     scaled = stack.compose(
         "up", "--detach", "--no-deps", "--no-recreate", "--scale", f"app={REPLICAS['app'] + 1}", "app"
@@ -479,7 +475,7 @@ def test_prometheus_finds_a_new_replica_and_metrics_stay_inside(stack: Stack) ->
     started = time.monotonic()
     try:
         wait_for(
-            lambda: len(prometheus(stack, 'up{job="heartrisk-app"} == 1')) == REPLICAS["app"] + 1,
+            lambda: len(prometheus.query(url, 'up{job="heartrisk-app"} == 1', auth)) == REPLICAS["app"] + 1,
             timeout=60,
             what="the fourth replica scraped",
             every=2,
