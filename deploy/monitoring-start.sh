@@ -12,9 +12,6 @@ what=${1:?say which: prometheus, alertmanager, pushgateway, postgres-exporter or
 shift
 case "$what" in
 prometheus)
-    # MLflow's /metrics asks for a login in the scale-out stack: its password reaches Prometheus as a file.
-    mkdir -p /tmp/prometheus
-    (umask 077 && printf '%s' "${HEARTRISK_MLFLOW_METRICS_PASSWORD:-}" > /tmp/prometheus/mlflow-password)
     exec prometheus --config.file="${HEARTRISK_PROMETHEUS_CONFIG:-/etc/heartrisk/prometheus/prometheus.yml}" \
         --storage.tsdb.path=/state/prometheus --storage.tsdb.retention.time="${HEARTRISK_PROMETHEUS_RETENTION:-15d}" \
         --web.listen-address=:9090 --web.external-url="${HEARTRISK_PROMETHEUS_URL:-http://127.0.0.1:9090}" "$@"

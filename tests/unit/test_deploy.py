@@ -97,7 +97,7 @@ def test_each_credential_goes_where_it_is_used(overlay: tuple[dict[str, Any], di
     model, secrets = overlay
     admin_users = {"mlflow-setup", "prefect", "worker", "bootstrap", "proxy"}  # not the app, not the MLflow servers
     assert holders(model, secrets["HEARTRISK_ADMIN_PASSWORD"]) == admin_users
-    assert holders(model, secrets["HEARTRISK_APP_MLFLOW_PASSWORD"]) == {"app", "mlflow-setup", "prometheus"}
+    assert holders(model, secrets["HEARTRISK_APP_MLFLOW_PASSWORD"]) == {"app", "mlflow-setup"}
     assert holders(model, secrets["HEARTRISK_MLFLOW_SECRET_KEY"]) == {"mlflow"}
     assert holders(model, secrets["HEARTRISK_PREDICTIONS_DB_PASSWORD"]) == {"postgres", "app", "worker", "bootstrap"}
     assert holders(model, secrets["HEARTRISK_PREFECT_DB_PASSWORD"]) == {"postgres", "prefect"}

@@ -1,17 +1,14 @@
 """The operators' side of the compose layouts, checked without Docker: Alertmanager's configuration as
-deploy/monitoring-start.sh renders it (amtool, Debian's prometheus-alertmanager), and MLflow's allowed hosts."""
+deploy/monitoring-start.sh renders it (amtool, Debian's prometheus-alertmanager)."""
 
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 from pathlib import Path
 
-import pytest
 import yaml
 
-from heartrisk.stack import processes
 from tests.support.paths import ROOT
 from tests.support.servers import require
 
@@ -69,13 +66,3 @@ def test_without_a_login_alertmanager_sends_to_the_stacks_mail_sink(tmp_path: Pa
     assert config["global"]["smtp_require_tls"] is False
     assert not {"smtp_auth_username", "smtp_auth_password_file"} & config["global"].keys()
     assert config["route"]["group_wait"] == "10s"  # a first e-mail within seconds of the alert
-
-
-def test_mlflow_allows_its_own_addresses_and_no_address_pattern(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Prometheus scrapes a replica at its address (the Host header it sends); a name pattern such as 172.*
-    would let a DNS-rebinding page in, so only this host's exact addresses are added."""
-    infos = [(socket.AF_INET, 0, 0, "", (ip, 0)) for ip in ("172.18.0.5", "127.0.1.1", "172.18.0.5")]
-    monkeypatch.setattr(socket, "getaddrinfo", lambda *args, **kwargs: infos)
-    assert processes.with_own_addresses("mlflow,localhost:*", 5000) == "mlflow,localhost:*,172.18.0.5:5000"
-    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: (_ for _ in ()).throw(OSError("no name")))
-    assert processes.with_own_addresses("mlflow", 5000) == "mlflow"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -23,7 +22,7 @@ import requests
 
 from heartrisk.config import BIN
 from heartrisk.settings import EvidentlySettings, MailSettings, Settings
-from heartrisk.stack import mlflow_setup
+from heartrisk.stack import mlflow_metrics, mlflow_setup
 
 Log = Callable[[str], None]
 LOOPBACK = {"127.0.0.1", "localhost"}
@@ -118,7 +117,7 @@ def mlflow_server(settings: Settings, *, host: str | None, port: int | None, sta
         "--serve-artifacts",
     ]  # fmt: skip
     if mlflow.allowed_hosts:
-        command += ["--allowed-hosts", with_own_addresses(mlflow.allowed_hosts, port or mlflow.port)]
+        command += ["--allowed-hosts", mlflow.allowed_hosts]
     # The job runner and its consumers (about 600 MB) serve features this project does not use.
     env = {
         "MLFLOW_BACKEND_STORE_URI": backend,
@@ -133,23 +132,9 @@ def mlflow_server(settings: Settings, *, host: str | None, port: int | None, sta
         env["PYTHONWARNINGS"] = os.environ.get(
             "PYTHONWARNINGS", "ignore::DeprecationWarning,ignore:starlette.middleware.wsgi is deprecated"
         )
+    if mlflow.metrics_port:
+        mlflow_metrics.run_with_metrics(command, {**os.environ, **env}, host or mlflow.host, mlflow.metrics_port)
     _exec(command, env)
-
-
-def with_own_addresses(allowed_hosts: str, port: int) -> str:
-    """The allowed Host headers, plus this host's own addresses with the port (``172.18.0.5:5000``).
-
-    Prometheus scrapes each MLflow replica at the address Docker's DNS gave it, and sends that address as the
-    Host header. An address, unlike a name, cannot be rebound to a browser's page, so allowing this host's own
-    ones keeps MLflow's protection against DNS rebinding; a wildcard such as ``172.*`` would also match a
-    name like ``172.attacker.example``.
-    """
-    try:
-        found = socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)
-    except OSError:
-        found = []
-    own = sorted({f"{info[4][0]}:{port}" for info in found if not info[4][0].startswith("127.")})
-    return ",".join([allowed_hosts, *own])
 
 
 def mlflow_db_upgrade(settings: Settings, *, state_dir: str | None) -> str:
