@@ -123,6 +123,7 @@ def _mlflow(state_dir: Path) -> MlflowSettings:
         host=_env("HEARTRISK_MLFLOW_HOST", "127.0.0.1"),
         port=_env_int("HEARTRISK_MLFLOW_PORT", 5000),
         workers=_env_int("HEARTRISK_MLFLOW_WORKERS", 1),
+        metrics_port=_env_int("HEARTRISK_MLFLOW_METRICS_PORT", 0),
         allowed_hosts=_env("HEARTRISK_MLFLOW_ALLOWED_HOSTS", ""),
         backend_uri=_env("HEARTRISK_MLFLOW_BACKEND_URI", ""),
         artifacts=_env("HEARTRISK_MLFLOW_ARTIFACTS", ""),

@@ -61,6 +61,7 @@ class MlflowSettings:
     host: str
     port: int
     workers: int
+    metrics_port: int  # 0: none; else `heartrisk mlflow-server` serves MLflow's metrics there, with no login
     allowed_hosts: str
     backend_uri: str = field(repr=False)  # empty: SQLite in the MLflow state folder
     artifacts: str  # empty: a folder beside it; or s3://bucket/prefix
