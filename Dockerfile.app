@@ -32,7 +32,7 @@ RUN python3 -m venv /opt/venv \
     && pip install --no-deps "async-timeout==5.0.1; python_full_version < '3.11.3'" \
     && rm /tmp/requirements.txt \
     && useradd --system --uid 10001 --user-group --create-home --home-dir /home/heartrisk heartrisk \
-    && mkdir -p /state/mlflow /state/prefect /state/predictions /state/mail /state/evidently \
+    && mkdir -p /state/mlflow /state/prefect /state/predictions /state/mail /state/evidently /state/reports \
     && mkdir -p /state/keys/signing /state/keys/verify && chmod 0700 /state/keys/signing /state/keys/verify \
     && chown -R heartrisk:heartrisk /state
 WORKDIR /app

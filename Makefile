@@ -68,7 +68,7 @@ lint: venv  ## ruff, lock freshness, data checksums, committed secrets, compose 
 	@env=$$(mktemp) && $(PYTHON) tools/scale_env.py "$$env" >/dev/null \
 	  && $(COMPOSE_BIN) --env-file "$$env" -f docker-compose.yaml -f docker-compose.scale.yaml config --quiet; \
 	  rc=$$?; rm -f "$$env"; exit $$rc  # the overlay, with a throwaway credentials file
-	$(BIN)/hadolint Dockerfile.mlflow Dockerfile.prefect Dockerfile.app Dockerfile.postgres Dockerfile.proxy
+	$(BIN)/hadolint Dockerfile.mlflow Dockerfile.prefect Dockerfile.app Dockerfile.postgres Dockerfile.proxy Dockerfile.monitoring
 
 SHOTS := test-results/screenshots
 screenshots: venv  ## refresh the README's pictures of the UIs from the browser tests' screenshots (tests never write tracked files)
@@ -98,7 +98,9 @@ scale-up: venv  ## the scale-out stack in Docker (docs/scaling.md): replicas beh
 	echo "  MLflow UI    http://127.0.0.1:$${HEARTRISK_MLFLOW_PORT:-5000}"; \
 	echo "  Prefect UI   http://127.0.0.1:$${HEARTRISK_PREFECT_PORT:-4200}"; \
 	echo "  Evidently UI http://127.0.0.1:$${HEARTRISK_EVIDENTLY_PORT:-8001}   (the drift dashboard)"; \
-	echo "MLflow, Prefect and the Evidently UI ask for HEARTRISK_ADMIN_USER / HEARTRISK_ADMIN_PASSWORD from $(SCALE_ENV) (mode 0600)."; \
+	echo "  Prometheus   http://127.0.0.1:$${HEARTRISK_PROMETHEUS_PORT:-9090}   (the service's metrics and alert rules)"; \
+	echo "  Alertmanager http://127.0.0.1:$${HEARTRISK_ALERTMANAGER_PORT:-9093}   (alerts mailed to HEARTRISK_EMAIL_TO, silences)"; \
+	echo "MLflow, Prefect, the Evidently UI, Prometheus and Alertmanager ask for HEARTRISK_ADMIN_USER / HEARTRISK_ADMIN_PASSWORD from $(SCALE_ENV) (mode 0600)."; \
 	echo "Stop with: make scale-down"
 
 scale-down:  ## stop the scale-out stack (its data stays in volumes; docs/scaling.md says how to delete them)

@@ -1,12 +1,12 @@
 #!/bin/sh
 # Start nginx for the scale-out stack (Dockerfile.proxy): render deploy/nginx.conf with the app's body limit
 # (HEARTRISK_MAX_REQUEST_BYTES, the app's own setting, so both refuse the same bodies), the throttle
-# (HEARTRISK_RATE_LIMIT requests a second per client address, HEARTRISK_RATE_BURST over it at once; and for large
-# bodies HEARTRISK_BATCH_RATE_LIMIT a minute, HEARTRISK_BATCH_BURST over it), whether
-# answers name their replica (HEARTRISK_PROXY_SERVED_BY, off by default) and the Evidently UI's login from the
-# admin's credential (HEARTRISK_ADMIN_USER / HEARTRISK_ADMIN_PASSWORD), then run it in the foreground as this
-# unprivileged user. HEARTRISK_PROXY_APP_UPSTREAM (host:port, default app:8000) is where the app is: a test
-# points it at an app on loopback.
+# (HEARTRISK_RATE_LIMIT requests a second per client address, HEARTRISK_RATE_BURST over it at once; for large
+# bodies HEARTRISK_BATCH_RATE_LIMIT a minute, HEARTRISK_BATCH_BURST over it), whether answers name their
+# replica (HEARTRISK_PROXY_SERVED_BY, off by default) and the admin's login for the UIs nginx guards
+# (HEARTRISK_ADMIN_USER / HEARTRISK_ADMIN_PASSWORD), then run it in the foreground as this unprivileged user.
+# HEARTRISK_PROXY_APP_UPSTREAM (host:port, default app:8000) is where the app is: a test points it at an app
+# on loopback.
 set -eu
 number() {  # a whole number, or stop naming the variable
     case $2 in

@@ -40,5 +40,15 @@ SELECT format('CREATE DATABASE %I OWNER %I', :'name', :'name')
 REVOKE ALL ON DATABASE :"name" FROM PUBLIC;
 SQL
 done
+# The metrics exporter's role, when its password is given: it may read the server's statistics (pg_monitor)
+# and nothing else; it owns no database and is granted none.
+if [ -n "${HEARTRISK_METRICS_DB_PASSWORD:-}" ]; then
+    "$bin/psql" -X -q -v ON_ERROR_STOP=1 -U postgres -d postgres <<SQL
+\set password $HEARTRISK_METRICS_DB_PASSWORD
+SELECT 'CREATE ROLE metrics LOGIN' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'metrics') \gexec
+ALTER ROLE metrics WITH LOGIN PASSWORD :'password';
+GRANT pg_monitor TO metrics;
+SQL
+fi
 "$bin/pg_ctl" -D "$data" -w -m fast stop >/dev/null
 exec "$bin/postgres" -D "$data" -c listen_addresses='*' -c max_connections="${HEARTRISK_POSTGRES_MAX_CONNECTIONS:-200}"

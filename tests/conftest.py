@@ -157,9 +157,11 @@ OWN_STACK = "test_monitor.py"  # the longest chain of stack tests: a group, so a
 # Modules whose module-scoped servers several of their tests share (the scale-out stack on PostgreSQL and
 # S3 with its training; Prefect's telemetry control server; the model-trust test's app, whose alias its tests
 # move in turn): spread over two workers, each worker started them again. The telemetry module joins the stack
-# group one of its tests needs.
+# group one of its tests needs. The restore drill starts a whole local stack of its own twice: it joins the
+# scale-out group, so that the two largest stacks run one after the other on one worker, never side by side.
 WHOLE_MODULE = {
     "test_scale_out.py": "scale_out",
+    "test_restore_drill.py": "scale_out",
     "test_telemetry.py": "prefect_stack",
     "test_model_trust.py": "trust",
 }

@@ -27,6 +27,7 @@ NAMES = {
     "HEARTRISK_MLFLOW_AUTH_DB_PASSWORD": "PostgreSQL role mlflow_auth (MLflow's users)",
     "HEARTRISK_PREFECT_DB_PASSWORD": "PostgreSQL role prefect",  # pragma: allowlist secret
     "HEARTRISK_PREDICTIONS_DB_PASSWORD": "PostgreSQL role predictions (the prediction log)",  # pragma: allowlist secret
+    "HEARTRISK_METRICS_DB_PASSWORD": "PostgreSQL role metrics (pg_monitor: the exporter)",  # pragma: allowlist secret
     "HEARTRISK_S3_ACCESS_KEY": "the S3 store's access key (held by the MLflow servers only)",
     "HEARTRISK_S3_SECRET_KEY": "the S3 store's secret key (held by the MLflow servers only)",
 }

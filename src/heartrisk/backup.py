@@ -7,13 +7,19 @@ gives a consistent copy while the stack writes to them (a plain file copy of a d
 miss committed pages); their ``-wal`` and ``-shm`` files, lock files and the supervisor's pid file are
 left out. A restore checks every sum before it touches the folder, refuses while a stack started by
 ``make up`` runs on it, and moves what the folder held aside instead of deleting it.
+
+An archive holds served data, so archives are not kept forever either: after each backup, :func:`prune`
+deletes the archives of this naming pattern in the same folder that were taken longer ago than the backup
+retention period, and nothing else.
 """
 
 from __future__ import annotations
 
+import calendar
 import hashlib
 import json
 import os
+import re
 import shutil
 import sqlite3
 import tarfile
@@ -23,6 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MANIFEST = "manifest.json"
+STAMP = "%Y%m%dT%H%M%SZ"  # UTC, in every archive's name: when the backup was taken
+ARCHIVE = re.compile(r"heartrisk-state-(\d{8}T\d{6}Z)\.tar\.gz")
+DAY_SECONDS = 86_400
 SQLITE_HEADER = b"SQLite format 3\x00"
 SKIPPED_SUFFIXES = ("-wal", "-shm", "-journal", ".lock", ".pid")
 
@@ -79,7 +88,7 @@ def backup(state_dir: Path, to: Path) -> Backup:
         raise BackupError(f"no state folder at {state_dir}: nothing to back up")
     to = to.resolve()
     to.mkdir(parents=True, exist_ok=True)
-    archive = to / time.strftime("heartrisk-state-%Y%m%dT%H%M%SZ.tar.gz", time.gmtime())
+    archive = to / time.strftime(f"heartrisk-state-{STAMP}.tar.gz", time.gmtime())
     entries: dict[str, dict[str, object]] = {}
     with tempfile.TemporaryDirectory(prefix="heartrisk-backup-") as scratch:
         staged = Path(scratch)
@@ -100,6 +109,36 @@ def backup(state_dir: Path, to: Path) -> Backup:
         partial.chmod(0o600)  # health data
         partial.replace(archive)
     return Backup(archive, len(entries), sum(int(e["bytes"]) for e in entries.values()))
+
+
+def taken_at(name: str) -> float | None:
+    """When the archive of this file name was taken (epoch seconds), or ``None`` for a name not of ours."""
+    match = ARCHIVE.fullmatch(name)
+    if match is None:
+        return None
+    try:
+        return float(calendar.timegm(time.strptime(match.group(1), STAMP)))
+    except ValueError:  # the pattern's digits, but no date
+        return None
+
+
+def prune(folder: Path, retention_days: float, *, now: float | None = None) -> list[Path]:
+    """Delete the archives in ``folder`` taken more than ``retention_days`` ago; ``0`` keeps them all.
+
+    Only regular files named as :func:`backup` names them count, by the time in their name (when the backup
+    was taken; copying the folder elsewhere changes the files' times, not their names). Anything else in the
+    folder, sub-folders, links and unfinished ``.part`` files included, is never touched.
+    """
+    if retention_days <= 0:
+        return []
+    cutoff = (time.time() if now is None else now) - retention_days * DAY_SECONDS
+    pruned = []
+    for path in sorted(folder.iterdir()):
+        taken = taken_at(path.name)
+        if taken is not None and taken < cutoff and path.is_file() and not path.is_symlink():
+            path.unlink()
+            pruned.append(path)
+    return pruned
 
 
 def running_stack(state_dir: Path) -> int | None:

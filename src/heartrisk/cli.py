@@ -161,14 +161,29 @@ def cmd_purge(args: argparse.Namespace) -> int:
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
-    """One archive of the local state folder, safe while `make up` runs."""
-    from heartrisk import backup
+    """One archive of the local state folder, safe while `make up` runs; then the archives of that folder
+    older than the backup retention period are deleted, and the backup's time is pushed for Prometheus."""
+    from heartrisk import backup, pushed
 
-    state = get_settings().state_dir
-    made = backup.backup(state, Path(args.to))
-    size = f"{made.bytes / 1e6:.1f} MB"
-    lines = [f"Backed up {made.files} files ({size}) of {state} to {made.archive}"]
-    _emit({"archive": str(made.archive), "files": made.files, "bytes": made.bytes}, lines)
+    settings = get_settings()
+    made = backup.backup(settings.state_dir, Path(args.to))
+    days = settings.backup.retention_days
+    pruned = backup.prune(made.archive.parent, days)  # only once this backup is safely written
+    lines = [f"Backed up {made.files} files ({made.bytes / 1e6:.1f} MB) of {settings.state_dir} to {made.archive}"]
+    lines += [f"Deleted {path.name}: taken more than {days:g} days ago" for path in pruned]
+    if days <= 0:
+        lines.append("Archives are kept forever (HEARTRISK_BACKUP_RETENTION_DAYS=0)")
+    if problem := pushed.push(settings.pushgateway_url, pushed.BACKUP, pushed.backup(made)):
+        print(f"heartrisk backup: warning: {problem}", file=sys.stderr)
+    result = {
+        "archive": str(made.archive),
+        "files": made.files,
+        "bytes": made.bytes,
+        "archive_bytes": made.archive.stat().st_size,
+        "pruned": len(pruned),
+        "retention_days": days,
+    }
+    _emit(result, lines)
     return 0
 
 

@@ -12,7 +12,8 @@ the flow catches, mails and raises again (simpler than a Prefect ``on_failure`` 
 the flow's own context and logger), so a failure anywhere after the settings are read (a kind's store
 unreachable, an error of ours) is mailed, and the Prefect UI still shows the run failed with its reason.
 A purge that does not run at all (paused, no worker, crashed) cannot say so itself: the monitoring flow
-watches for that (:mod:`heartrisk.monitoring.overdue`).
+watches for that (:mod:`heartrisk.monitoring.overdue`), and so does Prometheus, from the time and the counts
+each successful purge pushes to its Pushgateway (:mod:`heartrisk.pushed`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from heartrisk import names, notify
+from heartrisk import names, notify, pushed
 from heartrisk.config import get_settings
 from heartrisk.purge import PurgeResult, Swept, cutoff, kinds_for, purge_one, reason
 from heartrisk.settings import MailSettings, Settings
@@ -51,6 +52,8 @@ async def purge_flow(older_than_days: float | None = None) -> dict[str, Any]:
     except Exception as exc:
         await mail_failure(settings.mail, exc, result)
         raise
+    if problem := pushed.push(settings.pushgateway_url, pushed.PURGE, pushed.purge(result)):
+        get_run_logger().warning(problem)
     return result.to_json()
 
 

@@ -1,7 +1,7 @@
 """What HeartRisk's settings are: :class:`Settings`, what several parts share, and one section per part.
 
 A consumer that needs one part takes only its section: ``search``, ``app``, ``mlflow``, ``prefect``,
-``drift``, ``evidently`` or ``mail``. :func:`heartrisk.config.get_settings` reads them all from the
+``drift``, ``evidently``, ``mail`` or ``backup``. :func:`heartrisk.config.get_settings` reads them all from the
 environment; the variable behind each field, and its default, are there. Fields that can hold a
 password stay out of every repr, a section's too (a settings object in a log or a traceback shows none).
 """
@@ -62,6 +62,7 @@ class MlflowSettings:
     host: str
     port: int
     workers: int
+    metrics_port: int  # 0: none; else `heartrisk mlflow-server` serves MLflow's metrics there, with no login
     allowed_hosts: str
     backend_uri: str = field(repr=False)  # empty: SQLite in the MLflow state folder
     artifacts: str  # empty: a folder beside it; or s3://bucket/prefix
@@ -135,6 +136,14 @@ class MailSettings:
 
 
 @dataclass(frozen=True)
+class BackupSettings:
+    """What ``heartrisk backup`` keeps of its own archives: an archive holds served data, so it is not kept
+    forever either (docs/operations.md, "Back up and restore")."""
+
+    retention_days: float  # archives taken longer ago are deleted after each backup; 0 keeps them all
+
+
+@dataclass(frozen=True)
 class Settings:
     """Typed view of the environment, built by :func:`heartrisk.config.get_settings`: what several parts share,
     then one section per part. Fields that can hold a password stay out of every repr."""
@@ -148,6 +157,7 @@ class Settings:
     predictions_sqlite_synchronous: SqliteSynchronous  # a SQLite log's disk syncs (PostgreSQL: the server's own)
     predictions_retention_days: float
     bootstrap_timeout: float  # how long the bootstrap and the worker wait for the servers and the first model
+    pushgateway_url: str  # where the batch jobs push their last success (heartrisk.pushed); empty: no push
     search: SearchSettings
     app: AppSettings
     mlflow: MlflowSettings
@@ -155,3 +165,4 @@ class Settings:
     drift: DriftSettings
     evidently: EvidentlySettings
     mail: MailSettings
+    backup: BackupSettings

@@ -36,6 +36,8 @@ from tests.support.mail import Mailbox, plain_text, smtp_server
 from tests.support.models import register
 from tests.support.paths import HEART, REFERENCE
 from tests.support.prefect_stack import PrefectStack
+from tests.support.pushgateway import pushed as served
+from tests.support.pushgateway import pushgateway
 from tests.support.servers import free_port, running
 
 pytestmark = pytest.mark.integration
@@ -80,14 +82,20 @@ def monitor_here(env: dict[str, str], state: Path, *args: str, **extra: str):
 def test_drift_alert_arrives_with_subject_recipients_and_drifted_columns(env, mailbox, mlflow_server, tmp_path):
     box, _ = mailbox
     before = len(box.received)
-    done = monitor_here(
-        env,
-        tmp_path,
-        *("--current", str(HEART), "--recipient", "ops@heartrisk.test", "oncall@heartrisk.test"),
-        *("--email-block", "test-smtp", "--threshold", "0.25", "--no-retrain"),
-    )
+    with pushgateway(tmp_path) as gateway:
+        done = monitor_here(
+            env,
+            tmp_path,
+            *("--current", str(HEART), "--recipient", "ops@heartrisk.test", "oncall@heartrisk.test"),
+            *("--email-block", "test-smtp", "--threshold", "0.25", "--no-retrain"),
+            HEARTRISK_PUSHGATEWAY_URL=gateway,
+        )
+        pushed = served(gateway, "heartrisk_monitoring")
     assert done.returncode == 0, done.stderr[-4000:]
     summary = last_json(done)
+    assert pushed["heartrisk_monitoring_drift_detected"] == 1
+    assert pushed["heartrisk_monitoring_drift_share"] == pytest.approx(4 / 14)
+    assert time.time() - pushed["heartrisk_monitoring_last_success_timestamp_seconds"] < 600
     assert summary["drift_detected"] is True
     assert summary["drifted_columns"] == DRIFTED
     assert summary["share"] == pytest.approx(4 / 14)
@@ -121,9 +129,12 @@ def test_drift_alert_arrives_with_subject_recipients_and_drifted_columns(env, ma
 
 
 def test_smtp_down_fails_the_flow_after_retries_and_keeps_the_report(env, tmp_path):
-    done = monitor(
-        env, tmp_path, "--current", str(HEART), "--recipient", "ops@heartrisk.test", "--email-block", "dead-smtp"
-    )
+    with pushgateway(tmp_path) as gateway:
+        done = monitor(
+            env, tmp_path, "--current", str(HEART), "--recipient", "ops@heartrisk.test", "--email-block", "dead-smtp",
+            HEARTRISK_PUSHGATEWAY_URL=gateway,
+        )  # fmt: skip
+        assert served(gateway, "heartrisk_monitoring") == {}  # only a run that succeeds pushes
     assert done.returncode == 1, done.stdout[-2000:]
     assert last_json(done)["status"] == "failed"
     assert "Retry 2/2" in done.stderr

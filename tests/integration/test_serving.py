@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from pathlib import Path
@@ -65,6 +66,11 @@ def test_onnx_runtime_answers_and_the_api_gives_the_champion_pipelines_probabili
     model, version = registered["model"], registered["version"]
     info = f'heartrisk_model_info{{model="{model}",runtime="onnxruntime",version="{version}"}} 1.0'
     assert info in metrics
+    # each of the 2 gunicorn workers says which version it serves; the alias and the refusal reasons are there
+    serving = re.findall(rf'^heartrisk_model_serving_version{{model="{model}",pid="\d+"}} (\S+)$', metrics, re.M)
+    assert serving == [f"{float(version)}"] * 2
+    assert f'heartrisk_model_alias_version{{model="{model}"}} {float(version)}' in metrics
+    assert 'heartrisk_predictions_refused_total{reason="log_unavailable"} 0.0' in metrics
 
 
 def test_the_profile_the_study_links_to_disease_gets_the_higher_probability(app: App) -> None:
@@ -141,7 +147,8 @@ def test_concurrent_requests_over_all_workers_leave_exactly_one_row_each(app: Ap
     assert sum(served.values()) == n
     assert len([pid for pid, count in served.items() if count]) == 2, served
     metrics = requests.get(f"{app.internal_url}/metrics", timeout=60).text
-    total = sum(float(line.split()[-1]) for line in metrics.splitlines() if line.startswith("heartrisk_predictions_"))
+    served_lines = [line for line in metrics.splitlines() if line.startswith("heartrisk_predictions_total{")]
+    total = sum(float(line.split()[-1]) for line in served_lines)
     assert total == sum(after.values())
 
 

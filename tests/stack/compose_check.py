@@ -15,8 +15,10 @@ from collections.abc import Iterator
 import pytest
 import requests
 
+from tests.support import prometheus
 from tests.support.browser import every_ui
 from tests.support.docker import compose, inspect
+from tests.support.load import wait_for
 from tests.support.servers import BIN, free_port, wait_http
 
 FORM = {
@@ -28,14 +30,16 @@ FORM = {
 @pytest.fixture(scope="module")
 def stack() -> Iterator[dict[str, str]]:
     """`docker compose up --wait` on free loopback ports; `down -v` at the end."""
-    ports = {f"HEARTRISK_{name}_PORT": str(free_port()) for name in ("MLFLOW", "PREFECT", "APP", "EVIDENTLY")}
+    names = ("MLFLOW", "PREFECT", "APP", "EVIDENTLY", "PROMETHEUS", "ALERTMANAGER")
+    ports = {f"HEARTRISK_{name}_PORT": str(free_port()) for name in names}
     env = {**os.environ, **ports, "HEARTRISK_TRIALS": "10"}
     try:
         up = compose("up", "--detach", "--wait", "--wait-timeout", "900", env=env, timeout=1000)
         try:  # compose may exit 0 although a dependency failed: check what a user would open
             assert up.returncode == 0, "docker compose up --wait failed"
             base = {name.split("_")[1]: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-            for url in ("{PREFECT}/api/health", "{MLFLOW}/health", "{APP}/readyz", "{EVIDENTLY}/api/version"):
+            for url in ("{PREFECT}/api/health", "{MLFLOW}/health", "{APP}/readyz", "{EVIDENTLY}/api/version",
+                        "{PROMETHEUS}/-/ready", "{ALERTMANAGER}/-/ready"):  # fmt: skip
                 wait_http(url.format(**base), timeout=60)
         except (AssertionError, TimeoutError) as exc:
             logs = compose("logs", "--tail", "40", env=env).stdout
@@ -117,13 +121,44 @@ def test_every_ui_in_a_browser(stack: dict[str, str], capsys: pytest.CaptureFixt
     of training from the Prefect UI, in Debian's chromium through the published ports (no logins here)."""
     urls = {
         name: f"http://127.0.0.1:{stack[f'HEARTRISK_{name.upper()}_PORT']}"
-        for name in ("app", "mlflow", "prefect", "evidently")
+        for name in ("app", "mlflow", "prefect", "evidently", "prometheus")
     }
     with capsys.disabled():
         every_ui("compose", urls, FORM)
 
 
-def test_the_prefect_server_runs_on_a_read_only_root_file_system(stack: dict[str, str]) -> None:
-    """Its UI (opened above) needs no writable copy: the image carries the UI's files ready to serve."""
-    container = compose("ps", "--quiet", "prefect", env=stack).stdout.split()
-    assert len(container) == 1 and inspect(container[0])["HostConfig"]["ReadonlyRootfs"] is True
+def test_every_service_ran_all_of_the_above_on_a_read_only_root_without_capabilities(stack: dict[str, str]) -> None:
+    """The Prefect server's UI (opened above) needs no writable copy, training and monitoring wrote only to
+    volumes and /tmp, and nothing needed a Linux capability."""
+    containers = compose("ps", "--quiet", "--all", env=stack).stdout.split()
+    hosts = {inspect(c)["Name"]: inspect(c)["HostConfig"] for c in containers}
+    assert len(hosts) >= 10, sorted(hosts)
+    loose = {
+        name: (host["ReadonlyRootfs"], host["CapDrop"], host["SecurityOpt"])
+        for name, host in hosts.items()
+        if not (
+            host["ReadonlyRootfs"] and host["CapDrop"] == ["ALL"] and "no-new-privileges:true" in host["SecurityOpt"]
+        )
+    }
+    assert loose == {}
+
+
+def test_prometheus_scrapes_the_app_and_mlflow_and_reads_the_monitors_last_success(stack: dict[str, str]) -> None:
+    """The app's metrics come from its internal port (the public one answers 404), MLflow's from its own
+    /metrics; the monitoring run above pushed its success to the Pushgateway; Alertmanager is Prometheus's."""
+    url = f"http://127.0.0.1:{stack['HEARTRISK_PROMETHEUS_PORT']}"
+    wanted = {"heartrisk-app", "mlflow", "pushgateway", "alertmanager", "prometheus"}
+    try:
+        wait_for(lambda: prometheus.jobs_up(url) >= wanted, timeout=60, what="every target up")
+    except TimeoutError:
+        pytest.fail(f"not every target is up: {prometheus.targets(url)}")
+    assert prometheus.query(url, "up == 0") == [], prometheus.targets(url)
+    served = prometheus.query(url, 'sum(heartrisk_http_requests_total{endpoint="/api/v1/predict"})')
+    assert served and float(served[0]["value"][1]) >= 1  # the form and API answers of the tests above
+    pushed = prometheus.query(url, 'heartrisk_monitoring_last_success_timestamp_seconds{job="heartrisk_monitoring"}')
+    assert len(pushed) == 1 and float(pushed[0]["value"][1]) > 0
+    assert {"HeartRiskLogUnavailable", "HeartRiskNoChampion", "HeartRiskMonitoringStale"} <= prometheus.alert_rules(url)
+    managers = requests.get(f"{url}/api/v1/alertmanagers", timeout=30).json()["data"]["activeAlertmanagers"]
+    assert [a["url"] for a in managers] == ["http://alertmanager:9093/api/v2/alerts"]
+    app = f"http://127.0.0.1:{stack['HEARTRISK_APP_PORT']}"
+    assert requests.get(f"{app}/metrics", timeout=30).status_code == 404

@@ -13,8 +13,9 @@ ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$ROOT"
 CHECK="${1:-stack}"
 case "$CHECK" in
-  stack) SERVICES="mlflow prefect app"; TESTS="compose_check.py"; PROJECT="heartrisk-stacktest" ;;
-  scale) SERVICES="mlflow prefect app postgres proxy"; TESTS="scale_check.py"; PROJECT="heartrisk-scaletest" ;;
+  # service[:image name]: the image heartrisk-<name> that the service builds (its own name by default)
+  stack) SERVICES="mlflow prefect app prometheus:monitoring"; TESTS="compose_check.py"; PROJECT="heartrisk-stacktest" ;;
+  scale) SERVICES="mlflow prefect app prometheus:monitoring postgres proxy"; TESTS="scale_check.py"; PROJECT="heartrisk-scaletest" ;;
   *) echo "usage: $0 [stack|scale]" >&2; exit 2 ;;
 esac
 WORK="${HEARTRISK_STACK_WORK:-$(mktemp -d /tmp/heartrisk-stack.XXXXXX)}"
@@ -99,12 +100,13 @@ log "base image: $HEARTRISK_BASE_IMAGE"
 #    throwaway credentials file: nothing secret goes into an image.
 export COMPOSE_PROJECT_NAME="$PROJECT"
 python3 tools/scale_env.py "$WORK/build.env" >/dev/null
-for service in $SERVICES; do
-  log "building $service"
-  docker image rm "heartrisk-$service:latest" >/dev/null 2>&1 || true
+for entry in $SERVICES; do
+  service="${entry%%:*}"; image="heartrisk-${entry#*:}:latest"
+  log "building $service ($image)"
+  docker image rm "$image" >/dev/null 2>&1 || true
   docker compose --env-file "$WORK/build.env" -f docker-compose.yaml -f docker-compose.scale.yaml \
     build "$service" >"$WORK/build-$service.log" 2>&1 || { tail -40 "$WORK/build-$service.log"; exit 1; }
-  docker image inspect "heartrisk-$service:latest" >/dev/null 2>&1 || { tail -40 "$WORK/build-$service.log"; exit 1; }
+  docker image inspect "$image" >/dev/null 2>&1 || { tail -40 "$WORK/build-$service.log"; exit 1; }
 done
 log "images built in $SECONDS s since the start"
 checks=$SECONDS

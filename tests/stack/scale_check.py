@@ -44,6 +44,7 @@ import requests
 from heartrisk.names import MODEL, MONITOR_DEPLOYMENT, MONITOR_FLOW, TRAIN_DEPLOYMENT, TRAIN_FLOW
 from heartrisk.schema import BY_NAME, FEATURE_NAMES
 from heartrisk.serving.flow_runs import csrf_headers
+from tests.support import prometheus
 from tests.support.browser import every_ui
 from tests.support.docker import SCALE, address, compose, docker, environment, inspect
 from tests.support.load import RECORD, Load, Logged, Sample, account, wait_for
@@ -69,7 +70,13 @@ REPLICAS = {
     "proxy": 1,
     "mail": 1,
     "evidently": 1,
+    "prometheus": 1,
+    "alertmanager": 1,
+    "pushgateway": 1,
+    "postgres-exporter": 1,
+    "nginx-exporter": 1,
 }
+ALERT_MAIL_WITHIN = 120  # seconds from the fault to the operators' e-mail (issue 35)
 FINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
 # The proxy's settings for this test (see the docstring): answers name their replica, and one address may send
 # far more than the load does (about 300 requests a second here) before nginx answers 429.
@@ -127,7 +134,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     env_file = str(tmp_path_factory.mktemp("scale") / "scale.env")
     made = subprocess.run([sys.executable, str(ROOT / "tools" / "scale_env.py"), env_file], capture_output=True)
     assert made.returncode == 0, made.stderr
-    names = ("HEARTRISK_APP_PORT", "HEARTRISK_MLFLOW_PORT", "HEARTRISK_PREFECT_PORT", "HEARTRISK_EVIDENTLY_PORT")
+    names = tuple(
+        f"HEARTRISK_{name}_PORT" for name in ("APP", "MLFLOW", "PREFECT", "EVIDENTLY", "PROMETHEUS", "ALERTMANAGER")
+    )
     env = {**os.environ, **{name: str(port) for name, port in zip(names, free_ports(len(names)), strict=True)}}
     env |= {"HEARTRISK_TRIALS": "10", "HEARTRISK_MODEL_POLL_SECONDS": str(POLL_SECONDS), **PROXY_THROTTLE}
     stack = Stack(env, env_file, read_env_file(env_file))
@@ -198,9 +207,23 @@ def test_only_the_mlflow_servers_hold_s3_credentials_or_reach_the_store(stack: S
             assert secret not in env.values(), service
     assert all(environment(c)["AWS_SECRET_ACCESS_KEY"] == secret for c in stack.containers("mlflow"))
     probe = "import socket; socket.create_connection(('s3', 8333), timeout=5).close()"
-    from_app = stack.compose("exec", "-T", "app", "python3", "-c", probe)
-    assert from_app.returncode != 0 and "gaierror" in from_app.stderr  # not even a name on its networks
     assert stack.compose("exec", "-T", "mlflow", "python3", "-c", probe).returncode == 0
+
+
+def test_an_app_replica_reaches_only_the_proxy_postgresql_and_prometheus(stack: Stack) -> None:
+    """Least reach: from a replica, the names of the store, Prefect, the Evidently UI and the mail relay do
+    not even resolve; the proxy and PostgreSQL do."""
+    names = ("s3", "prefect", "evidently", "mail", "worker", "pushgateway", "alertmanager", "proxy", "postgres")
+    probe = (
+        "import socket\n"
+        f"for name in {names!r}:\n"
+        "    try: socket.gethostbyname(name); print(name, 'resolves')\n"
+        "    except socket.gaierror: print(name, 'unknown')\n"
+    )
+    done = stack.compose("exec", "-T", "app", "python3", "-c", probe)
+    assert done.returncode == 0, done.stderr
+    seen = dict(line.split() for line in done.stdout.splitlines())
+    assert {name for name, what in seen.items() if what == "resolves"} == {"proxy", "postgres"}
 
 
 def test_the_proxy_spreads_requests_over_every_replica_and_keeps_the_apps_body_limit(stack: Stack) -> None:
@@ -209,7 +232,7 @@ def test_the_proxy_spreads_requests_over_every_replica_and_keeps_the_apps_body_l
     assert page.status_code == 200 and 'id="model-version"' in page.text
     with requests.Session() as session:
         seen = {last_hop(session.post(f"{app}/api/v1/predict", json=RECORD, timeout=30)) for _ in range(60)}
-    assert seen == {address(c) for c in stack.containers("app")}
+    assert seen == {address(c, "serving") for c in stack.containers("app")}
     too_big = b" " * (5 * 1024 * 1024 + 1)  # HEARTRISK_MAX_REQUEST_BYTES + 1: refused before any replica
     refused = requests.post(
         f"{app}/api/v1/predict", data=too_big, headers={"content-type": "application/json"}, timeout=60
@@ -335,7 +358,7 @@ def faults(stack: Stack, load: Load) -> dict[str, Any]:
     events["run"] = queue_run(stack, TRAIN_FLOW, TRAIN_DEPLOYMENT, delay=20)  # waits in the pool 20 s...
     assert docker("kill", worker).returncode == 0  # ...while one of the two workers dies
     events["ready"] = wait_healthy(victim, timeout=300)
-    events["victim"] = address(victim)
+    events["victim"] = address(victim, "serving")
     time.sleep(max(0.0, events["ready"] + AFTER_FAULTS - time.time()))  # the restarted replica takes its share
     load.stop(timeout=120)
     events["run_state"], events["run_seconds"] = wait_run(stack, events["run"], timeout=900)
@@ -452,6 +475,87 @@ def pace(samples: list[Sample], begun: float, events: dict[str, Any]) -> dict[st
     }
 
 
+# --- the operators' side: Prometheus and the alert e-mails -----------------------------------------------
+
+
+def mails(stack: Stack) -> list[mailbox.MaildirMessage]:
+    """Every message in the mail service (the relay of the drift alerts and of Alertmanager)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        copied = stack.compose("cp", "mail:/state/mail", f"{tmp}/mail")
+        assert copied.returncode == 0, copied.stderr
+        return list(mailbox.Maildir(f"{tmp}/mail", factory=None, create=False))
+
+
+def test_prometheus_finds_a_new_replica_and_metrics_stay_inside(stack: Stack) -> None:
+    """Every target is scraped; a fourth app replica is, within a minute, with no change of configuration;
+    the public port answers /metrics with 404 and the Prometheus and Alertmanager UIs ask for the admin."""
+    assert requests.get(f"{stack.url('app')}/metrics", timeout=30).status_code == 404
+    for name in ("prometheus", "alertmanager"):
+        assert requests.get(f"{stack.url(name)}/-/ready", timeout=30).status_code == 401
+        assert requests.get(f"{stack.url(name)}/-/ready", auth=stack.admin, timeout=30).status_code == 200
+    url, auth = stack.url("prometheus"), stack.admin
+    jobs = {"heartrisk-app", "mlflow", "pushgateway", "nginx", "postgres", "alertmanager", "prometheus"}
+    try:
+        wait_for(lambda: prometheus.jobs_up(url, auth) >= jobs, timeout=60, what="every target up")
+    except TimeoutError:
+        pytest.fail(f"not every target is up: {prometheus.targets(url, auth)}")
+    assert len(prometheus.query(url, 'up{job="heartrisk-app"} == 1', auth)) == REPLICAS["app"]
+    assert len(prometheus.query(url, 'up{job="mlflow"} == 1', auth)) == REPLICAS["mlflow"]
+
+    scaled = stack.compose(
+        "up", "--detach", "--no-deps", "--no-recreate", "--scale", f"app={REPLICAS['app'] + 1}", "app"
+    )
+    assert scaled.returncode == 0, scaled.stderr
+    started = time.monotonic()
+    try:
+        wait_for(
+            lambda: len(prometheus.query(url, 'up{job="heartrisk-app"} == 1', auth)) == REPLICAS["app"] + 1,
+            timeout=60,
+            what="the fourth replica scraped",
+            every=2,
+        )
+        print(f"[scale] a fourth app replica scraped {time.monotonic() - started:.0f} s after it was started")
+    finally:
+        back = stack.compose("up", "--detach", "--no-deps", "--no-recreate", "--scale", f"app={REPLICAS['app']}", "app")
+        assert back.returncode == 0, back.stderr
+
+
+def test_postgresql_stopped_under_load_mails_the_operators_and_then_the_all_clear(stack: Stack) -> None:
+    """The prediction log gone (PostgreSQL stopped) while people send requests: each is refused 503, none is
+    lost, and the operators get HeartRiskLogUnavailable by e-mail within two minutes; once PostgreSQL is back,
+    the resolved e-mail follows."""
+
+    def alert_mail(status: str) -> list[str]:
+        return [
+            m["Subject"]
+            for m in mails(stack)
+            if "HeartRiskLogUnavailable" in (m["Subject"] or "") and status in m["Subject"]
+        ]
+
+    assert alert_mail("FIRING") == []
+    with Load(stack.url("app"), concurrency=2) as load, load.paced(0.2):
+        load.wait_ok(20, timeout=120)
+        stopped = time.monotonic()
+        assert stack.compose("stop", "postgres", timeout=120).returncode == 0
+        try:
+            wait_for(lambda: bool(alert_mail("FIRING")), timeout=ALERT_MAIL_WITHIN, what="the alert e-mail", every=5)
+            fired = time.monotonic() - stopped
+        finally:
+            assert stack.compose("start", "postgres", timeout=120).returncode == 0
+        back = time.monotonic()
+        wait_healthy(stack.containers("postgres")[0], timeout=120)
+        load.wait_ok(20, timeout=180)
+    refused = Counter(s.outcome for s in load.samples if s.outcome != 200)
+    assert set(refused) <= {503}, refused  # refused with the reason, never a 500
+    logged = {rid for (rid,) in stack.sql("SELECT request_id FROM predictions", "predictions")}
+    assert account(load, logged)["acknowledged_not_logged"] == 0
+    wait_for(lambda: bool(alert_mail("RESOLVED")), timeout=300, what="the resolved e-mail", every=5)
+    print(
+        f"[scale] PostgreSQL stopped: alert e-mail after {fired:.0f} s, resolved e-mail "
+        f"{time.monotonic() - back:.0f} s after it was back; {sum(refused.values())} requests refused 503"
+    )
+
+
 # --- monitoring over the PostgreSQL log ----------------------------------------------------------------
 
 
@@ -515,7 +619,7 @@ def test_every_ui_in_a_browser_with_its_login(stack: Stack, capsys: pytest.Captu
     """Through nginx, in Debian's chromium: the form (no login), the MLflow model page and the Evidently
     dashboard (the admin's HTTP login), and a Quick run of training from the Prefect UI (its login page takes
     the auth string ``HEARTRISK_ADMIN_USER:HEARTRISK_ADMIN_PASSWORD`` from the credentials file)."""
-    urls = {name: stack.url(name) for name in ("app", "mlflow", "prefect", "evidently")}
+    urls = {name: stack.url(name) for name in ("app", "mlflow", "prefect", "evidently", "prometheus")}
     with capsys.disabled():
         try:
             every_ui("scale", urls, RECORD, admin=stack.admin)

@@ -40,10 +40,10 @@ def inspect(container: str) -> dict[str, Any]:
     return json.loads(done.stdout)[0]
 
 
-def address(container: str) -> str:
-    """The container's IP address on its project's default network."""
+def address(container: str, network: str = "default") -> str:
+    """The container's IP address on one network of its project (the app replicas are on `serving` only)."""
     networks = inspect(container)["NetworkSettings"]["Networks"]
-    return next(net["IPAddress"] for name, net in networks.items() if name.endswith("_default"))
+    return next(net["IPAddress"] for name, net in networks.items() if name.endswith(f"_{network}"))
 
 
 def environment(container: str) -> dict[str, str]:

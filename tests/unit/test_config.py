@@ -12,14 +12,15 @@ from heartrisk.config import PROJECT_ROOT, get_settings
 def test_local_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     names = ("HEARTRISK_STATE_DIR", "MLFLOW_TRACKING_URI", "PREFECT_API_URL", "HEARTRISK_PREFECT_PORT")
     keys = ("HEARTRISK_MODEL_SIGNING_KEY_FILE", "HEARTRISK_MODEL_VERIFY_KEY_FILE")
-    for name in (*names, *keys, "HEARTRISK_TRIALS", "HEARTRISK_FOLDS", "HEARTRISK_CV_REPEATS"):
+    kept = ("HEARTRISK_PREDICTIONS_RETENTION_DAYS", "HEARTRISK_BACKUP_RETENTION_DAYS")
+    for name in (*names, *keys, *kept, "HEARTRISK_TRIALS", "HEARTRISK_FOLDS", "HEARTRISK_CV_REPEATS"):
         monkeypatch.delenv(name, raising=False)
     settings = get_settings()
     assert settings.mlflow.model_signing_key_file == PROJECT_ROOT / ".state" / "keys" / "model-signing.pem"
     assert settings.mlflow.model_verify_key_file == PROJECT_ROOT / ".state" / "keys" / "model-verify.pem"
     assert settings.state_dir == PROJECT_ROOT / ".state"
     assert settings.predictions_db == str(PROJECT_ROOT / ".state" / "predictions.sqlite")
-    assert settings.predictions_retention_days == 180
+    assert (settings.predictions_retention_days, settings.backup.retention_days) == (180, 30)
     assert (settings.mlflow.backend_uri, settings.mlflow.artifacts) == ("", "")  # SQLite and a folder, as before
     assert settings.mlflow.tracking_uri == "http://127.0.0.1:5000"
     assert settings.prefect.api_url == "http://127.0.0.1:4200/api"
@@ -86,6 +87,7 @@ def test_each_section_reads_its_own_variables(monkeypatch: pytest.MonkeyPatch) -
         "HEARTRISK_DRIFT_WINDOW_DAYS": "2.5",
         "HEARTRISK_EMAIL_FROM": "ops@x.test",
         "HEARTRISK_SMTP_SINK_PORT": "2525",
+        "HEARTRISK_BACKUP_RETENTION_DAYS": "7.5",
     }
     for name, value in chosen.items():
         monkeypatch.setenv(name, value)
@@ -93,6 +95,7 @@ def test_each_section_reads_its_own_variables(monkeypatch: pytest.MonkeyPatch) -
     assert (settings.search.repeats, settings.app.max_batch_rows, settings.app.metrics_dir) == (3, 7, "/tmp/metrics")
     assert (settings.mlflow.monitor_experiment, settings.prefect.train_deployment) == ("watch", "flow/deployment")
     assert (settings.drift.window_days, settings.mail.sender, settings.mail.sink_port) == (2.5, "ops@x.test", 2525)
+    assert settings.backup.retention_days == 7.5
 
 
 def test_the_sqlite_logs_disk_syncs_are_full_unless_set_and_a_typo_names_the_variable(
@@ -116,3 +119,10 @@ def test_the_internal_port_defaults_to_8081_and_differs_from_the_public_one(monk
     monkeypatch.setenv("HEARTRISK_APP_PORT", "9100")
     with pytest.raises(ValueError, match="HEARTRISK_APP_INTERNAL_PORT must differ from HEARTRISK_APP_PORT"):
         get_settings()
+
+
+def test_the_pushgateway_is_off_unless_its_address_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HEARTRISK_PUSHGATEWAY_URL", raising=False)
+    assert get_settings().pushgateway_url == ""
+    monkeypatch.setenv("HEARTRISK_PUSHGATEWAY_URL", "http://pushgateway:9091")
+    assert get_settings().pushgateway_url == "http://pushgateway:9091"

@@ -103,6 +103,7 @@ def test_each_credential_goes_where_it_is_used(overlay: tuple[dict[str, Any], di
     assert holders(model, secrets["HEARTRISK_MLFLOW_SECRET_KEY"]) == {"mlflow"}
     assert holders(model, secrets["HEARTRISK_PREDICTIONS_DB_PASSWORD"]) == {"postgres", "app", "worker", "bootstrap"}
     assert holders(model, secrets["HEARTRISK_PREFECT_DB_PASSWORD"]) == {"postgres", "prefect"}
+    assert holders(model, secrets["HEARTRISK_METRICS_DB_PASSWORD"]) == {"postgres", "postgres-exporter"}
     assert all("PREFECT_API_KEY" not in (s.get("environment") or {}) for s in model["services"].values())
 
 
@@ -111,11 +112,34 @@ def test_only_the_proxy_is_published_and_replicas_are_as_documented(
 ) -> None:
     services = overlay[0]["services"]
     assert {name for name, service in services.items() if service.get("ports")} == {"proxy"}
-    assert {p["target"] for p in services["proxy"]["ports"]} == {8000, 5000, 4200, 8001}  # the UIs
+    assert {p["target"] for p in services["proxy"]["ports"]} == {8000, 5000, 4200, 8001, 9090, 9093}  # the UIs
     replicas = {name: (service.get("deploy") or {}).get("replicas", 1) for name, service in services.items()}
     assert {k: replicas[k] for k in ("app", "mlflow", "worker", "prefect", "postgres")} == {
         "app": 3, "mlflow": 2, "worker": 2, "prefect": 1, "postgres": 1,
     }  # fmt: skip
+
+
+def test_every_service_is_locked_down_and_the_app_reaches_only_what_it_needs(
+    overlay: tuple[dict[str, Any], dict[str, str]],
+) -> None:
+    """Read-only root, no capabilities, no privileges gained: in every service of both files (the overlay
+    inherits the base file's). The replicas' one network holds the proxy, PostgreSQL and Prometheus."""
+    model = overlay[0]
+    services = model["services"]
+    loose = {
+        name: (s.get("read_only"), s.get("cap_drop"), s.get("security_opt"))
+        for name, s in services.items()
+        if not (
+            s.get("read_only") is True
+            and s.get("cap_drop") == ["ALL"]
+            and "no-new-privileges:true" in s.get("security_opt", [])
+        )
+    }
+    assert loose == {}
+    assert list(services["app"]["networks"]) == ["serving"]
+    on_serving = {name for name, s in services.items() if "serving" in (s.get("networks") or {})}
+    assert on_serving == {"app", "proxy", "postgres", "prometheus"}
+    assert model["networks"]["serving"]["internal"] is True
 
 
 def nginx_directives() -> str:

@@ -28,7 +28,7 @@ def test_mlflows_model_loaders_are_locked_even_when_the_environment_says_otherwi
     assert os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] == "false"  # importing heartrisk did it here
 
 
-DOCKERFILES = ("Dockerfile.app", "Dockerfile.mlflow", "Dockerfile.prefect", "Dockerfile.postgres", "Dockerfile.proxy")
+DOCKERFILES = tuple(sorted(path.name for path in PROJECT_ROOT.glob("Dockerfile.*")))  # every image
 
 
 def _env_line(dockerfile: str, first: str) -> dict[str, str]:

@@ -5,6 +5,7 @@ a purge that succeeds returns the JSON line's counts; the deployment runs it dai
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from heartrisk.retention import purge_flow
 from tests.support.aged import aged, mailed, subjects
 from tests.support.mail import Mailbox, plain_text, smtp_server
 from tests.support.paths import ROOT
+from tests.support.pushgateway import pushed as served
+from tests.support.pushgateway import pushgateway
 from tests.support.servers import free_port
 
 
@@ -93,6 +96,24 @@ def test_a_purge_that_succeeds_returns_each_kinds_count_and_mails_nothing(mailbo
         "mails": 1, "mlflow_runs_awaiting_gc": 0, "failed": {},
     }  # fmt: skip
     assert len(mailbox.received) == before
+
+
+def test_a_purge_that_succeeds_pushes_its_time_and_counts_and_a_lost_push_fails_nothing(
+    mailbox: Mailbox, state: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with pushgateway(tmp_path) as gateway:
+        monkeypatch.setenv("HEARTRISK_PUSHGATEWAY_URL", gateway)
+        started = time.time()
+        assert purge(30).is_completed()
+        pushed = served(gateway, "heartrisk_purge")
+    assert started <= pushed["heartrisk_purge_last_success_timestamp_seconds"] <= time.time()
+    assert (pushed['heartrisk_purge_deleted{kind="reports"}'], pushed["heartrisk_purge_retention_days"]) == (1, 30)
+    gone = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("HEARTRISK_PUSHGATEWAY_URL", gone)
+    run = purge(30)
+    assert run.is_completed(), run.message
+    warned = f"metrics of heartrisk_purge not pushed to the Pushgateway at {gone}: URLError"
+    assert [r.levelname for r in caplog.records if r.getMessage().startswith(warned)] == ["WARNING"]
 
 
 def test_the_deployment_runs_the_flow_daily_on_the_pool() -> None:

@@ -1,5 +1,6 @@
 """The monitoring flow: read, compare, keep the report, decide, act, mail; each step a task in the Prefect UI.
-Last, it checks that the daily purge still succeeds (:mod:`heartrisk.monitoring.overdue`).
+Last, it checks that the daily purge still succeeds (:mod:`heartrisk.monitoring.overdue`), and a run that
+succeeded pushes its verdict and the time to Prometheus's Pushgateway (:mod:`heartrisk.pushed`).
 
 The report is kept before anything that can fail, so a failure loses nothing; a destination that could
 not be reached, or a retraining that could not start, is said in the e-mail and then fails the run.
@@ -18,7 +19,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.context import SyncClientContext
 
-from heartrisk import names, notify
+from heartrisk import names, notify, pushed
 from heartrisk.config import get_settings
 from heartrisk.drift import DriftResult
 from heartrisk.monitoring import overdue, report
@@ -76,6 +77,8 @@ async def monitor_flow(
         failures.append(f"the purge's record could not be read from Prefect: {purge.reason}")
     if failures:
         raise RuntimeError("; ".join(failures))
+    if problem := pushed.push(settings.pushgateway_url, pushed.MONITORING, pushed.monitoring(summary)):
+        get_run_logger().warning(problem)
     return replace(summary, email=email)
 
 

@@ -19,6 +19,7 @@ from flask import Blueprint, Response, jsonify, request
 from heartrisk import __version__
 from heartrisk.predlog import LogUnavailable
 from heartrisk.schema import TARGET, json_schema, validate_records
+from heartrisk.serving import metrics
 from heartrisk.serving.messages import NOT_LOGGED, RETRY_AFTER_SECONDS, no_model_advice
 from heartrisk.serving.runtime import NoModel, runtime, score
 
@@ -57,6 +58,7 @@ def predict():
     records = payload if isinstance(payload, list) else [payload]
     features, invalid = validate_records(records)
     if invalid:
+        metrics.refused("validation", len(records))
         if isinstance(payload, dict):
             return problem(422, "invalid input", fields=invalid[0][1])
         rows = [{"index": index, "fields": fields} for index, fields in invalid]

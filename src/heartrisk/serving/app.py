@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from functools import partial
 
 from flask import Flask, g, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException, InternalServerError
@@ -31,6 +32,7 @@ def create_app(settings: Settings | None = None, holder: ModelHolder | None = No
     app.extensions[EXTENSION] = Runtime(settings, holder, predictions)
     holder.subscribe(metrics.model_swapped)
     holder.subscribe_refusals(metrics.model_refused)
+    holder.subscribe_polls(partial(metrics.model_polled, model=settings.mlflow.model_name))
 
     from heartrisk.serving import api, health, web
 

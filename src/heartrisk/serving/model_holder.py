@@ -65,9 +65,7 @@ class Source(Protocol):
     """Where the holder finds the champion: :class:`heartrisk.registry.Registry` (tests pass a fake)."""
 
     def champion_version(self) -> str | None: ...
-
     def load(self, version: str) -> StoredModel: ...
-
     def training(self) -> TrainingInProgress | None: ...
 
 
@@ -82,6 +80,7 @@ class HolderStatus:
     tracking_uri: str
     training: TrainingInProgress | None = None
     refused: Refusal | None = None  # the version the alias points to, when it was refused
+    alias_version: str | None = None  # what the alias pointed to at the last lookup that reached MLflow
 
 
 class ModelHolder:
@@ -103,12 +102,14 @@ class ModelHolder:
         self._reachable = False
         self._checked_at: float | None = None
         self._training: TrainingInProgress | None = None
+        self._alias_version: str | None = None
         self._refused: dict[str, Refusal] = {}  # version -> why it was refused
         self._refusal: Refusal | None = None  # of the version the alias points to
         self._reference: np.ndarray | None = None
         self._refresh_lock = threading.Lock()
         self._listeners: list[Callable[[LoadedModel | None, LoadedModel], None]] = []
         self._refusal_listeners: list[Callable[[Refusal | None, Refusal | None], None]] = []
+        self._poll_listeners: list[Callable[[HolderStatus], None]] = []
         self._stop = threading.Event()
         self._first_check = threading.Event()
         self._thread: threading.Thread | None = None
@@ -118,15 +119,9 @@ class ModelHolder:
         return self._model
 
     def status(self) -> HolderStatus:
-        return HolderStatus(
-            self._model,
-            self._problem,
-            self._reachable,
-            self._checked_at,
-            self.settings.mlflow.tracking_uri,
-            self._training,
-            self._refusal,
-        )
+        uri = self.settings.mlflow.tracking_uri
+        return HolderStatus(self._model, self._problem, self._reachable, self._checked_at, uri, self._training,
+                            self._refusal, self._alias_version)  # fmt: skip
 
     def subscribe(self, listener: Callable[[LoadedModel | None, LoadedModel], None]) -> None:
         """Call ``listener(old, new)`` after each swap (and now, if a model is already loaded)."""
@@ -137,6 +132,10 @@ class ModelHolder:
     def subscribe_refusals(self, listener: Callable[[Refusal | None, Refusal | None], None]) -> None:
         """Call ``listener(old, new)`` when the refusal of the version the alias points to changes."""
         self._refusal_listeners.append(listener)
+
+    def subscribe_polls(self, listener: Callable[[HolderStatus], None]) -> None:
+        """Call ``listener(status)`` after each lookup of the alias, whether it reached MLflow or not."""
+        self._poll_listeners.append(listener)
 
     def _refuse(self, refusal: Refusal | None) -> None:
         old, self._refusal = self._refusal, refusal
@@ -156,6 +155,8 @@ class ModelHolder:
             reachable, self._problem = self._refresh()
             self._log_reachability(reachable)
             self._reachable, self._checked_at = reachable, time.time()
+        for listener in self._poll_listeners:
+            listener(self.status())
 
     def _refresh(self) -> tuple[bool, str]:
         """(MLflow reachable, problem or "")."""
@@ -171,6 +172,7 @@ class ModelHolder:
         except Exception as exc:  # any failure to reach the registry is reported, not raised
             log.debug("MLflow unreachable at %s: %s", uri, exc)
             return False, f"MLflow is unreachable at {uri}: {_short(exc)}"
+        self._alias_version = version
         self._refuse(self._refused.get(version) if version is not None else None)
         if version is None:
             self._training = self._training_in_progress()

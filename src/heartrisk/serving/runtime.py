@@ -78,6 +78,7 @@ def score(features: np.ndarray) -> Scored:
     rt = runtime()
     model = rt.holder.model
     if model is None:
+        metrics.refused("model_unavailable", len(features))
         raise NoModel(rt.holder.status().problem)
     if not len(features):
         return Scored(model, [], [])
@@ -96,7 +97,9 @@ def score(features: np.ndarray) -> Scored:
         log.warning(
             "request %s (client's id %s) answered 503, %d prediction(s) not logged: %s", rid, client, len(labels), exc
         )
+        metrics.refused("log_unavailable", len(labels))
         raise
+    metrics.rows_logged(len(labels))
     scored = Scored(model, probabilities.tolist(), labels.tolist())
     metrics.observe_predictions(scored.labels)
     return scored

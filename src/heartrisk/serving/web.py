@@ -11,7 +11,7 @@ from flask import Blueprint, abort, render_template, request
 
 from heartrisk.predlog import LogUnavailable
 from heartrisk.schema import BY_NAME, FEATURE_NAMES, FEATURES, TARGET, as_matrix, validate_record
-from heartrisk.serving import security
+from heartrisk.serving import metrics, security
 from heartrisk.serving.messages import NOT_LOGGED, RETRY_AFTER_SECONDS, no_model_advice
 from heartrisk.serving.runtime import NoModel, Scored, runtime, score
 
@@ -80,6 +80,7 @@ def submit():
     values = {name: request.form.get(name, "").strip() for name in FEATURE_NAMES}
     clean, errors = validate_record(values)
     if errors:
+        metrics.refused("validation", 1)
         return _page(values=values, errors=errors, result=None, status=422)
     values = {name: str(clean[name]) for name in FEATURE_NAMES}  # "1.0" posted by a script selects "1"
     try:

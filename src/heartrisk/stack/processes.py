@@ -22,7 +22,7 @@ import requests
 
 from heartrisk.config import BIN
 from heartrisk.settings import EvidentlySettings, MailSettings, Settings
-from heartrisk.stack import mlflow_setup
+from heartrisk.stack import mlflow_metrics, mlflow_setup
 
 Log = Callable[[str], None]
 LOOPBACK = {"127.0.0.1", "localhost"}
@@ -132,6 +132,8 @@ def mlflow_server(settings: Settings, *, host: str | None, port: int | None, sta
         env["PYTHONWARNINGS"] = os.environ.get(
             "PYTHONWARNINGS", "ignore::DeprecationWarning,ignore:starlette.middleware.wsgi is deprecated"
         )
+    if mlflow.metrics_port:
+        mlflow_metrics.run_with_metrics(command, {**os.environ, **env}, host or mlflow.host, mlflow.metrics_port)
     _exec(command, env)
 
 

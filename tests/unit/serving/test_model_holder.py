@@ -157,6 +157,20 @@ def test_listeners_hear_each_swap(holder: ModelHolder, registry: FakeRegistry) -
     assert heard == [(None, "1"), ("1", "2")]
 
 
+def test_poll_listeners_hear_every_lookup_with_the_alias_it_saw(holder: ModelHolder, registry: FakeRegistry) -> None:
+    heard: list[tuple[bool, str | None, str | None]] = []
+    holder.subscribe_polls(lambda s: heard.append((s.mlflow_reachable, s.alias_version, s.model and s.model.version)))
+    registry.models = {"1": ConstantModel(0.2), "2": OSError("artifact missing")}
+    holder.refresh()  # no alias yet
+    registry.champion = "1"
+    holder.refresh()
+    registry.champion = "2"  # cannot load: the alias moved, version 1 keeps answering
+    holder.refresh()
+    registry.reachable = False  # the alias last seen stays what the last lookup that reached MLflow saw
+    holder.refresh()
+    assert heard == [(True, None, None), (True, "1", "1"), (True, "2", "1"), (False, "2", "1")]
+
+
 def test_background_thread_follows_the_alias(holder: ModelHolder, registry: FakeRegistry) -> None:
     registry.models = {"1": ConstantModel(0.2), "2": ConstantModel(0.3)}
     registry.champion = "1"
