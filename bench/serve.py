@@ -149,7 +149,7 @@ class Bench:
         tmp.mkdir()
         poll = get_settings().app.model_poll_seconds
         with app_server(tmp, self.tracking, model, workers=self.args.workers, poll=poll, timeout=240) as app:
-            ready = requests.get(f"{app.url}/readyz", timeout=30).json()
+            ready = requests.get(f"{app.internal_url}/readyz", timeout=30).json()
             url = f"{app.url}/api/v1/predict"
             self.results[name] = measure(url, json.dumps(self.record), seconds=self.args.seconds, levels=levels)
             self.memory[name] = app.memory()

@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         versions = register_versions(tracking)
         workers, poll = settings.app.workers, settings.app.model_poll_seconds
         with app_server(Path(tmp), tracking, MODEL, workers=workers, poll=poll) as app:
-            ready = requests.get(f"{app.url}/readyz", timeout=30).json()
+            ready = requests.get(f"{app.internal_url}/readyz", timeout=30).json()
             started_on = machine()
             print(
                 f"soak: {args.minutes:g} min at concurrency {args.concurrency} against {app.url} "

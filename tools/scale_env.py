@@ -5,8 +5,10 @@ Usage: python3 tools/scale_env.py [PATH]   (default .env.scale; `make scale-up` 
 A missing file is created with mode 0600; an existing one is reused as it is, and only a name it lacks
 (added by a later version of the stack) is appended, so running this again never changes a credential
 that services already use. To rotate one, edit its value and restart (docs/operations.md). Values are
-URL-safe (they go into database URLs as they are) and 32 characters or more. Standard library only: it
-runs before any environment exists.
+URL-safe (they go into database URLs as they are) and 32 characters or more. The file also holds the
+proxy's settings a deployment tunes (SETTINGS: the throttle, X-Served-By), written with their defaults so
+that they can be seen and edited in one place (docs/security.md). Standard library only: it runs before
+any environment exists.
 """
 
 from __future__ import annotations
@@ -30,6 +32,17 @@ NAMES = {
     "HEARTRISK_S3_SECRET_KEY": "the S3 store's secret key (held by the MLflow servers only)",
 }
 FIXED = {"HEARTRISK_ADMIN_USER": "heartrisk-admin", "HEARTRISK_S3_ACCESS_KEY": "heartrisk-mlflow"}
+# Not secrets: the proxy's settings, with deploy/nginx-start.sh's defaults (a unit test keeps them equal).
+SETTINGS = {
+    "HEARTRISK_RATE_LIMIT": ("10", "requests a second per client address to the app (form and API) before 429s"),
+    "HEARTRISK_RATE_BURST": ("20", "requests over that rate a client address may send at once"),
+    "HEARTRISK_BATCH_RATE_LIMIT": (
+        "6",
+        "large requests (100 000 bytes or more, about 500 records) a minute per address",
+    ),
+    "HEARTRISK_BATCH_BURST": ("3", "large requests over that rate a client address may send at once"),
+    "HEARTRISK_PROXY_SERVED_BY": ("off", "on: answers name the app replica that gave them (X-Served-By)"),
+}
 
 
 def present(path: Path) -> set[str]:
@@ -39,11 +52,12 @@ def present(path: Path) -> set[str]:
 
 
 def missing_lines(names: set[str]) -> list[str]:
-    return [
+    made = [
         f"# {meaning}\n{name}={FIXED.get(name) or secrets.token_urlsafe(24)}\n"
         for name, meaning in NAMES.items()
         if name not in names
     ]
+    return made + [f"# {meaning}\n{name}={value}\n" for name, (value, meaning) in SETTINGS.items() if name not in names]
 
 
 def write(path: Path) -> list[str]:
@@ -51,14 +65,14 @@ def write(path: Path) -> list[str]:
     names = present(path)
     lines = missing_lines(names)
     if not path.exists():
-        lines.insert(0, "# Secrets of the scale-out stack (make scale-up). Never commit this file.\n")
+        lines.insert(0, "# Secrets and settings of the scale-out stack (make scale-up). Never commit this file.\n")
     elif lines and path.read_text() and not path.read_text().endswith("\n"):
         lines.insert(0, "\n")  # the last line was left without its newline (an editor)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     with os.fdopen(fd, "a") as file:
         file.writelines(lines)
     os.chmod(path, 0o600)  # also when the file existed with a looser mode
-    return [name for name in NAMES if name not in names]
+    return [name for name in (*NAMES, *SETTINGS) if name not in names]
 
 
 def main(argv: list[str]) -> int:

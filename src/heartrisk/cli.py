@@ -249,7 +249,8 @@ def cmd_process(args: argparse.Namespace) -> int:
     elif args.command == "evidently-ui":
         processes.evidently_ui(settings.evidently, host=args.host, port=args.port, workspace=args.workspace)
     else:
-        for name, value in (("HOST", args.host), ("PORT", args.port), ("WORKERS", args.workers)):
+        given = (("HOST", args.host), ("PORT", args.port), ("WORKERS", args.workers))
+        for name, value in (*given, ("INTERNAL_PORT", args.internal_port)):
             if value is not None:
                 os.environ[f"HEARTRISK_APP_{name}"] = str(value)
         processes.serve()

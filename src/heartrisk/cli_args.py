@@ -103,6 +103,11 @@ def _add_stack(sub: argparse._SubParsersAction) -> None:
     _server(sub, "prefect-server", prefect_help, "127.0.0.1", 4200)
     serve = _server(sub, "serve", "run the risk form and JSON API under gunicorn", "127.0.0.1", 8000)
     serve.add_argument("--workers", type=int, help="gunicorn workers (default 2, HEARTRISK_APP_WORKERS)")
+    serve.add_argument(
+        "--internal-port",
+        type=int,
+        help="port of /metrics and the detailed /readyz (default 8081, HEARTRISK_APP_INTERNAL_PORT)",
+    )
     sink = _server(sub, "smtp-sink", "run a local SMTP server that saves alerts to a Maildir", "127.0.0.1", 1025)
     sink.add_argument("--mail-dir", help="Maildir folder (default .state/mail)")
     board = _server(sub, "evidently-ui", "run the Evidently UI: a dashboard of every monitoring run", "127.0.0.1", 8001)

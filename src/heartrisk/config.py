@@ -96,9 +96,14 @@ def _search() -> SearchSettings:
 
 
 def _app() -> AppSettings:
+    """The internal port must differ from the public one: the port a request arrived on is what tells them apart."""
+    port, internal_port = _env_int("HEARTRISK_APP_PORT", 8000), _env_int("HEARTRISK_APP_INTERNAL_PORT", 8081)
+    if internal_port == port:
+        raise SettingError(f"HEARTRISK_APP_INTERNAL_PORT must differ from HEARTRISK_APP_PORT, both are {port}")
     return AppSettings(
         host=_env("HEARTRISK_APP_HOST", "127.0.0.1"),
-        port=_env_int("HEARTRISK_APP_PORT", 8000),
+        port=port,
+        internal_port=internal_port,
         workers=_env_int("HEARTRISK_APP_WORKERS", 2),
         threads=_env_int("HEARTRISK_APP_THREADS", 4),
         timeout=_env_int("HEARTRISK_APP_TIMEOUT", 30),

@@ -37,6 +37,7 @@ class AppSettings:
 
     host: str
     port: int
+    internal_port: int  # on the same host: /metrics and the detailed /readyz answer only here (serving.health)
     workers: int
     threads: int
     timeout: int

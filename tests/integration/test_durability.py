@@ -2,9 +2,10 @@
 
 A pg_ctl stop lets PostgreSQL finish what it does and write a shutdown checkpoint; a crash does not. Here
 the database server and the app's workers die by SIGKILL while 8 clients post, each request with its
-own X-Request-ID, and every request answered 200 must then have its row. A request caught in flight may
-have its row without its answer (committed, then the connection died): that is allowed, as many as
-were in flight and no more; a row for a request nobody sent, or two for one, is not.
+own X-Request-ID, and every request answered 200 must then have its row (under the key the app answered).
+A request caught in flight may have its row without its answer (committed, then the connection died):
+that is allowed, as many as were in flight and no more; a row for a request nobody sent, or two for one,
+is not.
 
 What these cannot show is a power cut: the page cache survives a killed process, so a write the OS had
 not yet put on the disk is not lost here. They do fail on what loses rows without one: an answer sent
@@ -77,7 +78,7 @@ def test_postgresql_killed_under_load_keeps_every_acknowledged_row(mlflow_server
                          what="503s while PostgreSQL is down")  # fmt: skip
                 started = time.monotonic()
                 postgres.start()
-                wait_for(lambda: _log_reachable(app.url), timeout=60, what="/readyz to report the log back")
+                wait_for(lambda: _log_reachable(app.internal_url), timeout=60, what="/readyz to report the log back")
                 back_after = round(time.monotonic() - started, 1)
                 load.wait_ok(300)
             in_flight = load.in_flight(killed_at)

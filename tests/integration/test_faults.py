@@ -2,7 +2,8 @@
 
 Each test drives the app under gunicorn with concurrent clients, each request carrying its own
 X-Request-ID, injects one fault, and then accounts for every request: acknowledged (200), failed,
-and whether it is in the prediction log. Nothing acknowledged may be missing from the log. PostgreSQL
+and whether it is in the prediction log (an acknowledged one by the key the app answered, a failed one
+by the client's id, kept beside it). Nothing acknowledged may be missing from the log. PostgreSQL
 stopped under load: the requests it cannot log get 503, and the app recovers when it is back. The last
 test restarts the Prefect server under a waiting worker: the next run, a training started from the
 Prefect CLI as a user does, must complete.
@@ -132,13 +133,13 @@ def test_mlflow_stopping_while_serving_loses_nothing(tmp_path: Path) -> None:
                 load.wait_ok(100)
                 stop(mlflow_proc)
                 wait_for(
-                    lambda: requests.get(f"{app.url}/readyz", timeout=30).json()["mlflow_reachable"] is False,
+                    lambda: requests.get(f"{app.internal_url}/readyz", timeout=30).json()["mlflow_reachable"] is False,
                     timeout=90,
                     what="/readyz to report MLflow unreachable",
                 )
                 load.wait_ok(300)
             figures = account(load, app.log)
-            ready = requests.get(f"{app.url}/readyz", timeout=30)
+            ready = requests.get(f"{app.internal_url}/readyz", timeout=30)
             _report("MLflow stopped while serving", {**figures, "readyz": ready.json()})
             assert figures["failed"] == 0
             assert figures["acknowledged_not_logged"] == 0
@@ -158,7 +159,7 @@ def _log_reachable(url: str) -> bool:
 
 def test_postgresql_stopped_under_load_gets_503s_and_the_app_recovers_alone(mlflow_server: str, tmp_path: Path) -> None:
     """A private PostgreSQL, stopped with pg_ctl while 8 clients post and started again: every request is
-    accounted for by its X-Request-ID (200 = its row is in the log, else 503), with no app restart."""
+    accounted for by its ids (200 = its row is in the log under the key answered, else 503), with no app restart."""
     model = "HeartRiskPostgresDownTest"
     register(mlflow_server, model)
     with postgres_server() as postgres:
@@ -168,14 +169,16 @@ def test_postgresql_stopped_under_load_gets_503s_and_the_app_recovers_alone(mlfl
             with Load(app.url, concurrency=CONCURRENCY) as load:
                 load.wait_ok(200)
                 postgres.stop("fast")
-                wait_for(lambda: not _log_reachable(app.url), timeout=60, what="/readyz to report the log down")
+                wait_for(
+                    lambda: not _log_reachable(app.internal_url), timeout=60, what="/readyz to report the log down"
+                )
                 wait_for(lambda: sum(o == 503 for _, o in load.snapshot()) >= CONCURRENCY, timeout=120,
                          what="503s while PostgreSQL is down")  # fmt: skip
-                ready_down = requests.get(f"{app.url}/readyz", timeout=30)
+                ready_down = requests.get(f"{app.internal_url}/readyz", timeout=30)
                 page = requests.post(app.url + "/", data={k: str(v) for k, v in RECORD.items()}, timeout=60)
                 postgres.start()
                 started = time.monotonic()
-                wait_for(lambda: _log_reachable(app.url), timeout=60, what="/readyz to report the log back")
+                wait_for(lambda: _log_reachable(app.internal_url), timeout=60, what="/readyz to report the log back")
                 back_after = round(time.monotonic() - started, 1)
                 load.wait_ok(200)
             figures = account(load, app.log)

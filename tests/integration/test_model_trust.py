@@ -60,8 +60,8 @@ def readiness_once_refused(app: App, version: str, timeout: float = 60) -> dict:
     """/readyz once every worker has looked at the alias since it moved to ``version`` (each refuses on its own)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        body = requests.get(f"{app.url}/readyz", timeout=10).json()
-        metrics = requests.get(f"{app.url}/metrics", timeout=10).text
+        body = requests.get(f"{app.internal_url}/readyz", timeout=10).json()
+        metrics = requests.get(f"{app.internal_url}/metrics", timeout=10).text
         if (body.get("refused") or {}).get("version") == version and f'version="{version}"}} 1.0' in metrics:
             return body
         time.sleep(0.3)
@@ -122,7 +122,9 @@ def test_back_on_a_signed_version_nothing_is_refused_and_the_payload_was_live_al
     """Last in this module: the alias back on the champion clears the refusal; then the control."""
     MlflowClient(mlflow_server).set_registered_model_alias(MODEL, "champion", champion)
     deadline = time.monotonic() + 30
-    while (body := requests.get(f"{app.url}/readyz", timeout=10).json())["refused"] and time.monotonic() < deadline:
+    while (body := requests.get(f"{app.internal_url}/readyz", timeout=10).json())[
+        "refused"
+    ] and time.monotonic() < deadline:
         time.sleep(0.3)
     assert (body["refused"], body["problem"], body["model_version"]) == (None, None, "1")
     assert not marker.exists()

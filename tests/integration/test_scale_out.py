@@ -153,7 +153,7 @@ def test_the_app_logs_to_postgresql_and_the_monitor_reads_what_it_served(
     served = load_csv(HEART).sample(120, random_state=5)[list(FEATURE_NAMES)].to_dict("records")
     no_s3 = dict.fromkeys(S3_VARIABLES, "") | signed_in(READER)  # the app reads its model through MLflow
     with app_server(tmp_path, stack["mlflow"], MODEL, workers=1, log_target=stack["log"], env=no_s3) as app:
-        ready = requests.get(f"{app.url}/readyz", timeout=30).json()
+        ready = requests.get(f"{app.internal_url}/readyz", timeout=30).json()
         assert ready["model_version"] == trained["model_version"]
         assert ready["prediction_log"] == {"backend": "postgresql", "reachable": True, "problem": None}
         statuses = _post_concurrently(app.url, served[:100])

@@ -45,7 +45,7 @@ def records() -> list[dict[str, Any]]:
 def test_onnx_runtime_answers_and_the_api_gives_the_champion_pipelines_probability(
     app: App, registered: dict, records: list
 ) -> None:
-    ready = requests.get(f"{app.url}/readyz", timeout=60).json()
+    ready = requests.get(f"{app.internal_url}/readyz", timeout=60).json()
     assert (ready["model_version"], ready["runtime"]) == (registered["version"], export.ONNX_RUNTIME)
     assert "matches scikit-learn on 304 reference rows" in ready["runtime_note"]
     rows = records + load_csv(HEART).sample(200, random_state=1)[list(FEATURE_NAMES)].to_dict("records")
@@ -62,7 +62,7 @@ def test_onnx_runtime_answers_and_the_api_gives_the_champion_pipelines_probabili
     assert f'<output id="probability" class="value">{single["probability"] * 100:.1f}&nbsp;%</output>' in page.text
     assert f'<span id="model-version">{registered["version"]}</span>' in page.text
     assert f'<span id="runtime">{export.ONNX_RUNTIME}</span>' in page.text
-    metrics = requests.get(f"{app.url}/metrics", timeout=60).text
+    metrics = requests.get(f"{app.internal_url}/metrics", timeout=60).text
     model, version = registered["model"], registered["version"]
     info = f'heartrisk_model_info{{model="{model}",runtime="onnxruntime",version="{version}"}} 1.0'
     assert info in metrics
@@ -146,7 +146,7 @@ def test_concurrent_requests_over_all_workers_leave_exactly_one_row_each(app: Ap
     served = {pid: after[pid] - before_counts.get(pid, 0) for pid in after}
     assert sum(served.values()) == n
     assert len([pid for pid, count in served.items() if count]) == 2, served
-    metrics = requests.get(f"{app.url}/metrics", timeout=60).text
+    metrics = requests.get(f"{app.internal_url}/metrics", timeout=60).text
     served_lines = [line for line in metrics.splitlines() if line.startswith("heartrisk_predictions_total{")]
     total = sum(float(line.split()[-1]) for line in served_lines)
     assert total == sum(after.values())

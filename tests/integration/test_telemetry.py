@@ -132,8 +132,9 @@ def test_train_monitor_and_the_app_call_nobody(
     no_server = {"HEARTRISK_PREFECT_PORT": str(free_port())}  # nothing answers there: a temporary server starts
     train = base | no_server | {"HEARTRISK_MODEL_NAME": "HeartRiskTelemetryTrained"}
     monitor = base | {"PREFECT_API_URL": prefect_stack.api_url, "HEARTRISK_EMAIL_TO": ""}
-    app_port, ui_port = free_port(), free_port()
+    app_port, internal_port, ui_port = free_port(), free_port(), free_port()
     app = base | {"HEARTRISK_MODEL_NAME": "HeartRiskTelemetryTest", "HEARTRISK_APP_PORT": str(app_port)}
+    app |= {"HEARTRISK_APP_INTERNAL_PORT": str(internal_port)}
     runs = {
         "train": [str(BIN / "heartrisk"), "train", "--trials", "2", "--folds", "3", "--experiment", "telemetry"],
         "monitor": [str(BIN / "heartrisk"), "monitor", "--current", str(HEART), "--no-retrain"],

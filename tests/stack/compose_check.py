@@ -71,6 +71,24 @@ def test_training_through_prefect_then_the_form_answers(stack: dict[str, str]) -
     assert 0.0 <= answer.json()["probability"] <= 1.0
 
 
+def test_the_published_port_says_only_ready_and_the_details_stay_inside_the_container(stack: dict[str, str]) -> None:
+    """/readyz on the published port says ready or not; the app's internal port (8081, not published) has the
+    details and /metrics, asked from inside its container."""
+    app = f"http://127.0.0.1:{stack['HEARTRISK_APP_PORT']}"
+    assert requests.get(f"{app}/readyz", timeout=30).json() == {"ready": True}
+    assert requests.get(f"{app}/metrics", timeout=30).status_code == 404
+    probe = (
+        "import json, urllib.request\n"
+        "print(json.load(urllib.request.urlopen('http://127.0.0.1:8081/readyz', timeout=10))['prediction_log'])"
+    )
+    done = compose("exec", "-T", "app", "python3", "-c", probe, env=stack)
+    assert done.returncode == 0, done.stderr
+    assert "'backend': 'sqlite'" in done.stdout and "'reachable': True" in done.stdout
+    metrics = "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:8081/metrics').read().decode())"
+    scraped = compose("exec", "-T", "app", "python3", "-c", metrics, env=stack)
+    assert scraped.returncode == 0 and "heartrisk_http_requests_total" in scraped.stdout, scraped.stderr
+
+
 def test_monitoring_alert_reaches_the_mail_service(stack: dict[str, str]) -> None:
     """Training data against the reference (which simulates drift), with a low threshold: an alert."""
     done = prefect(

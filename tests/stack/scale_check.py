@@ -10,6 +10,12 @@ acknowledged request is then found in PostgreSQL by its id. Last, a batch with s
 cholesterol, the monitor over the PostgreSQL log, and its alert in the mail service. The figures of
 the run are printed (docs/scaling.md keeps them).
 
+The stack's environment differs from `make scale-up`'s in two settings of the proxy, both for the test's
+own sake: HEARTRISK_PROXY_SERVED_BY=on, so that each answer names the replica that gave it (which the
+spreading and the kill checks read), and a throttle raised far above its default (PROXY_THROTTLE), since
+the load comes from one client address at concurrency 16, as no real client does; the security test
+checks the default throttle.
+
 Not named test_*.py on purpose: plain `pytest` (make test) does not collect it.
 """
 
@@ -41,7 +47,7 @@ from heartrisk.serving.flow_runs import csrf_headers
 from tests.support import prometheus
 from tests.support.browser import every_ui
 from tests.support.docker import SCALE, address, compose, docker, environment, inspect
-from tests.support.load import RECORD, Load, Sample, account, wait_for
+from tests.support.load import RECORD, Load, Logged, Sample, account, wait_for
 from tests.support.paths import REFERENCE, ROOT
 from tests.support.servers import free_ports, wait_http
 
@@ -72,6 +78,10 @@ REPLICAS = {
 }
 ALERT_MAIL_WITHIN = 120  # seconds from the fault to the operators' e-mail (issue 35)
 FINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
+# The proxy's settings for this test (see the docstring): answers name their replica, and one address may send
+# far more than the load does (about 300 requests a second here) before nginx answers 429.
+PROXY_THROTTLE = {"HEARTRISK_PROXY_SERVED_BY": "on", "HEARTRISK_RATE_LIMIT": "10000", "HEARTRISK_RATE_BURST": "10000"}
+INTERNAL_PORT = 8081  # the app's HEARTRISK_APP_INTERNAL_PORT in the image (not published: probed from inside)
 
 
 @dataclass
@@ -128,7 +138,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         f"HEARTRISK_{name}_PORT" for name in ("APP", "MLFLOW", "PREFECT", "EVIDENTLY", "PROMETHEUS", "ALERTMANAGER")
     )
     env = {**os.environ, **{name: str(port) for name, port in zip(names, free_ports(len(names)), strict=True)}}
-    env |= {"HEARTRISK_TRIALS": "10", "HEARTRISK_MODEL_POLL_SECONDS": str(POLL_SECONDS)}
+    env |= {"HEARTRISK_TRIALS": "10", "HEARTRISK_MODEL_POLL_SECONDS": str(POLL_SECONDS), **PROXY_THROTTLE}
     stack = Stack(env, env_file, read_env_file(env_file))
     try:
         started = time.monotonic()
@@ -229,6 +239,28 @@ def test_the_proxy_spreads_requests_over_every_replica_and_keeps_the_apps_body_l
     )
     assert refused.status_code == 413 and "larger than 5242880 bytes" in refused.json()["error"]
     assert "X-Served-By" not in refused.headers or refused.headers["X-Served-By"] == ""
+
+
+def in_the_app(stack: Stack, path: str) -> str:
+    """What the app's internal port answers at ``path``, asked from inside an app container (the port is on
+    no network outside it): its body, or the probe fails with the error."""
+    probe = (
+        "import urllib.request\n"
+        f"print(urllib.request.urlopen('http://127.0.0.1:{INTERNAL_PORT}{path}', timeout=10).read().decode())"
+    )
+    done = stack.compose("exec", "-T", "app", "python3", "-c", probe)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_strangers_get_a_short_readyz_and_no_metrics_while_the_internal_port_has_both(stack: Stack) -> None:
+    app = stack.url("app")
+    public = requests.get(f"{app}/readyz", timeout=30)
+    assert (public.status_code, public.json()) == (200, {"ready": True})
+    assert requests.get(f"{app}/metrics", timeout=30).status_code == 404
+    details = json.loads(in_the_app(stack, "/readyz"))
+    assert details["ready"] is True and details["prediction_log"]["backend"] == "postgresql"
+    assert "heartrisk_http_requests_total" in in_the_app(stack, "/metrics")
 
 
 def last_hop(answer: requests.Response | Sample) -> str:
@@ -381,12 +413,14 @@ def test_under_load_a_killed_replica_a_new_champion_and_a_killed_worker_lose_not
     assert outside == [], f"{outside[:10]} ({len(outside)} in all); the app's own reasons:\n{app_warnings(stack)}"
     assert {s.outcome for s in failed} <= {502, CUT_OFF}
 
-    # Every acknowledged request is a row, and no request was written twice (no POST replayed).
-    logged = stack.sql("SELECT request_id, count(*) FROM predictions GROUP BY request_id", "predictions")
-    figures = account(load, {rid for rid, _ in logged})
+    # Every acknowledged request is a row, found by the key the app answered, and no request was written twice
+    # (no POST replayed: a replay would be a second key with the same client id).
+    logged = stack.sql("SELECT request_id, client_request_id FROM predictions", "predictions")
+    figures = account(load, Logged({key for key, _ in logged}, {client for _, client in logged if client}))
     assert figures["acknowledged_not_logged"] == 0
     ours = {s.rid for s in samples}
-    assert [rid for rid, count in logged if rid in ours and count != "1"] == []
+    twice = Counter(client for _, client in logged if client in ours)
+    assert [client for client, count in twice.items() if count != 1] == []
 
     # The restarted replica serves again; the training run that waited in the pool ran on the worker that lived.
     back = [

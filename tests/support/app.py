@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from heartrisk.config import BIN
 from tests.support.memory import Memory, tree_memory
-from tests.support.servers import free_port, running
+from tests.support.servers import free_ports, running
 
 if TYPE_CHECKING:  # pandas comes with it: not for pytest-xdist's controller, which loads this through conftest
     from heartrisk.predlog import PredictionLog
@@ -21,7 +21,8 @@ if TYPE_CHECKING:  # pandas comes with it: not for pytest-xdist's controller, wh
 
 @dataclass(frozen=True)
 class App:
-    url: str
+    url: str  # the public port: the form, the API, a /readyz that says ready or not
+    internal_url: str  # the internal port: /metrics and the detailed /readyz
     log: PredictionLog
     metrics_dir: Path
     proc: subprocess.Popen  # the gunicorn master (``heartrisk serve`` execs gunicorn in the same process)
@@ -64,7 +65,7 @@ def app_server(
     """
     from heartrisk.predlog import open_log
 
-    port = free_port()
+    port, internal_port = free_ports(2)
     target = log_target or str(tmp / "predictions.sqlite")
     settings = {
         "MLFLOW_TRACKING_URI": tracking_uri,
@@ -77,11 +78,12 @@ def app_server(
     }
     url = f"http://127.0.0.1:{port}"
     command = [str(BIN / "heartrisk"), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+    command += ["--internal-port", str(internal_port)]
     app_log = tmp / "app.log"
     log = open_log(target)
     with running(command, health=f"{url}/readyz", log=app_log, env=settings, timeout=timeout) as proc:
         _wait_for_workers(app_log, workers, timeout=timeout)
-        yield App(url, log, tmp / "metrics", proc, app_log, tracking_uri)
+        yield App(url, f"http://127.0.0.1:{internal_port}", log, tmp / "metrics", proc, app_log, tracking_uri)
     log.close()
 
 

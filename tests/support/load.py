@@ -1,6 +1,11 @@
 """Load for the fault and scale-out tests and the soak benchmark: concurrent clients, each request with its
 own id, and an account of what happened to every request against the prediction log.
 
+Each request carries an ``X-Request-ID`` of the client's; the app logs it beside the key it makes itself and
+answers that key in its own ``X-Request-ID``. An acknowledged request is found in the log by the key the app
+answered (what a client relies on); a request that got no answer has no key it knows of, so it is looked
+for by the client's id.
+
 Python clients take much of a small machine's CPU: throughput and latency figures come from wrk
 (bench/_common.py), this is for what happens to each request."""
 
@@ -27,12 +32,13 @@ RECORD = {"age": 54, "sex": 1, "cp": 0, "trtbps": 130, "chol": 246, "fbs": 0, "r
 class Sample:
     """One request as the client saw it."""
 
-    rid: str
+    rid: str  # the client's X-Request-ID
     outcome: int | str  # HTTP status, or the exception's name when there was no answer
     done: float  # time.time() when the answer (or the error) came
     latency: float  # seconds from sending to the answer
     served_by: str = ""  # X-Served-By: the replica a proxy sent it to ("" without a proxy)
     version: str = ""  # the model version of a 200 answer
+    key: str = ""  # the app's key of the request: its answer's X-Request-ID ("" without an answer)
 
 
 @dataclass
@@ -66,7 +72,7 @@ class Load:
         session.trust_env = False
         while self._ticket():
             rid = uuid.uuid4().hex
-            served_by = version = ""
+            served_by = version = key = ""
             sent = time.perf_counter()
             try:
                 response = session.post(
@@ -74,12 +80,13 @@ class Load:
                 )
                 outcome: int | str = response.status_code
                 served_by = response.headers.get("X-Served-By", "")
+                key = response.headers.get("X-Request-ID", "")
                 version = response.json().get("model_version", "") if outcome == 200 else ""
             except requests.RequestException as exc:
                 outcome = type(exc).__name__
             with self._lock:
                 self.samples.append(
-                    Sample(rid, outcome, time.time(), time.perf_counter() - sent, served_by, str(version))
+                    Sample(rid, outcome, time.time(), time.perf_counter() - sent, served_by, str(version), key)
                 )
             if self._pause:
                 self._stop.wait(self._pause)
@@ -131,7 +138,13 @@ class Load:
         with self._lock:
             return [sample for sample in self.samples if sample.done - sample.latency < at < sample.done]
 
+    def so_far(self) -> list[Sample]:
+        """Every request answered or failed so far."""
+        with self._lock:
+            return list(self.samples)
+
     def snapshot(self) -> list[tuple[str, int | str]]:
+        """(the client's id, the outcome) of every request answered or failed so far."""
         with self._lock:
             return [(sample.rid, sample.outcome) for sample in self.samples]
 
@@ -153,22 +166,37 @@ def wait_for(condition: Callable[[], bool], *, timeout: float, what: str, every:
     raise TimeoutError(f"waited {timeout} s for {what}")
 
 
+@dataclass(frozen=True)
+class Logged:
+    """What the prediction log holds of the requests: the app's keys, and the clients' ids beside them."""
+
+    keys: set[str]
+    client_ids: set[str]
+
+
+def logged_ids(log: PredictionLog) -> Logged:
+    rows = logged(log)
+    return Logged(set(rows["request_id"]), set(rows["client_request_id"].dropna()))
+
+
 def logged_request_ids(log: PredictionLog) -> set[str]:
-    return set(logged(log)["request_id"])
+    """The app's keys in the log."""
+    return logged_ids(log).keys
 
 
-def account(load: Load, log: PredictionLog | set[str]) -> dict[str, Any]:
-    """What happened to every request: acknowledged, failed, and how that matches the prediction log
-    (a log to read, or the request ids read from it already)."""
-    results = load.snapshot()
-    acknowledged = {rid for rid, outcome in results if outcome == 200}
-    failed = [(rid, outcome) for rid, outcome in results if outcome != 200]
-    logged = log if isinstance(log, set) else logged_request_ids(log)
+def account(load: Load, log: PredictionLog | Logged) -> dict[str, Any]:
+    """What happened to every request: acknowledged, failed, and how that matches the prediction log (a log to
+    read, or what was read from it already). An acknowledged request is looked for by the key the app answered;
+    a failed one, which may have been logged before its answer was lost, by the client's id."""
+    samples = load.so_far()
+    acknowledged = [sample for sample in samples if sample.outcome == 200]
+    failed = [sample for sample in samples if sample.outcome != 200]
+    found = log if isinstance(log, Logged) else logged_ids(log)
     return {
-        "sent": len(results),
+        "sent": len(samples),
         "acknowledged": len(acknowledged),
         "failed": len(failed),
-        "failures": sorted({str(outcome) for _, outcome in failed}),
-        "acknowledged_not_logged": len(acknowledged - logged),
-        "logged_not_acknowledged": len({rid for rid, _ in failed} & logged),
+        "failures": sorted({str(sample.outcome) for sample in failed}),
+        "acknowledged_not_logged": sum(1 for sample in acknowledged if sample.key not in found.keys),
+        "logged_not_acknowledged": len({sample.rid for sample in failed} & found.client_ids),
     }

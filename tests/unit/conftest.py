@@ -20,6 +20,7 @@ from heartrisk.schema import FEATURES
 from heartrisk.scoring import LoadedModel
 from heartrisk.serving import create_app
 from heartrisk.serving.model_holder import ModelHolder
+from heartrisk.serving.runtime import EXTENSION
 from heartrisk.settings import Settings
 from tests.support.models import fit_pipeline
 from tests.support.paths import HEART
@@ -84,7 +85,24 @@ def app(settings: Settings, holder: ModelHolder) -> Flask:
 
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
+    """The app as anyone reaches it: on its public port."""
     return app.test_client()
+
+
+class InternalClient(FlaskClient):
+    """Flask's test client on the app's internal port (``serving.health.internal``): the test client takes
+    ``SERVER_PORT`` from the base URL, as gunicorn takes it from the socket that accepted the connection."""
+
+    def open(self, *args: Any, **kwargs: Any):
+        port = self.application.extensions[EXTENSION].settings.app.internal_port
+        kwargs.setdefault("base_url", f"http://localhost:{port}")
+        return super().open(*args, **kwargs)
+
+
+@pytest.fixture
+def internal_client(app: Flask) -> FlaskClient:
+    """The same app on its internal port: /metrics and the detailed /readyz."""
+    return InternalClient(app, app.response_class, use_cookies=True)
 
 
 @pytest.fixture

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from heartrisk.cli import HANDLERS, main
@@ -42,3 +44,19 @@ def test_bad_options_exit_2_with_the_reason(argv: list[str], message: str, capsy
         main(argv)  # the options are checked before any handler runs
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_serve_takes_both_ports(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``heartrisk serve`` hands its options to gunicorn's config file as the settings' variables."""
+    from heartrisk.stack import processes
+
+    started: list[tuple[str, str]] = []
+    monkeypatch.setattr(
+        processes,
+        "serve",
+        lambda: started.append((os.environ["HEARTRISK_APP_PORT"], os.environ["HEARTRISK_APP_INTERNAL_PORT"])),
+    )
+    monkeypatch.setenv("HEARTRISK_APP_PORT", "1")
+    monkeypatch.setenv("HEARTRISK_APP_INTERNAL_PORT", "2")  # monkeypatch restores both afterwards
+    assert main(["serve", "--port", "8100", "--internal-port", "8101"]) == 0
+    assert started == [("8100", "8101")]

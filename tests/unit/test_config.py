@@ -110,6 +110,17 @@ def test_the_sqlite_logs_disk_syncs_are_full_unless_set_and_a_typo_names_the_var
         get_settings()
 
 
+def test_the_internal_port_defaults_to_8081_and_differs_from_the_public_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HEARTRISK_APP_PORT", raising=False)
+    monkeypatch.delenv("HEARTRISK_APP_INTERNAL_PORT", raising=False)
+    assert (get_settings().app.port, get_settings().app.internal_port) == (8000, 8081)
+    monkeypatch.setenv("HEARTRISK_APP_INTERNAL_PORT", "9100")
+    assert get_settings().app.internal_port == 9100
+    monkeypatch.setenv("HEARTRISK_APP_PORT", "9100")
+    with pytest.raises(ValueError, match="HEARTRISK_APP_INTERNAL_PORT must differ from HEARTRISK_APP_PORT"):
+        get_settings()
+
+
 def test_the_pushgateway_is_off_unless_its_address_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("HEARTRISK_PUSHGATEWAY_URL", raising=False)
     assert get_settings().pushgateway_url == ""

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import requests
 
+from tests.support import proxy
 from tests.support.paths import ROOT
 from tests.support.servers import free_ports, require, running
 
@@ -40,8 +41,9 @@ def test_the_secrets_file_is_private_complete_and_never_rewritten(tmp_path: Path
     assert tool.main(["scale_env.py", str(path)]) == 0
     first = read(path)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert set(first) == set(tool.NAMES)
-    random = {name: value for name, value in first.items() if name not in tool.FIXED}
+    assert set(first) == set(tool.NAMES) | set(tool.SETTINGS)
+    assert {name: first[name] for name in tool.SETTINGS} == {name: value for name, (value, _) in tool.SETTINGS.items()}
+    random = {name: value for name, value in first.items() if name in tool.NAMES and name not in tool.FIXED}
     assert all(re.fullmatch(r"[A-Za-z0-9_-]{32,}", value) for value in random.values())
     assert len(set(random.values())) == len(random)
 
@@ -154,23 +156,66 @@ def test_nginx_retries_a_post_only_when_it_was_never_sent() -> None:
 
 def test_nginx_refuses_what_the_app_would_refuse(tmp_path: Path) -> None:
     """The start script puts the app's HEARTRISK_MAX_REQUEST_BYTES into the config (a stand-in nginx shows it)."""
-    fake = tmp_path / "bin" / "nginx"
-    fake.parent.mkdir()
-    fake.write_text('#!/bin/sh\ncat "$4"\n')  # nginx -e stderr -c FILE
-    fake.chmod(0o755)
-    env = {"PATH": f"{fake.parent}:/usr/bin:/bin", "HEARTRISK_NGINX_CONF": str(ROOT / "deploy" / "nginx.conf")}
-    env |= {"HEARTRISK_NGINX_DIR": str(tmp_path / "nginx")}
-    env |= {"HEARTRISK_ADMIN_USER": "admin", "HEARTRISK_ADMIN_PASSWORD": "x"}  # pragma: allowlist secret
-    start = [str(ROOT / "deploy" / "nginx-start.sh")]
-    done = subprocess.run(start, env={**env, "HEARTRISK_MAX_REQUEST_BYTES": "1234"}, capture_output=True, text=True)
+    done = proxy.render(tmp_path, {"HEARTRISK_MAX_REQUEST_BYTES": "1234"})
     assert done.returncode == 0, done.stderr
     assert "client_max_body_size 1234;" in done.stdout and "@MAX_REQUEST_BYTES@" not in done.stdout
-    default = subprocess.run(start, env=env, capture_output=True, text=True, check=True).stdout
+    default = proxy.render(tmp_path).stdout
     from heartrisk.config import get_settings
 
     assert f"client_max_body_size {get_settings().app.max_request_bytes};" in default
-    bad = subprocess.run(start, env={**env, "HEARTRISK_MAX_REQUEST_BYTES": "5m"}, capture_output=True, text=True)
+    bad = proxy.render(tmp_path, {"HEARTRISK_MAX_REQUEST_BYTES": "5m"})
     assert bad.returncode == 2 and "must be a number of bytes" in bad.stderr
+
+
+def test_the_start_script_renders_the_throttle_and_x_served_by_with_the_secrets_files_defaults(tmp_path: Path) -> None:
+    """What `make scale-up` writes into .env.scale is what nginx gets when the file says nothing."""
+    defaults = {name: value for name, (value, _) in scale_env().SETTINGS.items()}
+    for conf in (proxy.render(tmp_path).stdout, proxy.render(tmp_path, defaults).stdout):
+        assert f"rate={defaults['HEARTRISK_RATE_LIMIT']}r/s;" in conf
+        assert f"burst={defaults['HEARTRISK_RATE_BURST']} nodelay;" in conf
+        assert f"rate={defaults['HEARTRISK_BATCH_RATE_LIMIT']}r/m;" in conf
+        assert f"zone=heartrisk_batches burst={defaults['HEARTRISK_BATCH_BURST']} nodelay;" in conf
+        assert f'map "{defaults["HEARTRISK_PROXY_SERVED_BY"]}" $heartrisk_served_by' in conf
+        assert "set $app http://app:8000;" in conf and "@" not in conf.replace("@too_large", "")
+    mine = {"HEARTRISK_RATE_LIMIT": "7", "HEARTRISK_RATE_BURST": "0", "HEARTRISK_PROXY_SERVED_BY": "yes"}
+    mine |= {"HEARTRISK_BATCH_RATE_LIMIT": "7", "HEARTRISK_BATCH_BURST": "2"}
+    conf = proxy.render(tmp_path, {**mine, "HEARTRISK_PROXY_APP_UPSTREAM": "127.0.0.1:8123"}).stdout
+    assert "rate=7r/s;" in conf and "burst=0 nodelay;" in conf and 'map "on" $heartrisk_served_by' in conf
+    assert "rate=7r/m;" in conf and "zone=heartrisk_batches burst=2 nodelay;" in conf
+    assert re.search(r"default 9;\s*\}", conf)  # Retry-After of a large request: 60 s / 7, rounded up
+    assert "set $app http://127.0.0.1:8123;" in conf
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("HEARTRISK_RATE_LIMIT", "ten", "must be a number of requests a second"),
+        ("HEARTRISK_RATE_LIMIT", "0", "must be 1 or more requests a second"),
+        ("HEARTRISK_RATE_BURST", "-1", "must be a number of requests"),
+        ("HEARTRISK_BATCH_RATE_LIMIT", "0", "must be 1 or more requests a minute"),
+        ("HEARTRISK_BATCH_BURST", "1.5", "must be a number of requests"),
+        ("HEARTRISK_PROXY_SERVED_BY", "maybe", "must be on or off"),
+        ("HEARTRISK_PROXY_APP_UPSTREAM", "app", "must be host:port"),
+        ("HEARTRISK_PROXY_APP_UPSTREAM", "app:80;evil", "must be host:port"),
+        ("HEARTRISK_PROXY_APP_UPSTREAM", "a/b:80", "must be host:port"),
+    ],
+)
+def test_the_start_script_refuses_a_bad_setting_and_names_it(
+    tmp_path: Path, name: str, value: str, message: str
+) -> None:
+    done = proxy.render(tmp_path, {name: value})
+    assert done.returncode == 2 and f"{name} {message}" in done.stderr and done.stdout == ""
+
+
+def test_nginx_invents_no_request_id_for_the_app_and_never_throttles_healthz() -> None:
+    """The client's X-Request-ID goes to the app as it came (the app makes the log's key); nginx's own id is only
+    in its access log. /healthz has no limit_req; the app's other paths do."""
+    conf = nginx_directives()
+    assert not re.search(r"proxy_set_header\s+X-Request-ID", conf, re.IGNORECASE)
+    assert "$request_id" in re.search(r"log_format heartrisk[^;]*;", conf).group(0)
+    app = re.search(r"\n    server \{\s*listen 8000;.*?\n    \}\n", conf, re.S).group(0)
+    locations = dict(re.findall(r"location ([^{]+?) \{(.*?)\n        \}", app, re.S))
+    assert "limit_req " not in locations["= /healthz"] and "limit_req zone=heartrisk_app" in locations["/"]
 
 
 def test_the_evidently_ui_behind_nginx_asks_for_the_admins_login(tmp_path: Path) -> None:
@@ -221,15 +266,17 @@ def _first_answer(url: str, seconds: float = 30) -> requests.Response:
             time.sleep(0.1)
 
 
-def test_nginx_accepts_the_rendered_config(tmp_path: Path) -> None:
-    nginx = Path("/usr/sbin/nginx")
-    require(nginx.is_file(), "nginx is not installed (Debian: apt-get install nginx-light)")
-    conf = nginx_directives().replace("@MAX_REQUEST_BYTES@", "5242880").replace("/tmp/nginx", str(tmp_path))
-    (tmp_path / "nginx.conf").write_text(conf)
-    done = subprocess.run(
-        [str(nginx), "-t", "-e", "stderr", "-c", str(tmp_path / "nginx.conf")], capture_output=True, text=True
-    )
+@pytest.mark.parametrize("served_by", ["off", "on"])
+def test_nginx_accepts_the_rendered_config(tmp_path: Path, served_by: str) -> None:
+    """The config as the start script renders it, with X-Served-By either way (nginx -t: syntax, directives, maps)."""
+    require(proxy.NGINX.is_file(), "nginx is not installed (Debian: apt-get install nginx-light)")
+    done = proxy.render(tmp_path, {"HEARTRISK_PROXY_SERVED_BY": served_by})
     assert done.returncode == 0, done.stderr
+    (tmp_path / "nginx.conf").write_text(done.stdout)
+    checked = subprocess.run(
+        [str(proxy.NGINX), "-t", "-e", "stderr", "-c", str(tmp_path / "nginx.conf")], capture_output=True, text=True
+    )
+    assert checked.returncode == 0, checked.stderr
 
 
 def test_the_stacks_postgresql_makes_checksummed_clusters_and_never_turns_durability_off() -> None:

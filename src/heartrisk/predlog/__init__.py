@@ -8,6 +8,7 @@ table is created on first use by the migrations in :mod:`heartrisk.predlog.migra
 
 from heartrisk.predlog.backends import open_log, purge_old
 from heartrisk.predlog.base import (
+    CLIENT_REQUEST_ID_MAX,
     COLUMNS,
     DAY_SECONDS,
     SERVED,
@@ -19,6 +20,7 @@ from heartrisk.predlog.base import (
 )
 
 __all__ = [
+    "CLIENT_REQUEST_ID_MAX",
     "COLUMNS",
     "DAY_SECONDS",
     "SERVED",

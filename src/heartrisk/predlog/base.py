@@ -25,7 +25,8 @@ from heartrisk.schema import FEATURE_NAMES
 if TYPE_CHECKING:
     import pyarrow as pa
 
-COLUMNS = ("ts", "request_id", "model_version", "probability", "label", *FEATURE_NAMES)
+COLUMNS = ("ts", "request_id", "client_request_id", "model_version", "probability", "label", *FEATURE_NAMES)
+CLIENT_REQUEST_ID_MAX = 64  # characters of a client's own request id (the column's bound on PostgreSQL)
 SERVED = (*FEATURE_NAMES, "probability", "label")  # what monitoring compares: the inputs and what the model said
 DAY_SECONDS = 86_400
 
@@ -42,7 +43,8 @@ class Rows:
     """One request's records, ready for a backend to write in one transaction."""
 
     ts: float  # UNIX time, the same for every record of the request
-    request_id: str
+    request_id: str  # the server's key of the request
+    client_request_id: str | None  # the client's own id of it, when it sent one
     model_version: str
     probabilities: list[float]
     labels: list[int]
@@ -96,15 +98,19 @@ class PredictionLog(ABC):
         *,
         model_version: str,
         request_id: str,
+        client_request_id: str | None = None,
     ) -> int:
-        """Append one row per record (rows of ``features`` in schema order) in one transaction."""
+        """Append one row per record (rows of ``features`` in schema order) in one transaction; ``request_id`` is
+        the server's key, ``client_request_id`` what the client called the request (at most 64 characters)."""
+        if client_request_id is not None and len(client_request_id) > CLIENT_REQUEST_ID_MAX:
+            raise ValueError(f"a client's request id has at most {CLIENT_REQUEST_ID_MAX} characters")
         matrix = np.asarray(features, dtype=float)
         if matrix.ndim != 2 or matrix.shape[1] != len(FEATURE_NAMES):
             raise ValueError(f"one row of the {len(FEATURE_NAMES)} features per record, got shape {matrix.shape}")
         probabilities, labels = [float(p) for p in probabilities], [int(lbl) for lbl in labels]
         if not len(probabilities) == len(labels) == len(matrix):
             raise ValueError("one probability and one label per record")
-        rows = Rows(time.time(), request_id, model_version, probabilities, labels, matrix)
+        rows = Rows(time.time(), request_id, client_request_id, model_version, probabilities, labels, matrix)
         with self._reachable():
             if labels:
                 self._insert(rows)

@@ -10,7 +10,7 @@ others, once they get the lock, find it at the head revision and do nothing. On 
 is a transaction-level advisory lock; on SQLite the transaction itself is ``BEGIN EXCLUSIVE``.
 Alembic's version table has a name of its own, so the log can share a database with MLflow's tables.
 
-To change the schema, add a revision next to ``versions/0002_model_version_index.py`` (its
+To change the schema, add a revision next to ``versions/0003_client_request_id.py`` (its
 ``down_revision`` is the previous one) and set :data:`CURRENT_REVISION` to it; ``upgrade`` runs it
 wherever the log is opened.
 
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 SCRIPTS = Path(__file__).with_name("migrations")
 VERSION_TABLE = "predictions_schema_version"
 HEAD = "head"
-CURRENT_REVISION = "0002"  # the newest script in migrations/versions (a unit test checks it is Alembic's head)
+CURRENT_REVISION = "0003"  # the newest script in migrations/versions (a unit test checks it is Alembic's head)
 CURRENT_QUERY = f"SELECT version_num FROM {VERSION_TABLE}"  # noqa: S608
 # pg_advisory_xact_lock takes a bigint: a fixed key of this project ("HRPREDLG" as ASCII bytes).
 ADVISORY_LOCK_KEY = int.from_bytes(b"HRPREDLG", "big") & 0x7FFF_FFFF_FFFF_FFFF

@@ -53,7 +53,7 @@ RECONNECT_SECONDS = 10.0  # the pool retries a failed connection with backoff fo
 IDLE_CHECK_SECONDS = 2.0  # a connection idle for longer is checked before use
 _INSERT = f"INSERT INTO predictions ({', '.join(COLUMNS)}) VALUES ({', '.join('%s' for _ in COLUMNS)})"  # noqa: S608
 _COPY = f"COPY predictions ({', '.join(COLUMNS)}) FROM STDIN (FORMAT BINARY)"
-_COPY_TYPES = ("timestamptz", "text", "text", "float8", "int2", *("float8" for _ in FEATURE_NAMES))
+_COPY_TYPES = ("timestamptz", "text", "varchar", "text", "float8", "int2", *("float8" for _ in FEATURE_NAMES))
 
 
 class PostgresLog(PredictionLog):
@@ -122,15 +122,16 @@ class PostgresLog(PredictionLog):
     def _insert(self, rows: Rows) -> None:
         stamp = datetime.fromtimestamp(rows.ts, UTC)
         records = zip(rows.probabilities, rows.labels, rows.features.tolist(), strict=True)
+        fixed = (stamp, rows.request_id, rows.client_request_id, rows.model_version)
         with self._connections().connection() as conn:
             if len(rows.labels) == 1:
                 probability, label, features = next(records)
-                conn.execute(_INSERT, (stamp, rows.request_id, rows.model_version, probability, label, *features))
+                conn.execute(_INSERT, (*fixed, probability, label, *features))
                 return
             with conn.transaction(), conn.cursor().copy(_COPY) as copy:
                 copy.set_types(_COPY_TYPES)
                 for probability, label, features in records:
-                    copy.write_row((stamp, rows.request_id, rows.model_version, probability, label, *features))
+                    copy.write_row((*fixed, probability, label, *features))
 
     @contextmanager
     def _transaction(self, *, quick: bool = False) -> Iterator[psycopg.Connection]:

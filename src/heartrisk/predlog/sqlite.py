@@ -114,7 +114,7 @@ class SqliteLog(PredictionLog):
             del local.conn, local.pid
 
     def _insert(self, rows: Rows) -> None:
-        fixed = (rows.ts, rows.request_id, rows.model_version)
+        fixed = (rows.ts, rows.request_id, rows.client_request_id, rows.model_version)
         records = zip(rows.probabilities, rows.labels, rows.features.tolist(), strict=True)
         values = ((*fixed, probability, label, *features) for probability, label, features in records)
         conn = self._writer()

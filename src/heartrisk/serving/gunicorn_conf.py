@@ -22,7 +22,9 @@ _settings = get_settings()
 _app = _settings.app
 
 wsgi_app = "heartrisk.serving:create_app()"
-bind = f"{_app.host}:{_app.port}"
+# Two listeners: the public port, and the internal one for /metrics and the detailed /readyz
+# (heartrisk.serving.health tells them apart by the port of the listening socket).
+bind = [f"{_app.host}:{_app.port}", f"{_app.host}:{_app.internal_port}"]
 workers = _app.workers
 worker_class = "heartrisk._compat.gunicorn.StoppingThreadWorker"  # gthread, stopping without idle clients
 threads = _app.threads

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from flask import current_app, g, request
 
-from heartrisk.predlog import LogUnavailable, PredictionLog
+from heartrisk.predlog import CLIENT_REQUEST_ID_MAX, LogUnavailable, PredictionLog
 from heartrisk.scoring import LoadedModel
 from heartrisk.serving import metrics
 from heartrisk.serving.model_holder import ModelHolder
@@ -25,7 +25,7 @@ from heartrisk.settings import Settings
 log = logging.getLogger(__name__)
 
 EXTENSION = "heartrisk"
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+_REQUEST_ID = re.compile(rf"[A-Za-z0-9._:-]{{1,{CLIENT_REQUEST_ID_MAX}}}")
 
 
 @dataclass(frozen=True)
@@ -51,11 +51,23 @@ def runtime() -> Runtime:
 
 
 def request_id() -> str:
-    """The caller's X-Request-ID when it is sane, else a new one; echoed in the response."""
+    """This request's key in the prediction log, made here (a random UUID), answered in ``X-Request-ID``.
+
+    Never the client's: a key a client chooses could name another client's rows (a client that reuses an id
+    it saw, or guesses one, would have its predictions counted as someone else's, and an account of
+    acknowledged requests found by id would believe them), or collide by accident between clients that number
+    their requests alike. The client's own id is kept beside it (:func:`client_request_id`).
+    """
     if "request_id" not in g:
-        given = request.headers.get("X-Request-ID", "")
-        g.request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        g.request_id = uuid.uuid4().hex
     return g.request_id
+
+
+def client_request_id() -> str | None:
+    """The caller's X-Request-ID, logged beside the server's key when it is 1 to 64 characters of letters, digits
+    and ``._:-`` (what request ids are made of); anything else is left out, never logged as sent."""
+    given = request.headers.get("X-Request-ID", "")
+    return given if _REQUEST_ID.fullmatch(given) else None
 
 
 def score(features: np.ndarray) -> Scored:
@@ -72,9 +84,19 @@ def score(features: np.ndarray) -> Scored:
         return Scored(model, [], [])
     probabilities, labels = model.predict(features)
     try:
-        rt.log.append(features, probabilities, labels, model_version=model.version, request_id=request_id())
+        rt.log.append(
+            features,
+            probabilities,
+            labels,
+            model_version=model.version,
+            request_id=request_id(),
+            client_request_id=client_request_id(),
+        )
     except LogUnavailable as exc:
-        log.warning("request %s answered 503, its %d prediction(s) not logged: %s", request_id(), len(labels), exc)
+        rid, client = request_id(), client_request_id()
+        log.warning(
+            "request %s (client's id %s) answered 503, %d prediction(s) not logged: %s", rid, client, len(labels), exc
+        )
         metrics.refused("log_unavailable", len(labels))
         raise
     metrics.rows_logged(len(labels))

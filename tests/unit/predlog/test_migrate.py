@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 import threading
+import time
+from datetime import UTC, datetime
 
 import numpy as np
+import psycopg
 import pytest
 
-from heartrisk.predlog import migrate, open_log
+from heartrisk.predlog import CLIENT_REQUEST_ID_MAX, migrate, open_log
 from heartrisk.schema import FEATURE_NAMES
 from tests.support.predlog import count as count_rows
 from tests.support.predlog import logged
@@ -56,21 +60,57 @@ def test_upgrading_again_changes_nothing(log_target: str) -> None:
     again.close()
 
 
-def test_a_log_made_at_the_first_revision_gets_the_model_version_index(log_target: str) -> None:
-    """An existing log (revision 0001, with rows) is brought to the head on its next start, rows kept."""
+def _an_old_release_wrote(log_target: str, revision: str, rows: int, request_id: str) -> None:
+    """A log at ``revision`` holding ``rows`` rows, written as the release that knew only that revision (plain SQL:
+    this release's writer names the newer columns)."""
     log = open_log(log_target)
+    columns = ("ts", "request_id", "model_version", "probability", "label", *FEATURE_NAMES)
     if log.backend == "sqlite":
         log.path.parent.mkdir(parents=True, exist_ok=True)
-        migrate.upgrade_sqlite(log.path, "0001")
+        migrate.upgrade_sqlite(log.path, revision)
+        insert = f"INSERT INTO predictions ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"  # noqa: S608
+        with sqlite3.connect(log.path) as conn:
+            conn.executemany(insert, [(time.time(), request_id, "4", 0.5, 1, *[1.0] * len(FEATURE_NAMES))] * rows)
     else:
-        migrate.upgrade_postgres(log.url, "0001")
-    log._migrated = True  # write as a release that knew only 0001 would
-    log.append(np.ones((3, len(FEATURE_NAMES))), [0.5] * 3, [1] * 3, model_version="4", request_id="old")
+        migrate.upgrade_postgres(log.url, revision)
+        insert = f"INSERT INTO predictions ({', '.join(columns)}) VALUES ({', '.join('%s' for _ in columns)})"  # noqa: S608
+        with psycopg.connect(log.url) as conn:
+            row = (datetime.now(UTC), request_id, "4", 0.5, 1, *[1.0] * len(FEATURE_NAMES))
+            conn.cursor().executemany(insert, [row] * rows)
     log.close()
+
+
+def test_a_log_made_at_the_first_revision_gets_the_model_version_index(log_target: str) -> None:
+    """An existing log (revision 0001, with rows) is brought to the head on its next start, rows kept."""
+    _an_old_release_wrote(log_target, "0001", 3, "old")
     again = open_log(log_target)
     assert again.window(days=1).versions == {"4": 3}
     again.close()
-    assert "predictions_version_ts" in _indexes(log_target, log)
+    assert "predictions_version_ts" in _indexes(log_target, open_log(log_target))
+
+
+def test_a_log_of_the_second_revision_keeps_its_rows_and_gets_the_clients_request_id(log_target: str) -> None:
+    """Rows written before keep their key and have no client id; new rows have both."""
+    _an_old_release_wrote(log_target, "0002", 2, "old")
+    log = open_log(log_target)
+    log.append(np.ones((1, len(FEATURE_NAMES))), [0.5], [1], model_version="5", request_id="k", client_request_id="c-1")
+    rows = logged(log)
+    log.close()
+    assert rows[["request_id", "client_request_id"]].values.tolist() == [["old", None], ["old", None], ["k", "c-1"]]
+
+
+def test_the_client_id_column_is_bounded_as_the_app_bounds_it(log_target: str) -> None:
+    from importlib import import_module
+
+    revision = import_module("heartrisk.predlog.migrations.versions.0003_client_request_id")
+    assert revision.LENGTH == CLIENT_REQUEST_ID_MAX
+    log = open_log(log_target)
+    with pytest.raises(ValueError, match="at most 64 characters"):
+        log.append(
+            np.ones((1, len(FEATURE_NAMES))), [0.5], [1], model_version="1", request_id="k", client_request_id="x" * 65
+        )
+    assert count_rows(log) == 0
+    log.close()
 
 
 def _indexes(target: str, log) -> set[str]:

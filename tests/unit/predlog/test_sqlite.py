@@ -56,7 +56,8 @@ def test_a_log_written_before_migrations_is_adopted_with_its_rows(tmp_path: Path
 
 
 def test_a_fresh_log_has_the_legacy_table_exactly(tmp_path: Path) -> None:
-    """Fresh and adopted files are the same table, so nothing downstream can tell them apart."""
+    """Fresh and adopted files are the same table (the legacy one, then the later revisions' columns), so
+    nothing downstream can tell them apart."""
     columns = "SELECT name, type, \"notnull\" OR pk, pk FROM pragma_table_info('predictions')"
     count_rows(open_log(tmp_path / "p.sqlite"))
     with sqlite3.connect(tmp_path / "p.sqlite") as conn:
@@ -64,7 +65,10 @@ def test_a_fresh_log_has_the_legacy_table_exactly(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "legacy.sqlite") as conn:
         conn.execute(LEGACY)
         legacy = conn.execute(columns).fetchall()
-    assert fresh == legacy
+    assert fresh == [*legacy, ("client_request_id", "VARCHAR(64)", 0, 0)]
+    count_rows(open_log(tmp_path / "legacy.sqlite"))  # adopted
+    with sqlite3.connect(tmp_path / "legacy.sqlite") as conn:
+        assert conn.execute(columns).fetchall() == fresh
 
 
 def test_a_writer_waits_for_its_turn_on_the_lock_file_and_then_writes(tmp_path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 
 import pytest
 from flask.testing import FlaskClient
@@ -31,11 +32,12 @@ def test_api_single_record_matches_the_pipeline_and_is_logged(
     assert body["probability"] == pytest.approx(expected(pipeline, [record])[0], abs=export.TOLERANCE)
     assert body["label"] == int(body["probability"] >= 0.5)
     assert body["model_version"] == "7"
-    assert response.headers["X-Request-ID"] == "req-42"
+    key = response.headers["X-Request-ID"]  # the server's key of the row, not the client's id
+    assert re.fullmatch(r"[0-9a-f]{32}", key)
     logged = logged_rows(open_log(settings.predictions_db))
     assert len(logged) == 1
     row = logged.iloc[0]
-    assert (row["request_id"], row["model_version"]) == ("req-42", "7")
+    assert (row["request_id"], row["client_request_id"], row["model_version"]) == (key, "req-42", "7")
     assert row["probability"] == pytest.approx(body["probability"])
     assert [row[n] for n in FEATURE_NAMES] == [float(record[n]) for n in FEATURE_NAMES]
 

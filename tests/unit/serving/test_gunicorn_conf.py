@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -23,6 +24,7 @@ def test_the_master_imports_what_loading_a_model_needs_for_its_workers_and_start
         "HEARTRISK_STATE_DIR": str(tmp_path),
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
         "PATH": "/usr/bin",
+        **{name: os.environ[name] for name in ("PYTHONPATH",) if name in os.environ},  # a checkout's own src first
     }
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120, check=False

@@ -24,15 +24,17 @@ from heartrisk.settings import Settings
 pytestmark = pytest.mark.filterwarnings("ignore:X does not have valid feature names")
 
 
-def test_metrics_count_requests_and_predictions_by_label(client: FlaskClient, record) -> None:
+def test_metrics_count_requests_and_predictions_by_label(
+    client: FlaskClient, internal_client: FlaskClient, record
+) -> None:
     def sample(text: str, line: str) -> float:
         found = re.search(rf"^{re.escape(line)} (\S+)$", text, re.M)
         return float(found.group(1)) if found else 0.0
 
     label = client.post("/api/v1/predict", json=record).get_json()["label"]
-    before = client.get("/metrics").get_data(as_text=True)
+    before = internal_client.get("/metrics").get_data(as_text=True)
     client.post("/api/v1/predict", json=[record] * 3)
-    after = client.get("/metrics").get_data(as_text=True)
+    after = internal_client.get("/metrics").get_data(as_text=True)
     predicted = f'heartrisk_predictions_total{{label="{label}"}}'
     assert sample(after, predicted) - sample(before, predicted) == 3
     requests = 'heartrisk_http_requests_total{endpoint="/api/v1/predict",method="POST",status="200"}'

@@ -12,7 +12,7 @@ from flask import Flask
 
 from heartrisk.predlog import open_log
 from heartrisk.schema import as_matrix
-from heartrisk.serving.runtime import NoModel, request_id, score
+from heartrisk.serving.runtime import NoModel, client_request_id, request_id, score
 from heartrisk.settings import Settings
 from tests.support.predlog import count as count_rows
 from tests.support.predlog import logged as logged_rows
@@ -24,23 +24,26 @@ pytestmark = pytest.mark.filterwarnings("ignore:X does not have valid feature na
     ("given", "kept"),
     [("req-42", True), ("a" * 64, True), ("a" * 65, False), ("bad id", False), ("<script>", False), ("", False)],
 )
-def test_a_sane_request_id_is_kept_and_anything_else_replaced(app: Flask, given: str, kept: bool) -> None:
+def test_the_key_is_the_servers_and_a_sane_client_id_is_kept_beside_it(app: Flask, given: str, kept: bool) -> None:
     with app.test_request_context("/", headers={"X-Request-ID": given}):
         rid = request_id()
-        assert (rid == given) is kept
-        assert re.fullmatch(r"[A-Za-z0-9._:-]{1,64}", rid)
+        assert re.fullmatch(r"[0-9a-f]{32}", rid) and rid != given
         assert request_id() == rid  # one id for the whole request
+        assert client_request_id() == (given if kept else None)
+    with app.test_request_context("/", headers={"X-Request-ID": given}):
+        assert request_id() != rid  # a new key for every request, whatever the client sends
 
 
-def test_score_logs_every_record_with_the_model_version(
+def test_score_logs_every_record_with_the_model_version_and_both_ids(
     app: Flask, settings: Settings, record: dict[str, Any], pipeline: Any
 ) -> None:
     with app.test_request_context("/", headers={"X-Request-ID": "r1"}):
         scored = score(as_matrix([record, record]))
+        key = request_id()
     assert scored.model.version == "7"
     assert scored.labels == [int(p >= 0.5) for p in scored.probabilities]
     logged = logged_rows(open_log(settings.predictions_db))
-    assert list(logged["request_id"]) == ["r1", "r1"]
+    assert logged[["request_id", "client_request_id"]].values.tolist() == [[key, "r1"], [key, "r1"]]
     assert np.allclose(logged["probability"], scored.probabilities)
 
 
