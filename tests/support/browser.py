@@ -42,9 +42,9 @@ ARGS = [
 # Screenshots of every run, for a person to look at (git-ignored); `make screenshots` copies the local
 # layout's into docs/ for the README.
 SCREENSHOTS = ROOT / "test-results" / "screenshots"
-# What the Prometheus step shows: the app's answers per second by status (the scale test's PostgreSQL
-# outage is the band of 503s).
-PROMETHEUS_GRAPH = 'sum by (status) (rate(heartrisk_http_requests_total{endpoint="/api/v1/predict"}[1m]))'
+# What the Prometheus step shows: the app's answers per second by route and status (the health checks keep
+# /readyz's series going; the scale test's PostgreSQL outage is the band of 503s).
+PROMETHEUS_GRAPH = "sum by (endpoint, status) (rate(heartrisk_http_requests_total[1m]))"
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 # Answers that are part of a UI's normal work, not a fault: (status, path pattern, why).
 EXPECTED = (
@@ -235,8 +235,15 @@ def evidently_dashboard(page: Page, evidently_url: str, project: str) -> str:
 def prometheus_graph(page: Page, prometheus_url: str, expr: str, minutes: int = 30) -> str:
     """Prometheus's graph page of ``expr`` over the last ``minutes``, as an operator opens it; its legend."""
     query = urlencode({"g0.expr": expr, "g0.tab": "0", "g0.range_input": f"{minutes}m"})
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
     open_ui(page, f"{prometheus_url}/classic/graph?{query}")
-    page.locator(".graph_area svg path").first.wait_for()  # a series drawn
+    drawn = page.locator(".graph_area svg path.path")
+    try:
+        drawn.first.wait_for(timeout=30_000)
+    except PlaywrightTimeoutError:
+        shown = page.locator("body").inner_text()[:1500]
+        raise AssertionError(f"Prometheus drew no series of {expr}: {shown}") from None
     return page.locator(".legend").first.inner_text()
 
 
