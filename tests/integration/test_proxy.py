@@ -98,3 +98,17 @@ def test_large_requests_have_a_slower_rate_of_their_own(served: Served, tmp_path
     assert len(answers[0].json()) == len(batch)
     assert answers[2].headers["Retry-After"] == "60" and "Try again in 60 s" in answers[2].json()["error"]
     assert single.status_code == 200
+
+
+def test_a_body_over_the_apps_limit_is_refused_by_nginx_in_the_apps_json_shape(served: Served, tmp_path: Path) -> None:
+    """The app's own limit (HEARTRISK_MAX_REQUEST_BYTES) is nginx's too: refused before any replica, with the
+    same JSON error as the app's (an nginx location with error pages of its own inherits none of the server's)."""
+    env = {"HEARTRISK_MAX_REQUEST_BYTES": "1000"}
+    with loopback_proxy(tmp_path, served.app.url, env) as url, client_at("127.0.0.6") as client:
+        refused = client.post(
+            f"{url}/api/v1/predict", data=b" " * 1001, headers={"content-type": "application/json"}, timeout=30
+        )
+        small = client.post(f"{url}/api/v1/predict", json=RECORD, timeout=30)
+    assert refused.status_code == 413
+    assert refused.json() == {"error": "The request body is larger than 1000 bytes."}
+    assert small.status_code == 200

@@ -263,6 +263,13 @@ def test_strangers_get_a_short_readyz_and_no_metrics_while_the_internal_port_has
     assert "heartrisk_http_requests_total" in in_the_app(stack, "/metrics")
 
 
+def logged_in_postgres(stack: Stack, rows: list[list[str]] | None = None) -> Logged:
+    """The app's keys and the clients' ids in the PostgreSQL log (``rows``: already read)."""
+    if rows is None:
+        rows = stack.sql("SELECT request_id, client_request_id FROM predictions", "predictions")
+    return Logged({key for key, _ in rows}, {client for _, client in rows if client})
+
+
 def last_hop(answer: requests.Response | Sample) -> str:
     """The replica (IP address) that answered: the last of X-Served-By when the proxy tried several."""
     served_by = answer.served_by if isinstance(answer, Sample) else answer.headers.get("X-Served-By", "")
@@ -416,7 +423,7 @@ def test_under_load_a_killed_replica_a_new_champion_and_a_killed_worker_lose_not
     # Every acknowledged request is a row, found by the key the app answered, and no request was written twice
     # (no POST replayed: a replay would be a second key with the same client id).
     logged = stack.sql("SELECT request_id, client_request_id FROM predictions", "predictions")
-    figures = account(load, Logged({key for key, _ in logged}, {client for _, client in logged if client}))
+    figures = account(load, logged_in_postgres(stack, logged))
     assert figures["acknowledged_not_logged"] == 0
     ours = {s.rid for s in samples}
     twice = Counter(client for _, client in logged if client in ours)
@@ -547,8 +554,7 @@ def test_postgresql_stopped_under_load_mails_the_operators_and_then_the_all_clea
         load.wait_ok(20, timeout=180)
     refused = Counter(s.outcome for s in load.samples if s.outcome != 200)
     assert set(refused) <= {503}, refused  # refused with the reason, never a 500
-    logged = {rid for (rid,) in stack.sql("SELECT request_id FROM predictions", "predictions")}
-    assert account(load, logged)["acknowledged_not_logged"] == 0
+    assert account(load, logged_in_postgres(stack))["acknowledged_not_logged"] == 0
     wait_for(lambda: bool(alert_mail("RESOLVED")), timeout=300, what="the resolved e-mail", every=5)
     print(
         f"[scale] PostgreSQL stopped: alert e-mail after {fired:.0f} s, resolved e-mail "
