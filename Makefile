@@ -21,6 +21,7 @@ STACK_PID := $(STACK_STATE)/stack.pid
 COMPOSE_BIN = $(firstword $(wildcard $(VENV)/lib/python3*/site-packages/compose/docker-compose))
 COMPOSE = $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo "$(COMPOSE_BIN)")
 SCALE_ENV := .env.scale
+TLS_DIR := $(or $(HEARTRISK_TLS_DIR),.tls)
 SCALE = $(COMPOSE) $(if $(wildcard .env),--env-file .env) --env-file $(SCALE_ENV) -f docker-compose.yaml -f docker-compose.scale.yaml
 
 help:  ## list the targets
@@ -91,7 +92,9 @@ stack-test: venv  ## build the images and drive the docker compose stack (starts
 
 scale-up: venv  ## the scale-out stack in Docker (docs/scaling.md): replicas behind nginx, PostgreSQL, S3, logins
 	@$(PYTHON) tools/scale_env.py $(SCALE_ENV)
-	$(SCALE) up --build --detach --wait --wait-timeout 900
+	@# TLS: your certificate (HEARTRISK_TLS_CERT_FILE, _KEY_FILE, _CA_FILE, here or in .env), else a local CA's, made once
+	@set -o pipefail; set -a; [ -f .env ] && . ./.env; set +a; $(BIN)/heartrisk tls-certs --dir $(TLS_DIR) | sed '$$d'
+	HEARTRISK_TLS_DIR=$(abspath $(TLS_DIR)) $(SCALE) up --build --detach --wait --wait-timeout 900
 	@set -a; [ -f .env ] && . ./.env; set +a; \
 	echo ""; echo "HeartRisk (scale-out) is up, behind nginx:"; \
 	echo "  app (form)   http://127.0.0.1:$${HEARTRISK_APP_PORT:-8000}   (no login)"; \
