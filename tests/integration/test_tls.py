@@ -6,6 +6,9 @@ the CA with what docker-compose.scale.yaml gives it: libpq's ``PGSSLMODE=verify-
 for psycopg (the prediction log's pool), ADBC (its reader) and SQLAlchemy (MLflow's engine); Prefect's own
 ``PREFECT_SERVER_DATABASE_SQLALCHEMY_CONNECT_ARGS_TLS_*`` settings for its asyncpg engine. The same server
 presenting a certificate of the same CA for another name is refused by each of them.
+
+The S3 store (SeaweedFS) with ``-s3.cert.file`` / ``-s3.key.file``: boto3 trusting the CA works, MLflow's
+artifact repository too with the stack's ``AWS_CA_BUNDLE``; without the CA, verification fails.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import pytest
 from heartrisk.schema import FEATURE_NAMES
 from heartrisk.tls import TlsFiles
 from tests.support.postgres import Postgres, postgres_server
+from tests.support.s3 import ObjectStore, seaweedfs
 from tests.support.tls import certificate_for, stack_certificates
 
 pytestmark = pytest.mark.integration
@@ -147,3 +151,50 @@ def test_a_certificate_for_another_name_is_refused_by_every_client(
     done = prefect_engine(tls_postgres.url(scheme="postgresql+asyncpg"), Path(libpq_env["PGSSLROOTCERT"]), tmp_path)
     assert done.returncode != 0
     assert "certificate is not valid for '127.0.0.1'" in done.stderr
+
+
+@pytest.fixture(scope="module")
+def https_store(
+    certificates: tuple[TlsFiles, tuple[Path, Path]], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ObjectStore]:
+    with seaweedfs(tmp_path_factory.mktemp("seaweedfs-tls"), tls=certificates[0]) as store:
+        yield store
+
+
+@pytest.fixture
+def no_ca_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """botocore takes a CA from AWS_CA_BUNDLE or REQUESTS_CA_BUNDLE when it is given none: neither here."""
+    for name in ("AWS_CA_BUNDLE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_the_store_answers_https_only_and_boto3_trusting_the_ca_works(
+    https_store: ObjectStore, no_ca_from_the_environment: None
+) -> None:
+    import botocore.exceptions
+    import requests
+
+    assert https_store.endpoint.startswith("https://")
+    s3 = https_store.client()  # verify=the CA
+    s3.create_bucket(Bucket="heartrisk-tls")
+    s3.put_object(Bucket="heartrisk-tls", Key="a/model.skops", Body=b"weights")
+    assert s3.get_object(Bucket="heartrisk-tls", Key="a/model.skops")["Body"].read() == b"weights"
+    with pytest.raises(botocore.exceptions.SSLError, match="CERTIFICATE_VERIFY_FAILED"):
+        https_store.client(verify=None).list_buckets()  # boto3's own CA bundle does not know ours
+    plain = requests.get(https_store.endpoint.replace("https://", "http://") + "/healthz", timeout=10)
+    assert plain.status_code == 400  # Go's answer to plain HTTP on a TLS port: nothing was served
+
+
+def test_mlflows_artifact_repository_trusts_the_ca_through_aws_ca_bundle(
+    https_store: ObjectStore, no_ca_from_the_environment: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from mlflow.store.artifact.s3_artifact_repo import S3ArtifactRepository
+
+    https_store.client().create_bucket(Bucket="heartrisk-mlflow-tls")
+    for name, value in https_store.server_env().items():  # what the MLflow servers get in the stack
+        monkeypatch.setenv(name, value)
+    (tmp_path / "card.md").write_text("model card")
+    repository = S3ArtifactRepository("s3://heartrisk-mlflow-tls/artifacts")
+    repository.log_artifact(str(tmp_path / "card.md"))
+    assert [item.path for item in repository.list_artifacts()] == ["card.md"]
+    # (Without the CA it fails as boto3 does above; MLflow caches its client per endpoint, so not shown here.)
