@@ -152,6 +152,15 @@ def test_nginx_retries_a_post_only_when_it_was_never_sent() -> None:
     assert re.search(r"proxy_connect_timeout\s+2s;", conf)
 
 
+def tls_env(folder: Path) -> dict[str, str]:
+    """Throwaway certificates for the start script (compose mounts the stack's as secrets)."""
+    from heartrisk.tls import TlsFiles, ensure
+
+    ensure(folder / "tls")
+    files = TlsFiles(folder / "tls")
+    return {"HEARTRISK_TLS_CERT_FILE": str(files.cert), "HEARTRISK_TLS_KEY_FILE": str(files.key)}
+
+
 def test_nginx_refuses_what_the_app_would_refuse(tmp_path: Path) -> None:
     """The start script puts the app's HEARTRISK_MAX_REQUEST_BYTES into the config (a stand-in nginx shows it)."""
     fake = tmp_path / "bin" / "nginx"
@@ -159,7 +168,7 @@ def test_nginx_refuses_what_the_app_would_refuse(tmp_path: Path) -> None:
     fake.write_text('#!/bin/sh\ncat "$4"\n')  # nginx -e stderr -c FILE
     fake.chmod(0o755)
     env = {"PATH": f"{fake.parent}:/usr/bin:/bin", "HEARTRISK_NGINX_CONF": str(ROOT / "deploy" / "nginx.conf")}
-    env |= {"HEARTRISK_NGINX_DIR": str(tmp_path / "nginx")}
+    env |= {"HEARTRISK_NGINX_DIR": str(tmp_path / "nginx"), **tls_env(tmp_path)}
     env |= {"HEARTRISK_ADMIN_USER": "admin", "HEARTRISK_ADMIN_PASSWORD": "x"}  # pragma: allowlist secret
     start = [str(ROOT / "deploy" / "nginx-start.sh")]
     done = subprocess.run(start, env={**env, "HEARTRISK_MAX_REQUEST_BYTES": "1234"}, capture_output=True, text=True)
@@ -185,7 +194,7 @@ def test_the_evidently_ui_behind_nginx_asks_for_the_admins_login(tmp_path: Path)
     fake.chmod(0o755)
     state = tmp_path / "nginx"
     env = {"PATH": f"{fake.parent}:/usr/bin:/bin", "HEARTRISK_NGINX_CONF": str(ROOT / "deploy" / "nginx.conf")}
-    env |= {"HEARTRISK_NGINX_DIR": str(state)}
+    env |= {"HEARTRISK_NGINX_DIR": str(state), **tls_env(tmp_path)}
     login = {"HEARTRISK_ADMIN_USER": "heartrisk-admin", "HEARTRISK_ADMIN_PASSWORD": password}
     start = [str(ROOT / "deploy" / "nginx-start.sh")]
     subprocess.run(start, env={**env, **login}, capture_output=True, text=True, check=True)
@@ -193,29 +202,34 @@ def test_the_evidently_ui_behind_nginx_asks_for_the_admins_login(tmp_path: Path)
     missing = subprocess.run(start, env=env, capture_output=True, text=True)
     assert missing.returncode != 0 and "HEARTRISK_ADMIN_USER" in missing.stderr
 
-    block = re.search(r"\n    server \{\s*listen 8001;.*?\n    \}\n", nginx_directives(), re.S)
+    block = re.search(r"\n    server \{\s*listen 8001 ssl;.*?\n    \}\n", nginx_directives(), re.S)
     assert block is not None
     port, closed = free_ports(2)
-    server = block.group(0).replace("listen 8001;", f"listen 127.0.0.1:{port};")
+    server = block.group(0).replace("listen 8001 ssl;", f"listen 127.0.0.1:{port} ssl;")
     server = server.replace("/tmp/nginx", str(state)).replace("evidently:8001", f"127.0.0.1:{closed}")
     kinds = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
     temp = " ".join(f"{kind}_temp_path {tmp_path}/{kind};" for kind in kinds)
     top = f"user root; pid {tmp_path}/nginx.pid; error_log stderr; daemon off; events {{}}"
-    conf = f"{top} http {{ access_log off; {temp} {server} }}"
+    tls = tls_env(tmp_path)
+    tls_directives = (
+        f"ssl_certificate {tls['HEARTRISK_TLS_CERT_FILE']}; ssl_certificate_key {tls['HEARTRISK_TLS_KEY_FILE']};"
+    )
+    hsts = "map $host $heartrisk_hsts { default ''; }"
+    conf = f"{top} http {{ access_log off; {temp} {tls_directives} {hsts} {server} }}"
     (tmp_path / "nginx.conf").write_text(conf)
-    url = f"http://127.0.0.1:{port}/api/projects"
+    url, ca = f"https://127.0.0.1:{port}/api/projects", str(tmp_path / "tls" / "ca.pem")
     command = [str(nginx), "-e", "stderr", "-c", str(tmp_path / "nginx.conf")]
     with running(command, health=url, log=tmp_path / "nginx.log", wait=False):
-        assert _first_answer(url).status_code == 401
-        assert requests.get(url, auth=("heartrisk-admin", "wrong"), timeout=10).status_code == 401
-        assert requests.get(url, auth=("heartrisk-admin", password), timeout=10).status_code == 502
+        assert _first_answer(url, verify=ca).status_code == 401
+        assert requests.get(url, auth=("heartrisk-admin", "wrong"), timeout=10, verify=ca).status_code == 401
+        assert requests.get(url, auth=("heartrisk-admin", password), timeout=10, verify=ca).status_code == 502
 
 
-def _first_answer(url: str, seconds: float = 30) -> requests.Response:
+def _first_answer(url: str, seconds: float = 30, verify: str | bool = True) -> requests.Response:
     deadline = time.monotonic() + seconds
     while True:
         try:
-            return requests.get(url, timeout=5)
+            return requests.get(url, timeout=5, verify=verify)
         except requests.ConnectionError:
             assert time.monotonic() < deadline, f"nothing answered at {url}"
             time.sleep(0.1)
@@ -224,7 +238,10 @@ def _first_answer(url: str, seconds: float = 30) -> requests.Response:
 def test_nginx_accepts_the_rendered_config(tmp_path: Path) -> None:
     nginx = Path("/usr/sbin/nginx")
     require(nginx.is_file(), "nginx is not installed (Debian: apt-get install nginx-light)")
+    tls = tls_env(tmp_path)
     conf = nginx_directives().replace("@MAX_REQUEST_BYTES@", "5242880").replace("/tmp/nginx", str(tmp_path))
+    conf = conf.replace("@HTTPS_PORT@", "8443").replace("@TLS_CERT@", tls["HEARTRISK_TLS_CERT_FILE"])
+    conf = conf.replace("@TLS_KEY@", tls["HEARTRISK_TLS_KEY_FILE"])
     (tmp_path / "nginx.conf").write_text(conf)
     done = subprocess.run(
         [str(nginx), "-t", "-e", "stderr", "-c", str(tmp_path / "nginx.conf")], capture_output=True, text=True
