@@ -96,13 +96,14 @@ scale-up: venv  ## the scale-out stack in Docker (docs/scaling.md): replicas beh
 	@set -o pipefail; set -a; [ -f .env ] && . ./.env; set +a; $(BIN)/heartrisk tls-certs --dir $(TLS_DIR) | sed '$$d'
 	HEARTRISK_TLS_DIR=$(abspath $(TLS_DIR)) $(SCALE) up --build --detach --wait --wait-timeout 900
 	@set -a; [ -f .env ] && . ./.env; set +a; \
-	echo ""; echo "HeartRisk (scale-out) is up, behind nginx:"; \
-	echo "  app (form)   http://127.0.0.1:$${HEARTRISK_APP_PORT:-8000}   (no login)"; \
-	echo "  MLflow UI    http://127.0.0.1:$${HEARTRISK_MLFLOW_PORT:-5000}"; \
-	echo "  Prefect UI   http://127.0.0.1:$${HEARTRISK_PREFECT_PORT:-4200}"; \
-	echo "  Evidently UI http://127.0.0.1:$${HEARTRISK_EVIDENTLY_PORT:-8001}   (the drift dashboard)"; \
-	echo "  Prometheus   http://127.0.0.1:$${HEARTRISK_PROMETHEUS_PORT:-9090}   (the service's metrics and alert rules)"; \
-	echo "  Alertmanager http://127.0.0.1:$${HEARTRISK_ALERTMANAGER_PORT:-9093}   (alerts mailed to HEARTRISK_EMAIL_TO, silences)"; \
+	echo ""; echo "HeartRisk (scale-out) is up, behind nginx, over HTTPS (http://127.0.0.1:$${HEARTRISK_APP_PORT:-8000} redirects):"; \
+	echo "  app (form)   https://127.0.0.1:$${HEARTRISK_HTTPS_PORT:-8443}   (no login)"; \
+	echo "  MLflow UI    https://127.0.0.1:$${HEARTRISK_MLFLOW_PORT:-5000}"; \
+	echo "  Prefect UI   https://127.0.0.1:$${HEARTRISK_PREFECT_PORT:-4200}"; \
+	echo "  Evidently UI https://127.0.0.1:$${HEARTRISK_EVIDENTLY_PORT:-8001}   (the drift dashboard)"; \
+	echo "  Prometheus   https://127.0.0.1:$${HEARTRISK_PROMETHEUS_PORT:-9090}   (the service's metrics and alert rules)"; \
+	echo "  Alertmanager https://127.0.0.1:$${HEARTRISK_ALERTMANAGER_PORT:-9093}   (alerts mailed to HEARTRISK_EMAIL_TO, silences)"; \
+	echo "Their certificate's CA: $(TLS_DIR)/ca.pem (how to trust it: docs/security.md, TLS)."; \
 	echo "MLflow, Prefect, the Evidently UI, Prometheus and Alertmanager ask for HEARTRISK_ADMIN_USER / HEARTRISK_ADMIN_PASSWORD from $(SCALE_ENV) (mode 0600)."; \
 	echo "Stop with: make scale-down"
 

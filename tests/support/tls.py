@@ -1,8 +1,10 @@
-"""Certificates for the TLS tests: the stack's (``heartrisk tls-certs``), and one the same CA signed for other
-names, which a client that checks names must refuse."""
+"""Certificates for the TLS tests: the stack's (``heartrisk tls-certs``), one the same CA signed for other
+names, which a client that checks names must refuse, and a browser profile that trusts the CA."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from heartrisk.tls import TlsFiles, ensure
+from tests.support.servers import require
 
 
 def stack_certificates(folder: Path) -> TlsFiles:
@@ -44,3 +47,17 @@ def certificate_for(files: TlsFiles, names: list[str], folder: Path) -> tuple[Pa
     key_file.write_bytes(pem)
     key_file.chmod(0o600)
     return cert_file, key_file
+
+
+def trusting_home(home: Path, ca: Path | str) -> Path:
+    """A home folder whose NSS database trusts ``ca`` for web sites: where Chromium on Linux looks
+    (``$HOME/.pki/nssdb``), as a person's ``certutil -A`` (docs/security.md) makes it. Nothing outside
+    ``home`` changes, and nothing trusts the CA but a browser started with this HOME."""
+    certutil = shutil.which("certutil")
+    require(certutil is not None, "certutil is not installed (Debian: apt-get install libnss3-tools)")
+    database = home / ".pki" / "nssdb"
+    database.mkdir(parents=True, exist_ok=True)
+    subprocess.run([certutil, "-N", "-d", f"sql:{database}", "--empty-password"], check=True, capture_output=True)
+    add = [certutil, "-A", "-d", f"sql:{database}", "-t", "C,,", "-n", "heartrisk", "-i", str(ca)]
+    subprocess.run(add, check=True, capture_output=True)
+    return home

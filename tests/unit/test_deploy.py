@@ -110,7 +110,7 @@ def test_only_the_proxy_is_published_and_replicas_are_as_documented(
 ) -> None:
     services = overlay[0]["services"]
     assert {name for name, service in services.items() if service.get("ports")} == {"proxy"}
-    assert {p["target"] for p in services["proxy"]["ports"]} == {8000, 5000, 4200, 8001, 9090, 9093}  # the UIs
+    assert {p["target"] for p in services["proxy"]["ports"]} == {8000, 8443, 5000, 4200, 8001, 9090, 9093}  # the UIs
     replicas = {name: (service.get("deploy") or {}).get("replicas", 1) for name, service in services.items()}
     assert {k: replicas[k] for k in ("app", "mlflow", "worker", "prefect", "postgres")} == {
         "app": 3, "mlflow": 2, "worker": 2, "prefect": 1, "postgres": 1,
@@ -259,3 +259,38 @@ def test_the_stacks_postgresql_makes_checksummed_clusters_and_never_turns_durabi
     text = "\n".join((ROOT / name).read_text() for name in files)
     for setting in ("fsync", "synchronous_commit", "full_page_writes"):
         assert not re.search(rf"{setting}\s*[=:]\s*['\"]?(off|false|no|0|local|remote_write)", text, re.IGNORECASE)
+
+
+def test_every_connection_that_leaves_a_container_is_tls_checked_against_the_stacks_ca(
+    overlay: tuple[dict[str, Any], dict[str, str]],
+) -> None:
+    """Who gets which certificate file (compose secrets, never an environment value), and every client of
+    PostgreSQL, MLflow through the proxy and the S3 store set to verify the server against the CA."""
+    model = overlay[0]
+    services = model["services"]
+    mounted = {name: {s["source"] for s in service.get("secrets", [])} for name, service in services.items()}
+    assert {name for name, found in mounted.items() if "tls-key" in found} == {"proxy", "postgres", "s3"}
+    assert {source: Path(secret["file"]).name for source, secret in model["secrets"].items()} == {
+        "tls-ca": "ca.pem", "tls-cert": "server.pem", "tls-key": "server-key.pem",
+    }  # fmt: skip
+    for name, service in services.items():
+        env = {k: str(v) for k, v in (service.get("environment") or {}).items()}
+        assert not any("BEGIN" in value for value in env.values()), name  # no PEM in an environment
+        assert "sslmode=disable" not in str(service), name
+        if any(value.startswith("postgresql://") or "+psycopg://" in value for value in env.values()):
+            if "DATA_SOURCE_NAME" in env:  # the exporter (Go's lib/pq): the same parameters in its URL
+                assert "sslmode=verify-full&sslrootcert=/run/secrets/tls-ca" in env["DATA_SOURCE_NAME"]
+            elif name != "postgres":
+                assert (env.get("PGSSLMODE"), env.get("PGSSLROOTCERT")) == ("verify-full", "/run/secrets/tls-ca"), name
+            assert "tls-ca" in mounted[name] or name == "postgres", name
+        if "+asyncpg://" in env.get("PREFECT_API_DATABASE_CONNECTION_URL", ""):
+            prefix = "PREFECT_SERVER_DATABASE_SQLALCHEMY_CONNECT_ARGS_TLS_"
+            tls = {k.removeprefix(prefix): v for k, v in env.items() if k.startswith(prefix)}
+            assert tls == {"ENABLED": "true", "CA_FILE": "/run/secrets/tls-ca", "CHECK_HOSTNAME": "true"}
+        if "MLFLOW_TRACKING_URI" in env:
+            assert env["MLFLOW_TRACKING_URI"] == "https://proxy:5000", name
+            assert env["MLFLOW_TRACKING_SERVER_CERT_PATH"] == env["REQUESTS_CA_BUNDLE"] == "/run/secrets/tls-ca"
+        if "MLFLOW_S3_ENDPOINT_URL" in env:
+            assert (env["MLFLOW_S3_ENDPOINT_URL"], env["AWS_CA_BUNDLE"]) == ("https://s3:8333", "/run/secrets/tls-ca")
+    s3 = services["s3"]["command"]
+    assert {"-s3.cert.file=/run/secrets/tls-cert", "-s3.key.file=/run/secrets/tls-key"} <= set(s3)
