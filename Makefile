@@ -21,6 +21,7 @@ STACK_PID := $(STACK_STATE)/stack.pid
 COMPOSE_BIN = $(firstword $(wildcard $(VENV)/lib/python3*/site-packages/compose/docker-compose))
 COMPOSE = $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo "$(COMPOSE_BIN)")
 SCALE_ENV := .env.scale
+TLS_DIR := $(or $(HEARTRISK_TLS_DIR),.tls)
 SCALE = $(COMPOSE) $(if $(wildcard .env),--env-file .env) --env-file $(SCALE_ENV) -f docker-compose.yaml -f docker-compose.scale.yaml
 
 help:  ## list the targets
@@ -91,15 +92,18 @@ stack-test: venv  ## build the images and drive the docker compose stack (starts
 
 scale-up: venv  ## the scale-out stack in Docker (docs/scaling.md): replicas behind nginx, PostgreSQL, S3, logins
 	@$(PYTHON) tools/scale_env.py $(SCALE_ENV)
-	$(SCALE) up --build --detach --wait --wait-timeout 900
+	@# TLS: your certificate (HEARTRISK_TLS_CERT_FILE, _KEY_FILE, _CA_FILE, here or in .env), else a local CA's, made once
+	@set -o pipefail; set -a; [ -f .env ] && . ./.env; set +a; $(BIN)/heartrisk tls-certs --dir $(TLS_DIR) | sed '$$d'
+	HEARTRISK_TLS_DIR=$(abspath $(TLS_DIR)) $(SCALE) up --build --detach --wait --wait-timeout 900
 	@set -a; [ -f .env ] && . ./.env; set +a; \
-	echo ""; echo "HeartRisk (scale-out) is up, behind nginx:"; \
-	echo "  app (form)   http://127.0.0.1:$${HEARTRISK_APP_PORT:-8000}   (no login)"; \
-	echo "  MLflow UI    http://127.0.0.1:$${HEARTRISK_MLFLOW_PORT:-5000}"; \
-	echo "  Prefect UI   http://127.0.0.1:$${HEARTRISK_PREFECT_PORT:-4200}"; \
-	echo "  Evidently UI http://127.0.0.1:$${HEARTRISK_EVIDENTLY_PORT:-8001}   (the drift dashboard)"; \
-	echo "  Prometheus   http://127.0.0.1:$${HEARTRISK_PROMETHEUS_PORT:-9090}   (the service's metrics and alert rules)"; \
-	echo "  Alertmanager http://127.0.0.1:$${HEARTRISK_ALERTMANAGER_PORT:-9093}   (alerts mailed to HEARTRISK_EMAIL_TO, silences)"; \
+	echo ""; echo "HeartRisk (scale-out) is up, behind nginx, over HTTPS (http://127.0.0.1:$${HEARTRISK_APP_PORT:-8000} redirects):"; \
+	echo "  app (form)   https://127.0.0.1:$${HEARTRISK_HTTPS_PORT:-8443}   (no login)"; \
+	echo "  MLflow UI    https://127.0.0.1:$${HEARTRISK_MLFLOW_PORT:-5000}"; \
+	echo "  Prefect UI   https://127.0.0.1:$${HEARTRISK_PREFECT_PORT:-4200}"; \
+	echo "  Evidently UI https://127.0.0.1:$${HEARTRISK_EVIDENTLY_PORT:-8001}   (the drift dashboard)"; \
+	echo "  Prometheus   https://127.0.0.1:$${HEARTRISK_PROMETHEUS_PORT:-9090}   (the service's metrics and alert rules)"; \
+	echo "  Alertmanager https://127.0.0.1:$${HEARTRISK_ALERTMANAGER_PORT:-9093}   (alerts mailed to HEARTRISK_EMAIL_TO, silences)"; \
+	echo "Their certificate's CA: $(TLS_DIR)/ca.pem (how to trust it: docs/security.md, TLS)."; \
 	echo "MLflow, Prefect, the Evidently UI, Prometheus and Alertmanager ask for HEARTRISK_ADMIN_USER / HEARTRISK_ADMIN_PASSWORD from $(SCALE_ENV) (mode 0600)."; \
 	echo "Stop with: make scale-down"
 

@@ -3,7 +3,9 @@
 # (HEARTRISK_MAX_REQUEST_BYTES, the app's own setting, so both refuse the same bodies), the throttle
 # (HEARTRISK_RATE_LIMIT requests a second per client address, HEARTRISK_RATE_BURST over it at once; for large
 # bodies HEARTRISK_BATCH_RATE_LIMIT a minute, HEARTRISK_BATCH_BURST over it), whether answers name their
-# replica (HEARTRISK_PROXY_SERVED_BY, off by default) and the admin's login for the UIs nginx guards
+# replica (HEARTRISK_PROXY_SERVED_BY, off by default), the HTTPS port the host publishes (HEARTRISK_HTTPS_PORT:
+# plain HTTP on 8000 is sent there), the certificate and key (compose secrets /run/secrets/tls-cert and tls-key;
+# HEARTRISK_TLS_CERT_FILE / _KEY_FILE elsewhere) and the admin's login for the UIs nginx guards
 # (HEARTRISK_ADMIN_USER / HEARTRISK_ADMIN_PASSWORD), then run it in the foreground as this unprivileged user.
 # HEARTRISK_PROXY_APP_UPSTREAM (host:port, default app:8000) is where the app is: a test points it at an app
 # on loopback.
@@ -38,6 +40,13 @@ case $upstream in
     *) upstream= ;;
 esac
 [ -n "$upstream" ] || { echo "HEARTRISK_PROXY_APP_UPSTREAM must be host:port, not '$HEARTRISK_PROXY_APP_UPSTREAM'" >&2; exit 2; }
+https_port=${HEARTRISK_HTTPS_PORT:-8443}
+number HEARTRISK_HTTPS_PORT "$https_port" " (a port)"
+cert=${HEARTRISK_TLS_CERT_FILE:-/run/secrets/tls-cert}
+key=${HEARTRISK_TLS_KEY_FILE:-/run/secrets/tls-key}
+for file in "$cert" "$key"; do
+    [ -r "$file" ] || { echo "no TLS certificate or key at $file (make scale-up makes them: heartrisk tls-certs)" >&2; exit 2; }
+done
 : "${HEARTRISK_ADMIN_USER:?the Evidently UI behind nginx asks for the admin: set HEARTRISK_ADMIN_USER}"
 : "${HEARTRISK_ADMIN_PASSWORD:?the Evidently UI behind nginx asks for the admin: set HEARTRISK_ADMIN_PASSWORD}"
 dir=${HEARTRISK_NGINX_DIR:-/tmp/nginx}  # nginx's pid, temporary files, login and rendered config
@@ -48,6 +57,7 @@ hash=$(printf '%s\n' "$HEARTRISK_ADMIN_PASSWORD" | openssl passwd -6 -stdin)
 printf '%s:%s\n' "$HEARTRISK_ADMIN_USER" "$hash" > "$dir/htpasswd"
 sed -e "s/@MAX_REQUEST_BYTES@/$limit/g" -e "s/@RATE_LIMIT@/$rate/g" -e "s/@RATE_BURST@/$burst/g" \
     -e "s/@BATCH_RATE_LIMIT@/$batch_rate/g" -e "s/@BATCH_BURST@/$batch_burst/g" -e "s/@BATCH_RETRY_AFTER@/$batch_wait/g" \
-    -e "s/@SERVED_BY@/$served_by/g" -e "s/@APP_UPSTREAM@/$upstream/g" -e "s#/tmp/nginx/#$dir/#g" \
+    -e "s/@SERVED_BY@/$served_by/g" -e "s/@APP_UPSTREAM@/$upstream/g" -e "s/@HTTPS_PORT@/$https_port/g" \
+    -e "s#@TLS_CERT@#$cert#g" -e "s#@TLS_KEY@#$key#g" -e "s#/tmp/nginx/#$dir/#g" \
     "${HEARTRISK_NGINX_CONF:-/etc/heartrisk/nginx.conf}" > "$dir/nginx.conf"
 exec nginx -e stderr -c "$dir/nginx.conf"

@@ -12,15 +12,32 @@
 # full_page_writes (all on: nothing here turns them off), so a commit it acknowledged survives a power cut.
 # A volume made before checksums were on keeps running without them: `pg_checksums --enable` on the
 # stopped cluster turns them on (docs/operations.md).
+#
+# TLS only over the network (docs/security.md): the server presents the certificate and key that compose mounts
+# as secrets (/run/secrets/tls-cert, /run/secrets/tls-key; HEARTRISK_TLS_CERT_FILE / _KEY_FILE elsewhere), and
+# its client rules, written on every start whatever an older volume holds, refuse any TCP connection without
+# TLS (`hostnossl ... reject`). PostgreSQL wants its key private to it (0600, its own user); the mounted file
+# has the host's owner and mode, so the key is copied into this container's /tmp with them.
 set -eu
 bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
 data=${PGDATA:-/var/lib/postgresql/data}
+cert=${HEARTRISK_TLS_CERT_FILE:-/run/secrets/tls-cert}
+key=${HEARTRISK_TLS_KEY_FILE:-/run/secrets/tls-key}
+for file in "$cert" "$key"; do
+    [ -r "$file" ] || { echo "no TLS certificate or key at $file (make scale-up makes them: heartrisk tls-certs)" >&2; exit 2; }
+done
+run=$(mktemp -d "${TMPDIR:-/tmp}/postgres-run.XXXXXX")
+(umask 077 && cat "$key" > "$run/server-key.pem")
+cat > "$run/pg_hba.conf" <<HBA
+local all all peer
+hostssl all all all scram-sha-256
+hostnossl all all all reject
+HBA
 if [ ! -s "$data/PG_VERSION" ]; then
     "$bin/initdb" -D "$data" -U postgres -E UTF8 --no-locale --data-checksums --auth-local=peer \
         --auth-host=scram-sha-256 >/dev/null
-    echo "host all all all scram-sha-256" >> "$data/pg_hba.conf"
 fi
-"$bin/pg_ctl" -D "$data" -w -l /tmp/postgres-setup.log -o "-c listen_addresses=''" start >/dev/null
+"$bin/pg_ctl" -D "$data" -w -l "$run/setup.log" -o "-c listen_addresses='' -c hba_file=$run/pg_hba.conf" start >/dev/null
 for name in ${HEARTRISK_DATABASES:?name the databases, e.g. HEARTRISK_DATABASES=\"mlflow prefect\"}; do
     variable="HEARTRISK_$(echo "$name" | tr '[:lower:]' '[:upper:]')_DB_PASSWORD"
     password=$(printenv "$variable" || true)
@@ -51,4 +68,6 @@ GRANT pg_monitor TO metrics;
 SQL
 fi
 "$bin/pg_ctl" -D "$data" -w -m fast stop >/dev/null
-exec "$bin/postgres" -D "$data" -c listen_addresses='*' -c max_connections="${HEARTRISK_POSTGRES_MAX_CONNECTIONS:-200}"
+exec "$bin/postgres" -D "$data" -c listen_addresses='*' -c max_connections="${HEARTRISK_POSTGRES_MAX_CONNECTIONS:-200}" \
+    -c hba_file="$run/pg_hba.conf" -c ssl=on -c ssl_cert_file="$cert" -c ssl_key_file="$run/server-key.pem" \
+    -c ssl_min_protocol_version=TLSv1.2

@@ -232,6 +232,26 @@ def cmd_model_keys(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tls_certs(args: argparse.Namespace) -> int:
+    """The scale-out stack's certificates: the user's own, checked and copied in, or a local CA's, made once."""
+    from heartrisk import tls
+
+    settings = get_settings().tls
+    folder = Path(args.dir) if args.dir else settings.folder
+    own = None
+    if settings.cert_file or settings.key_file:
+        ca = Path(settings.ca_file) if settings.ca_file else None
+        own = (Path(settings.cert_file), Path(settings.key_file), ca)
+    try:
+        lines = tls.ensure(folder, public_host=settings.public_host, own=own)
+    except tls.TlsError as exc:
+        print(f"heartrisk tls-certs: {exc}", file=sys.stderr)
+        return 2
+    files = tls.TlsFiles(folder)
+    _emit({"dir": str(folder), "ca": str(files.ca), "cert": str(files.cert), "key": str(files.key)}, lines)
+    return 0
+
+
 def cmd_process(args: argparse.Namespace) -> int:
     """The stack's servers: each replaces this process, or serves in it until stopped (the Evidently UI);
     see :mod:`heartrisk.stack.processes`."""
@@ -268,6 +288,7 @@ HANDLERS = {
     "restore": cmd_restore,
     "bootstrap": cmd_bootstrap,
     "model-keys": cmd_model_keys,
+    "tls-certs": cmd_tls_certs,
 }  # the handler each subcommand names (heartrisk.cli_args)
 
 

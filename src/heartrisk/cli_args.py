@@ -131,6 +131,13 @@ def _add_stack(sub: argparse._SubParsersAction) -> None:
         "missing (HEARTRISK_MODEL_SIGNING_KEY_FILE, HEARTRISK_MODEL_VERIFY_KEY_FILE; default .state/keys)",
     )
     keys.set_defaults(handler="model-keys")
+    certs = sub.add_parser(
+        "tls-certs",
+        help="the scale-out stack's TLS certificates: yours (HEARTRISK_TLS_CERT_FILE, _KEY_FILE, _CA_FILE) checked "
+        "and copied in, else a local CA and a server certificate, made once and renewed 30 days before they end",
+    )
+    certs.add_argument("--dir", help="their folder (default .tls, HEARTRISK_TLS_DIR)")
+    certs.set_defaults(handler="tls-certs")
 
     boot = sub.add_parser("bootstrap", help="create pool and deployments, train a first champion if none")
     boot.add_argument("--no-train", action="store_true", help="do not start the first training run")

@@ -34,6 +34,7 @@ from heartrisk.settings import (
     PrefectSettings,
     SearchSettings,
     Settings,
+    TlsSettings,
 )
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -199,6 +200,16 @@ def _mail(state_dir: Path) -> MailSettings:
     )
 
 
+def _tls() -> TlsSettings:
+    return TlsSettings(
+        folder=Path(_env("HEARTRISK_TLS_DIR", str(PROJECT_ROOT / ".tls"))),
+        cert_file=_env("HEARTRISK_TLS_CERT_FILE", ""),
+        key_file=_env("HEARTRISK_TLS_KEY_FILE", ""),
+        ca_file=_env("HEARTRISK_TLS_CA_FILE", ""),
+        public_host=_env("HEARTRISK_PUBLIC_HOST", ""),
+    )
+
+
 def get_settings() -> Settings:
     """Read the environment now (tests change it between calls, so this is not cached)."""
     state_dir = Path(_env("HEARTRISK_STATE_DIR", str(PROJECT_ROOT / ".state"))).resolve()
@@ -224,4 +235,5 @@ def get_settings() -> Settings:
         evidently=_evidently(state_dir),
         mail=_mail(state_dir),
         backup=BackupSettings(retention_days=_env_float("HEARTRISK_BACKUP_RETENTION_DAYS", 30.0)),
+        tls=_tls(),
     )

@@ -1,8 +1,8 @@
 """What HeartRisk's settings are: :class:`Settings`, what several parts share, and one section per part.
 
 A consumer that needs one part takes only its section: ``search``, ``app``, ``mlflow``, ``prefect``,
-``drift``, ``evidently``, ``mail`` or ``backup``. :func:`heartrisk.config.get_settings` reads them all from the
-environment; the variable behind each field, and its default, are there. Fields that can hold a
+``drift``, ``evidently``, ``mail``, ``backup`` or ``tls``. :func:`heartrisk.config.get_settings` reads them
+all from the environment; the variable behind each field, and its default, are there. Fields that can hold a
 password stay out of every repr, a section's too (a settings object in a log or a traceback shows none).
 """
 
@@ -144,6 +144,18 @@ class BackupSettings:
 
 
 @dataclass(frozen=True)
+class TlsSettings:
+    """The scale-out stack's certificates (:mod:`heartrisk.tls`): the folder compose mounts them from, and the
+    user's own certificate, key and CA when they bring them (empty: a local CA made in the folder)."""
+
+    folder: Path
+    cert_file: str
+    key_file: str
+    ca_file: str
+    public_host: str  # the name people open the stack by, when not 127.0.0.1 or localhost
+
+
+@dataclass(frozen=True)
 class Settings:
     """Typed view of the environment, built by :func:`heartrisk.config.get_settings`: what several parts share,
     then one section per part. Fields that can hold a password stay out of every repr."""
@@ -166,3 +178,4 @@ class Settings:
     evidently: EvidentlySettings
     mail: MailSettings
     backup: BackupSettings
+    tls: TlsSettings

@@ -1,10 +1,12 @@
 """The scale-out stack (docker-compose.scale.yaml) under load and faults. Run by tests/stack/run.sh scale
 (`make scale-test`), once the images are built.
 
-The stack starts as `make scale-up` starts it, with a fresh credentials file from tools/scale_env.py, on
-free loopback ports, and is removed with its volumes at the end. Then, through the proxy as a user and
-an operator would: the services and who may reach what; a load at concurrency 16, lasting until 15 s after
-the faults are over, during which an app replica is killed and started again, a new
+The stack starts as `make scale-up` starts it, with a fresh credentials file from tools/scale_env.py and
+fresh certificates from `heartrisk tls-certs` (a local CA in the test's folder), on free loopback ports, and
+is removed with its volumes at the end. Everything is reached over HTTPS, trusting that CA and nothing else
+(requests through REQUESTS_CA_BUNDLE or ``verify``, the browser through an NSS database). Then, through the
+proxy as a user and an operator would: the services and who may reach what; a load at concurrency 16,
+lasting until 15 s after the faults are over, during which an app replica is killed and started again, a new
 champion is promoted and a Prefect worker is killed while a training run waits in the pool; every
 acknowledged request is then found in PostgreSQL by its id. Last, a batch with shifted age and
 cholesterol, the monitor over the PostgreSQL log, and its alert in the mail service. The figures of
@@ -36,6 +38,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import certifi
 import numpy as np
 import pandas as pd
 import pytest
@@ -44,6 +47,7 @@ import requests
 from heartrisk.names import MODEL, MONITOR_DEPLOYMENT, MONITOR_FLOW, TRAIN_DEPLOYMENT, TRAIN_FLOW
 from heartrisk.schema import BY_NAME, FEATURE_NAMES
 from heartrisk.serving.flow_runs import csrf_headers
+from heartrisk.tls import TlsFiles, ensure
 from tests.support import prometheus
 from tests.support.browser import every_ui
 from tests.support.docker import SCALE, address, compose, docker, environment, inspect
@@ -91,10 +95,13 @@ class Stack:
     env: dict[str, str]
     env_file: str
     secrets: dict[str, str]
+    ca: str  # the stack's CA (HEARTRISK_TLS_DIR/ca.pem): what every client here trusts
     up_seconds: float = 0.0  # `up --wait` until the first champion answered (the report prints it)
 
     def url(self, name: str) -> str:
-        return f"http://127.0.0.1:{self.env[f'HEARTRISK_{name.upper()}_PORT']}"
+        """A UI's HTTPS address (the form's is HEARTRISK_HTTPS_PORT; the app's own port only redirects)."""
+        port = self.env["HEARTRISK_HTTPS_PORT" if name == "app" else f"HEARTRISK_{name.upper()}_PORT"]
+        return f"https://127.0.0.1:{port}"
 
     @property
     def admin(self) -> tuple[str, str]:
@@ -131,15 +138,25 @@ def read_env_file(path: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    env_file = str(tmp_path_factory.mktemp("scale") / "scale.env")
+    folder = tmp_path_factory.mktemp("scale")
+    env_file = str(folder / "scale.env")
     made = subprocess.run([sys.executable, str(ROOT / "tools" / "scale_env.py"), env_file], capture_output=True)
     assert made.returncode == 0, made.stderr
+    ensure(folder / "tls")  # what `make scale-up` runs first: a local CA and the server certificate
     names = tuple(
-        f"HEARTRISK_{name}_PORT" for name in ("APP", "MLFLOW", "PREFECT", "EVIDENTLY", "PROMETHEUS", "ALERTMANAGER")
+        f"HEARTRISK_{name}_PORT"
+        for name in ("APP", "HTTPS", "MLFLOW", "PREFECT", "EVIDENTLY", "PROMETHEUS", "ALERTMANAGER")
     )
     env = {**os.environ, **{name: str(port) for name, port in zip(names, free_ports(len(names)), strict=True)}}
-    env |= {"HEARTRISK_TRIALS": "10", "HEARTRISK_MODEL_POLL_SECONDS": str(POLL_SECONDS), **PROXY_THROTTLE}
-    stack = Stack(env, env_file, read_env_file(env_file))
+    env |= {
+        "HEARTRISK_TRIALS": "10",
+        "HEARTRISK_MODEL_POLL_SECONDS": str(POLL_SECONDS),
+        "HEARTRISK_TLS_DIR": str(folder / "tls"),
+        **PROXY_THROTTLE,
+    }
+    stack = Stack(env, env_file, read_env_file(env_file), str(TlsFiles(folder / "tls").ca))
+    trusted = os.environ.get("REQUESTS_CA_BUNDLE")
+    os.environ["REQUESTS_CA_BUNDLE"] = stack.ca  # requests (and MLflow's client) here trust the stack's CA only
     try:
         started = time.monotonic()
         up = stack.compose("up", "--detach", "--wait", "--wait-timeout", "900", timeout=1000)
@@ -149,6 +166,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 wait_http(
                     url.format(app=stack.url("app"), mlflow=stack.url("mlflow"), prefect=stack.url("prefect")),
                     timeout=60,
+                    verify=stack.ca,
                 )
         except (AssertionError, TimeoutError) as exc:
             logs = stack.compose("logs", "--tail", "40").stdout
@@ -157,6 +175,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield stack
     finally:
         stack.compose("down", "--volumes", "--remove-orphans")
+        os.environ.pop("REQUESTS_CA_BUNDLE")
+        if trusted is not None:
+            os.environ["REQUESTS_CA_BUNDLE"] = trusted
 
 
 def test_every_service_is_up_and_only_the_proxy_is_published(stack: Stack) -> None:
@@ -169,6 +190,33 @@ def test_every_service_is_up_and_only_the_proxy_is_published(stack: Stack) -> No
     assert [(c["State"], c["ExitCode"]) for c in setup] == [("exited", 0)]
     published = {c["Service"] for c in listed for p in (c["Publishers"] or []) if p.get("PublishedPort")}
     assert published == {"proxy"}
+
+
+def test_tls_verifies_against_the_stacks_ca_http_is_redirected_and_postgresql_refuses_plain(stack: Stack) -> None:
+    """Every published port speaks TLS with the stack's certificate; plain HTTP on the app's port is sent to the
+    form's HTTPS port (Strict-Transport-Security on the answers); PostgreSQL refuses a connection without TLS
+    from inside the network, and the app's own (verify-full, the CA) is encrypted."""
+    plain = f"http://127.0.0.1:{stack.env['HEARTRISK_APP_PORT']}"
+    moved = requests.get(f"{plain}/about?x=1", allow_redirects=False, timeout=30)
+    assert (moved.status_code, moved.headers["Location"]) == (301, f"{stack.url('app')}/about?x=1")
+    for name in ("app", "mlflow", "prefect", "evidently", "prometheus", "alertmanager"):
+        answer = requests.get(f"{stack.url(name)}/", timeout=30)  # verified against REQUESTS_CA_BUNDLE: the CA
+        assert answer.headers.get("Strict-Transport-Security") == "max-age=63072000", name
+        refused = requests.get(stack.url(name).replace("https://", "http://"), allow_redirects=False, timeout=30)
+        assert (refused.status_code, refused.headers["Location"]) == (301, f"{stack.url(name)}/"), name
+    with pytest.raises(requests.exceptions.SSLError):  # requests' own CA bundle does not know the stack's CA
+        requests.get(f"{stack.url('app')}/", timeout=30, verify=certifi.where())
+
+    probe = (
+        "import os, psycopg\n"
+        "url = os.environ['HEARTRISK_PREDICTIONS_DB']\n"
+        "with psycopg.connect(url) as conn:\n"
+        "    print(conn.execute('SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()').fetchone()[0])\n"
+        "psycopg.connect(url, sslmode='disable', connect_timeout=5)\n"
+    )
+    done = stack.compose("exec", "-T", "app", "python3", "-c", probe)
+    assert done.stdout.strip() == "True", done.stdout + done.stderr
+    assert done.returncode != 0 and "no encryption" in done.stderr, done.stderr[-2000:]
 
 
 def test_mlflow_and_prefect_want_credentials_and_the_app_none(stack: Stack) -> None:
@@ -390,7 +438,7 @@ def test_under_load_a_killed_replica_a_new_champion_and_a_killed_worker_lose_not
     stack: Stack, capsys: pytest.CaptureFixture
 ) -> None:
     begun = time.time()
-    with Load(stack.url("app"), concurrency=CONCURRENCY) as load:
+    with Load(stack.url("app"), concurrency=CONCURRENCY, verify=stack.ca) as load:
         events = faults(stack, load)
     samples = load.samples
     last = max(s.done for s in samples)
@@ -540,7 +588,7 @@ def test_postgresql_stopped_under_load_mails_the_operators_and_then_the_all_clea
         ]
 
     assert alert_mail("FIRING") == []
-    with Load(stack.url("app"), concurrency=2) as load, load.paced(0.2):
+    with Load(stack.url("app"), concurrency=2, verify=stack.ca) as load, load.paced(0.2):
         load.wait_ok(20, timeout=120)
         stopped = time.monotonic()
         assert stack.compose("stop", "postgres", timeout=120).returncode == 0
@@ -628,7 +676,7 @@ def test_every_ui_in_a_browser_with_its_login(stack: Stack, capsys: pytest.Captu
     urls = {name: stack.url(name) for name in ("app", "mlflow", "prefect", "evidently", "prometheus")}
     with capsys.disabled():
         try:
-            every_ui("scale", urls, RECORD, admin=stack.admin)
+            every_ui("scale", urls, RECORD, admin=stack.admin, ca=stack.ca)
         except AssertionError as exc:  # a 5xx behind a page: the servers' own account of it
             logs = stack.compose("logs", "--tail", "60", "prefect", "mlflow", "evidently").stdout
             raise AssertionError(f"{exc}\n--- the servers' last lines ---\n{logs[-12000:]}") from None

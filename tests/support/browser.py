@@ -9,7 +9,9 @@ host but the stack's loopback addresses (nothing calls out; such a request is ab
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,6 +28,7 @@ from heartrisk.schema import FEATURES
 from heartrisk.tracking import TRAINING_TAG
 from tests.support.paths import ROOT
 from tests.support.servers import require
+from tests.support.tls import trusting_home
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page, Request, Response, Route
@@ -99,13 +102,16 @@ class Watch:
 
 
 @contextmanager
-def chromium() -> Iterator[Browser]:
-    """Debian's chromium under Playwright; skipped on a laptop without it, a failure in CI."""
+def chromium(ca: str | None = None) -> Iterator[Browser]:
+    """Debian's chromium under Playwright; skipped on a laptop without it, a failure in CI. ``ca``: a CA the
+    browser trusts as a person's does after importing it (an NSS database in a home of its own), for a stack
+    served over HTTPS; certificate errors stay errors."""
     require(CHROMIUM.exists(), "Debian's chromium is not installed (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+    with tempfile.TemporaryDirectory(prefix="heartrisk-browser-home-") as home, sync_playwright() as p:
+        env = {**os.environ, "HOME": str(trusting_home(Path(home), ca))} if ca else None
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, env=env)
         try:
             yield browser
         finally:
@@ -284,17 +290,23 @@ def last_snapshot_time(evidently_url: str, auth: tuple[str, str] | None = None) 
     return newest[:19].replace("T", " ")
 
 
-def every_ui(layout: str, urls: dict[str, str], record: dict[str, Any], admin: tuple[str, str] | None = None) -> None:
+def every_ui(
+    layout: str,
+    urls: dict[str, str],
+    record: dict[str, Any],
+    admin: tuple[str, str] | None = None,
+    ca: str | None = None,
+) -> None:
     """What each user of a running stack opens, in turn: the form, the MLflow model page, the Evidently
     dashboard, and a Quick run of training in the Prefect UI; with the stack's logins when ``admin`` is set
     (HTTP basic auth for MLflow and the Evidently UI, Prefect's login page for its auth string).
 
     ``urls`` maps app, mlflow, prefect and evidently (and, when the layout has it, prometheus) to their published
-    addresses. The form comes first:
+    addresses; ``ca``: the CA of a stack served over HTTPS, which the browser then trusts. The form comes first:
     a Quick run may promote a new champion, which the app follows only at its next poll.
     """
     champion = champion_version(urls["mlflow"], admin)
-    with chromium() as browser:
+    with chromium(ca) as browser:
         started = time.monotonic()
         with watched_page(browser, javascript=False) as (page, watch):
             percentage, version = form_answer(page, urls["app"], record)

@@ -51,6 +51,7 @@ class Load:
     url: str
     concurrency: int = 8
     limit: int | None = None
+    verify: str | bool = True  # requests' verify: the CA file of an https stack (the environment is not read)
     samples: list[Sample] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
@@ -70,6 +71,7 @@ class Load:
         # Loopback, no proxy or netrc: and requests would otherwise iterate os.environ on every request, which
         # raced with a test setting a variable meanwhile (a load thread died of a KeyError in one scale run).
         session.trust_env = False
+        session.verify = self.verify
         while self._ticket():
             rid = uuid.uuid4().hex
             served_by = version = key = ""

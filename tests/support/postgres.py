@@ -6,6 +6,8 @@ Logins over TCP need the password (SCRAM), as in production; each test gets data
 Every cluster has data checksums, as the scale-out stack's (deploy/postgres-start.sh): a test runs on the
 pages production writes. Only a ``durable`` cluster syncs to disk (PostgreSQL's defaults, production's
 settings); the others skip it, which no test but a crash test needs and which costs every commit a flush.
+A ``tls`` cluster is configured as the stack's: ``ssl=on`` with the given server certificate, and TLS only
+over TCP (pg_hba refuses the rest); clients then need ``sslmode=verify-full`` and the CA (``client_env``).
 """
 
 from __future__ import annotations
@@ -50,6 +52,18 @@ class Postgres:
     password: str
     options: str
     owner: str | None  # the system user the server runs as (None: this one)
+    ca: Path | None = None  # a TLS cluster: the CA its clients trust
+
+    def client_env(self) -> dict[str, str]:
+        """libpq's own variables that make every libpq client (psycopg, ADBC, SQLAlchemy) insist on TLS and
+        check the server's certificate and name against the CA: what the scale-out stack sets."""
+        assert self.ca is not None, "not a TLS cluster"
+        return {"PGSSLMODE": "verify-full", "PGSSLROOTCERT": str(self.ca)}
+
+    def use_certificate(self, cert: Path, key: Path) -> None:
+        """Present another certificate from now on (PostgreSQL reads its TLS files again on reload)."""
+        _install_tls(self.folder, cert, key, self.owner)
+        self.pg_ctl("reload")
 
     def url(
         self, database: str = "postgres", *, scheme: str = "postgresql", user: str = USER, password: str = ""
@@ -61,7 +75,8 @@ class Postgres:
         """Run one statement as the cluster's owner (autocommit, so CREATE DATABASE works)."""
         import psycopg
 
-        with psycopg.connect(self.url(database), autocommit=True) as conn:
+        tls = {"sslmode": "verify-full", "sslrootcert": str(self.ca)} if self.ca else {}
+        with psycopg.connect(self.url(database), autocommit=True, **tls) as conn:
             cursor = conn.execute(statement)
             return cursor.fetchall() if cursor.description else []
 
@@ -105,10 +120,24 @@ class Postgres:
         return {name: self.sql(f"SHOW {name}")[0][0] for name in names}
 
 
+def _install_tls(folder: Path, cert: Path, key: Path, owner: str | None) -> None:
+    """The server's certificate and key in its folder, the key 0600 and the server's (PostgreSQL's rule)."""
+    for source, name in ((cert, "server.pem"), (key, "server-key.pem")):
+        shutil.copy(source, folder / name)
+        (folder / name).chmod(0o600)
+        if owner:
+            shutil.chown(folder / name, owner)
+
+
+# The scale-out stack's rules (deploy/postgres-start.sh): the local socket for the owner; over TCP, TLS or nothing.
+TLS_HBA = "local all all trust\nhostssl all all all scram-sha-256\nhostnossl all all all reject\n"
+
+
 @contextmanager
-def postgres_server(*, durable: bool = False) -> Iterator[Postgres]:
+def postgres_server(*, durable: bool = False, tls: tuple[Path, Path, Path] | None = None) -> Iterator[Postgres]:
     """A fresh cluster for the block, with data checksums. ``durable``: fsync, synchronous commits and full
-    page writes on (production); otherwise (the tests) fsync and full page writes off."""
+    page writes on (production); otherwise (the tests) fsync and full page writes off. ``tls``: the server's
+    certificate, its key and the CA clients trust; then TLS only, as in the scale-out stack."""
     bindir = postgres_bindir()
     require(bindir is not None, "PostgreSQL is not installed (Debian: apt-get install postgresql)")
     owner = None
@@ -132,8 +161,13 @@ def postgres_server(*, durable: bool = False) -> Iterator[Postgres]:
     port = free_port()
     options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c max_connections=300"
     settings = DURABLE if durable else {"fsync": "off", "full_page_writes": "off"}
+    if tls:
+        _install_tls(folder, tls[0], tls[1], owner)
+        (folder / "data" / "pg_hba.conf").write_text(TLS_HBA)
+        settings = {**settings, "ssl": "on", "ssl_cert_file": folder / "server.pem"}
+        settings["ssl_key_file"] = folder / "server-key.pem"
     options += "".join(f" -c {name}={value}" for name, value in settings.items())
-    server = Postgres(bindir, folder, port, password, options, owner)
+    server = Postgres(bindir, folder, port, password, options, owner, tls[2] if tls else None)
     server.start()
     try:
         yield server

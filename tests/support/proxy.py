@@ -16,6 +16,7 @@ from requests.adapters import HTTPAdapter
 
 from tests.support.paths import ROOT
 from tests.support.servers import free_ports, require, running
+from tests.support.tls import stack_certificates
 
 NGINX = Path("/usr/sbin/nginx")
 START = ROOT / "deploy" / "nginx-start.sh"
@@ -25,13 +26,15 @@ LOGIN = {"HEARTRISK_ADMIN_USER": "heartrisk-admin", "HEARTRISK_ADMIN_PASSWORD": 
 
 def render(tmp: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """The start script run with a stand-in nginx that prints the config it was given (stdout) instead of serving;
-    its login and rendered config land in ``tmp/nginx``."""
+    its login and rendered config land in ``tmp/nginx``, throwaway certificates (a local CA) in ``tmp/tls``."""
+    files = stack_certificates(tmp / "tls")
     fake = tmp / "bin" / "nginx"
     fake.parent.mkdir(parents=True, exist_ok=True)
     fake.write_text('#!/bin/sh\ncat "$4"\n')  # nginx -e stderr -c FILE
     fake.chmod(0o755)
     base = {"PATH": f"{fake.parent}:/usr/bin:/bin", "HEARTRISK_NGINX_CONF": str(CONF)}
     base |= {"HEARTRISK_NGINX_DIR": str(tmp / "nginx"), **LOGIN}
+    base |= {"HEARTRISK_TLS_CERT_FILE": str(files.cert), "HEARTRISK_TLS_KEY_FILE": str(files.key)}
     return subprocess.run([str(START)], env={**base, **(env or {})}, capture_output=True, text=True, check=False)
 
 

@@ -41,15 +41,23 @@ def free_ports(count: int) -> list[int]:
         return [sock.getsockname()[1] for sock in sockets]
 
 
-def wait_http(url: str, *, timeout: float, proc: subprocess.Popen | None = None, log: Path | None = None) -> None:
-    """Wait until ``url`` answers 2xx; fail early with the log if the process died."""
+def wait_http(
+    url: str,
+    *,
+    timeout: float,
+    proc: subprocess.Popen | None = None,
+    log: Path | None = None,
+    verify: str | bool = True,
+) -> None:
+    """Wait until ``url`` answers 2xx; fail early with the log if the process died. ``verify``: as requests'
+    (a CA file for an https server whose certificate a test made)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             tail = log.read_text()[-3000:] if log and log.exists() else ""
             raise RuntimeError(f"process for {url} exited with {proc.returncode}:\n{tail}")
         try:
-            if requests.get(url, timeout=2).ok:
+            if requests.get(url, timeout=2, verify=verify).ok:
                 return
         except requests.RequestException:
             pass
@@ -80,9 +88,11 @@ def running(
     env: dict[str, str] | None = None,
     timeout: float = 120,
     wait: bool = True,
+    verify: str | bool = True,
 ) -> Iterator[subprocess.Popen]:
     """Run ``cmd`` in its own process group until the block ends; ``wait=False`` returns at once (servers
-    that start side by side: the caller waits for ``health`` with :func:`wait_http`)."""
+    that start side by side: the caller waits for ``health`` with :func:`wait_http`). ``verify``: the CA
+    of an https ``health``."""
     handle = log.open("ab")
     proc = subprocess.Popen(
         list(cmd),
@@ -93,7 +103,7 @@ def running(
     )
     try:
         if wait:
-            wait_http(health, timeout=timeout, proc=proc, log=log)
+            wait_http(health, timeout=timeout, proc=proc, log=log, verify=verify)
         yield proc
     finally:
         stop(proc)

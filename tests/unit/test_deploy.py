@@ -112,7 +112,7 @@ def test_only_the_proxy_is_published_and_replicas_are_as_documented(
 ) -> None:
     services = overlay[0]["services"]
     assert {name for name, service in services.items() if service.get("ports")} == {"proxy"}
-    assert {p["target"] for p in services["proxy"]["ports"]} == {8000, 5000, 4200, 8001, 9090, 9093}  # the UIs
+    assert {p["target"] for p in services["proxy"]["ports"]} == {8000, 8443, 5000, 4200, 8001, 9090, 9093}  # the UIs
     replicas = {name: (service.get("deploy") or {}).get("replicas", 1) for name, service in services.items()}
     assert {k: replicas[k] for k in ("app", "mlflow", "worker", "prefect", "postgres")} == {
         "app": 3, "mlflow": 2, "worker": 2, "prefect": 1, "postgres": 1,
@@ -152,6 +152,15 @@ def test_nginx_retries_a_post_only_when_it_was_never_sent() -> None:
     assert re.findall(r"proxy_next_upstream\s+([^;]*);", conf) == ["error timeout"]
     assert "non_idempotent" not in conf
     assert re.search(r"proxy_connect_timeout\s+2s;", conf)
+
+
+def tls_env(folder: Path) -> dict[str, str]:
+    """Throwaway certificates for the start script (compose mounts the stack's as secrets)."""
+    from heartrisk.tls import TlsFiles, ensure
+
+    ensure(folder / "tls")
+    files = TlsFiles(folder / "tls")
+    return {"HEARTRISK_TLS_CERT_FILE": str(files.cert), "HEARTRISK_TLS_KEY_FILE": str(files.key)}
 
 
 def test_nginx_refuses_what_the_app_would_refuse(tmp_path: Path) -> None:
@@ -213,7 +222,7 @@ def test_nginx_invents_no_request_id_for_the_app_and_never_throttles_healthz() -
     conf = nginx_directives()
     assert not re.search(r"proxy_set_header\s+X-Request-ID", conf, re.IGNORECASE)
     assert "$request_id" in re.search(r"log_format heartrisk[^;]*;", conf).group(0)
-    app = re.search(r"\n    server \{\s*listen 8000;.*?\n    \}\n", conf, re.S).group(0)
+    app = re.search(r"\n    server \{\s*listen 8443 ssl;.*?\n    \}\n", conf, re.S).group(0)
     locations = dict(re.findall(r"location ([^{]+?) \{(.*?)\n        \}", app, re.S))
     assert "limit_req " not in locations["= /healthz"] and "limit_req zone=heartrisk_app" in locations["/"]
 
@@ -230,7 +239,7 @@ def test_the_evidently_ui_behind_nginx_asks_for_the_admins_login(tmp_path: Path)
     fake.chmod(0o755)
     state = tmp_path / "nginx"
     env = {"PATH": f"{fake.parent}:/usr/bin:/bin", "HEARTRISK_NGINX_CONF": str(ROOT / "deploy" / "nginx.conf")}
-    env |= {"HEARTRISK_NGINX_DIR": str(state)}
+    env |= {"HEARTRISK_NGINX_DIR": str(state), **tls_env(tmp_path)}
     login = {"HEARTRISK_ADMIN_USER": "heartrisk-admin", "HEARTRISK_ADMIN_PASSWORD": password}
     start = [str(ROOT / "deploy" / "nginx-start.sh")]
     subprocess.run(start, env={**env, **login}, capture_output=True, text=True, check=True)
@@ -238,29 +247,34 @@ def test_the_evidently_ui_behind_nginx_asks_for_the_admins_login(tmp_path: Path)
     missing = subprocess.run(start, env=env, capture_output=True, text=True)
     assert missing.returncode != 0 and "HEARTRISK_ADMIN_USER" in missing.stderr
 
-    block = re.search(r"\n    server \{\s*listen 8001;.*?\n    \}\n", nginx_directives(), re.S)
+    block = re.search(r"\n    server \{\s*listen 8001 ssl;.*?\n    \}\n", nginx_directives(), re.S)
     assert block is not None
     port, closed = free_ports(2)
-    server = block.group(0).replace("listen 8001;", f"listen 127.0.0.1:{port};")
+    server = block.group(0).replace("listen 8001 ssl;", f"listen 127.0.0.1:{port} ssl;")
     server = server.replace("/tmp/nginx", str(state)).replace("evidently:8001", f"127.0.0.1:{closed}")
     kinds = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
     temp = " ".join(f"{kind}_temp_path {tmp_path}/{kind};" for kind in kinds)
     top = f"user root; pid {tmp_path}/nginx.pid; error_log stderr; daemon off; events {{}}"
-    conf = f"{top} http {{ access_log off; {temp} {server} }}"
+    tls = tls_env(tmp_path)
+    tls_directives = (
+        f"ssl_certificate {tls['HEARTRISK_TLS_CERT_FILE']}; ssl_certificate_key {tls['HEARTRISK_TLS_KEY_FILE']};"
+    )
+    hsts = "map $host $heartrisk_hsts { default ''; }"
+    conf = f"{top} http {{ access_log off; {temp} {tls_directives} {hsts} {server} }}"
     (tmp_path / "nginx.conf").write_text(conf)
-    url = f"http://127.0.0.1:{port}/api/projects"
+    url, ca = f"https://127.0.0.1:{port}/api/projects", str(tmp_path / "tls" / "ca.pem")
     command = [str(nginx), "-e", "stderr", "-c", str(tmp_path / "nginx.conf")]
     with running(command, health=url, log=tmp_path / "nginx.log", wait=False):
-        assert _first_answer(url).status_code == 401
-        assert requests.get(url, auth=("heartrisk-admin", "wrong"), timeout=10).status_code == 401
-        assert requests.get(url, auth=("heartrisk-admin", password), timeout=10).status_code == 502
+        assert _first_answer(url, verify=ca).status_code == 401
+        assert requests.get(url, auth=("heartrisk-admin", "wrong"), timeout=10, verify=ca).status_code == 401
+        assert requests.get(url, auth=("heartrisk-admin", password), timeout=10, verify=ca).status_code == 502
 
 
-def _first_answer(url: str, seconds: float = 30) -> requests.Response:
+def _first_answer(url: str, seconds: float = 30, verify: str | bool = True) -> requests.Response:
     deadline = time.monotonic() + seconds
     while True:
         try:
-            return requests.get(url, timeout=5)
+            return requests.get(url, timeout=5, verify=verify)
         except requests.ConnectionError:
             assert time.monotonic() < deadline, f"nothing answered at {url}"
             time.sleep(0.1)
@@ -289,3 +303,38 @@ def test_the_stacks_postgresql_makes_checksummed_clusters_and_never_turns_durabi
     text = "\n".join((ROOT / name).read_text() for name in files)
     for setting in ("fsync", "synchronous_commit", "full_page_writes"):
         assert not re.search(rf"{setting}\s*[=:]\s*['\"]?(off|false|no|0|local|remote_write)", text, re.IGNORECASE)
+
+
+def test_every_connection_that_leaves_a_container_is_tls_checked_against_the_stacks_ca(
+    overlay: tuple[dict[str, Any], dict[str, str]],
+) -> None:
+    """Who gets which certificate file (compose secrets, never an environment value), and every client of
+    PostgreSQL, MLflow through the proxy and the S3 store set to verify the server against the CA."""
+    model = overlay[0]
+    services = model["services"]
+    mounted = {name: {s["source"] for s in service.get("secrets", [])} for name, service in services.items()}
+    assert {name for name, found in mounted.items() if "tls-key" in found} == {"proxy", "postgres", "s3"}
+    assert {source: Path(secret["file"]).name for source, secret in model["secrets"].items()} == {
+        "tls-ca": "ca.pem", "tls-cert": "server.pem", "tls-key": "server-key.pem",
+    }  # fmt: skip
+    for name, service in services.items():
+        env = {k: str(v) for k, v in (service.get("environment") or {}).items()}
+        assert not any("BEGIN" in value for value in env.values()), name  # no PEM in an environment
+        assert "sslmode=disable" not in str(service), name
+        if any(value.startswith("postgresql://") or "+psycopg://" in value for value in env.values()):
+            if "DATA_SOURCE_NAME" in env:  # the exporter (Go's lib/pq): the same parameters in its URL
+                assert "sslmode=verify-full&sslrootcert=/run/secrets/tls-ca" in env["DATA_SOURCE_NAME"]
+            elif name != "postgres":
+                assert (env.get("PGSSLMODE"), env.get("PGSSLROOTCERT")) == ("verify-full", "/run/secrets/tls-ca"), name
+            assert "tls-ca" in mounted[name] or name == "postgres", name
+        if "+asyncpg://" in env.get("PREFECT_API_DATABASE_CONNECTION_URL", ""):
+            prefix = "PREFECT_SERVER_DATABASE_SQLALCHEMY_CONNECT_ARGS_TLS_"
+            tls = {k.removeprefix(prefix): v for k, v in env.items() if k.startswith(prefix)}
+            assert tls == {"ENABLED": "true", "CA_FILE": "/run/secrets/tls-ca", "CHECK_HOSTNAME": "true"}
+        if "MLFLOW_TRACKING_URI" in env:
+            assert env["MLFLOW_TRACKING_URI"] == "https://proxy:5000", name
+            assert env["MLFLOW_TRACKING_SERVER_CERT_PATH"] == env["REQUESTS_CA_BUNDLE"] == "/run/secrets/tls-ca"
+        if "MLFLOW_S3_ENDPOINT_URL" in env:
+            assert (env["MLFLOW_S3_ENDPOINT_URL"], env["AWS_CA_BUNDLE"]) == ("https://s3:8333", "/run/secrets/tls-ca")
+    s3 = services["s3"]["command"]
+    assert {"-s3.cert.file=/run/secrets/tls-cert", "-s3.key.file=/run/secrets/tls-key"} <= set(s3)

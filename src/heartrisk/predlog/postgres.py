@@ -17,6 +17,10 @@ measurably here (docs/BENCHMARKS.md), so it was not worth a thread and a queue. 
 many small commits can group their flushes further with its own ``commit_delay`` / ``commit_siblings``.
 
 Reads for monitoring go through ADBC (``adbc-driver-postgresql``, binary COPY into Arrow columns).
+
+TLS: both drivers are libpq, so both honour libpq's own ``PGSSLMODE`` and ``PGSSLROOTCERT`` (the scale-out
+stack sets ``verify-full`` and its CA) or the same parameters in the URL; nothing here needs to know
+(tests/integration/test_tls.py).
 """
 
 from __future__ import annotations
