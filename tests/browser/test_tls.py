@@ -1,6 +1,6 @@
 """A browser against the scale-out stack's HTTPS, as a person's is once they trusted the CA: Debian's chromium
 with the CA in its NSS database (what `make scale-test` uses for every UI), before the loopback nginx of
-tests/support/nginx.py with the certificates `heartrisk tls-certs` makes. Certificate errors are not ignored:
+tests/support/proxy.py with the certificates `heartrisk tls-certs` makes. Certificate errors are not ignored:
 the same browser without the CA refuses the page."""
 
 from __future__ import annotations
@@ -10,24 +10,20 @@ from pathlib import Path
 
 import pytest
 
-from heartrisk.tls import TlsFiles, ensure
 from tests.support.browser import chromium, watched_page
-from tests.support.nginx import Proxy, loopback_proxy
+from tests.support.proxy import ADMIN, Proxy, loopback_proxy
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
 def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
-    folder = tmp_path_factory.mktemp("nginx-browser")
-    ensure(folder / "tls")
-    with loopback_proxy(folder, TlsFiles(folder / "tls")) as running_proxy:
+    with loopback_proxy(tmp_path_factory.mktemp("nginx-browser")) as running_proxy:
         yield running_proxy
 
 
 def test_a_browser_trusting_the_ca_opens_the_stack_over_https_and_is_sent_there_from_http(proxy: Proxy) -> None:
-    admin = ("admin", "x" * 12)  # the login tests/support/nginx.py renders  # pragma: allowlist secret
-    with chromium(ca=proxy.ca) as browser, watched_page(browser, basic_auth=admin) as (page, _):
+    with chromium(ca=proxy.ca) as browser, watched_page(browser, basic_auth=ADMIN) as (page, _):
         answer = page.goto(proxy.url(8443, "/metrics"))  # nginx's own answer: the app's /metrics stays inside
         assert answer is not None and answer.status == 404
         assert answer.headers["strict-transport-security"] == "max-age=63072000"

@@ -1,9 +1,11 @@
 """The scale-out stack's nginx (deploy/nginx.conf as deploy/nginx-start.sh renders it) on loopback, in front of
-the real app under gunicorn: the throttle per client address, what a throttled client reads, the request ids
-passed through, and X-Served-By only when asked for.
+the real app under gunicorn, over HTTPS as in the stack (throwaway certificates; the clients trust their CA
+only): the throttle per client address, what a throttled client reads, the request ids passed through, the
+body limit, and X-Served-By only when asked for.
 
 Two client addresses on one machine: Linux answers all of 127.0.0.0/8 on loopback, so a client bound to
-127.0.0.2 is another address to nginx's ``$binary_remote_addr``.
+127.0.0.2 is another address to nginx's ``$binary_remote_addr`` (TLS changes nothing there: the client's
+socket is bound before the handshake).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore:X does
 # A slow rate, so that a flood of ordinary requests outruns it whatever the machine's speed: each request of
 # the flood takes milliseconds, and the burst is spent long before a second has passed.
 THROTTLE = {"HEARTRISK_RATE_LIMIT": "1", "HEARTRISK_RATE_BURST": "5"}
+HSTS = "max-age=63072000"  # every HTTPS answer of the stack's nginx, nginx's own pages too
 CAP = 300  # requests a flood sends at most before the test gives up on seeing a 429
 
 
@@ -40,18 +43,19 @@ def flood(session: requests.Session, method: str, url: str, **kwargs) -> tuple[l
 def test_a_flood_from_one_address_gets_429_as_json_while_another_address_is_served(
     served: Served, tmp_path: Path
 ) -> None:
-    with loopback_proxy(tmp_path, served.app.url, THROTTLE) as url, client_at("127.0.0.1") as one:
-        answers, ids = flood(one, "POST", f"{url}/api/v1/predict", json=RECORD)
+    with loopback_proxy(tmp_path, served.app.url, THROTTLE) as proxy, client_at("127.0.0.1", proxy.ca) as one:
+        answers, ids = flood(one, "POST", proxy.url(8443, "/api/v1/predict"), json=RECORD)
         throttled = answers[-1]
         assert throttled.status_code == 429, [a.status_code for a in answers[-5:]]
         assert {a.status_code for a in answers[:-1]} == {200}  # the burst was served first
         assert throttled.headers["Content-Type"] == "application/json" and throttled.headers["Retry-After"] == "1"
+        assert throttled.headers["Strict-Transport-Security"] == HSTS  # its location has add_headers of its own
         assert list(throttled.json()) == ["error"] and "Too many requests" in throttled.json()["error"]
 
-        with client_at("127.0.0.2") as other:
-            answer = other.post(f"{url}/api/v1/predict", json=RECORD, timeout=30)
+        with client_at("127.0.0.2", proxy.ca) as other:
+            answer = other.post(proxy.url(8443, "/api/v1/predict"), json=RECORD, timeout=30)
         assert answer.status_code == 200 and answer.json()["model_version"] == served.version
-        assert one.get(f"{url}/healthz", timeout=30).status_code == 200  # liveness is never throttled
+        assert one.get(proxy.url(8443, "/healthz"), timeout=30).status_code == 200  # liveness is never throttled
 
     # Only what was answered 200 reached the app: one row each, keyed by the id the app answered, the client's
     # id kept beside it as sent (nginx passes the header on and invents none).
@@ -64,13 +68,13 @@ def test_a_flood_from_one_address_gets_429_as_json_while_another_address_is_serv
 
 def test_a_person_at_the_form_gets_a_short_page_when_throttled(served: Served, tmp_path: Path) -> None:
     form = {name: str(value) for name, value in RECORD.items()}
-    with loopback_proxy(tmp_path, served.app.url, THROTTLE) as url, client_at("127.0.0.3") as person:
+    with loopback_proxy(tmp_path, served.app.url, THROTTLE) as proxy, client_at("127.0.0.3", proxy.ca) as person:
         person.headers["Accept"] = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"  # a browser's
-        answers, _ = flood(person, "POST", f"{url}/", data=form)
+        answers, _ = flood(person, "POST", proxy.url(8443), data=form)
     throttled = answers[-1]
     assert throttled.status_code == 429 and throttled.headers["Content-Type"] == "text/html"
     assert "<h1>Too many requests</h1>" in throttled.text and "submit the form again" in throttled.text
-    assert throttled.headers["Retry-After"] == "1"
+    assert throttled.headers["Retry-After"] == "1" and throttled.headers["Strict-Transport-Security"] == HSTS
     assert 'id="model-version"' in answers[0].text  # before the throttle, the form's answer
 
 
@@ -79,8 +83,8 @@ def test_answers_name_the_replica_only_when_the_setting_says_so(
     served: Served, tmp_path: Path, setting: str | None, named: bool
 ) -> None:
     env = {} if setting is None else {"HEARTRISK_PROXY_SERVED_BY": setting}
-    with loopback_proxy(tmp_path, served.app.url, env) as url, client_at("127.0.0.4") as client:
-        answer = client.post(f"{url}/api/v1/predict", json=RECORD, timeout=30)
+    with loopback_proxy(tmp_path, served.app.url, env) as proxy, client_at("127.0.0.4", proxy.ca) as client:
+        answer = client.post(proxy.url(8443, "/api/v1/predict"), json=RECORD, timeout=30)
     assert answer.status_code == 200
     upstream = served.app.url.removeprefix("http://")
     assert answer.headers.get("X-Served-By") == (upstream if named else None)
@@ -91,9 +95,9 @@ def test_large_requests_have_a_slower_rate_of_their_own(served: Served, tmp_path
     while the same address's small requests go on being served."""
     batch = [RECORD] * 1000  # about 160 000 bytes of JSON
     env = {"HEARTRISK_BATCH_RATE_LIMIT": "1", "HEARTRISK_BATCH_BURST": "1"}
-    with loopback_proxy(tmp_path, served.app.url, env) as url, client_at("127.0.0.5") as client:
-        answers = [client.post(f"{url}/api/v1/predict", json=batch, timeout=60) for _ in range(3)]
-        single = client.post(f"{url}/api/v1/predict", json=RECORD, timeout=30)
+    with loopback_proxy(tmp_path, served.app.url, env) as proxy, client_at("127.0.0.5", proxy.ca) as client:
+        answers = [client.post(proxy.url(8443, "/api/v1/predict"), json=batch, timeout=60) for _ in range(3)]
+        single = client.post(proxy.url(8443, "/api/v1/predict"), json=RECORD, timeout=30)
     assert [a.status_code for a in answers] == [200, 200, 429]  # the burst of 1 over the rate, then refused
     assert len(answers[0].json()) == len(batch)
     assert answers[2].headers["Retry-After"] == "60" and "Try again in 60 s" in answers[2].json()["error"]
@@ -104,11 +108,10 @@ def test_a_body_over_the_apps_limit_is_refused_by_nginx_in_the_apps_json_shape(s
     """The app's own limit (HEARTRISK_MAX_REQUEST_BYTES) is nginx's too: refused before any replica, with the
     same JSON error as the app's (an nginx location with error pages of its own inherits none of the server's)."""
     env = {"HEARTRISK_MAX_REQUEST_BYTES": "1000"}
-    with loopback_proxy(tmp_path, served.app.url, env) as url, client_at("127.0.0.6") as client:
-        refused = client.post(
-            f"{url}/api/v1/predict", data=b" " * 1001, headers={"content-type": "application/json"}, timeout=30
-        )
-        small = client.post(f"{url}/api/v1/predict", json=RECORD, timeout=30)
+    with loopback_proxy(tmp_path, served.app.url, env) as proxy, client_at("127.0.0.6", proxy.ca) as client:
+        api = proxy.url(8443, "/api/v1/predict")
+        refused = client.post(api, data=b" " * 1001, headers={"content-type": "application/json"}, timeout=30)
+        small = client.post(api, json=RECORD, timeout=30)
     assert refused.status_code == 413
     assert refused.json() == {"error": "The request body is larger than 1000 bytes."}
     assert small.status_code == 200

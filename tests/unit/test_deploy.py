@@ -9,7 +9,6 @@ import os
 import re
 import stat
 import subprocess
-import time
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -19,7 +18,7 @@ import requests
 
 from tests.support import proxy
 from tests.support.paths import ROOT
-from tests.support.servers import free_ports, require, running
+from tests.support.servers import require
 
 S3_HOLDERS = {"mlflow", "mlflow-setup", "s3"}
 
@@ -154,15 +153,6 @@ def test_nginx_retries_a_post_only_when_it_was_never_sent() -> None:
     assert re.search(r"proxy_connect_timeout\s+2s;", conf)
 
 
-def tls_env(folder: Path) -> dict[str, str]:
-    """Throwaway certificates for the start script (compose mounts the stack's as secrets)."""
-    from heartrisk.tls import TlsFiles, ensure
-
-    ensure(folder / "tls")
-    files = TlsFiles(folder / "tls")
-    return {"HEARTRISK_TLS_CERT_FILE": str(files.cert), "HEARTRISK_TLS_KEY_FILE": str(files.key)}
-
-
 def test_nginx_refuses_what_the_app_would_refuse(tmp_path: Path) -> None:
     """The start script puts the app's HEARTRISK_MAX_REQUEST_BYTES into the config (a stand-in nginx shows it)."""
     done = proxy.render(tmp_path, {"HEARTRISK_MAX_REQUEST_BYTES": "1234"})
@@ -228,56 +218,19 @@ def test_nginx_invents_no_request_id_for_the_app_and_never_throttles_healthz() -
 
 
 def test_the_evidently_ui_behind_nginx_asks_for_the_admins_login(tmp_path: Path) -> None:
-    """The UI has no login of its own: nginx's port 8001 asks for the admin (a real nginx, the start script's
-    password file; no UI behind it, so a good login gets nginx's 502 where a bad one gets 401)."""
-    nginx = Path("/usr/sbin/nginx")
-    require(nginx.is_file(), "nginx is not installed (Debian: apt-get install nginx-light)")
+    """The UI has no login of its own: nginx's port 8001 asks for the admin (the whole config on a loopback nginx
+    with the start script's password file; no UI behind it, so a good login gets nginx's 502 where a bad one
+    gets 401)."""
     password = "s3cret-" + os.urandom(6).hex()  # pragma: allowlist secret
-    fake = tmp_path / "bin" / "nginx"
-    fake.parent.mkdir()
-    fake.write_text("#!/bin/sh\n")  # the script's own nginx is not started: the real one below is, on loopback
-    fake.chmod(0o755)
-    state = tmp_path / "nginx"
-    env = {"PATH": f"{fake.parent}:/usr/bin:/bin", "HEARTRISK_NGINX_CONF": str(ROOT / "deploy" / "nginx.conf")}
-    env |= {"HEARTRISK_NGINX_DIR": str(state), **tls_env(tmp_path)}
     login = {"HEARTRISK_ADMIN_USER": "heartrisk-admin", "HEARTRISK_ADMIN_PASSWORD": password}
-    start = [str(ROOT / "deploy" / "nginx-start.sh")]
-    subprocess.run(start, env={**env, **login}, capture_output=True, text=True, check=True)
-    assert password not in (state / "htpasswd").read_text()
-    missing = subprocess.run(start, env=env, capture_output=True, text=True)
+    missing = proxy.render(tmp_path, {"HEARTRISK_ADMIN_USER": ""})
     assert missing.returncode != 0 and "HEARTRISK_ADMIN_USER" in missing.stderr
-
-    block = re.search(r"\n    server \{\s*listen 8001 ssl;.*?\n    \}\n", nginx_directives(), re.S)
-    assert block is not None
-    port, closed = free_ports(2)
-    server = block.group(0).replace("listen 8001 ssl;", f"listen 127.0.0.1:{port} ssl;")
-    server = server.replace("/tmp/nginx", str(state)).replace("evidently:8001", f"127.0.0.1:{closed}")
-    kinds = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-    temp = " ".join(f"{kind}_temp_path {tmp_path}/{kind};" for kind in kinds)
-    top = f"user root; pid {tmp_path}/nginx.pid; error_log stderr; daemon off; events {{}}"
-    tls = tls_env(tmp_path)
-    tls_directives = (
-        f"ssl_certificate {tls['HEARTRISK_TLS_CERT_FILE']}; ssl_certificate_key {tls['HEARTRISK_TLS_KEY_FILE']};"
-    )
-    hsts = "map $host $heartrisk_hsts { default ''; }"
-    conf = f"{top} http {{ access_log off; {temp} {tls_directives} {hsts} {server} }}"
-    (tmp_path / "nginx.conf").write_text(conf)
-    url, ca = f"https://127.0.0.1:{port}/api/projects", str(tmp_path / "tls" / "ca.pem")
-    command = [str(nginx), "-e", "stderr", "-c", str(tmp_path / "nginx.conf")]
-    with running(command, health=url, log=tmp_path / "nginx.log", wait=False):
-        assert _first_answer(url, verify=ca).status_code == 401
-        assert requests.get(url, auth=("heartrisk-admin", "wrong"), timeout=10, verify=ca).status_code == 401
-        assert requests.get(url, auth=("heartrisk-admin", password), timeout=10, verify=ca).status_code == 502
-
-
-def _first_answer(url: str, seconds: float = 30, verify: str | bool = True) -> requests.Response:
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            return requests.get(url, timeout=5, verify=verify)
-        except requests.ConnectionError:
-            assert time.monotonic() < deadline, f"nothing answered at {url}"
-            time.sleep(0.1)
+    with proxy.loopback_proxy(tmp_path, env=login) as nginx:
+        assert password not in (tmp_path / "nginx" / "htpasswd").read_text()
+        url = nginx.url(8001, "/api/projects")
+        assert requests.get(url, timeout=10, verify=nginx.ca).status_code == 401
+        assert requests.get(url, auth=("heartrisk-admin", "wrong"), timeout=10, verify=nginx.ca).status_code == 401
+        assert requests.get(url, auth=("heartrisk-admin", password), timeout=10, verify=nginx.ca).status_code == 502
 
 
 @pytest.mark.parametrize("served_by", ["off", "on"])

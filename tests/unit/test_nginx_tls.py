@@ -1,5 +1,5 @@
 """nginx's TLS in the scale-out stack: deploy/nginx.conf as deploy/nginx-start.sh renders it, run whole by a
-real nginx on loopback with throwaway certificates (tests/support/nginx.py): the certificate verifies against
+real nginx on loopback with throwaway certificates (tests/support/proxy.py): the certificate verifies against
 the CA for the names people and services dial, plain HTTP is redirected to HTTPS, every HTTPS answer carries
 Strict-Transport-Security, and TLS below 1.2 or a suite outside Mozilla's "intermediate" list gets no
 connection."""
@@ -13,8 +13,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from heartrisk.tls import TlsFiles, ensure
-from tests.support.nginx import Proxy, loopback_proxy
+from tests.support.proxy import Proxy, loopback_proxy
 
 TLS_ONLY = (8443, 5000, 4200, 8001, 9090, 9093)
 HSTS = "max-age=63072000"
@@ -22,9 +21,7 @@ HSTS = "max-age=63072000"
 
 @pytest.fixture(scope="module")
 def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
-    folder = tmp_path_factory.mktemp("nginx-tls")
-    ensure(folder / "tls")
-    with loopback_proxy(folder, TlsFiles(folder / "tls")) as running_proxy:
+    with loopback_proxy(tmp_path_factory.mktemp("nginx-tls")) as running_proxy:
         yield running_proxy
 
 
