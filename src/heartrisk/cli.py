@@ -13,17 +13,11 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from heartrisk.cli_args import build_parser
+from heartrisk.cli_args import build_parser, emit
+from heartrisk.cli_setup import cmd_mlflow_db_upgrade, cmd_model_keys, cmd_tls_certs
 from heartrisk.config import SettingError, get_settings
 from heartrisk.data import DataError
-
-
-def _emit(result: dict[str, Any], lines: Sequence[str]) -> None:
-    for line in lines:
-        print(line)
-    print(json.dumps(result, default=str), flush=True)
 
 
 def _prefect_server() -> None:
@@ -70,7 +64,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     options = {name: getattr(args, name) for name in ("trials", "folds", "repeats", "seed", "data", "experiment")}
     summary = asyncio.run(train_flow(**options))
-    _emit(summary.to_json(), summary.lines())
+    emit(summary.to_json(), summary.lines())
     return 0
 
 
@@ -97,7 +91,7 @@ def cmd_monitor(args: argparse.Namespace) -> int:
             print(json.dumps({"status": "failed", "state": state.name, "error": str(exc)}), flush=True)
             return 1
     summary = state.result()
-    _emit(summary.to_json(), summary.lines())
+    emit(summary.to_json(), summary.lines())
     return 0
 
 
@@ -120,7 +114,7 @@ def cmd_create_email_block(args: argparse.Namespace) -> int:
 
     block = {"server": args.server, "port": args.port, "security": args.security, "username": args.username}
     create_email_block(args.name, **block, password=password)
-    _emit(
+    emit(
         {"block": args.name, **block},
         [f"Saved e-mail block '{args.name}' ({args.security} to {args.server}:{args.port})"],
     )
@@ -153,7 +147,7 @@ def cmd_purge(args: argparse.Namespace) -> int:
     settings = get_settings()
     days = settings.predictions_retention_days if args.older_than is None else args.older_than
     result = purge_everything(settings, days)
-    _emit(result.to_json(), result.lines())
+    emit(result.to_json(), result.lines())
     if not result.ok:
         print(f"heartrisk predictions purge: {result.failure()}", file=sys.stderr)
         return 1
@@ -183,7 +177,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
         "pruned": len(pruned),
         "retention_days": days,
     }
-    _emit(result, lines)
+    emit(result, lines)
     return 0
 
 
@@ -198,57 +192,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
         return 2
     kept = f"; its former content is in {done.previous}" if done.previous else ""
     lines = [f"Restored {done.files} files into {done.state_dir}{kept}. Start the stack with make up."]
-    _emit({"state_dir": str(done.state_dir), "files": done.files, "previous": done.previous}, lines)
-    return 0
-
-
-def cmd_mlflow_db_upgrade(args: argparse.Namespace) -> int:
-    """The one-shot job before MLflow's servers start: its database, its users database and accounts, its bucket."""
-    from heartrisk.stack import mlflow_setup, processes
-
-    settings = get_settings()
-    store = processes.mlflow_db_upgrade(settings, state_dir=args.state_dir)
-    result: dict[str, Any] = {"backend_store": store, "upgraded": True}
-    lines = [f"MLflow's database {store} has this MLflow's schema."]
-    if settings.mlflow.auth_db:
-        result["users"] = mlflow_setup.prepare_users(settings.mlflow)
-        lines.append("MLflow's users: " + ", ".join(f"{user} {done}" for user, done in result["users"].items()))
-    if bucket := mlflow_setup.ensure_bucket(settings.mlflow):
-        result["bucket"] = bucket
-        lines.append(f"Artifact bucket {bucket}.")
-    _emit(result, lines)
-    return 0
-
-
-def cmd_model_keys(args: argparse.Namespace) -> int:
-    """The key pair that signs (training) and verifies (app, monitor) model versions: made when missing."""
-    from heartrisk.stack import processes
-
-    settings = get_settings()
-    lines: list[str] = []
-    processes.model_keys(settings, log=lines.append)
-    keys = settings.mlflow.model_signing_key_file, settings.mlflow.model_verify_key_file
-    _emit({"signing_key": str(keys[0]), "verify_key": str(keys[1])}, lines)
-    return 0
-
-
-def cmd_tls_certs(args: argparse.Namespace) -> int:
-    """The scale-out stack's certificates: the user's own, checked and copied in, or a local CA's, made once."""
-    from heartrisk import tls
-
-    settings = get_settings().tls
-    folder = Path(args.dir) if args.dir else settings.folder
-    own = None
-    if settings.cert_file or settings.key_file:
-        ca = Path(settings.ca_file) if settings.ca_file else None
-        own = (Path(settings.cert_file), Path(settings.key_file), ca)
-    try:
-        lines = tls.ensure(folder, public_host=settings.public_host, own=own)
-    except tls.TlsError as exc:
-        print(f"heartrisk tls-certs: {exc}", file=sys.stderr)
-        return 2
-    files = tls.TlsFiles(folder)
-    _emit({"dir": str(folder), "ca": str(files.ca), "cert": str(files.cert), "key": str(files.key)}, lines)
+    emit({"state_dir": str(done.state_dir), "files": done.files, "previous": done.previous}, lines)
     return 0
 
 

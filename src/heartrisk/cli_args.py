@@ -1,4 +1,5 @@
-"""The ``heartrisk`` command's options: one subcommand each, checked before anything starts.
+"""The ``heartrisk`` command's options: one subcommand each, checked before anything starts; and how every
+command prints its result (:func:`emit`).
 
 Each subcommand names its handler (``handler``), which :mod:`heartrisk.cli` runs; the defaults shown in
 ``--help`` are the settings.
@@ -7,9 +8,18 @@ Each subcommand names its handler (``handler``), which :mod:`heartrisk.cli` runs
 from __future__ import annotations
 
 import argparse
+import json
+from collections.abc import Sequence
 from typing import Any
 
 from heartrisk.config import get_settings
+
+
+def emit(result: dict[str, Any], lines: Sequence[str]) -> None:
+    """Progress lines for people, then the result as one JSON object, the last line on stdout for scripts."""
+    for line in lines:
+        print(line)
+    print(json.dumps(result, default=str), flush=True)
 
 
 def _days(text: str) -> float:

@@ -43,20 +43,6 @@ def test_train_without_a_signing_key_stops_before_starting_anything(tmp_path: Pa
     assert f"heartrisk train: no model signing key at {tmp_path / 'none.pem'}" in capsys.readouterr().err
 
 
-def test_model_keys_makes_the_pair_once_and_prints_where(tmp_path: Path, monkeypatch, capsys) -> None:
-    monkeypatch.setenv("HEARTRISK_MODEL_SIGNING_KEY_FILE", str(tmp_path / "k" / "s.pem"))
-    monkeypatch.setenv("HEARTRISK_MODEL_VERIFY_KEY_FILE", str(tmp_path / "k" / "v.pem"))
-    assert main(["model-keys"]) == 0
-    first = capsys.readouterr().out.splitlines()
-    assert first[0].startswith(f"model signing key created: {tmp_path / 'k' / 's.pem'}")
-    assert json.loads(first[-1]) == {
-        "signing_key": str(tmp_path / "k" / "s.pem"),
-        "verify_key": str(tmp_path / "k" / "v.pem"),
-    }
-    assert main(["model-keys"]) == 0
-    assert capsys.readouterr().out.startswith("model signing key found:")
-
-
 def test_purge_prints_what_each_kind_deleted_as_its_last_line(log_target: str, tmp_path: Path, monkeypatch, capsys):
     log = open_log(log_target)
     served(log, 3, 200, "old")
@@ -104,20 +90,3 @@ def test_a_malformed_setting_exits_2_naming_the_variable(monkeypatch, capsys) ->
     err = capsys.readouterr().err
     assert "HEARTRISK_PREDICTIONS_RETENTION_DAYS must be a number, not 'six months'" in err
     assert "Traceback" not in err
-
-
-def test_the_mlflow_setup_job_reports_its_database_and_accounts(tmp_path: Path, monkeypatch, capsys) -> None:
-    monkeypatch.setenv("HEARTRISK_MLFLOW_AUTH_DB", f"sqlite:///{tmp_path / 'users.db'}")
-    monkeypatch.setenv("MLFLOW_AUTH_ADMIN_USERNAME", "boss")
-    monkeypatch.setenv("MLFLOW_AUTH_ADMIN_PASSWORD", "a-long-admin-password")  # pragma: allowlist secret
-    monkeypatch.delenv("HEARTRISK_MLFLOW_BACKEND_URI", raising=False)
-    monkeypatch.delenv("HEARTRISK_MLFLOW_ARTIFACTS", raising=False)
-    monkeypatch.delenv("HEARTRISK_MLFLOW_READER_USER", raising=False)
-    assert main(["mlflow-db-upgrade", "--state-dir", str(tmp_path)]) == 0
-    out = capsys.readouterr().out.splitlines()
-    assert json.loads(out[-1]) == {
-        "backend_store": f"sqlite:///{tmp_path / 'mlflow.db'}",
-        "upgraded": True,
-        "users": {"boss": "created"},
-    }
-    assert "MLflow's users: boss created" in out

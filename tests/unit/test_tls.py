@@ -4,7 +4,6 @@ once, renewed near their end, and the user's own taken in only when they can ser
 from __future__ import annotations
 
 import ipaddress
-import json
 import stat
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -14,7 +13,6 @@ from cryptography import x509
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
 from heartrisk import tls
-from heartrisk.cli import main
 
 
 def load(path: Path) -> x509.Certificate:
@@ -146,22 +144,6 @@ def test_the_users_certificate_is_refused_when_it_cannot_serve_the_stack(tmp_pat
     with pytest.raises(tls.TlsError, match="ended on"):
         tls.ensure(folder, own=(theirs.cert, theirs.key, theirs.ca), now=end + timedelta(days=1))
     assert not (folder / "server.pem").exists()
-
-
-def test_the_command_makes_them_and_says_where(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
-) -> None:
-    monkeypatch.setenv("HEARTRISK_TLS_DIR", str(tmp_path / "tls"))
-    for name in ("HEARTRISK_TLS_CERT_FILE", "HEARTRISK_TLS_KEY_FILE", "HEARTRISK_TLS_CA_FILE"):
-        monkeypatch.delenv(name, raising=False)
-    assert main(["tls-certs"]) == 0
-    result = json.loads(capsys.readouterr().out.splitlines()[-1])
-    assert result["ca"] == str(tmp_path / "tls" / "ca.pem") and Path(result["cert"]).is_file()
-
-    monkeypatch.setenv("HEARTRISK_TLS_CERT_FILE", str(tmp_path / "tls" / "server.pem"))
-    monkeypatch.setenv("HEARTRISK_TLS_KEY_FILE", str(tmp_path / "nowhere.pem"))
-    assert main(["tls-certs", "--dir", str(tmp_path / "other")]) == 2
-    assert "nowhere.pem does not exist" in capsys.readouterr().err
 
 
 def test_the_public_name_is_added_once() -> None:
