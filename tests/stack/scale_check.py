@@ -410,7 +410,7 @@ def mails(stack: Stack) -> list[mailbox.MaildirMessage]:
         return list(mailbox.Maildir(f"{tmp}/mail", factory=None, create=False))
 
 
-def test_prometheus_finds_a_new_replica_and_metrics_stay_inside(stack: Stack) -> None:
+def test_prometheus_finds_a_new_replica_and_metrics_stay_inside(stack: Stack, capsys: pytest.CaptureFixture) -> None:
     """Every target is scraped; a fourth app replica is, within a minute, with no change of configuration;
     the public port answers /metrics with 404 and the Prometheus and Alertmanager UIs ask for the admin."""
     assert requests.get(f"{stack.url('app')}/metrics", timeout=30).status_code == 404
@@ -438,13 +438,19 @@ def test_prometheus_finds_a_new_replica_and_metrics_stay_inside(stack: Stack) ->
             what="the fourth replica scraped",
             every=2,
         )
-        print(f"[scale] a fourth app replica scraped {time.monotonic() - started:.0f} s after it was started")
+        with capsys.disabled():
+            print(
+                f"\n[scale] a fourth app replica scraped {time.monotonic() - started:.0f} s after it started",
+                file=sys.stderr,
+            )
     finally:
         back = stack.compose("up", "--detach", "--no-deps", "--no-recreate", "--scale", f"app={REPLICAS['app']}", "app")
         assert back.returncode == 0, back.stderr
 
 
-def test_postgresql_stopped_under_load_mails_the_operators_and_then_the_all_clear(stack: Stack) -> None:
+def test_postgresql_stopped_under_load_mails_the_operators_and_then_the_all_clear(
+    stack: Stack, capsys: pytest.CaptureFixture
+) -> None:
     """The prediction log gone (PostgreSQL stopped) while people send requests: each is refused 503, none is
     lost, and the operators get HeartRiskLogUnavailable by e-mail within two minutes; once PostgreSQL is back,
     the resolved e-mail follows."""
@@ -473,10 +479,12 @@ def test_postgresql_stopped_under_load_mails_the_operators_and_then_the_all_clea
     assert set(refused) <= {503}, refused  # refused with the reason, never a 500
     assert account(load, logged_in_postgres(stack))["acknowledged_not_logged"] == 0
     wait_for(lambda: bool(alert_mail("RESOLVED")), timeout=300, what="the resolved e-mail", every=5)
-    print(
-        f"[scale] PostgreSQL stopped: alert e-mail after {fired:.0f} s, resolved e-mail "
-        f"{time.monotonic() - back:.0f} s after it was back; {sum(refused.values())} requests refused 503"
-    )
+    with capsys.disabled():
+        print(
+            f"\n[scale] PostgreSQL stopped: alert e-mail after {fired:.0f} s, resolved e-mail "
+            f"{time.monotonic() - back:.0f} s after it was back; {sum(refused.values())} requests refused 503",
+            file=sys.stderr,
+        )
 
 
 # --- monitoring over the PostgreSQL log ----------------------------------------------------------------
