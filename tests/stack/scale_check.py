@@ -1,10 +1,11 @@
 """The scale-out stack (docker-compose.scale.yaml) under load and faults. Run by tests/stack/run.sh scale
 (`make scale-test`), once the images are built.
 
-The stack starts as `make scale-up` starts it, with a fresh credentials file from tools/scale_env.py and
-fresh certificates from `heartrisk tls-certs` (a local CA in the test's folder), on free loopback ports, and
-is removed with its volumes at the end. Everything is reached over HTTPS, trusting that CA and nothing else
-(requests through REQUESTS_CA_BUNDLE or ``verify``, the browser through an NSS database). Then, through the
+The stack (tests/support/scale_stack.py, shared with security_check.py) starts as `make scale-up` starts it,
+with a fresh credentials file from tools/scale_env.py and fresh certificates (a local CA in the test's folder),
+on free loopback ports, and is removed with its volumes at the end. Everything is reached over HTTPS, trusting
+that CA and nothing else (requests through REQUESTS_CA_BUNDLE or ``verify``, the browser through an NSS
+database). Then, through the
 proxy as a user and an operator would: the services and who may reach what; a load at concurrency 16,
 lasting until 15 s after the faults are over, during which an app replica is killed and started again, a new
 champion is promoted and a Prefect worker is killed while a training run waits in the pool; every
@@ -27,15 +28,11 @@ import json
 import mailbox
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import certifi
@@ -47,21 +44,16 @@ import requests
 from heartrisk.names import MODEL, MONITOR_DEPLOYMENT, MONITOR_FLOW, TRAIN_DEPLOYMENT, TRAIN_FLOW
 from heartrisk.schema import BY_NAME, FEATURE_NAMES
 from heartrisk.serving.flow_runs import csrf_headers
-from heartrisk.tls import TlsFiles, ensure
-from tests.support import prometheus
+from tests.support import prometheus, scale_stack
 from tests.support.browser import every_ui
-from tests.support.docker import SCALE, address, compose, docker, environment, inspect
+from tests.support.docker import address, docker, environment, inspect
 from tests.support.load import RECORD, Load, Logged, Sample, account, wait_for
-from tests.support.paths import REFERENCE, ROOT
-from tests.support.servers import free_ports, wait_http
+from tests.support.paths import REFERENCE
+from tests.support.scale_stack import Stack
 
 AFTER_FAULTS = 15.0  # seconds the load goes on after the killed replica is healthy again
 CONCURRENCY = 16
-# The app's HEARTRISK_MODEL_POLL_SECONDS: a new champion must answer on every replica within two of them.
-# Not the 10-s default: after a poll sees the alias move, each of the 6 gunicorn workers downloads the
-# version, checks ONNX against scikit-learn and warms up, which took up to 13 s on this shared 2-core
-# machine under the test's load (the last old answer came 23 s after the promotion, at a 10-s poll).
-POLL_SECONDS = 15
+POLL_SECONDS = scale_stack.POLL_SECONDS  # the app's poll of the alias (why 15 s: tests/support/scale_stack.py)
 CUT_OFF = "ChunkedEncodingError"  # requests' name for a response that ended before its body did
 KILL_WINDOW = (-1.0, 10.0)  # seconds around the kill of an app replica in which a failed request is allowed
 REPLICAS = {
@@ -84,100 +76,8 @@ ALERT_MAIL_WITHIN = 120  # seconds from the fault to the operators' e-mail (issu
 FINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
 # The proxy's settings for this test (see the docstring): answers name their replica, and one address may send
 # far more than the load does (about 300 requests a second here) before nginx answers 429.
-PROXY_THROTTLE = {"HEARTRISK_PROXY_SERVED_BY": "on", "HEARTRISK_RATE_LIMIT": "10000", "HEARTRISK_RATE_BURST": "10000"}
+PROXY_THROTTLE = scale_stack.PROXY_THROTTLE
 INTERNAL_PORT = 8081  # the app's HEARTRISK_APP_INTERNAL_PORT in the image (not published: probed from inside)
-
-
-@dataclass
-class Stack:
-    """The running stack: how to reach it, and its credentials (the file `make scale-up` would write)."""
-
-    env: dict[str, str]
-    env_file: str
-    secrets: dict[str, str]
-    ca: str  # the stack's CA (HEARTRISK_TLS_DIR/ca.pem): what every client here trusts
-    up_seconds: float = 0.0  # `up --wait` until the first champion answered (the report prints it)
-
-    def url(self, name: str) -> str:
-        """A UI's HTTPS address (the form's is HEARTRISK_HTTPS_PORT; the app's own port only redirects)."""
-        port = self.env["HEARTRISK_HTTPS_PORT" if name == "app" else f"HEARTRISK_{name.upper()}_PORT"]
-        return f"https://127.0.0.1:{port}"
-
-    @property
-    def admin(self) -> tuple[str, str]:
-        return self.secrets["HEARTRISK_ADMIN_USER"], self.secrets["HEARTRISK_ADMIN_PASSWORD"]
-
-    def compose(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
-        return compose(*args, env=self.env, files=SCALE, env_file=self.env_file, timeout=timeout)
-
-    def containers(self, service: str) -> list[str]:
-        """Ids of the service's running containers, in replica order."""
-        done = self.compose("ps", "--quiet", service)
-        assert done.returncode == 0, done.stderr
-        return sorted(done.stdout.split(), key=lambda c: inspect(c)["Name"])
-
-    def sql(self, query: str, database: str) -> list[list[str]]:
-        """Rows of a query run as PostgreSQL's superuser inside its container (its socket, no password)."""
-        done = self.compose("exec", "-T", "postgres", "psql", "-X", "-A", "-t", "-F", "\t", "-d", database, "-c", query)
-        assert done.returncode == 0, done.stderr
-        return [line.split("\t") for line in done.stdout.splitlines() if line]
-
-    def prefect(self, method: str, path: str, **kwargs: Any) -> Any:
-        """Prefect's REST API through the proxy, with the admin credential (and a CSRF token to change anything)."""
-        api = f"{self.url('prefect')}/api"
-        headers = csrf_headers(api, 30, self.admin) if method != "GET" else {}
-        answer = requests.request(method, f"{api}{path}", auth=self.admin, headers=headers, timeout=30, **kwargs)
-        answer.raise_for_status()
-        return answer.json()
-
-
-def read_env_file(path: str) -> dict[str, str]:
-    lines = Path(path).read_text().splitlines()
-    return dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    folder = tmp_path_factory.mktemp("scale")
-    env_file = str(folder / "scale.env")
-    made = subprocess.run([sys.executable, str(ROOT / "tools" / "scale_env.py"), env_file], capture_output=True)
-    assert made.returncode == 0, made.stderr
-    ensure(folder / "tls")  # what `make scale-up` runs first: a local CA and the server certificate
-    names = tuple(
-        f"HEARTRISK_{name}_PORT"
-        for name in ("APP", "HTTPS", "MLFLOW", "PREFECT", "EVIDENTLY", "PROMETHEUS", "ALERTMANAGER")
-    )
-    env = {**os.environ, **{name: str(port) for name, port in zip(names, free_ports(len(names)), strict=True)}}
-    env |= {
-        "HEARTRISK_TRIALS": "10",
-        "HEARTRISK_MODEL_POLL_SECONDS": str(POLL_SECONDS),
-        "HEARTRISK_TLS_DIR": str(folder / "tls"),
-        **PROXY_THROTTLE,
-    }
-    stack = Stack(env, env_file, read_env_file(env_file), str(TlsFiles(folder / "tls").ca))
-    trusted = os.environ.get("REQUESTS_CA_BUNDLE")
-    os.environ["REQUESTS_CA_BUNDLE"] = stack.ca  # requests (and MLflow's client) here trust the stack's CA only
-    try:
-        started = time.monotonic()
-        up = stack.compose("up", "--detach", "--wait", "--wait-timeout", "900", timeout=1000)
-        try:  # what a user opens: the form, MLflow, Prefect
-            assert up.returncode == 0, "docker compose up --wait failed"
-            for url in ("{app}/readyz", "{mlflow}/health", "{prefect}/api/health"):
-                wait_http(
-                    url.format(app=stack.url("app"), mlflow=stack.url("mlflow"), prefect=stack.url("prefect")),
-                    timeout=60,
-                    verify=stack.ca,
-                )
-        except (AssertionError, TimeoutError) as exc:
-            logs = stack.compose("logs", "--tail", "40").stdout
-            pytest.fail(f"{exc}\n{up.stderr[-3000:]}\n{logs[-12000:]}")
-        stack.up_seconds = time.monotonic() - started
-        yield stack
-    finally:
-        stack.compose("down", "--volumes", "--remove-orphans")
-        os.environ.pop("REQUESTS_CA_BUNDLE")
-        if trusted is not None:
-            os.environ["REQUESTS_CA_BUNDLE"] = trusted
 
 
 def test_every_service_is_up_and_only_the_proxy_is_published(stack: Stack) -> None:
@@ -541,7 +441,7 @@ def mails(stack: Stack) -> list[mailbox.MaildirMessage]:
         return list(mailbox.Maildir(f"{tmp}/mail", factory=None, create=False))
 
 
-def test_prometheus_finds_a_new_replica_and_metrics_stay_inside(stack: Stack) -> None:
+def test_prometheus_finds_a_new_replica_and_metrics_stay_inside(stack: Stack, capsys: pytest.CaptureFixture) -> None:
     """Every target is scraped; a fourth app replica is, within a minute, with no change of configuration;
     the public port answers /metrics with 404 and the Prometheus and Alertmanager UIs ask for the admin."""
     assert requests.get(f"{stack.url('app')}/metrics", timeout=30).status_code == 404
@@ -569,13 +469,19 @@ def test_prometheus_finds_a_new_replica_and_metrics_stay_inside(stack: Stack) ->
             what="the fourth replica scraped",
             every=2,
         )
-        print(f"[scale] a fourth app replica scraped {time.monotonic() - started:.0f} s after it was started")
+        with capsys.disabled():
+            print(
+                f"\n[scale] a fourth app replica scraped {time.monotonic() - started:.0f} s after it started",
+                file=sys.stderr,
+            )
     finally:
         back = stack.compose("up", "--detach", "--no-deps", "--no-recreate", "--scale", f"app={REPLICAS['app']}", "app")
         assert back.returncode == 0, back.stderr
 
 
-def test_postgresql_stopped_under_load_mails_the_operators_and_then_the_all_clear(stack: Stack) -> None:
+def test_postgresql_stopped_under_load_mails_the_operators_and_then_the_all_clear(
+    stack: Stack, capsys: pytest.CaptureFixture
+) -> None:
     """The prediction log gone (PostgreSQL stopped) while people send requests: each is refused 503, none is
     lost, and the operators get HeartRiskLogUnavailable by e-mail within two minutes; once PostgreSQL is back,
     the resolved e-mail follows."""
@@ -604,10 +510,12 @@ def test_postgresql_stopped_under_load_mails_the_operators_and_then_the_all_clea
     assert set(refused) <= {503}, refused  # refused with the reason, never a 500
     assert account(load, logged_in_postgres(stack))["acknowledged_not_logged"] == 0
     wait_for(lambda: bool(alert_mail("RESOLVED")), timeout=300, what="the resolved e-mail", every=5)
-    print(
-        f"[scale] PostgreSQL stopped: alert e-mail after {fired:.0f} s, resolved e-mail "
-        f"{time.monotonic() - back:.0f} s after it was back; {sum(refused.values())} requests refused 503"
-    )
+    with capsys.disabled():
+        print(
+            f"\n[scale] PostgreSQL stopped: alert e-mail after {fired:.0f} s, resolved e-mail "
+            f"{time.monotonic() - back:.0f} s after it was back; {sum(refused.values())} requests refused 503",
+            file=sys.stderr,
+        )
 
 
 # --- monitoring over the PostgreSQL log ----------------------------------------------------------------

@@ -45,9 +45,10 @@ ARGS = [
 # Screenshots of every run, for a person to look at (git-ignored); `make screenshots` copies the local
 # layout's into docs/ for the README.
 SCREENSHOTS = ROOT / "test-results" / "screenshots"
-# What the Prometheus step shows: the app's answers per second by route and status (the health checks keep
-# /readyz's series going; the scale test's PostgreSQL outage is the band of 503s).
-PROMETHEUS_GRAPH = "sum by (endpoint, status) (rate(heartrisk_http_requests_total[1m]))"
+# What the Prometheus step shows: the form's and the API's answers per second by status, over 5-minute windows
+# (a series is then never a lone point, which the classic UI's chart library cannot draw); the scale test's
+# PostgreSQL outage is the band of 503s.
+PROMETHEUS_GRAPH = 'sum by (status) (rate(heartrisk_http_requests_total{endpoint=~"/|/api/v1/predict"}[5m]))'
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 # Answers that are part of a UI's normal work, not a fault: (status, path pattern, why).
 EXPECTED = (
@@ -336,7 +337,10 @@ def every_ui(
         if "prometheus" in urls:  # the operators' view: answers by status over the test's half hour
             started = time.monotonic()
             with watched_page(browser, basic_auth=admin) as (page, watch):
-                legend = prometheus_graph(page, urls["prometheus"], PROMETHEUS_GRAPH)
+                try:
+                    legend = prometheus_graph(page, urls["prometheus"], PROMETHEUS_GRAPH)
+                except AssertionError as exc:  # what the page's scripts said, if they failed
+                    raise AssertionError(f"{exc}\n{watch.problems}") from None
                 screenshot(page, layout, "prometheus-graph")
                 watch.forgive_debians_popper()
                 watch.check()

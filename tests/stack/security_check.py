@@ -1,0 +1,170 @@
+"""The scale-out stack as a security reviewer tries it (issue 33): run by tests/stack/run.sh scale and by
+`make security-test`, on the stack tests/stack/scale_check.py built and started (one stack for both: its
+``stack`` fixture lives for the whole session), after the scale checks.
+
+What it proves, each as its own test: a page on another site cannot change Prefect or MLflow through the
+proxy, while the same request from their own origin is accepted; a model version registered with a valid
+MLflow login but without the signing key (a pickle that would write a file when loaded) is refused by every
+app replica and by the monitor, the file is never written, and the previous champion keeps answering; a
+flood from one client address gets 429 while a second address is still served.
+
+Not named test_*.py on purpose: plain `pytest` (make test) does not collect it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import requests
+from mlflow.tracking import MlflowClient
+
+from heartrisk.names import MODEL, MONITOR_DEPLOYMENT, MONITOR_FLOW
+from heartrisk.serving.flow_runs import csrf_headers
+from tests.stack.scale_check import INTERNAL_PORT, queue_run, wait_healthy, wait_run
+from tests.support import intruder
+from tests.support.docker import docker
+from tests.support.load import RECORD, wait_for
+from tests.support.scale_stack import POLL_SECONDS, PROXY_THROTTLE, Stack
+
+EVIL = "http://evil.example"
+MARKER = Path("/tmp/heartrisk-intruder-was-here")  # what the intruder's pickle writes wherever it is loaded
+
+
+def test_a_page_on_another_site_cannot_change_prefect_or_mlflow_through_the_proxy(stack: Stack) -> None:
+    """With the admin's credential (a browser that has it saved would send it), a request carrying another
+    site's Origin is refused; the same request from the UI's own origin is accepted."""
+    api, own = f"{stack.url('prefect')}/api", stack.url("prefect")
+    ask = {"Origin": EVIL, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"}
+    preflight = requests.options(f"{api}/flows/filter", headers=ask, timeout=30)
+    assert preflight.status_code == 400 and "access-control-allow-origin" not in preflight.headers
+    posted = requests.post(f"{api}/flows/filter", json={}, auth=stack.admin, headers={"Origin": EVIL}, timeout=30)
+    assert posted.status_code == 403, posted.text  # no CSRF token: the page cannot read one (no CORS answer)
+    token = requests.get(f"{api}/csrf-token", params={"client": "page"}, headers={"Origin": EVIL}, timeout=30)
+    assert "access-control-allow-origin" not in token.headers
+    headers = {"Origin": own, **csrf_headers(api, 30, stack.admin)}
+    accepted = requests.post(f"{api}/flows/filter", json={}, auth=stack.admin, headers=headers, timeout=30)
+    assert accepted.status_code == 200 and accepted.headers.get("access-control-allow-origin") == own
+
+    create = f"{stack.url('mlflow')}/api/2.0/mlflow/experiments/create"
+    refused = requests.post(create, json={"name": "from-evil"}, auth=stack.admin, headers={"Origin": EVIL}, timeout=30)
+    assert refused.status_code == 403, refused.text
+    mine = {"Origin": stack.url("mlflow")}
+    created = requests.post(create, json={"name": "from-its-own-ui"}, auth=stack.admin, headers=mine, timeout=30)
+    assert created.status_code == 200, created.text
+    found = requests.get(
+        f"{stack.url('mlflow')}/api/2.0/mlflow/experiments/get-by-name",
+        params={"experiment_name": "from-evil"},
+        auth=stack.admin,
+        timeout=30,
+    )
+    assert found.status_code == 404, found.text
+
+
+def details(container: str) -> dict:
+    """The detailed /readyz of one app replica, from its internal port (asked from inside the container)."""
+    url = f"http://127.0.0.1:{INTERNAL_PORT}/readyz"
+    probe = f"import urllib.request; print(urllib.request.urlopen({url!r}).read().decode())"
+    done = docker("exec", container, "python3", "-c", probe)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+@contextmanager
+def as_admin(stack: Stack) -> Iterator[None]:
+    """MLflow's client in this process logs in as the admin: a valid login, and no signing key."""
+    os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"] = stack.admin
+    try:
+        yield
+    finally:
+        del os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"]
+
+
+def test_a_version_registered_without_the_signing_key_is_refused_everywhere_and_never_loaded(stack: Stack) -> None:
+    """An intruder with the admin's MLflow login registers a pickle that writes a file when it is loaded and
+    moves the champion alias to it. Every replica refuses it (unsigned) and keeps answering with the previous
+    champion, the monitor's run fails naming the reason, and no container ever wrote the file."""
+    mlflow = stack.url("mlflow")
+    with as_admin(stack):
+        client = MlflowClient(tracking_uri=mlflow)
+        previous = client.get_model_version_by_alias(MODEL, "champion").version
+        version = intruder.register_pickle(mlflow, MODEL, MARKER)
+    try:
+        replicas = stack.containers("app")
+        wait_for(
+            lambda: all((details(c).get("refused") or {}).get("version") == version for c in replicas),
+            timeout=3 * POLL_SECONDS + 30,
+            what=f"every replica refusing version {version}",
+            every=3,
+        )
+        for container in replicas:
+            seen = details(container)
+            assert (seen["model_version"], seen["refused"]["kind"]) == (previous, "unsigned"), seen
+        answers = [requests.post(f"{stack.url('app')}/api/v1/predict", json=RECORD, timeout=30) for _ in range(12)]
+        assert {(a.status_code, str(a.json()["model_version"])) for a in answers} == {(200, previous)}
+
+        run = queue_run(stack, MONITOR_FLOW, MONITOR_DEPLOYMENT, parameters={"retrain": False})
+        state, _ = wait_run(stack, run, timeout=600)
+        assert state == "FAILED"
+        logs = stack.prefect("POST", "/logs/filter", json={"logs": {"flow_run_id": {"any_": [run]}}, "limit": 200})
+        assert any("unsigned" in log["message"] for log in logs), [log["message"] for log in logs][-10:]
+
+        for service in ("app", "worker", "mlflow"):
+            for container in stack.containers(service):
+                assert docker("exec", container, "test", "-e", str(MARKER)).returncode == 1, (service, container)
+    finally:
+        with as_admin(stack):
+            MlflowClient(tracking_uri=mlflow).set_registered_model_alias(MODEL, "champion", previous)
+
+
+FLOOD = """
+import json, sys, requests
+from concurrent.futures import ThreadPoolExecutor
+url, count, record = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3])
+with ThreadPoolExecutor(8) as pool:
+    answers = list(pool.map(lambda _: requests.post(url, json=record, timeout=30), range(count)))
+print(json.dumps([[a.status_code, a.headers.get("Retry-After"), a.text[:200]] for a in answers]))
+"""
+
+
+def post_from(stack: Stack, service: str, count: int) -> list[list]:
+    """``count`` predictions sent back to back from inside a container of ``service``: its own address, as
+    nginx sees it (clients on the host all arrive through Docker's port proxy, from one address)."""
+    url = "http://proxy:8000/api/v1/predict"
+    done = stack.compose("exec", "-T", service, "python3", "-c", FLOOD, url, str(count), json.dumps(RECORD))
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout)
+
+
+def test_a_flood_from_one_address_gets_429_while_another_address_is_served(stack: Stack) -> None:
+    """The proxy with its default throttle (the scale checks ran it raised): the worker's container floods,
+    the bootstrap's container, another address, is served meanwhile."""
+    defaults = {k: v for k, v in stack.env.items() if k not in PROXY_THROTTLE}
+    recreate = ("up", "--detach", "--no-deps", "--force-recreate", "proxy")
+    assert stack.compose_with(defaults, *recreate).returncode == 0
+    try:
+        wait_healthy(stack.containers("proxy")[0], timeout=60)
+        flood = post_from(stack, "worker", 120)  # 8 at a time: far more than 10 a second
+        codes = [code for code, _, _ in flood]
+        assert set(codes) == {200, 429} and codes.count(200) >= 20, codes  # the burst of 20 served, then refused
+        refused = next(answer for answer in flood if answer[0] == 429)
+        assert refused[1] is not None and json.loads(refused[2])["error"].startswith("Too many requests")
+        other = post_from(stack, "bootstrap", 3)
+        assert [code for code, _, _ in other] == [200, 200, 200]
+    finally:
+        assert stack.compose(*recreate).returncode == 0
+        wait_healthy(stack.containers("proxy")[0], timeout=60)
+        time.sleep(1)
+
+
+@pytest.fixture(autouse=True)
+def _name_of_the_part(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Each check's time, printed: the security part shares the scale test's stack and its CI minutes."""
+    started = time.monotonic()
+    yield
+    print(f"\n[security] {request.node.name}: {time.monotonic() - started:.0f} s")
