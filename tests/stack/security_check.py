@@ -1,12 +1,17 @@
 """The scale-out stack as a security reviewer tries it (issue 33): run by tests/stack/run.sh scale and by
-`make security-test`, on the stack tests/stack/scale_check.py built and started (one stack for both: its
-``stack`` fixture lives for the whole session), after the scale checks.
+`make security-test`, on the stack that tests/support/scale_stack.py starts (one stack for both: the ``stack``
+fixture of tests/stack/conftest.py lives for the whole session), after the scale checks.
 
-What it proves, each as its own test: a page on another site cannot change Prefect or MLflow through the
-proxy, while the same request from their own origin is accepted; a model version registered with a valid
-MLflow login but without the signing key (a pickle that would write a file when loaded) is refused by every
-app replica and by the monitor, the file is never written, and the previous champion keeps answering; a
-flood from one client address gets 429 while a second address is still served.
+What it proves, each as its own test: every published port speaks TLS with a certificate of the stack's CA
+(certifi's public CAs do not verify it), plain HTTP is only ever redirected to HTTPS, and PostgreSQL refuses a
+connection without TLS from inside the stack's network; a page on another site cannot change Prefect or MLflow
+through the proxy, while the same request from their own (https) origin is accepted; a model version
+registered with a valid MLflow login but without the signing key (a pickle that would write a file when loaded)
+is refused by every app replica and by the monitor, the file is never written, and the previous champion keeps
+answering; a flood from one client address gets 429 while a second address is still served.
+
+This process trusts the stack's CA only (the fixture sets REQUESTS_CA_BUNDLE, which MLflow's client reads too);
+the containers trust it as the stack's clients do, from the compose secret at /run/secrets/tls-ca.
 
 Not named test_*.py on purpose: plain `pytest` (make test) does not collect it.
 """
@@ -20,6 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import certifi
 import pytest
 import requests
 from mlflow.tracking import MlflowClient
@@ -34,6 +40,37 @@ from tests.support.scale_stack import POLL_SECONDS, PROXY_THROTTLE, Stack
 
 EVIL = "http://evil.example"
 MARKER = Path("/tmp/heartrisk-intruder-was-here")  # what the intruder's pickle writes wherever it is loaded
+CA_INSIDE = "/run/secrets/tls-ca"  # the stack's CA in its client containers (the compose secret tls-ca)
+# The form and API from inside the stack's network: nginx's HTTPS port under the name in its certificate. Its port
+# 8000 only redirects, to the host's published HTTPS port, which a container cannot reach.
+APP_INSIDE = "https://proxy:8443"
+
+
+def test_tls_verifies_against_the_stacks_ca_http_is_redirected_and_postgresql_refuses_plain(stack: Stack) -> None:
+    """Every published port speaks TLS with the stack's certificate; plain HTTP on the app's port is sent to the
+    form's HTTPS port (Strict-Transport-Security on the answers); PostgreSQL refuses a connection without TLS
+    from inside the network, and the app's own (verify-full, the CA) is encrypted."""
+    plain = f"http://127.0.0.1:{stack.env['HEARTRISK_APP_PORT']}"
+    moved = requests.get(f"{plain}/about?x=1", allow_redirects=False, timeout=30)
+    assert (moved.status_code, moved.headers["Location"]) == (301, f"{stack.url('app')}/about?x=1")
+    for name in ("app", "mlflow", "prefect", "evidently", "prometheus", "alertmanager"):
+        answer = requests.get(f"{stack.url(name)}/", timeout=30)  # verified against REQUESTS_CA_BUNDLE: the CA
+        assert answer.headers.get("Strict-Transport-Security") == "max-age=63072000", name
+        refused = requests.get(stack.url(name).replace("https://", "http://"), allow_redirects=False, timeout=30)
+        assert (refused.status_code, refused.headers["Location"]) == (301, f"{stack.url(name)}/"), name
+    with pytest.raises(requests.exceptions.SSLError):  # requests' own CA bundle does not know the stack's CA
+        requests.get(f"{stack.url('app')}/", timeout=30, verify=certifi.where())
+
+    probe = (
+        "import os, psycopg\n"
+        "url = os.environ['HEARTRISK_PREDICTIONS_DB']\n"
+        "with psycopg.connect(url) as conn:\n"
+        "    print(conn.execute('SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()').fetchone()[0])\n"
+        "psycopg.connect(url, sslmode='disable', connect_timeout=5)\n"
+    )
+    done = stack.compose("exec", "-T", "app", "python3", "-c", probe)
+    assert done.stdout.strip() == "True", done.stdout + done.stderr
+    assert done.returncode != 0 and "no encryption" in done.stderr, done.stderr[-2000:]
 
 
 def test_a_page_on_another_site_cannot_change_prefect_or_mlflow_through_the_proxy(stack: Stack) -> None:
@@ -125,18 +162,20 @@ def test_a_version_registered_without_the_signing_key_is_refused_everywhere_and_
 FLOOD = """
 import json, sys, requests
 from concurrent.futures import ThreadPoolExecutor
-url, count, record = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3])
+url, count, record, ca = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3]), sys.argv[4]
 with ThreadPoolExecutor(8) as pool:
-    answers = list(pool.map(lambda _: requests.post(url, json=record, timeout=30), range(count)))
+    answers = list(pool.map(lambda _: requests.post(url, json=record, timeout=30, verify=ca), range(count)))
 print(json.dumps([[a.status_code, a.headers.get("Retry-After"), a.text[:200]] for a in answers]))
 """
 
 
 def post_from(stack: Stack, service: str, count: int) -> list[list]:
     """``count`` predictions sent back to back from inside a container of ``service``: its own address, as
-    nginx sees it (clients on the host all arrive through Docker's port proxy, from one address)."""
-    url = "http://proxy:8000/api/v1/predict"
-    done = stack.compose("exec", "-T", service, "python3", "-c", FLOOD, url, str(count), json.dumps(RECORD))
+    nginx sees it (clients on the host all arrive through Docker's port proxy, from one address). Over HTTPS,
+    verified against the stack's CA as the container has it."""
+    url = f"{APP_INSIDE}/api/v1/predict"
+    flood = ("python3", "-c", FLOOD, url, str(count), json.dumps(RECORD), CA_INSIDE)
+    done = stack.compose("exec", "-T", service, *flood)
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout)
 
