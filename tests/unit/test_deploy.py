@@ -291,3 +291,25 @@ def test_every_connection_that_leaves_a_container_is_tls_checked_against_the_sta
             assert (env["MLFLOW_S3_ENDPOINT_URL"], env["AWS_CA_BUNDLE"]) == ("https://s3:8333", "/run/secrets/tls-ca")
     s3 = services["s3"]["command"]
     assert {"-s3.cert.file=/run/secrets/tls-cert", "-s3.key.file=/run/secrets/tls-key"} <= set(s3)
+
+
+def test_the_uis_own_https_origins_are_the_ones_prefect_and_mlflow_accept(
+    overlay: tuple[dict[str, Any], dict[str, str]],
+) -> None:
+    """Behind nginx's TLS the browser's origin is https://127.0.0.1:<port>: Prefect's CORS origins (made from
+    PREFECT_UI_API_URL) hold it, and MLflow accepts its Host and Origin while another site's Origin is refused
+    (what tests/stack/security_check.py asks of the running stack)."""
+    from mlflow.server.security_utils import is_allowed_host_header, should_block_cors_request
+
+    from heartrisk.stack.processes import prefect_browser_guard
+
+    services = overlay[0]["services"]
+    prefect = services["prefect"]["environment"]
+    assert prefect["PREFECT_UI_API_URL"] == "https://127.0.0.1:4200/api"
+    origins = prefect_browser_guard(4200, prefect)["PREFECT_SERVER_CORS_ALLOWED_ORIGINS"].split(",")
+    assert {"https://127.0.0.1:4200", "https://localhost:4200"} <= set(origins)
+
+    hosts = services["mlflow"]["environment"]["HEARTRISK_MLFLOW_ALLOWED_HOSTS"].split(",")
+    assert is_allowed_host_header(hosts, "127.0.0.1:5000")  # nginx passes the browser's Host on
+    assert not should_block_cors_request("https://127.0.0.1:5000", "POST", None)
+    assert should_block_cors_request("http://evil.example", "POST", None)
