@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -163,8 +164,9 @@ def test_a_flood_from_one_address_gets_429_while_another_address_is_served(stack
 
 
 @pytest.fixture(autouse=True)
-def _name_of_the_part(request: pytest.FixtureRequest) -> Iterator[None]:
+def _name_of_the_part(request: pytest.FixtureRequest, capsys: pytest.CaptureFixture) -> Iterator[None]:
     """Each check's time, printed: the security part shares the scale test's stack and its CI minutes."""
     started = time.monotonic()
     yield
-    print(f"\n[security] {request.node.name}: {time.monotonic() - started:.0f} s")
+    with capsys.disabled():
+        print(f"\n[security] {request.node.name}: {time.monotonic() - started:.0f} s", file=sys.stderr)
