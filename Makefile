@@ -79,6 +79,9 @@ screenshots: venv  ## refresh the README's pictures of the UIs from the browser 
 	@shot=$$(ls -t $(SHOTS)/compose/evidently-dashboard.png $(SHOTS)/scale/evidently-dashboard.png 2>/dev/null | head -1); \
 	if [ -n "$$shot" ]; then cp "$$shot" docs/evidently-dashboard.png; echo "docs/evidently-dashboard.png from $$shot"; \
 	else echo "docs/evidently-dashboard.png kept: run make stack-test for a new one"; fi
+	@# Prometheus's graph of the scale test's PostgreSQL outage (its band of 503s), for docs/operations.md.
+	@if [ -f $(SHOTS)/scale/prometheus-graph.png ]; then cp $(SHOTS)/scale/prometheus-graph.png docs/prometheus-outage.png; \
+	echo "docs/prometheus-outage.png from the last make scale-test"; else echo "docs/prometheus-outage.png kept"; fi
 
 setup-dev: venv  ## install the git hooks: `make lint` before each commit, `make test-unit` before each push
 	$(BIN)/pre-commit install --install-hooks

@@ -76,13 +76,14 @@ def ensure_pair(signing_file: Path, verify_file: Path) -> str:
     one meanwhile (that one is then used), so two processes starting together cannot make two pairs. A
     verify key without its signing key is left alone: that is a host that only verifies.
     """
+    # The verify key is looked at first: a pair is written private half first, so a verify key seen before the
+    # private one was missing is a host that only verifies, not another process half-way through making a pair.
+    verify_seen = verify_file.exists()
+    created = False
     if not signing_file.exists():
-        if verify_file.exists():
+        if verify_seen:
             return f"no signing key at {signing_file}; this host only verifies, with {verify_file}"
-        _write_new_private(signing_file)
-        created = True
-    else:
-        created = False
+        created = _write_new_private(signing_file)
     public = load_signing_key(signing_file).public_key()
     pem = public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     if not verify_file.exists() or verify_file.read_bytes() != pem:
@@ -95,16 +96,18 @@ def ensure_pair(signing_file: Path, verify_file: Path) -> str:
     )
 
 
-def _write_new_private(path: Path) -> None:
+def _write_new_private(path: Path) -> bool:
+    """Publish a new private key at ``path`` unless another process did first; whether this one did."""
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     draft = _draft(path, pem)  # 0600 from its creation
     try:
         os.link(draft, path)  # fails when the file exists: the first pair made wins
     except FileExistsError:
-        pass
+        return False
     finally:
         draft.unlink()
+    return True
 
 
 def _write_atomically(path: Path, data: bytes, mode: int) -> None:

@@ -24,7 +24,6 @@ import time
 from contextlib import closing
 from pathlib import Path
 
-import psutil
 import pytest
 import requests
 
@@ -102,8 +101,7 @@ def test_the_apps_workers_killed_under_load_keep_every_acknowledged_row_in_sqlit
     model = "HeartRiskSqliteKillTest"
     register(mlflow_server, model)
     with app_server(tmp_path, mlflow_server, model, workers=2) as app:
-        master = psutil.Process(app.proc.pid)
-        victims = {child.pid for child in master.children()}
+        victims = app.worker_pids()
         assert len(victims) == 2
         with Load(app.url, concurrency=CONCURRENCY) as load:
             load.wait_ok(300)
@@ -111,14 +109,7 @@ def test_the_apps_workers_killed_under_load_keep_every_acknowledged_row_in_sqlit
             for pid in victims:
                 os.kill(pid, signal.SIGKILL)
             with load.paced(PACE):  # leave the CPU to the replacements loading their model
-                wait_for(lambda: len({c.pid for c in master.children()} - victims) == 2, timeout=60,
-                         what="the gunicorn master to fork two replacement workers")  # fmt: skip
-                replacements = {c.pid for c in master.children()} - victims
-                wait_for(
-                    lambda: all(f"worker {pid} serving version" in app.app_log.read_text() for pid in replacements),
-                    timeout=150,
-                    what="the replacement workers to load the champion",
-                )
+                app.replacements(victims, 2)
             load.wait_ok(300)
         in_flight = load.in_flight(killed_at)
         figures = _settle(load, app, len(in_flight))

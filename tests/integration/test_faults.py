@@ -56,8 +56,7 @@ def test_kill_9_of_a_worker_under_load_loses_nothing_acknowledged(mlflow_server:
     model = "HeartRiskFaultTest"
     register(mlflow_server, model)
     with app_server(tmp_path, mlflow_server, model, workers=2) as app:
-        master = psutil.Process(app.proc.pid)
-        before = {child.pid for child in master.children()}
+        before = app.worker_pids()
         assert len(before) == 2
         victim = min(before)
         with Load(app.url, concurrency=CONCURRENCY) as load:
@@ -66,17 +65,7 @@ def test_kill_9_of_a_worker_under_load_loses_nothing_acknowledged(mlflow_server:
             # The survivor serves every client while the replacement loads its champion (post_fork) before it
             # accepts; paced meanwhile, the clients leave that load the CPU. Full speed again at the end.
             with load.paced(PACE):
-                wait_for(
-                    lambda: len({c.pid for c in master.children()} - before) == 1,
-                    timeout=60,
-                    what="the gunicorn master to fork a replacement worker",
-                )
-                (replacement,) = {c.pid for c in master.children()} - before
-                wait_for(
-                    lambda: f"worker {replacement} serving version" in app.app_log.read_text(),
-                    timeout=150,
-                    what="the replacement worker to load the champion",
-                )
+                (replacement,) = app.replacements(before, 1)
             load.wait_ok(200)
         figures = account(load, app.log)
         _report("kill -9 of one worker", {"victim": victim, "replacement": replacement, **figures})
@@ -87,7 +76,7 @@ def test_kill_9_of_a_worker_under_load_loses_nothing_acknowledged(mlflow_server:
         assert set(figures["failures"]) <= {"ConnectionError", "ChunkedEncodingError"}
         assert figures["acknowledged"] >= 400
         _serves_again(app.url)
-        assert {c.pid for c in master.children()} == (before - {victim}) | {replacement}
+        assert app.worker_pids() == (before - {victim}) | {replacement}
 
 
 def test_a_stop_answers_what_is_in_flight_and_does_not_wait_for_an_idle_keep_alive_client(
@@ -165,7 +154,7 @@ def test_postgresql_stopped_under_load_gets_503s_and_the_app_recovers_alone(mlfl
     with postgres_server() as postgres:
         target = postgres.create_database("predictions")
         with app_server(tmp_path, mlflow_server, model, workers=2, log_target=target) as app:
-            workers = {child.pid for child in psutil.Process(app.proc.pid).children()}
+            workers = app.worker_pids()
             with Load(app.url, concurrency=CONCURRENCY) as load:
                 load.wait_ok(200)
                 postgres.stop("fast")
@@ -189,7 +178,7 @@ def test_postgresql_stopped_under_load_gets_503s_and_the_app_recovers_alone(mlfl
             assert ready_down.status_code == 503 and "unreachable" in ready_down.json()["prediction_log"]["problem"]
             assert page.status_code == 503 and "Please try again in a moment" in page.text
             _serves_again(app.url)
-            assert {child.pid for child in psutil.Process(app.proc.pid).children()} == workers  # no restart
+            assert app.worker_pids() == workers  # no restart
 
 
 def test_after_a_prefect_server_restart_the_worker_completes_a_training_started_from_the_prefect_cli(

@@ -99,11 +99,15 @@ def test_an_unsigned_pickle_is_refused_by_the_app_and_the_monitor_and_never_load
 def test_a_signature_copied_from_the_champion_or_made_with_another_key_is_refused(
     app: App, mlflow_server: str, champion: str, marker: Path, tmp_path: Path
 ) -> None:
-    copied = intruder.register_pickle(mlflow_server, MODEL, marker)
+    # The alias moves only once the forged tag is on the version: a poll in between would (rightly) refuse it
+    # as unsigned, and the app does not look at a refused version again.
+    copied = intruder.register_pickle(mlflow_server, MODEL, marker, champion=False)
     intruder.copy_signature(mlflow_server, MODEL, champion, copied)
+    intruder.move_alias(mlflow_server, MODEL, copied)
     assert_refused_everywhere(app, mlflow_server, copied, "bad_signature", marker, tmp_path)
-    own = intruder.register_pickle(mlflow_server, MODEL, marker)
+    own = intruder.register_pickle(mlflow_server, MODEL, marker, champion=False)
     intruder.sign_with_own_key(mlflow_server, MODEL, own)
+    intruder.move_alias(mlflow_server, MODEL, own)
     assert_refused_everywhere(app, mlflow_server, own, "other_key", marker, tmp_path)
 
 

@@ -160,14 +160,15 @@ def test_the_proxy_spreads_requests_over_every_replica_and_keeps_the_apps_body_l
     assert "X-Served-By" not in refused.headers or refused.headers["X-Served-By"] == ""
 
 
-def in_the_app(stack: Stack, path: str) -> str:
-    """What the app's internal port answers at ``path``, asked from inside an app container (the port is on
-    no network outside it): its body, or the probe fails with the error."""
+def in_the_app(stack: Stack, path: str, container: str | None = None) -> str:
+    """What the app's internal port answers at ``path``, asked from inside an app container (``container``, or
+    the service's first; the port is on no network outside it): its body, or the probe fails with the error."""
     probe = (
         "import urllib.request\n"
         f"print(urllib.request.urlopen('http://127.0.0.1:{INTERNAL_PORT}{path}', timeout=10).read().decode())"
     )
-    done = stack.compose("exec", "-T", "app", "python3", "-c", probe)
+    command = ("python3", "-c", probe)
+    done = docker("exec", container, *command) if container else stack.compose("exec", "-T", "app", *command)
     assert done.returncode == 0, done.stderr
     return done.stdout
 

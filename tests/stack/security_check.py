@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,7 +33,7 @@ from mlflow.tracking import MlflowClient
 
 from heartrisk.names import MODEL, MONITOR_DEPLOYMENT, MONITOR_FLOW
 from heartrisk.serving.flow_runs import csrf_headers
-from tests.stack.scale_check import INTERNAL_PORT, queue_run, wait_healthy, wait_run
+from tests.stack.scale_check import in_the_app, queue_run, wait_healthy, wait_run
 from tests.support import intruder
 from tests.support.docker import docker
 from tests.support.load import RECORD, wait_for
@@ -103,13 +104,9 @@ def test_a_page_on_another_site_cannot_change_prefect_or_mlflow_through_the_prox
     assert found.status_code == 404, found.text
 
 
-def details(container: str) -> dict:
+def details(stack: Stack, container: str) -> dict:
     """The detailed /readyz of one app replica, from its internal port (asked from inside the container)."""
-    url = f"http://127.0.0.1:{INTERNAL_PORT}/readyz"
-    probe = f"import urllib.request; print(urllib.request.urlopen({url!r}).read().decode())"
-    done = docker("exec", container, "python3", "-c", probe)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
+    return json.loads(in_the_app(stack, "/readyz", container))
 
 
 @contextmanager
@@ -134,13 +131,13 @@ def test_a_version_registered_without_the_signing_key_is_refused_everywhere_and_
     try:
         replicas = stack.containers("app")
         wait_for(
-            lambda: all((details(c).get("refused") or {}).get("version") == version for c in replicas),
+            lambda: all((details(stack, c).get("refused") or {}).get("version") == version for c in replicas),
             timeout=3 * POLL_SECONDS + 30,
             what=f"every replica refusing version {version}",
             every=3,
         )
         for container in replicas:
-            seen = details(container)
+            seen = details(stack, container)
             assert (seen["model_version"], seen["refused"]["kind"]) == (previous, "unsigned"), seen
         answers = [requests.post(f"{stack.url('app')}/api/v1/predict", json=RECORD, timeout=30) for _ in range(12)]
         assert {(a.status_code, str(a.json()["model_version"])) for a in answers} == {(200, previous)}
@@ -202,8 +199,9 @@ def test_a_flood_from_one_address_gets_429_while_another_address_is_served(stack
 
 
 @pytest.fixture(autouse=True)
-def _name_of_the_part(request: pytest.FixtureRequest) -> Iterator[None]:
+def _name_of_the_part(request: pytest.FixtureRequest, capsys: pytest.CaptureFixture) -> Iterator[None]:
     """Each check's time, printed: the security part shares the scale test's stack and its CI minutes."""
     started = time.monotonic()
     yield
-    print(f"\n[security] {request.node.name}: {time.monotonic() - started:.0f} s")
+    with capsys.disabled():
+        print(f"\n[security] {request.node.name}: {time.monotonic() - started:.0f} s", file=sys.stderr)

@@ -11,7 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import psutil
+
 from heartrisk.config import BIN
+from tests.support.load import wait_for
 from tests.support.memory import Memory, tree_memory
 from tests.support.servers import free_ports, running
 
@@ -32,6 +35,26 @@ class App:
     def memory(self) -> Memory:
         """The app's resident memory now: the gunicorn master and its workers."""
         return tree_memory(self.proc.pid)
+
+    def worker_pids(self) -> set[int]:
+        """The gunicorn master's workers now."""
+        return {child.pid for child in psutil.Process(self.proc.pid).children()}
+
+    def replacements(self, gone: set[int], count: int) -> set[int]:
+        """Wait for the master to fork ``count`` workers in place of the killed ``gone`` and for each to load the
+        champion (its "serving version" line); their pids."""
+        wait_for(
+            lambda: len(self.worker_pids() - gone) == count,
+            timeout=60,
+            what=f"the gunicorn master to fork {count} replacement worker(s)",
+        )
+        new = self.worker_pids() - gone
+        wait_for(
+            lambda: all(f"worker {pid} serving version" in self.app_log.read_text() for pid in new),
+            timeout=150,
+            what="the replacement workers to load the champion",
+        )
+        return new
 
 
 @dataclass(frozen=True)

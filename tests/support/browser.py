@@ -246,8 +246,8 @@ def prometheus_graph(page: Page, prometheus_url: str, expr: str, minutes: int = 
 
     open_ui(page, f"{prometheus_url}/classic/graph?{query}")
     drawn = page.locator(".graph_area svg path.path")
-    try:
-        drawn.first.wait_for(timeout=30_000)
+    try:  # attached, not "visible": a flat line (a steady rate) has no height, which Playwright calls invisible
+        drawn.first.wait_for(state="attached", timeout=30_000)
     except PlaywrightTimeoutError:
         shown = page.locator("body").inner_text()[:1500]
         raise AssertionError(f"Prometheus drew no series of {expr}: {shown}") from None

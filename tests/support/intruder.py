@@ -63,8 +63,13 @@ def register_pickle(tracking_uri: str, name: str, marker: Path, *, champion: boo
         mlflow.set_tracking_uri(previous)
     version = str(info.registered_model_version)
     if champion:
-        client.set_registered_model_alias(name, "champion", version)
+        move_alias(tracking_uri, name, version)
     return version
+
+
+def move_alias(tracking_uri: str, name: str, version: str) -> None:
+    """The champion alias onto ``version``, as anyone with that MLflow login may."""
+    MlflowClient(tracking_uri).set_registered_model_alias(name, "champion", version)
 
 
 def copy_signature(tracking_uri: str, name: str, source: str, target: str) -> None:

@@ -82,7 +82,7 @@ def test_processes_starting_together_make_one_pair(tmp_path: Path) -> None:
     with multiprocessing.get_context("spawn").Pool(4) as pool:
         said = pool.map(_make, [str(tmp_path)] * 8)
     assert len({line.rsplit("key ", 1)[1] for line in said}) == 1
-    assert sum("created" in line for line in said) >= 1
+    assert sum("created" in line for line in said) == 1  # one process made the pair; the others found it
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model-signing.pem", "model-verify.pem"]
 
 
