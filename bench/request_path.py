@@ -4,10 +4,12 @@ next to the same path with scikit-learn, and the cost of each stage.
     python bench/request_path.py [--repeat 7] [--number 1000] [--profile]
 
 The app is built by ``create_app`` with the model installed in its holder, and called as gunicorn calls
-it (a WSGI environ for ``POST /api/v1/predict`` with one record; prediction log on, in a temporary
-folder; metrics in-process). Each figure is the best of ``--repeat`` runs of ``--number`` calls, which
-is the least disturbed by other work on the machine. What gunicorn, the kernel and the client add is
-measured by bench/serve.py. ``--profile`` also prints cProfile's top functions of the ONNX path.
+it (a WSGI environ for ``POST /api/v1/predict`` with one record, and with ONNX Runtime for the Open
+Inference Protocol's ``POST /v2/models/heartrisk/infer`` with the same record as one [1, 13] tensor;
+prediction log on, in a temporary folder; metrics in-process). Each figure is the best of ``--repeat``
+runs of ``--number`` calls, which is the least disturbed by other work on the machine. What gunicorn, the
+kernel and the client add is measured by bench/serve.py. ``--profile`` also prints cProfile's top
+functions of the ONNX path.
 """
 
 from __future__ import annotations
@@ -37,12 +39,12 @@ def best_us(call: Callable[[], Any], *, repeat: int, number: int) -> float:
     return min(timeit.repeat(call, number=number, repeat=repeat)) / number * 1e6
 
 
-def wsgi_caller(app: Any, body: bytes) -> Callable[[], None]:
-    """One POST of ``body`` to the API through the WSGI interface, as a server makes it."""
+def wsgi_caller(app: Any, body: bytes, path: str = "/api/v1/predict") -> Callable[[], None]:
+    """One POST of ``body`` to ``path`` through the WSGI interface, as a server makes it."""
 
     def call() -> None:
         environ = {
-            "REQUEST_METHOD": "POST", "PATH_INFO": "/api/v1/predict", "QUERY_STRING": "", "SERVER_NAME": "127.0.0.1",
+            "REQUEST_METHOD": "POST", "PATH_INFO": path, "QUERY_STRING": "", "SERVER_NAME": "127.0.0.1",
             "SERVER_PORT": "8000", "SERVER_PROTOCOL": "HTTP/1.1", "HTTP_HOST": "127.0.0.1:8000",
             "CONTENT_TYPE": "application/json", "CONTENT_LENGTH": str(len(body)), "wsgi.input": io.BytesIO(body),
             "wsgi.url_scheme": "http", "wsgi.errors": sys.stderr, "wsgi.multithread": True,
@@ -89,6 +91,8 @@ def main() -> None:
     onnx_model = dataclasses.replace(sklearn_model, onnx=export.OnnxModel(export.to_onnx(pipeline)))
     record = json.loads(pd.read_csv(ROOT / "data" / "heart.csv")[list(FEATURE_NAMES)].head(1).to_json(orient="records"))
     body = json.dumps(record[0]).encode()
+    tensor = {"name": "input-0", "shape": [1, len(FEATURE_NAMES)], "datatype": "FP32", "data": list(record[0].values())}
+    v2_body = json.dumps({"inputs": [tensor]}).encode()
     matrix, _ = validate_records(record)
     timing = {"repeat": args.repeat, "number": args.number}
     figures: dict[str, float] = {}
@@ -105,6 +109,9 @@ def main() -> None:
             figures[f"whole request, {name}"] = best_us(call, **timing)
             if args.profile and name == "onnxruntime":
                 profile(call, args.number)
+            if name == "onnxruntime":
+                v2 = wsgi_caller(create_app(settings, holder), v2_body, "/v2/models/heartrisk/infer")
+                figures["whole request, onnxruntime, /v2 infer"] = best_us(v2, **timing)
         log = open_log(Path(tmp) / "stages.sqlite")
         stages = {
             "validate one record (validate_records)": lambda: validate_records(record),
@@ -126,6 +133,7 @@ def main() -> None:
     onnx, sklearn = figures["whole request, onnxruntime"], figures["whole request, scikit-learn"]
     print(f"\nscikit-learn path / ONNX path: {sklearn / onnx:.1f}x; the model's share of the ONNX path: "
           f"{figures['model, onnxruntime (LoadedModel.predict)'] / onnx:.0%}")  # fmt: skip
+    print(f"/v2 infer / /api/v1/predict, ONNX path: {figures['whole request, onnxruntime, /v2 infer'] / onnx:.2f}x")
     print(f"machine at start: {started}\nmachine at end:   {ended}")
     print(json.dumps({"microseconds": figures, "machine_at_start": started, "machine_at_end": ended}))
 

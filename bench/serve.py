@@ -6,8 +6,10 @@ One run, one fitted pipeline (a calibrated RBF SVC, the shape training usually p
 its ONNX export in a private MLflow server started here. Measured with wrk (keep-alive, one record per
 request, the same settings for all) at concurrency 1 and 8:
   - this app: `heartrisk serve` (gunicorn gthread workers, prediction log ON, one SQLite row per
-    record), served by ONNX Runtime; then the same app serving the same pipeline registered without
-    an export (scikit-learn), for the gain and for the memory the new runtime costs;
+    record), served by ONNX Runtime, through /api/v1/predict and then, in the same app run, through the
+    Open Inference Protocol's /v2/models/heartrisk/infer (one FP32 tensor of shape [1, 13]); then the
+    same app serving the same pipeline registered without an export (scikit-learn), for the gain and
+    for the memory the new runtime costs;
   - peer 1: `mlflow models serve --env-manager local` with the same number of workers, same model;
   - peer 2: Seldon MLServer 1.7.1 (`mlserver-sklearn`, V2 protocol, predict_proba) with that many
     parallel workers, in a virtual environment of its own (bench/_mlserver.py), same pipeline; and,
@@ -19,8 +21,8 @@ Also a 10 000-record batch in one request (body encoded once; median of 5), the 
 scikit-learn, the app's memory (RSS and PSS of master + workers after the load) with each runtime, and
 the machine's load average at start and end. The load generator shares the machine's cores with the
 servers. Targets (issue 14): p99 < 15 ms at concurrency 8; throughput at 8 >= 3x `mlflow models serve`
-and >= 1.5x MLServer; 10 000 rows < 0.1 s; memory growth from the new runtime <= 100 MB. The last line
-is one JSON object.
+and >= 1.5x MLServer; 10 000 rows < 0.1 s; memory growth from the new runtime <= 100 MB; (issue 37)
+/v2 infer's throughput at 8 within 10 % of /api/v1/predict's. The last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -50,6 +52,14 @@ MODEL = "HeartRiskServeBench"
 SKLEARN_MODEL = "HeartRiskServeBenchSklearn"  # the same pipeline registered without an ONNX export
 BATCH_ROWS = 10_000
 JSON = {"Content-Type": "application/json"}
+V1, V2 = "this app, onnxruntime", "this app, onnxruntime, /v2 infer"
+
+
+def v2_body(records: list[dict[str, Any]]) -> str:
+    """An Open Inference Protocol request: the records as one FP32 tensor of shape [N, 13], values as typed."""
+    flat = [value for record in records for value in record.values()]
+    tensor = {"name": "input-0", "shape": [len(records), len(records[0])], "datatype": "FP32", "data": flat}
+    return json.dumps({"inputs": [tensor]})
 
 
 def in_process(call, *, concurrency: int, seconds: float) -> dict[str, float]:
@@ -155,6 +165,12 @@ class Bench:
             self.memory[name] = app.memory()
             self.batches[name] = batch_seconds(url, json.dumps(self.batch).encode())
             self.answers[name] = requests.post(url, json=self.record, timeout=30).json()["probability"]
+            if name == V1:  # the same app, the same run: the Open Inference Protocol's path
+                url = f"{app.url}/v2/models/heartrisk/infer"
+                self.results[V2] = measure(url, v2_body([self.record]), seconds=self.args.seconds, levels=levels)
+                self.batches[V2] = batch_seconds(url, v2_body(self.batch).encode())
+                answer = requests.post(url, data=v2_body([self.record]), headers=JSON, timeout=30).json()
+                self.answers[V2] = answer["outputs"][0]["data"][0]
             self.extra[name] = {"runtime": ready["runtime"], "logged_rows": count_rows(app.log)}
 
     def mlflow_peer(self) -> None:
@@ -215,7 +231,7 @@ def report(bench: Bench, started: dict[str, Any], ended: dict[str, Any]) -> None
     for name, by_c in results.items():
         for c, r in by_c.items():
             print(f"{name:46} {c[1:]:>2} {r['rps']:9.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['errors']:7d}")
-    ours = results["this app, onnxruntime"]["c8"]
+    ours = results[V1]["c8"]
     mlflow_c8 = results["peer: mlflow models serve"]["c8"]
     mlserver_c8 = results[mlserver_name(args.workers)]["c8"]
     mlserver_best = max(results[name]["c8"]["rps"] for name in results if name.startswith("peer: MLServer"))
@@ -225,6 +241,7 @@ def report(bench: Bench, started: dict[str, Any], ended: dict[str, Any]) -> None
     print(f"throughput at 8, this app / MLServer: {ours['rps'] / mlserver_c8['rps']:.2f}x (target >= 1.5x)")
     print(f"throughput at 8, this app / MLServer's best layout here: {ours['rps'] / mlserver_best:.2f}x")
     print(f"throughput at 8, this app / in-process floor at 1: {ours['rps'] / floor['c1']['rps']:.3f}")
+    print(f"throughput at 8, /v2 infer / /api/v1/predict: {results[V2]['c8']['rps'] / ours['rps']:.2f} (target >= 0.9)")
     for name, timings in bench.batches.items():
         print(f"batch of {BATCH_ROWS} rows, {name}: {statistics.median(timings):.3f} s median, {max(timings):.3f} max")
     print("(target for this app with onnxruntime < 0.1 s)")
@@ -233,7 +250,7 @@ def report(bench: Bench, started: dict[str, Any], ended: dict[str, Any]) -> None
         print(f"probability of the first record, {name}: {answer:.7f} (scikit-learn in-process {reference:.7f})")
     for name, memory in bench.memory.items():
         print(f"memory after the load, {name}: RSS {memory.rss_mib} MiB, PSS {memory.pss_mib} MiB")
-    onnx_mem, sk_mem = bench.memory["this app, onnxruntime"], bench.memory["this app, scikit-learn"]
+    onnx_mem, sk_mem = bench.memory[V1], bench.memory["this app, scikit-learn"]
     print(
         f"memory the new runtime adds (target <= 100 MB): RSS {onnx_mem.rss_mib - sk_mem.rss_mib:+.1f} MiB, "
         f"PSS {onnx_mem.pss_mib - sk_mem.pss_mib:+.1f} MiB"
@@ -255,7 +272,7 @@ def main() -> None:
     with private_mlflow() as tracking, tempfile.TemporaryDirectory(prefix="heartrisk-bench-serve-") as tmp:
         bench = Bench(args, tracking, Path(tmp))
         bench.floors()
-        bench.app(MODEL, "this app, onnxruntime", levels=(1, 8))
+        bench.app(MODEL, V1, levels=(1, 8))
         bench.app(SKLEARN_MODEL, "this app, scikit-learn", levels=(8,))
         bench.mlflow_peer()
         bench.mlserver_peer(args.workers)

@@ -19,6 +19,7 @@ DEPLOYMENTS = (TRAIN_DEPLOYMENT, MONITOR_DEPLOYMENT, PURGE_DEPLOYMENT)
 WORK_POOL = "zoompool"
 
 MODEL = "BestSupportVectorClassifier"
+INFERENCE_MODEL = "heartrisk"  # the model's name in the Open Inference Protocol's paths (/v2/models/heartrisk)
 CHAMPION_ALIAS = "champion"
 TRAIN_EXPERIMENT = "heart-attack-hyperopt"
 MONITOR_EXPERIMENT = "heart-attack-monitoring"

@@ -115,3 +115,20 @@ def test_a_body_over_the_apps_limit_is_refused_by_nginx_in_the_apps_json_shape(s
     assert refused.status_code == 413
     assert refused.json() == {"error": "The request body is larger than 1000 bytes."}
     assert small.status_code == 200
+
+
+def test_the_open_inference_protocol_is_routed_and_throttled_as_the_api(served: Served, tmp_path: Path) -> None:
+    """/v2 goes to the app through nginx; a flood of it from one address gets the 429 in the protocol's own error
+    shape (the same {"error": ...} as /api), and the V2 liveness probe, like /healthz, is never throttled."""
+    tensor = {"name": "input-0", "shape": [1, len(RECORD)], "datatype": "FP32", "data": list(RECORD.values())}
+    with loopback_proxy(tmp_path, served.app.url, THROTTLE) as proxy, client_at("127.0.0.7", proxy.ca) as client:
+        infer = proxy.url(8443, "/v2/models/heartrisk/infer")
+        answers, _ = flood(client, "POST", infer, json={"inputs": [tensor]})
+        live = client.get(proxy.url(8443, "/v2/health/live"), timeout=30)
+    throttled = answers[-1]
+    assert {a.status_code for a in answers[:-1]} == {200} and len(answers) > 1
+    assert answers[0].json()["model_version"] == served.version
+    assert throttled.status_code == 429 and throttled.headers["Content-Type"] == "application/json"
+    assert list(throttled.json()) == ["error"] and throttled.headers["Retry-After"] == "1"
+    assert throttled.headers["Strict-Transport-Security"] == HSTS
+    assert live.status_code == 200 and live.json() == {"live": True}

@@ -208,13 +208,16 @@ def test_the_start_script_refuses_a_bad_setting_and_names_it(
 
 def test_nginx_invents_no_request_id_for_the_app_and_never_throttles_healthz() -> None:
     """The client's X-Request-ID goes to the app as it came (the app makes the log's key); nginx's own id is only
-    in its access log. /healthz has no limit_req; the app's other paths do."""
+    in its access log. /healthz and /v2/health/live have no limit_req; the app's other paths do, and a throttled
+    request under /v2 gets JSON, as under /api."""
     conf = nginx_directives()
     assert not re.search(r"proxy_set_header\s+X-Request-ID", conf, re.IGNORECASE)
     assert "$request_id" in re.search(r"log_format heartrisk[^;]*;", conf).group(0)
     app = re.search(r"\n    server \{\s*listen 8443 ssl;.*?\n    \}\n", conf, re.S).group(0)
     locations = dict(re.findall(r"location ([^{]+?) \{(.*?)\n        \}", app, re.S))
     assert "limit_req " not in locations["= /healthz"] and "limit_req zone=heartrisk_app" in locations["/"]
+    assert "limit_req " not in locations["= /v2/health/live"] and "proxy_pass $app;" in locations["= /v2/health/live"]
+    assert set(re.findall(r"~\^(/\w+/) json;", conf)) == {"/api/", "/v2/"}
 
 
 def test_the_evidently_ui_behind_nginx_asks_for_the_admins_login(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ validation then names).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -21,7 +22,7 @@ from heartrisk.predlog import LogUnavailable
 from heartrisk.schema import TARGET, json_schema, validate_records
 from heartrisk.serving import metrics
 from heartrisk.serving.messages import NOT_LOGGED, RETRY_AFTER_SECONDS, no_model_advice
-from heartrisk.serving.runtime import NoModel, runtime, score
+from heartrisk.serving.runtime import NoModel, Scored, runtime, score
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -31,46 +32,80 @@ def problem(status: int, message: str, **extra: Any) -> tuple[Response, int]:
     return jsonify({"error": message, **extra}), status
 
 
-def _parse() -> tuple[Any, tuple[Response, int] | None]:
-    if request.mimetype != "application/json":
-        return None, problem(415, "send the records as JSON with Content-Type: application/json")
+class NotServed(Exception):
+    """Why a request for predictions gets none: the HTTP status, what to say, and for invalid records which
+    fields of which records (by index), so that each protocol words them in its own shape."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        invalid: list[tuple[int, dict[str, str]]] | None = None,
+        retry_after: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+        self.invalid = invalid or []
+        self.retry_after = retry_after
+
+
+def read_json() -> Any:
+    """The request's body as JSON: orjson first, the standard library's verdict when orjson refuses."""
     body = request.get_data(cache=False) or b"null"
     try:
-        return orjson.loads(body), None
+        return orjson.loads(body)
     except orjson.JSONDecodeError:
         pass
     try:
-        return json.loads(body), None
+        return json.loads(body)
     except (ValueError, RecursionError) as exc:
-        return None, problem(400, f"malformed JSON: {str(exc)[:200]}")
+        raise NotServed(400, f"malformed JSON: {str(exc)[:200]}") from None
+
+
+def predict_records(records: Sequence[Any]) -> Scored:
+    """The one path from JSON records to logged predictions, for every protocol that serves them (this API and
+    the Open Inference Protocol's ``/v2``): the batch limit, the schema's validation, the model, the log."""
+    limit = runtime().settings.app.max_batch_rows
+    if len(records) > limit:
+        raise NotServed(413, f"at most {limit} records per request; got {len(records)}")
+    features, invalid = validate_records(records)
+    if invalid:
+        metrics.refused("validation", len(records))
+        raise NotServed(422, f"invalid input in {len(invalid)} of {len(records)} records", invalid=invalid)
+    try:
+        return score(features)
+    except NoModel as exc:
+        raise NotServed(503, f"no model loaded ({exc}). {no_model_advice(runtime().holder.status())}") from None
+    except LogUnavailable:
+        raise NotServed(503, NOT_LOGGED, retry_after=RETRY_AFTER_SECONDS) from None
+
+
+def refusal(exc: NotServed, *, single: bool = False) -> tuple[Response, int]:
+    """This API's answer to a request that gets no predictions (``single``: the body was one record)."""
+    if exc.invalid and single:
+        return problem(exc.status, "invalid input", fields=exc.invalid[0][1])
+    rows = [{"index": index, "fields": fields} for index, fields in exc.invalid]
+    response, status = problem(exc.status, exc.message, **({"rows": rows} if rows else {}))
+    if exc.retry_after is not None:
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response, status
 
 
 @bp.post("/predict")
 def predict():
-    payload, error = _parse()
-    if error is not None:
-        return error
-    limit = runtime().settings.app.max_batch_rows
-    if isinstance(payload, list) and len(payload) > limit:
-        return problem(413, f"at most {limit} records per request; got {len(payload)}")
+    if request.mimetype != "application/json":
+        return problem(415, "send the records as JSON with Content-Type: application/json")
+    try:
+        payload = read_json()
+    except NotServed as exc:
+        return refusal(exc)
     if not isinstance(payload, dict | list):
         return problem(422, "expected a JSON object of the 13 features, or a list of such objects")
-    records = payload if isinstance(payload, list) else [payload]
-    features, invalid = validate_records(records)
-    if invalid:
-        metrics.refused("validation", len(records))
-        if isinstance(payload, dict):
-            return problem(422, "invalid input", fields=invalid[0][1])
-        rows = [{"index": index, "fields": fields} for index, fields in invalid]
-        return problem(422, f"invalid input in {len(rows)} of {len(records)} records", rows=rows)
     try:
-        scored = score(features)
-    except NoModel as exc:
-        return problem(503, f"no model loaded ({exc}). {no_model_advice(runtime().holder.status())}")
-    except LogUnavailable:
-        response, status = problem(503, NOT_LOGGED)
-        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-        return response, status
+        scored = predict_records(payload if isinstance(payload, list) else [payload])
+    except NotServed as exc:
+        return refusal(exc, single=isinstance(payload, dict))
     answers = [
         {"probability": p, "label": label, "model_version": scored.model.version}
         for p, label in zip(scored.probabilities, scored.labels, strict=True)

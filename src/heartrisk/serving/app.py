@@ -1,5 +1,5 @@
 """The Flask application factory: the form, the API and the probes as blueprints, the request timer and
-headers, and the error pages (JSON under /api, a page elsewhere, never a traceback)."""
+headers, and the error pages (JSON under /api and /v2, a page elsewhere, never a traceback)."""
 
 from __future__ import annotations
 
@@ -34,11 +34,12 @@ def create_app(settings: Settings | None = None, holder: ModelHolder | None = No
     holder.subscribe_refusals(metrics.model_refused)
     holder.subscribe_polls(partial(metrics.model_polled, model=settings.mlflow.model_name))
 
-    from heartrisk.serving import api, health, web
+    from heartrisk.serving import api, health, v2, web
 
     app.register_blueprint(web.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(v2.bp)
     app.before_request(_start_timer)
     app.after_request(_finish)
     app.register_error_handler(HTTPException, _http_error)
@@ -61,11 +62,11 @@ def _finish(response):
 
 
 def _wants_json() -> bool:
-    return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
+    return request.path.startswith(("/api/", "/v2/")) or request.accept_mimetypes.best == "application/json"
 
 
 def _http_error(exc: HTTPException):
-    """Every 4xx/5xx the framework raises: JSON under /api, a friendly page elsewhere."""
+    """Every 4xx/5xx the framework raises: JSON under /api and /v2 (the shape of both), a friendly page elsewhere."""
     status = exc.code or 500
     if _wants_json():
         allow = [h for h in exc.get_headers() if h[0] == "Allow"]  # a 405 says what is allowed (RFC 9110)

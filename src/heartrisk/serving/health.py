@@ -52,15 +52,21 @@ def readyz():
     """200 while a model answers (even if MLflow is down, or the champion was refused: the last good one) and
     the prediction log can be written; 503 otherwise (a request would get 503 too: nothing is served
     unlogged). The public port says only that and one short reason; the internal port says everything."""
-    rt = runtime()
-    status = rt.holder.status()
-    log_problem = rt.log.problem()
-    ready = status.model is not None and log_problem is None
+    ready, status, log_problem = readiness()
     if internal():
         body = _details(status, log_problem, ready)
     else:
         body = {"ready": True} if ready else {"ready": False, "reason": public_reason(status)}
     return jsonify(body), 200 if ready else 503
+
+
+def readiness() -> tuple[bool, HolderStatus, str | None]:
+    """Whether this app answers predictions now (a model, and a prediction log it can write), the holder's status
+    and the log's problem: the one rule of every readiness probe (``/readyz``, the Open Inference Protocol's)."""
+    rt = runtime()
+    status = rt.holder.status()
+    log_problem = rt.log.problem()
+    return status.model is not None and log_problem is None, status, log_problem
 
 
 def public_reason(status: HolderStatus) -> str:
