@@ -4,12 +4,14 @@ checks each service's health; and the checks see a manifest broken on purpose.""
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 import pytest
 
-from tests.kubernetes.checks import container_problems, probe_problems
+from tests.kubernetes.checks import DOCKERFILES, container_problems, probe_problems
 from tests.support.kubernetes import Pod
+from tests.support.paths import ROOT
 
 COMPONENTS = {"app", "mlflow", "prefect", "worker", "bootstrap", "evidently", "flow-run"}
 
@@ -74,3 +76,14 @@ def test_a_manifest_broken_on_purpose_is_caught(
         del pod.spec["securityContext"]["seccompProfile"]  # the pod's own would still apply
     found = container_problems(pod) + probe_problems(broken, compose[0])
     assert any(name in problem and said in problem for problem in found), found
+
+
+def test_each_container_runs_as_the_user_its_image_runs_as_under_compose(overlay_pods: list[Pod]) -> None:
+    """The settings are those the compose stacks run the same images with (read-only root, no capabilities, no
+    privileges gained, and the image's own non-root USER), so make scale-test has started each image so."""
+    users = {
+        image: re.findall(r"^USER (\d+)", (ROOT / name).read_text(), re.M)[-1] for image, name in DOCKERFILES.items()
+    }
+    for pod in overlay_pods:
+        for container, _ in pod.containers():
+            assert str(container["securityContext"]["runAsUser"]) == users[container["image"].split(":")[0]] != "0"
