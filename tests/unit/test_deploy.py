@@ -118,6 +118,17 @@ def test_every_service_is_locked_down_and_the_app_reaches_only_what_it_needs(
     assert model["networks"]["serving"]["internal"] is True
 
 
+def test_every_service_runs_as_its_images_non_root_user(overlay: tuple[dict[str, Any], dict[str, str]]) -> None:
+    """No compose file sets `user:`, so each service runs as its Dockerfile's USER: a numeric id, never root.
+    The Kubernetes manifests run each image as that same user (tests/kubernetes)."""
+    services = overlay[0]["services"]
+    images = {s["image"]: s["build"]["dockerfile"] for s in services.values() if "build" in s}
+    users = {image: re.findall(r"^USER (\S+)", (ROOT / name).read_text(), re.M)[-1] for image, name in images.items()}
+    assert all(re.fullmatch(r"[1-9][0-9]*:[1-9][0-9]*", user) for user in users.values()), users
+    assert {s["image"] for s in services.values()} <= set(users)
+    assert [name for name, s in services.items() if "user" in s] == []
+
+
 def nginx_directives() -> str:
     """deploy/nginx.conf without its comments."""
     return "\n".join(line.split("#", 1)[0] for line in (ROOT / "deploy" / "nginx.conf").read_text().splitlines())
