@@ -8,10 +8,12 @@ from typing import Any
 
 from tests.support.kubernetes import NOT_MIRRORED, PLACES, Pod, env_of, find
 
-# Only Kubernetes needs these: the worker's pool is a Kubernetes pool, with the repository's job template.
+# Only Kubernetes needs these: the worker's pool is a Kubernetes pool, with the repository's job template, and the
+# worker's observer of the Jobs watches its own namespace (the only one its Role reaches).
 KUBERNETES_ONLY = {
     service: {"HEARTRISK_WORK_POOL_TYPE", "HEARTRISK_BASE_JOB_TEMPLATE"} for service in ("worker", "bootstrap")
 }
+KUBERNETES_ONLY["worker"].add("PREFECT_INTEGRATIONS_KUBERNETES_OBSERVER_NAMESPACES")
 MANAGED = {"postgres", "s3"}  # production runs none of them: its managed services take their place
 
 

@@ -136,3 +136,15 @@ def test_every_image_is_tagged_with_the_projects_version() -> None:
     )
     makefile = (ROOT / "Makefile").read_text()
     assert "pyproject.toml" in re.search(r"^K8S_TAG [:?]?= (.+)$", makefile, re.M).group(1)
+
+
+def test_the_worker_watches_and_may_start_jobs_in_its_own_namespace_only(manifests: dict[str, Any]) -> None:
+    docs = manifests["production"]
+    namespace = find(docs, "Namespace", "heartrisk")["metadata"]["name"]
+    worker = find(docs, "Deployment", "worker")["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in worker["containers"][0]["env"]}
+    assert env["PREFECT_INTEGRATIONS_KUBERNETES_OBSERVER_NAMESPACES"] == namespace
+    assert flow_run_job(base_job_template(docs))["metadata"]["namespace"] == namespace
+    binding = find(docs, "RoleBinding", "heartrisk-worker")
+    assert binding["roleRef"]["kind"] == "Role" and binding["subjects"][0]["name"] == worker["serviceAccountName"]
+    assert not [d for d in docs if d["kind"] in ("ClusterRole", "ClusterRoleBinding")]
