@@ -52,6 +52,19 @@ def container_problems(pod: Pod) -> list[str]:
         problems += [f"{pod.workload} {container['name']}: {what}" for what in broken]
     if pod.spec.get("hostNetwork") or pod.spec.get("hostPID") or pod.spec.get("hostIPC"):
         problems.append(f"{pod.workload}: shares the node's namespaces")
+    return problems + _unreadable(pod)
+
+
+def _unreadable(pod: Pod) -> list[str]:
+    """A secret or config volume whose files the non-root user cannot read: the kubelet makes them root's, in the
+    pod's fsGroup, with the volume's mode."""
+    fs_group = pod.spec.get("securityContext", {}).get("fsGroup")
+    problems = []
+    for volume in pod.spec.get("volumes", []):
+        source = volume.get("secret") or volume.get("projected") or volume.get("configMap") or {}
+        mode = source.get("defaultMode", 0o644)
+        if not (mode & 0o004 or (mode & 0o040 and fs_group)):
+            problems.append(f"{pod.workload}: volume {volume['name']} unreadable by its user (mode {mode:o})")
     return problems
 
 

@@ -64,6 +64,12 @@ def breaking(container: dict[str, Any], field: str, value: Any) -> None:
         container[last] = value
 
 
+def test_a_key_its_user_cannot_read_is_caught(all_pods: dict[str, list[Pod]]) -> None:
+    job = copy.deepcopy(next(p for p in all_pods["production"] if p.workload == "Job/flow-run"))
+    next(v for v in job.spec["volumes"] if v["name"] == "signing-key")["secret"]["defaultMode"] = 0o400
+    assert container_problems(job) == ["Job/flow-run: volume signing-key unreadable by its user (mode 400)"]
+
+
 @pytest.mark.parametrize("breakage", list(BREAKAGES))
 def test_a_manifest_broken_on_purpose_is_caught(
     breakage: str, all_pods: dict[str, list[Pod]], compose: tuple[dict[str, Any], dict[str, str]]
