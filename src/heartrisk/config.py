@@ -153,6 +153,8 @@ def _prefect() -> PrefectSettings:
         api_url=_env("PREFECT_API_URL", f"http://{host}:{port}/api"),
         startup_timeout=_env_float("HEARTRISK_PREFECT_STARTUP_TIMEOUT", 180.0),
         work_pool=_env("HEARTRISK_WORK_POOL", names.WORK_POOL),
+        work_pool_type=_env("HEARTRISK_WORK_POOL_TYPE", "process"),
+        base_job_template=_env("HEARTRISK_BASE_JOB_TEMPLATE", ""),
         monitor_cron=_env("HEARTRISK_MONITOR_CRON", "0 6 * * *"),
         purge_cron=_env("HEARTRISK_PURGE_CRON", "0 3 * * *"),
         schedule_timezone=_env("HEARTRISK_SCHEDULE_TIMEZONE", "UTC"),

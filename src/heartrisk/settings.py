@@ -90,6 +90,8 @@ class PrefectSettings:
     api_url: str
     startup_timeout: float  # of the temporary server a flow run starts when none answers
     work_pool: str
+    work_pool_type: str  # process (make up, compose: runs in the worker's container) or kubernetes (a Job per run)
+    base_job_template: str  # the file of the pool's job template, for a pool made here; empty: the type's default
     monitor_cron: str
     purge_cron: str
     schedule_timezone: str

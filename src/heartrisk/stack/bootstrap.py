@@ -8,6 +8,7 @@ survives a restart) unless ``redeploy`` is asked for.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -64,20 +65,30 @@ def declared_deployments(project_dir: Path) -> list[dict[str, Any]]:
     return [d for d in spec["deployments"] if (project_dir / d["entrypoint"].split(":")[0]).is_file()]
 
 
-def ensure_work_pool(client: Any, name: str) -> bool:
-    """Create the process work pool if missing; True when it was created."""
+def pool_template(kind: str, template_file: str) -> dict[str, Any]:
+    """The base job template of a new pool: the file given, else Prefect's default for a process pool."""
+    if template_file:
+        return json.loads(Path(template_file).read_text())
+    if kind != "process":
+        raise ValueError(f"a {kind} work pool needs its base job template: set HEARTRISK_BASE_JOB_TEMPLATE")
+    from prefect.workers.process import ProcessWorker
+
+    return ProcessWorker.get_default_base_job_template()
+
+
+def ensure_work_pool(client: Any, name: str, kind: str = "process", template_file: str = "") -> bool:
+    """Create the work pool (process or kubernetes) if missing; True when it was created."""
     from prefect.client.schemas.actions import WorkPoolCreate
     from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
-    from prefect.workers.process import ProcessWorker
 
     try:
         client.read_work_pool(name)
         return False
     except ObjectNotFound:
         pass
-    template = ProcessWorker.get_default_base_job_template()
+    template = pool_template(kind, template_file)
     try:
-        client.create_work_pool(WorkPoolCreate(name=name, type="process", base_job_template=template))
+        client.create_work_pool(WorkPoolCreate(name=name, type=kind, base_job_template=template))
     except ObjectAlreadyExists:  # a worker started with --type process created it meanwhile
         return False
     return True
@@ -217,7 +228,9 @@ def bootstrap(
 
     # Prefect reads its settings when imported: name the server explicitly, never a temporary one.
     with temporary_settings({PREFECT_API_URL: prefect.api_url}), get_client(sync_client=True) as client:
-        outcome.pool_created = ensure_work_pool(client, prefect.work_pool)
+        outcome.pool_created = ensure_work_pool(
+            client, prefect.work_pool, prefect.work_pool_type, prefect.base_job_template
+        )
         log(f"work pool {prefect.work_pool}: {'created' if outcome.pool_created else 'exists'}")
         outcome.email_block_created = ensure_email_block(mail)
         if outcome.email_block_created:

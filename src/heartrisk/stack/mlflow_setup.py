@@ -14,6 +14,8 @@ from __future__ import annotations
 import configparser
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -24,6 +26,29 @@ DEFAULT_PERMISSION = "READ"  # a signed-in user reads everything; writes need ow
 # under load the app's polls and downloads took seconds each without it. The price: a password changed or
 # an account deleted is still accepted for up to this long by a server process that had checked it.
 AUTH_CACHE_SECONDS = 60
+SETUP_LOCK = 0x6865617274  # PostgreSQL advisory lock key ("heart") held by the setup on MLflow's database
+
+
+@contextmanager
+def one_at_a_time(backend: str) -> Iterator[None]:
+    """Hold a PostgreSQL advisory lock on MLflow's backend database while the setup runs.
+
+    Where every MLflow pod runs the setup before its server (Kubernetes: an init container, docs/kubernetes.md),
+    the first migrates and the others wait for it, then find nothing left to do: migrations never run side by
+    side. The lock goes with the connection, also when the process dies. A SQLite store needs none (one server).
+    """
+    from sqlalchemy.engine import make_url
+
+    url = make_url(backend)
+    if url.get_backend_name() != "postgresql":
+        yield
+        return
+    import psycopg
+
+    dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        connection.execute("SELECT pg_advisory_lock(%s)", (SETUP_LOCK,))
+        yield
 
 
 def write_auth_config(settings: MlflowSettings) -> Path:

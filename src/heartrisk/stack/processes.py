@@ -200,16 +200,22 @@ def model_keys(settings: Settings, log: Log = _stderr) -> None:
 
 
 def worker(settings: Settings, *, name: str, healthcheck: bool) -> NoReturn:
-    """A process worker on the project's pool; flow runs start in the project folder (prefect.yaml).
+    """The worker of the project's pool; flow runs start in the project folder (prefect.yaml).
 
-    Its flows train (they sign) and monitor (they verify), so it makes the model key pair when there is none
-    and says where: on the first ``make up``, or the first start of the compose stack's worker.
+    A process worker runs each flow run as a process beside it (``make up``, compose). Its flows train (they
+    sign) and monitor (they verify), so it makes the model key pair when there is none and says where: on the
+    first ``make up``, or the first start of the compose stack's worker. A Kubernetes worker
+    (``HEARTRISK_WORK_POOL_TYPE=kubernetes``, docs/kubernetes.md) starts a Job per run from the pool's base job
+    template (a pool it makes takes ``HEARTRISK_BASE_JOB_TEMPLATE``); those Jobs get the pair from a Secret.
     """
-    model_keys(settings)
+    if settings.prefect.work_pool_type == "process":
+        model_keys(settings)
     # Started before the server answers, the worker backs off and picks up the first run late.
     wait_for(f"{settings.prefect.api_url}/health", timeout=settings.bootstrap_timeout, what="Prefect")
-    command = [str(BIN / "prefect"), "worker", "start", "--pool", settings.prefect.work_pool, "--type", "process"]
+    prefect = settings.prefect
+    command = [str(BIN / "prefect"), "worker", "start", "--pool", prefect.work_pool, "--type", prefect.work_pool_type]
     command += ["--name", name] + (["--with-healthcheck"] if healthcheck else [])
+    command += ["--base-job-template", prefect.base_job_template] if prefect.base_job_template else []
     _exec(command, worker_env(settings))
 
 

@@ -4,6 +4,7 @@ champion that counts only when this stack's key vouches for it."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -52,7 +53,7 @@ def test_the_four_user_interfaces() -> None:
 
 class Pools:
     def __init__(self, exists: bool, race: bool = False) -> None:
-        self.exists, self.race, self.created = exists, race, []
+        self.exists, self.race, self.created, self.templates = exists, race, [], []
 
     def read_work_pool(self, name: str) -> Any:
         if not self.exists:
@@ -63,6 +64,7 @@ class Pools:
         if self.race:
             raise ObjectAlreadyExists(None)
         self.created.append((pool.name, pool.type))
+        self.templates.append(pool.base_job_template)
 
 
 def test_the_work_pool_is_created_once() -> None:
@@ -70,6 +72,16 @@ def test_the_work_pool_is_created_once() -> None:
     fresh = Pools(exists=False)
     assert ensure_work_pool(fresh, "zoompool") is True and fresh.created == [("zoompool", "process")]
     assert ensure_work_pool(Pools(exists=False, race=True), "zoompool") is False  # a worker made it meanwhile
+
+
+def test_a_kubernetes_pool_is_made_with_the_template_file_it_is_given(tmp_path: Path) -> None:
+    template = tmp_path / "template.json"
+    template.write_text(json.dumps({"job_configuration": {"image": "x"}, "variables": {}}))
+    made = Pools(exists=False)
+    assert ensure_work_pool(made, "zoompool", "kubernetes", str(template)) is True
+    assert made.created == [("zoompool", "kubernetes")] and made.templates == [json.loads(template.read_text())]
+    with pytest.raises(ValueError, match="HEARTRISK_BASE_JOB_TEMPLATE"):
+        ensure_work_pool(Pools(exists=False), "zoompool", "kubernetes")
 
 
 def test_an_outcome_that_changed_nothing() -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import secrets
 import stat
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -94,3 +96,35 @@ def test_the_artifact_bucket_is_checked_and_created_only_when_missing(settings: 
     assert mlflow_setup.ensure_bucket(dataclasses.replace(s3, artifacts="s3://new/artifacts")) == "new created"
     assert fake.created == ["new"] and endpoints == ["http://s3:8333"] * 2
     assert mlflow_setup.ensure_bucket(dataclasses.replace(s3, artifacts="/state/mlflow/artifacts")) is None
+
+
+def test_the_setup_runs_in_one_mlflow_pod_at_a_time(postgres: Any) -> None:
+    """Kubernetes runs it in every MLflow pod's init container: a second pod waits until the first is done."""
+    backend = postgres.create_database(f"mlflow_{secrets.token_hex(6)}").replace(
+        "postgresql://", "postgresql+psycopg://"
+    )
+    inside, release, order = threading.Event(), threading.Event(), []
+
+    def first() -> None:
+        with mlflow_setup.one_at_a_time(backend):
+            order.append("first in")
+            inside.set()
+            release.wait(20)
+            order.append("first out")
+
+    def second() -> None:
+        with mlflow_setup.one_at_a_time(backend):
+            order.append("second in")
+
+    pods = [threading.Thread(target=first), threading.Thread(target=second)]
+    pods[0].start()
+    assert inside.wait(20)
+    pods[1].start()
+    time.sleep(1)
+    assert order == ["first in"]  # the second pod waits for the lock
+    release.set()
+    for pod in pods:
+        pod.join(20)
+    assert order == ["first in", "first out", "second in"]
+    with mlflow_setup.one_at_a_time("sqlite:////nonexistent/mlflow.db"):  # one server, no lock, no connection
+        pass

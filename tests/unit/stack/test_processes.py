@@ -171,6 +171,22 @@ def test_the_worker_makes_the_model_key_pair_on_first_start_and_says_where(
     assert "model signing key found:" in capsys.readouterr().err
 
 
+def test_a_kubernetes_worker_starts_jobs_from_the_repositorys_template_and_makes_no_keys(
+    started: list, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Its flow runs are Jobs that mount the key pair from a Secret; its own root file system is read-only."""
+    monkeypatch.setattr(processes, "wait_for", lambda *args, **kwargs: None)
+    base = with_mlflow(model_signing_key_file=tmp_path / "signing.pem", model_verify_key_file=tmp_path / "verify.pem")
+    prefect = dataclasses.replace(base.prefect, work_pool_type="kubernetes", base_job_template="/etc/t.json")
+    with pytest.raises(Exec):
+        processes.worker(dataclasses.replace(base, prefect=prefect), name="w", healthcheck=True)
+    argv = started[0][0]
+    assert (
+        argv[argv.index("--type") + 1] == "kubernetes" and argv[argv.index("--base-job-template") + 1] == "/etc/t.json"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_waiting_for_a_closed_port_ends_with_what_was_awaited() -> None:
     with pytest.raises(TimeoutError, match=r"MLflow did not answer at http://127.0.0.1:9/health within 1 s"):
         processes.wait_for("http://127.0.0.1:9/health", timeout=1, what="MLflow", log=print)
