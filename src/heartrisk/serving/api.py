@@ -13,13 +13,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import numpy as np
 import orjson
 from flask import Blueprint, Response, jsonify, request
 
 from heartrisk import __version__
 from heartrisk.predlog import LogUnavailable
-from heartrisk.schema import TARGET, json_schema, validate_records
+from heartrisk.schema import FEATURE_NAMES, TARGET, json_schema, validate_records
 from heartrisk.serving import metrics
+from heartrisk.serving.explanations import explained
 from heartrisk.serving.messages import NOT_LOGGED, RETRY_AFTER_SECONDS, no_model_advice
 from heartrisk.serving.runtime import NoModel, runtime, score
 
@@ -45,37 +47,64 @@ def _parse() -> tuple[Any, tuple[Response, int] | None]:
         return None, problem(400, f"malformed JSON: {str(exc)[:200]}")
 
 
+def _features(payload: Any) -> tuple[np.ndarray | None, tuple[Response, int] | None]:
+    """The validated records of a parsed body (one object or a list) in schema order, or the 4xx saying why not."""
+    limit = runtime().settings.app.max_batch_rows
+    if isinstance(payload, list) and len(payload) > limit:
+        return None, problem(413, f"at most {limit} records per request; got {len(payload)}")
+    if not isinstance(payload, dict | list):
+        return None, problem(422, "expected a JSON object of the 13 features, or a list of such objects")
+    records = payload if isinstance(payload, list) else [payload]
+    features, invalid = validate_records(records)
+    if not invalid:
+        return features, None
+    metrics.refused("validation", len(records))
+    if isinstance(payload, dict):
+        return None, problem(422, "invalid input", fields=invalid[0][1])
+    rows = [{"index": index, "fields": fields} for index, fields in invalid]
+    return None, problem(422, f"invalid input in {len(rows)} of {len(records)} records", rows=rows)
+
+
+def _unavailable(exc: NoModel | LogUnavailable) -> tuple[Response, int]:
+    """The 503 of a request that cannot be answered now: no model yet, or the log cannot be written."""
+    if isinstance(exc, NoModel):
+        return problem(503, f"no model loaded ({exc}). {no_model_advice(runtime().holder.status())}")
+    response, status = problem(503, NOT_LOGGED)
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response, status
+
+
 @bp.post("/predict")
 def predict():
     payload, error = _parse()
+    features, error = (None, error) if error is not None else _features(payload)
     if error is not None:
         return error
-    limit = runtime().settings.app.max_batch_rows
-    if isinstance(payload, list) and len(payload) > limit:
-        return problem(413, f"at most {limit} records per request; got {len(payload)}")
-    if not isinstance(payload, dict | list):
-        return problem(422, "expected a JSON object of the 13 features, or a list of such objects")
-    records = payload if isinstance(payload, list) else [payload]
-    features, invalid = validate_records(records)
-    if invalid:
-        metrics.refused("validation", len(records))
-        if isinstance(payload, dict):
-            return problem(422, "invalid input", fields=invalid[0][1])
-        rows = [{"index": index, "fields": fields} for index, fields in invalid]
-        return problem(422, f"invalid input in {len(rows)} of {len(records)} records", rows=rows)
     try:
         scored = score(features)
-    except NoModel as exc:
-        return problem(503, f"no model loaded ({exc}). {no_model_advice(runtime().holder.status())}")
-    except LogUnavailable:
-        response, status = problem(503, NOT_LOGGED)
-        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-        return response, status
+    except (NoModel, LogUnavailable) as exc:
+        return _unavailable(exc)
     answers = [
         {"probability": p, "label": label, "model_version": scored.model.version}
         for p, label in zip(scored.probabilities, scored.labels, strict=True)
     ]
     return Response(orjson.dumps(answers[0] if isinstance(payload, dict) else answers), mimetype="application/json")
+
+
+@bp.post("/explain")
+def explain():
+    """One record's probability and what each of its 13 values contributed to it (:mod:`heartrisk.explain`)."""
+    payload, error = _parse()
+    if error is None and not isinstance(payload, dict):
+        error = problem(422, "expected one JSON object of the 13 features: an explanation is of one record")
+    features, error = (None, error) if error is not None else _features(payload)
+    if error is not None:
+        return error
+    try:
+        _, explanation = explained(features)
+    except (NoModel, LogUnavailable) as exc:
+        return _unavailable(exc)
+    return Response(orjson.dumps(explanation.as_json()), mimetype="application/json")
 
 
 @bp.get("/openapi.json")
@@ -103,6 +132,30 @@ def openapi_document(max_batch_rows: int) -> dict[str, Any]:
                 "description": f"1 ({TARGET.label.lower()}) when probability >= 0.5, else 0.",
             },
             "model_version": {"type": "string", "description": "Registered model version that answered."},
+        },
+    }
+    points = {"type": "number", "minimum": -1, "maximum": 1}
+    explanation = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["version", "probability", "baseline", "contributions"],
+        "properties": {
+            "version": {"type": "string", "description": "Registered model version that answered and explained."},
+            "probability": prediction["properties"]["probability"],
+            "baseline": {
+                "type": "number",
+                "minimum": 0,
+                "maximum": 1,
+                "description": "The model's average probability over a summary of the study's patients.",
+            },
+            "contributions": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": list(FEATURE_NAMES),
+                "properties": dict.fromkeys(FEATURE_NAMES, points),
+                "description": "Exact Shapley value of each value, in probability units (0.12 = 12 points); "
+                "they add up to probability - baseline. Associations in one 1988 study, not causes.",
+            },
         },
     }
     fields = {"type": "object", "additionalProperties": {"type": "string"}, "description": "field -> reason"}
@@ -180,7 +233,30 @@ def openapi_document(max_batch_rows: int) -> dict[str, Any]:
                         "503": err("No model loaded yet (train one first), or the prediction log cannot be written"),
                     },
                 }
-            }
+            },
+            "/api/v1/explain": {
+                "post": {
+                    "operationId": "explain",
+                    "summary": "Score one record (logged like a prediction) and say what each value contributed",
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Record"}}},
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "The probability, the baseline and the 13 contributions",
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Explanation"}}},
+                        },
+                        "400": err("Malformed JSON"),
+                        "413": err("Body over the size limit"),
+                        "415": err("Content-Type is not application/json"),
+                        "422": err("Not one record, or invalid values: each bad field with the reason"),
+                        "503": err("No model loaded yet (train one first), or the prediction log cannot be written"),
+                    },
+                }
+            },
         },
-        "components": {"schemas": {"Record": record, "Prediction": prediction, "Error": error}},
+        "components": {
+            "schemas": {"Record": record, "Prediction": prediction, "Explanation": explanation, "Error": error}
+        },
     }

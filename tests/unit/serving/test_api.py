@@ -114,3 +114,37 @@ def test_a_prediction_that_cannot_be_logged_is_a_503_that_says_so(unlogged_clien
         assert response.status_code == 503
         assert response.get_json() == {"error": NOT_LOGGED}  # the cause, not the database's address
         assert response.headers["Retry-After"] == str(RETRY_AFTER_SECONDS)
+
+
+def test_explain_answers_the_contributions_of_the_version_that_answered_and_logs_it(
+    client: FlaskClient, settings: Settings, record
+) -> None:
+    predicted = client.post("/api/v1/predict", json=record).get_json()
+    response = client.post("/api/v1/explain", json=record)
+    body = response.get_json()
+    assert response.status_code == 200 and response.mimetype == "application/json"
+    assert list(body) == ["version", "probability", "baseline", "contributions"]
+    assert list(body["contributions"]) == list(FEATURE_NAMES)
+    assert body["version"] == predicted["model_version"] == "7"
+    assert body["probability"] == predicted["probability"]
+    assert sum(body["contributions"].values()) == pytest.approx(body["probability"] - body["baseline"], abs=1e-6)
+    assert count_rows(open_log(settings.predictions_db)) == 2  # an explained answer is a served answer
+
+
+def test_explain_refuses_what_predict_refuses_and_a_batch(client: FlaskClient, settings: Settings, record) -> None:
+    invalid = client.post("/api/v1/explain", json={**record, "chol": 1500})
+    assert invalid.status_code == 422 and list(invalid.get_json()["fields"]) == ["chol"]
+    assert "less than or equal to 700" in invalid.get_json()["fields"]["chol"]
+    batch = client.post("/api/v1/explain", json=[record, record])
+    assert batch.status_code == 422 and "one record" in batch.get_json()["error"]
+    assert client.post("/api/v1/explain", data="age=63", content_type="text/plain").status_code == 415
+    assert client.post("/api/v1/explain", data="{", content_type="application/json").status_code == 400
+    assert count_rows(open_log(settings.predictions_db)) == 0
+
+
+def test_explain_is_in_the_openapi_document(client: FlaskClient) -> None:
+    doc = client.get("/api/v1/openapi.json").get_json()
+    answer = doc["components"]["schemas"]["Explanation"]
+    assert answer["required"] == ["version", "probability", "baseline", "contributions"]
+    assert answer["properties"]["contributions"]["required"] == list(FEATURE_NAMES)
+    assert set(doc["paths"]["/api/v1/explain"]["post"]["responses"]) == {"200", "400", "413", "415", "422", "503"}
