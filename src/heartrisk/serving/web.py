@@ -6,12 +6,14 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from flask import Blueprint, abort, render_template, request
+from flask import Blueprint, Response, abort, render_template, request
 
+from heartrisk.data import DataError, TooManyRows, read_csv
 from heartrisk.modelcard import INTENDED_USE
 from heartrisk.predlog import LogUnavailable
 from heartrisk.schema import BY_NAME, FEATURE_NAMES, FEATURES, TARGET, as_matrix, validate_record
@@ -59,6 +61,7 @@ def _page(
     units: dict[str, str] | None = None,
     entered: dict[str, reading.Entered] | None = None,
     explanation: Explanation | None = None,
+    upload_errors: list[str] | None = None,
 ):
     rt = runtime()
     model = rt.holder.model
@@ -85,6 +88,8 @@ def _page(
         train_hint=no_model_advice(holder) if model is None else "",
         mlflow_url=rt.settings.mlflow.public_url,
         not_saved=not_saved,
+        upload_errors=upload_errors or [],
+        max_rows=rt.settings.app.max_batch_rows,
     )
     headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if not_saved else {}
     return html, status, headers
@@ -127,6 +132,45 @@ def submit():
         return _page(**page, result=None, status=503, not_saved=NOT_LOGGED)
     shown = reading.entered(clean, raw, units)
     return _page(**page, result=result, entered=shown, explanation=explanation)
+
+
+@bp.post("/csv")
+def score_csv():
+    """A CSV file of records in, the same rows with probability, band and model version out (a download).
+
+    The file is read and checked by :func:`heartrisk.data.read_csv` (messages name the row and the column), at
+    most the batch API's number of rows (and its body size), and scored and logged by :func:`score`.
+    """
+    if security.cross_site_reason(request) is not None:
+        abort(403, description="This form only accepts submissions from its own page.")
+    upload = request.files.get("records")
+    if upload is None or not upload.filename:
+        return _page(values={}, errors={}, result=None, status=422, upload_errors=["Choose a CSV file to upload."])
+    name = _safe_name(upload.filename)
+    try:
+        frame = read_csv(
+            upload.stream, require_target=False, source=name, max_rows=runtime().settings.app.max_batch_rows
+        )
+    except DataError as exc:
+        metrics.refused("validation", 1)
+        status = 413 if isinstance(exc, TooManyRows) else 422
+        return _page(values={}, errors={}, result=None, status=status, upload_errors=str(exc).splitlines())
+    try:
+        scored = score(frame.to_numpy(dtype=float))
+    except NoModel:
+        return _page(values={}, errors={}, result=None, status=503)
+    except LogUnavailable:
+        return _page(values={}, errors={}, result=None, status=503, not_saved=NOT_LOGGED)
+    frame["probability"] = scored.probabilities
+    frame["band"] = [band(p).name for p in scored.probabilities]
+    frame["model_version"] = scored.model.version
+    disposition = f'attachment; filename="{name.removesuffix(".csv")}-scored.csv"'
+    return Response(frame.to_csv(index=False), mimetype="text/csv", headers={"Content-Disposition": disposition})
+
+
+def _safe_name(filename: str) -> str:
+    """The uploaded file's own name, reduced to what is safe in a message and a download's name."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", filename.rsplit("/", 1)[-1].rsplit("\\", 1)[-1])[:100] or "upload.csv"
 
 
 def _units() -> tuple[dict[str, str], dict[str, str]]:

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import io
 import re
 
+import pandas as pd
 import pytest
 from flask.testing import FlaskClient
 from markupsafe import escape
 
+from heartrisk import export
 from heartrisk.modelcard import INTENDED_USE
-from heartrisk.schema import FEATURES, TARGET
+from heartrisk.predlog import open_log
+from heartrisk.schema import FEATURE_NAMES, FEATURES, TARGET
 from heartrisk.serving.messages import NOT_LOGGED
 from heartrisk.serving.web import band
+from heartrisk.settings import Settings
 from tests.support.models import in_process as expected
+from tests.support.predlog import count as count_rows
 
 pytestmark = pytest.mark.filterwarnings("ignore:X does not have valid feature names")
 
@@ -177,3 +183,39 @@ def test_the_intended_use_names_the_version_above_the_form_and_the_about_page_cr
     text = about.get_data(as_text=True)
     assert about.status_code == 200 and "Detrano R" in text and "1989;64(5):304-310" in text
     assert "Andras Janosi" in text and "David W. Aha" in text and "<script" not in text
+
+
+def upload(client: FlaskClient, text: str, name: str = "clinic.csv"):
+    return client.post("/csv", data={"records": (io.BytesIO(text.encode()), name)}, content_type="multipart/form-data")
+
+
+def test_an_uploaded_csv_comes_back_scored_row_by_row_and_every_row_is_logged(
+    client: FlaskClient, settings: Settings, pipeline, frame
+) -> None:
+    rows = frame.drop(columns=["output"]).iloc[:4]
+    response = upload(client, rows.to_csv(index=False))
+    assert response.status_code == 200 and response.mimetype == "text/csv"
+    assert response.headers["Content-Disposition"] == 'attachment; filename="clinic-scored.csv"'
+    scored = pd.read_csv(io.StringIO(response.get_data(as_text=True)))
+    assert list(scored.columns) == [*FEATURE_NAMES, "probability", "band", "model_version"]
+    assert scored[list(FEATURE_NAMES)].equals(rows.reset_index(drop=True))
+    probabilities = expected(pipeline, rows.to_dict("records"))
+    assert scored["probability"].tolist() == pytest.approx(probabilities, abs=export.TOLERANCE)
+    assert scored["band"].tolist() == [band(p).name for p in scored["probability"]]
+    assert set(scored["model_version"].astype(str)) == {"7"}
+    assert count_rows(open_log(settings.predictions_db)) == 4
+
+
+def test_an_upload_with_a_bad_value_names_its_row_and_column_and_nothing_is_logged(
+    client: FlaskClient, settings: Settings, frame
+) -> None:
+    rows = frame.drop(columns=["output"]).iloc[:3].astype(str)
+    rows.loc[1, "chol"] = "2330"
+    response = upload(client, rows.to_csv(index=False))
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert "clinic.csv: column &#39;chol&#39;, row 2 (line 3): value &#39;2330&#39; is out of range" in page
+    too_many = upload(client, frame.drop(columns=["output"]).iloc[:6].to_csv(index=False))
+    assert too_many.status_code == 413 and "at most 5 rows per file; got 6" in too_many.get_data(as_text=True)
+    assert upload(client, "", name="").status_code == 422
+    assert count_rows(open_log(settings.predictions_db)) == 0
