@@ -72,7 +72,7 @@ def reading(explanation: Explanation, values: Mapping[str, Entered]) -> Reading:
 
 
 def _points(points: float) -> str:
-    shown = f"{points:.0f}" if points >= 1 else f"{points:.1f}"
+    shown = f"{points:.0f}" if points >= 1 else f"{points:.1f}".replace("1.0", "1")  # 0.96 is "1 point", not "1.0"
     return f"{shown} point" if shown == "1" else f"{shown} points"
 
 

@@ -19,7 +19,7 @@ def test_values_are_shown_with_their_unit_and_codes_by_their_text() -> None:
 
 def test_the_explanation_in_words_raised_and_lowered_each_largest_first() -> None:
     clean = {**VALID_RECORD, "oldpeak": 2.3}
-    contributions = dict.fromkeys(FEATURE_NAMES, 0.0) | {"oldpeak": 0.12, "cp": 0.2, "age": -0.004, "sex": -0.01}
+    contributions = dict.fromkeys(FEATURE_NAMES, 0.0) | {"oldpeak": 0.12, "cp": 0.2, "age": -0.004, "sex": -0.0096}
     explanation = Explanation("3", 0.6, 0.4, contributions)
     said = reading(explanation, entered(clean, {n: str(v) for n, v in clean.items()}, {}))
     assert said.raised == [
