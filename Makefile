@@ -78,8 +78,9 @@ lint: venv  ## ruff, lock freshness, data checksums, committed secrets, compose 
 
 SHOTS := test-results/screenshots
 screenshots: venv  ## refresh the README's pictures of the UIs from the browser tests' screenshots (tests never write tracked files)
-	$(BIN)/pytest -q tests/browser/test_form.py::test_fill_submit_and_read_the_percentage tests/browser/test_uis.py
-	cp $(SHOTS)/local/form.png $(SHOTS)/local/prefect-run.png $(SHOTS)/local/mlflow-model.png docs/
+	$(BIN)/pytest -q tests/browser/test_form.py::test_fill_submit_and_read_the_percentage tests/browser/test_uis.py \
+	  tests/browser/test_clinician_form.py::test_a_result_with_its_explanation_in_words
+	cp $(SHOTS)/local/form.png $(SHOTS)/local/form-explained.png $(SHOTS)/local/prefect-run.png $(SHOTS)/local/mlflow-model.png docs/
 	@# The Evidently dashboard is opened by the Docker layouts' browser tests (make stack-test, make scale-test).
 	@shot=$$(ls -t $(SHOTS)/compose/evidently-dashboard.png $(SHOTS)/scale/evidently-dashboard.png 2>/dev/null | head -1); \
 	if [ -n "$$shot" ]; then cp "$$shot" docs/evidently-dashboard.png; echo "docs/evidently-dashboard.png from $$shot"; \

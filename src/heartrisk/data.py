@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import pandas as pd
@@ -20,6 +21,10 @@ MAX_REPORTED = 5
 
 class DataError(ValueError):
     """A data file does not match the schema; the message says where and why."""
+
+
+class TooManyRows(DataError):
+    """A file with more rows than its reader takes (an upload: the batch API's limit)."""
 
 
 def sha256(path: Path) -> str:
@@ -96,12 +101,20 @@ def load_csv(path: Path | str, *, require_target: bool = True) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
+    return read_csv(path, require_target=require_target, source=str(path))
+
+
+def read_csv(file: Path | IO[bytes], *, require_target: bool, source: str, max_rows: int | None = None) -> pd.DataFrame:
+    """Read and validate CSV from a path or an open file (an upload); ``source`` names it in the messages.
+    A file of more than ``max_rows`` rows is refused (:class:`TooManyRows`) before its values are checked."""
     try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+        raw = pd.read_csv(file, dtype=str, keep_default_na=False, skipinitialspace=True)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
-        raise DataError(f"{path}: not a readable CSV file: {exc}") from exc
+        raise DataError(f"{source}: not a readable CSV file: {exc}") from exc
+    if max_rows is not None and len(raw) > max_rows:
+        raise TooManyRows(f"{source}: at most {max_rows} rows per file; got {len(raw)}")
     raw = raw.replace("", np.nan)
-    return validate_frame(raw, require_target=require_target, source=str(path))
+    return validate_frame(raw, require_target=require_target, source=source)
 
 
 def read_schema_csv(path: Path | str) -> pd.DataFrame:

@@ -33,6 +33,7 @@ class Feature:
     step: float = 1
     codes: Mapping[int, str] | None = None
     help: str = ""
+    other_units: Mapping[str, float] | None = None  # units a person may enter instead, each as a factor to ``unit``
 
     def allowed(self) -> str:
         """Human description of the allowed values, used in every error message."""
@@ -40,6 +41,17 @@ class Feature:
             return ", ".join(f"{code} ({text})" for code, text in self.codes.items())
         unit = f" {self.unit}" if self.unit else ""
         return f"{_fmt(self.minimum)} to {_fmt(self.maximum)}{unit}"
+
+    def in_stored_unit(self, value: float, unit: str) -> float:
+        """``value`` entered in ``unit`` (``unit`` itself or one of ``other_units``) as the column stores it: converted,
+        then rounded to the column's precision (a whole number for an int column: the study recorded no finer)."""
+        factor = 1.0 if unit == self.unit else (self.other_units or {})[unit]
+        return float(round(value * factor)) if self.dtype == "int" else round(value * factor, 1)
+
+    def allowed_in(self, unit: str) -> str:
+        """:meth:`allowed` in one of ``other_units`` (the range converted, two decimals)."""
+        factor = 1.0 if unit == self.unit else (self.other_units or {})[unit]
+        return f"{self.minimum / factor:.2f} to {self.maximum / factor:.2f} {unit}"
 
     def violations(self, values: Any) -> list[tuple[Any, Reason]]:
         """Which values break the rule, as one (verdict, reason) pair per reason the rule can give.

@@ -5,9 +5,20 @@ from __future__ import annotations
 from heartrisk.schema import TARGET
 from heartrisk.summaries import BASELINES, TrainingSummary
 
+INTENDED_USE = (  # whom the number is for and what it is not: above the form and in this card, with the version
+    "For clinicians, students and patients who want to see what the 1988 Cleveland study associates with "
+    "coronary artery disease in adults like its patients: 29 to 77 years old, referred for angiography, most "
+    "with chest pain. The number is a diagnostic probability from that study (how likely such a person had a "
+    "narrowed heart vessel at the time), not a 10-year risk of a heart attack or stroke (risk calculators "
+    "such as ASCVD or QRISK3 give that), not a diagnosis, and not a reason to start, stop or delay any "
+    "test or treatment. HeartRisk is a teaching project, not a medical device."
+)
+
 
 def render(summary: TrainingSummary, *, train_rows: int, test_rows: int) -> str:
     """Markdown for ``model_card.md`` in the training run (MLflow shows it beside the model)."""
+    from heartrisk.explain import BACKGROUND_ROWS  # here: the form reads INTENDED_USE, and explains only when asked
+
     params = ", ".join(f"{k}={v}" for k, v in summary.best_params.items())
     low, high = summary.test_roc_auc_ci
     metrics = summary.metrics
@@ -30,8 +41,11 @@ rows after de-duplication; data sha256 `{summary.data_sha256}`.
 
 **Predicts**: {TARGET.label.lower()} (`{TARGET.name} = 1 - output`, the UCI diagnosis). {TARGET.meaning}
 
-**Intended use**: teaching and demonstrating an MLOps workflow. **Not medical advice** and not a
-medical device. **Limits**: 300 patients from one US clinic in 1988; the Kaggle republication's label
+**Intended use of version {summary.promotion.new_version}**: {INTENDED_USE} It also demonstrates an MLOps
+workflow. **Not medical advice**. **Explanations**: `POST /api/v1/explain` and the form give each value's
+exact Shapley contribution against {BACKGROUND_ROWS} typical patients of the study: associations in one
+study, not causes.
+**Limits**: 300 patients from one US clinic in 1988; the Kaggle republication's label
 `output` is the inverse of the UCI diagnosis, so this model predicts `1 - output` (see data/README.md);
 codes caa=4 and thall=0 stand for missing values.
 """

@@ -158,6 +158,17 @@ def screenshot(page: Page, layout: str, name: str) -> Path:
     return path
 
 
+def accessibility_violations(page: Page) -> list[str]:
+    """What axe-core (4.12, bundled by the PyPI package axe-playwright-python) finds wrong on the page as it is now:
+    one line per violation, its rule, impact and first element. It is injected through Playwright's own channel,
+    which a CSP without any script source does not block; the page's context must run scripts (in one that does
+    not, Playwright's evaluate never returns)."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    found = Axe().run(page).response["violations"]
+    return [f"{v['id']} ({v['impact']}): {v['help']} at {v['nodes'][0]['target']}" for v in found]
+
+
 def open_ui(page: Page, url: str) -> None:
     """Go to ``url`` as a person typing it; a UI that answers with an error fails here, saying so."""
     response = page.goto(url)

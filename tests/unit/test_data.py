@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 from pathlib import Path
 
 import pandas as pd
@@ -141,3 +142,16 @@ def test_features_and_target_gives_disease_as_the_target() -> None:
     x, y = data.features_and_target(frame)
     assert list(x.columns) == list(COLUMNS[:-1])
     assert (y == 1 - frame["output"]).all() and y.name == "disease"
+
+
+def test_an_open_file_is_read_and_checked_like_a_path_and_a_row_limit_holds() -> None:
+    text = HEART.read_text()
+    frame = data.read_csv(io.BytesIO(text.encode()), require_target=False, source="upload.csv")
+    assert len(frame) == 303 and tuple(frame.columns) == COLUMNS[:-1]
+    with pytest.raises(data.TooManyRows, match=r"upload\.csv: at most 300 rows per file; got 303"):
+        data.read_csv(io.BytesIO(text.encode()), require_target=False, source="upload.csv", max_rows=300)
+    bad = text.replace("\n63,1,3,145,233", "\n63,1,3,145,2330", 1)
+    with pytest.raises(
+        data.DataError, match=r"upload.csv: column 'chol', row 1 \(line 2\): value '2330' is out of range"
+    ):
+        data.read_csv(io.BytesIO(bad.encode()), require_target=False, source="upload.csv")

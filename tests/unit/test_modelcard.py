@@ -24,3 +24,9 @@ def test_the_card_puts_the_untuned_peers_beside_the_champion_on_the_same_folds()
     rows = ["| champion, best of 50 trials | 0.910 ± 0.020 |", "| untuned SVC | 0.890 ± 0.030 |"]
     rows += ["| logistic regression | 0.900 ± 0.025 |"]
     assert "\n".join(rows) in card
+
+
+def test_the_card_states_the_intended_use_of_its_version() -> None:
+    card = modelcard.render(training(), train_rows=241, test_rows=61)
+    assert f"**Intended use of version 4**: {modelcard.INTENDED_USE}" in card
+    assert "not a 10-year risk" in modelcard.INTENDED_USE and "not a diagnosis" in modelcard.INTENDED_USE

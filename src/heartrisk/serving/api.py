@@ -1,4 +1,4 @@
-"""The JSON API: one record or a batch in, probabilities out; and its OpenAPI document.
+"""The JSON API: one record or a batch in, probabilities out; explanations; the OpenAPI document (openapi.py).
 
 The document is generated from :func:`heartrisk.schema.json_schema`, the same model that validates
 the requests, so it cannot drift from what the endpoint accepts. Bodies are read and answers written
@@ -11,20 +11,23 @@ validation then names).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
+import numpy as np
 import orjson
 from flask import Blueprint, Response, jsonify, request
 
-from heartrisk import __version__
 from heartrisk.predlog import LogUnavailable
-from heartrisk.schema import TARGET, json_schema, validate_records
+from heartrisk.schema import validate_records
 from heartrisk.serving import metrics
+from heartrisk.serving.explanations import explained
 from heartrisk.serving.messages import NOT_LOGGED, RETRY_AFTER_SECONDS, no_model_advice
+from heartrisk.serving.openapi import openapi_document
 from heartrisk.serving.runtime import NoModel, Scored, runtime, score
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
+T = TypeVar("T")
 
 
 def problem(status: int, message: str, **extra: Any) -> tuple[Response, int]:
@@ -63,9 +66,9 @@ def read_json() -> Any:
         raise NotServed(400, f"malformed JSON: {str(exc)[:200]}") from None
 
 
-def predict_records(records: Sequence[Any]) -> Scored:
-    """The one path from JSON records to logged predictions, for every protocol that serves them (this API and
-    the Open Inference Protocol's ``/v2``): the batch limit, the schema's validation, the model, the log."""
+def validated(records: Sequence[Any]) -> np.ndarray:
+    """The records in schema order, or :class:`NotServed` saying which fields of which records are wrong: the
+    batch limit and the schema's validation, for every protocol and for explanations."""
     limit = runtime().settings.app.max_batch_rows
     if len(records) > limit:
         raise NotServed(413, f"at most {limit} records per request; got {len(records)}")
@@ -73,12 +76,25 @@ def predict_records(records: Sequence[Any]) -> Scored:
     if invalid:
         metrics.refused("validation", len(records))
         raise NotServed(422, f"invalid input in {len(invalid)} of {len(records)} records", invalid=invalid)
+    return features
+
+
+def served(compute: Callable[[], T]) -> T:
+    """``compute()``, which scores and logs, with "no model yet" and "the log cannot be written" as the 503s
+    this API answers for them."""
     try:
-        return score(features)
+        return compute()
     except NoModel as exc:
         raise NotServed(503, f"no model loaded ({exc}). {no_model_advice(runtime().holder.status())}") from None
     except LogUnavailable:
         raise NotServed(503, NOT_LOGGED, retry_after=RETRY_AFTER_SECONDS) from None
+
+
+def predict_records(records: Sequence[Any]) -> Scored:
+    """The one path from JSON records to logged predictions, for every protocol that serves them (this API and
+    the Open Inference Protocol's ``/v2``): the batch limit, the schema's validation, the model, the log."""
+    features = validated(records)
+    return served(lambda: score(features))
 
 
 def refusal(exc: NotServed, *, single: bool = False) -> tuple[Response, int]:
@@ -92,17 +108,20 @@ def refusal(exc: NotServed, *, single: bool = False) -> tuple[Response, int]:
     return response, status
 
 
+def json_body() -> Any:
+    """The request's JSON body, or :class:`NotServed` (415 for another content type, 400 for malformed JSON)."""
+    if request.mimetype != "application/json":
+        raise NotServed(415, "send the records as JSON with Content-Type: application/json")
+    return read_json()
+
+
 @bp.post("/predict")
 def predict():
-    if request.mimetype != "application/json":
-        return problem(415, "send the records as JSON with Content-Type: application/json")
+    payload = None
     try:
-        payload = read_json()
-    except NotServed as exc:
-        return refusal(exc)
-    if not isinstance(payload, dict | list):
-        return problem(422, "expected a JSON object of the 13 features, or a list of such objects")
-    try:
+        payload = json_body()
+        if not isinstance(payload, dict | list):
+            raise NotServed(422, "expected a JSON object of the 13 features, or a list of such objects")
         scored = predict_records(payload if isinstance(payload, list) else [payload])
     except NotServed as exc:
         return refusal(exc, single=isinstance(payload, dict))
@@ -113,109 +132,20 @@ def predict():
     return Response(orjson.dumps(answers[0] if isinstance(payload, dict) else answers), mimetype="application/json")
 
 
+@bp.post("/explain")
+def explain():
+    """One record's probability and what each of its 13 values contributed to it (:mod:`heartrisk.explain`)."""
+    try:
+        payload = json_body()
+        if not isinstance(payload, dict):
+            raise NotServed(422, "expected one JSON object of the 13 features: an explanation is of one record")
+        features = validated([payload])
+        _, explanation = served(lambda: explained(features))
+    except NotServed as exc:
+        return refusal(exc, single=True)
+    return Response(orjson.dumps(explanation.as_json()), mimetype="application/json")
+
+
 @bp.get("/openapi.json")
 def openapi():
     return jsonify(openapi_document(runtime().settings.app.max_batch_rows))
-
-
-def openapi_document(max_batch_rows: int) -> dict[str, Any]:
-    """OpenAPI 3.1 description of the API, built from the schema's JSON Schema."""
-    record = json_schema()
-    prediction = {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["probability", "label", "model_version"],
-        "properties": {
-            "probability": {
-                "type": "number",
-                "minimum": 0,
-                "maximum": 1,
-                "description": TARGET.meaning,
-            },
-            "label": {
-                "type": "integer",
-                "enum": [0, 1],
-                "description": f"1 ({TARGET.label.lower()}) when probability >= 0.5, else 0.",
-            },
-            "model_version": {"type": "string", "description": "Registered model version that answered."},
-        },
-    }
-    fields = {"type": "object", "additionalProperties": {"type": "string"}, "description": "field -> reason"}
-    error = {
-        "type": "object",
-        "required": ["error"],
-        "properties": {
-            "error": {"type": "string"},
-            "fields": fields,
-            "rows": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["index", "fields"],
-                    "properties": {"index": {"type": "integer", "minimum": 0}, "fields": fields},
-                },
-            },
-        },
-    }
-    ref = {"$ref": "#/components/schemas/Error"}
-
-    def err(text: str) -> dict[str, Any]:
-        return {"description": text, "content": {"application/json": {"schema": ref}}}
-
-    return {
-        "openapi": "3.1.0",
-        "info": {
-            "title": "HeartRisk API",
-            "version": __version__,
-            "description": f"{TARGET.meaning} Input: 13 clinical features.",
-        },
-        "paths": {
-            "/api/v1/predict": {
-                "post": {
-                    "operationId": "predict",
-                    "summary": "Score one record, or a list of records (answers in the same order)",
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "oneOf": [
-                                        {"$ref": "#/components/schemas/Record"},
-                                        {
-                                            "type": "array",
-                                            "maxItems": max_batch_rows,
-                                            "items": {"$ref": "#/components/schemas/Record"},
-                                        },
-                                    ]
-                                }
-                            }
-                        },
-                    },
-                    "responses": {
-                        "200": {
-                            "description": "One prediction for an object, a list (same order) for a list",
-                            "content": {
-                                "application/json": {
-                                    "schema": {
-                                        "oneOf": [
-                                            {"$ref": "#/components/schemas/Prediction"},
-                                            {
-                                                "type": "array",
-                                                "items": {"$ref": "#/components/schemas/Prediction"},
-                                            },
-                                        ]
-                                    }
-                                }
-                            },
-                        },
-                        "400": err("Malformed JSON"),
-                        "413": err(f"Body over the size limit, or more than {max_batch_rows} records"),
-                        "415": err("Content-Type is not application/json"),
-                        "422": err("Invalid records: each bad field with the reason"),
-                        "503": err("No model loaded yet (train one first), or the prediction log cannot be written"),
-                    },
-                }
-            }
-        },
-        "components": {"schemas": {"Record": record, "Prediction": prediction, "Error": error}},
-    }

@@ -1,4 +1,4 @@
-"""The JSON API: one record or a batch, the right status for every bad request, its OpenAPI document."""
+"""The JSON API: one record or a batch, the right status for every bad request, explanations."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from flask.testing import FlaskClient
 
 from heartrisk import export
 from heartrisk.predlog import open_log
-from heartrisk.schema import FEATURE_NAMES, json_schema
+from heartrisk.schema import FEATURE_NAMES
 from heartrisk.serving import create_app
 from heartrisk.serving.messages import NOT_LOGGED, RETRY_AFTER_SECONDS
 from heartrisk.serving.model_holder import ModelHolder
@@ -98,19 +98,35 @@ def test_request_bigger_than_the_limit_gets_413(settings: Settings, holder: Mode
     assert form.mimetype == "text/html"
 
 
-def test_openapi_document_is_generated_from_the_schema(client: FlaskClient) -> None:
-    doc = client.get("/api/v1/openapi.json").get_json()
-    assert doc["openapi"].startswith("3.1")
-    assert doc["components"]["schemas"]["Record"] == json_schema()
-    operation = doc["paths"]["/api/v1/predict"]["post"]
-    batch = operation["requestBody"]["content"]["application/json"]["schema"]["oneOf"][1]
-    assert batch["maxItems"] == 5
-    assert {"200", "400", "413", "415", "422", "503"} <= set(operation["responses"])
-
-
 def test_a_prediction_that_cannot_be_logged_is_a_503_that_says_so(unlogged_client: FlaskClient, record) -> None:
     for payload in (record, [record, record]):
         response = unlogged_client.post("/api/v1/predict", json=payload)
         assert response.status_code == 503
         assert response.get_json() == {"error": NOT_LOGGED}  # the cause, not the database's address
         assert response.headers["Retry-After"] == str(RETRY_AFTER_SECONDS)
+
+
+def test_explain_answers_the_contributions_of_the_version_that_answered_and_logs_it(
+    client: FlaskClient, settings: Settings, record
+) -> None:
+    predicted = client.post("/api/v1/predict", json=record).get_json()
+    response = client.post("/api/v1/explain", json=record)
+    body = response.get_json()
+    assert response.status_code == 200 and response.mimetype == "application/json"
+    assert list(body) == ["version", "probability", "baseline", "contributions"]
+    assert list(body["contributions"]) == list(FEATURE_NAMES)
+    assert body["version"] == predicted["model_version"] == "7"
+    assert body["probability"] == predicted["probability"]
+    assert sum(body["contributions"].values()) == pytest.approx(body["probability"] - body["baseline"], abs=1e-6)
+    assert count_rows(open_log(settings.predictions_db)) == 2  # an explained answer is a served answer
+
+
+def test_explain_refuses_what_predict_refuses_and_a_batch(client: FlaskClient, settings: Settings, record) -> None:
+    invalid = client.post("/api/v1/explain", json={**record, "chol": 1500})
+    assert invalid.status_code == 422 and list(invalid.get_json()["fields"]) == ["chol"]
+    assert "less than or equal to 700" in invalid.get_json()["fields"]["chol"]
+    batch = client.post("/api/v1/explain", json=[record, record])
+    assert batch.status_code == 422 and "one record" in batch.get_json()["error"]
+    assert client.post("/api/v1/explain", data="age=63", content_type="text/plain").status_code == 415
+    assert client.post("/api/v1/explain", data="{", content_type="application/json").status_code == 400
+    assert count_rows(open_log(settings.predictions_db)) == 0
