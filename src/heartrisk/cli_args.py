@@ -164,4 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_training(sub)
     _add_monitoring(sub)
     _add_stack(sub)
+    from heartrisk.cli_backup import add_parsers  # here: that module prints with this one's emit
+
+    add_parsers(sub)
     return parser

@@ -15,10 +15,11 @@ CHECK="${1:-stack}"
 case "$CHECK" in
   # service[:image name]: the image heartrisk-<name> that the service builds (its own name by default)
   stack) SERVICES="mlflow prefect app prometheus:monitoring"; TESTS="compose_check.py"; PROJECT="heartrisk-stacktest" ;;
-  scale) SERVICES="mlflow prefect app prometheus:monitoring postgres proxy"; TESTS="scale_check.py security_check.py"
+  scale) SERVICES="mlflow prefect app prometheus:monitoring postgres proxy backup"
+    TESTS="scale_check.py security_check.py restore_check.py"
     PROJECT="heartrisk-scaletest" ;;
   # the security checks alone, on the same stack the scale checks start (its fixture), without their load
-  security) SERVICES="mlflow prefect app prometheus:monitoring postgres proxy"; TESTS="security_check.py"
+  security) SERVICES="mlflow prefect app prometheus:monitoring postgres proxy backup"; TESTS="security_check.py"
     PROJECT="heartrisk-securitytest" ;;
   *) echo "usage: $0 [stack|scale|security]" >&2; exit 2 ;;
 esac
@@ -37,6 +38,7 @@ cleanup() {
   if [ -n "${COMPOSE_PROJECT_NAME:-}" ] && docker info >/dev/null 2>&1; then  # after a test that could not
     docker compose --env-file "$WORK/build.env" -f docker-compose.yaml -f docker-compose.scale.yaml \
       down -v --remove-orphans >/dev/null 2>&1 || true
+    docker volume rm "$COMPOSE_PROJECT_NAME-s3" >/dev/null 2>&1 || true  # the store's (external: down keeps it)
   fi
   if [ -n "$DOCKERD_PID" ]; then
     log "stopping the dockerd this test started (pid $DOCKERD_PID)"
