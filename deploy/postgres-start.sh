@@ -56,7 +56,9 @@ if [ -n "${HEARTRISK_BACKUP_S3_ENDPOINT:-}" ]; then
     archive="-c archive_mode=on -c archive_timeout=${HEARTRISK_ARCHIVE_TIMEOUT:-60}"
 fi
 push="archive_command=pgbackrest --stanza=heartrisk archive-push %p"  # pgBackRest's own, as its guide sets it
-files="-c hba_file=$run/pg_hba.conf -c ident_file=$run/pg_ident.conf"
+# The same max_connections for the set-up server as for the real one: a restored volume's recovery refuses a lower
+# value than the backed-up server had.
+files="-c hba_file=$run/pg_hba.conf -c ident_file=$run/pg_ident.conf -c max_connections=${HEARTRISK_POSTGRES_MAX_CONNECTIONS:-200}"
 "$bin/pg_ctl" -D "$data" -w -t 600 -l "$run/setup.log" \
     -o "-c listen_addresses='' $files $archive ${archive:+-c '$push'}" start >/dev/null
 # A restored volume replays the archive first (docs/operations.md, Restore): the roles wait for its end.
@@ -100,6 +102,5 @@ fi
 "$bin/pg_ctl" -D "$data" -w -m fast stop >/dev/null
 [ -z "$archive" ] || set -- $archive -c "$push"  # word splitting of $archive on purpose: its -c options
 # shellcheck disable=SC2086  # $files: its -c options, split on purpose
-exec "$bin/postgres" -D "$data" -c listen_addresses='*' -c max_connections="${HEARTRISK_POSTGRES_MAX_CONNECTIONS:-200}" \
-    $files -c ssl=on -c ssl_cert_file="$cert" -c ssl_key_file="$run/server-key.pem" \
+exec "$bin/postgres" -D "$data" -c listen_addresses='*' $files -c ssl=on -c ssl_cert_file="$cert" -c ssl_key_file="$run/server-key.pem" \
     -c ssl_min_protocol_version=TLSv1.2 "$@"
