@@ -54,7 +54,11 @@ def take_and_report(settings: Settings, kind: str) -> scale_backup.Taken:
 def serve(settings: Settings) -> None:
     """Prepare the repository, make sure a base backup exists, then take each backup at its time."""
     _log(scale_backup.prepare(settings))
-    if not pgbackrest.backups():
+    if found := pgbackrest.backups():
+        _log(f"newest backup: {found[-1].label}, ended {found[-1].stopped_at}")
+        if problem := pushed.push(settings.pushgateway_url, pushed.BACKUP, pushed.backup_found(found[-1].stopped)):
+            _log(f"warning: {problem}")
+    else:
         _log("no backup in the repository yet: a full one now")
         take_and_report(settings, "full")
     while True:

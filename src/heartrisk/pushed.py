@@ -128,3 +128,9 @@ def backup(made: Backup | Taken, now: float | None = None) -> list[Value]:
         Value("heartrisk_backup_files", "Files in the last backup", made.files),
         Value("heartrisk_backup_bytes", "Bytes of the files in the last backup, before compression", made.bytes),
     ]
+
+
+def backup_found(stopped: float) -> list[Value]:
+    """The newest backup a starting backup service finds in its repository: its time as the last success (a
+    Pushgateway made anew, after a restore, has none; the sizes come with the next backup)."""
+    return [_last_success(BACKUP, stopped)]
