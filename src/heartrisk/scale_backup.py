@@ -214,7 +214,10 @@ def expire(s3: Any, bucket: str, kept: set[str]) -> int:
 def restore_objects(settings: Settings, label: str) -> int:
     """Put back into MLflow's bucket each artifact of the set that it lacks (or holds changed), with the
     process's own identity (MLflow's: the backups' may only read that bucket); how many were put back."""
-    s3, bucket, target = client(settings, own_identity=False), settings.backup.bucket, mlflow_bucket(settings)
+    return put_back(client(settings, own_identity=False), settings.backup.bucket, mlflow_bucket(settings), label)
+
+
+def put_back(s3: Any, bucket: str, target: str, label: str) -> int:
     present = listing(s3, target)
     restored = 0
     for key, entry in manifest(s3, bucket, label)["objects"].items():

@@ -18,10 +18,13 @@ case "$CHECK" in
   scale) SERVICES="mlflow prefect app prometheus:monitoring postgres proxy backup"
     TESTS="scale_check.py security_check.py restore_check.py"
     PROJECT="heartrisk-scaletest" ;;
+  # the restore drill alone (make scale-restore-test), on the same stack, without the scale checks' load and faults
+  restore) SERVICES="mlflow prefect app prometheus:monitoring postgres proxy backup"; TESTS="restore_check.py"
+    PROJECT="heartrisk-restoretest" ;;
   # the security checks alone, on the same stack the scale checks start (its fixture), without their load
   security) SERVICES="mlflow prefect app prometheus:monitoring postgres proxy backup"; TESTS="security_check.py"
     PROJECT="heartrisk-securitytest" ;;
-  *) echo "usage: $0 [stack|scale|security]" >&2; exit 2 ;;
+  *) echo "usage: $0 [stack|scale|restore|security]" >&2; exit 2 ;;
 esac
 WORK="${HEARTRISK_STACK_WORK:-$(mktemp -d /tmp/heartrisk-stack.XXXXXX)}"
 mkdir -p "$WORK"
