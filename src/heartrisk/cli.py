@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from heartrisk.cli_args import build_parser, emit
+from heartrisk.cli_backup import cmd_s3_server, cmd_scale_backup
 from heartrisk.cli_setup import cmd_mlflow_db_upgrade, cmd_model_keys, cmd_tls_certs
 from heartrisk.config import SettingError, get_settings
 from heartrisk.data import DataError
@@ -233,6 +234,8 @@ HANDLERS = {
     "bootstrap": cmd_bootstrap,
     "model-keys": cmd_model_keys,
     "tls-certs": cmd_tls_certs,
+    "scale-backup": cmd_scale_backup,
+    "s3-server": cmd_s3_server,
 }  # the handler each subcommand names (heartrisk.cli_args)
 
 

@@ -157,6 +157,26 @@ def _add_stack(sub: argparse._SubParsersAction) -> None:
     boot.set_defaults(handler="bootstrap")
 
 
+def _add_scale_backup(sub: argparse._SubParsersAction) -> None:
+    """heartrisk.cli_backup's commands: the scale-out stack's backups and its S3 store."""
+    backup = sub.add_parser("scale-backup", help="the scale-out stack's backups (pgBackRest, artifacts, volumes)")
+    actions = backup.add_subparsers(dest="action", required=True)
+    actions.add_parser("serve", help="the backup service: each backup at its time (HEARTRISK_BACKUP_*_CRON)")
+    now = actions.add_parser("now", help="take one backup set now")
+    now.add_argument("--type", choices=("full", "diff", "incr"), default="full", help="pgBackRest's type (full)")
+    actions.add_parser("flush", help="archive PostgreSQL's current WAL segment now")
+    choose = actions.add_parser("choose", help="the backup a restore starts from (the newest, or by --time)")
+    choose.add_argument("--time", help="restore to this time (ISO 8601 with its zone)")
+    for name in ("restore-objects", "restore-volumes"):
+        what = "MLflow's artifacts" if name == "restore-objects" else "the volumes' files (Evidently, model keys)"
+        step = actions.add_parser(name, help=f"put back {what} of a backup set")
+        step.add_argument("label", help="the set's label (scale-backup choose)")
+    backup.set_defaults(handler="scale-backup")
+    store = sub.add_parser("s3-server", help="run SeaweedFS's weed with the stack's S3 identities (ARGS: weed's)")
+    store.add_argument("weed", nargs=argparse.REMAINDER, help="weed's arguments, e.g. mini -dir=/state/seaweedfs")
+    store.set_defaults(handler="s3-server")
+
+
 def build_parser() -> argparse.ArgumentParser:
     about = "The ``heartrisk`` command: parses, calls the module that does the work, prints the result."
     parser = argparse.ArgumentParser(prog="heartrisk", description=about)
@@ -164,4 +184,5 @@ def build_parser() -> argparse.ArgumentParser:
     _add_training(sub)
     _add_monitoring(sub)
     _add_stack(sub)
+    _add_scale_backup(sub)
     return parser

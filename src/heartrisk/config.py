@@ -212,6 +212,20 @@ def _tls() -> TlsSettings:
     )
 
 
+def _backup() -> BackupSettings:
+    return BackupSettings(
+        retention_days=_env_float("HEARTRISK_BACKUP_RETENTION_DAYS", 30.0),
+        s3_endpoint=_env("HEARTRISK_BACKUP_S3_ENDPOINT", ""),
+        bucket=_env("HEARTRISK_BACKUP_BUCKET", "heartrisk-backups"),
+        s3_key_file=_env("HEARTRISK_BACKUP_S3_KEY_FILE", "/run/secrets/backup-s3-key"),
+        s3_secret_file=_env("HEARTRISK_BACKUP_S3_SECRET_FILE", "/run/secrets/backup-s3-secret"),
+        s3_ca_file=_env("HEARTRISK_BACKUP_S3_CA_FILE", "/run/secrets/tls-ca"),
+        full_cron=_env("HEARTRISK_BACKUP_FULL_CRON", "30 1 * * 0"),
+        diff_cron=_env("HEARTRISK_BACKUP_DIFF_CRON", "30 1 * * 1-6"),
+        retention_full=_env_int("HEARTRISK_BACKUP_RETENTION_FULL", 4),
+    )
+
+
 def get_settings() -> Settings:
     """Read the environment now (tests change it between calls, so this is not cached)."""
     state_dir = Path(_env("HEARTRISK_STATE_DIR", str(PROJECT_ROOT / ".state"))).resolve()
@@ -236,6 +250,6 @@ def get_settings() -> Settings:
         drift=_drift(state_dir),
         evidently=_evidently(state_dir),
         mail=_mail(state_dir),
-        backup=BackupSettings(retention_days=_env_float("HEARTRISK_BACKUP_RETENTION_DAYS", 30.0)),
+        backup=_backup(),
         tls=_tls(),
     )

@@ -38,6 +38,7 @@ from heartrisk.purge.result import KINDS
 if TYPE_CHECKING:
     from heartrisk.backup import Backup
     from heartrisk.purge.result import PurgeResult
+    from heartrisk.scale_backup import Taken
     from heartrisk.summaries import MonitorSummary
 
 MONITORING, PURGE, BACKUP = "heartrisk_monitoring", "heartrisk_purge", "heartrisk_backup"  # the jobs' names
@@ -120,10 +121,16 @@ def purge(result: PurgeResult, now: float | None = None) -> list[Value]:
     return values
 
 
-def backup(made: Backup, now: float | None = None) -> list[Value]:
-    """A backup's size."""
+def backup(made: Backup | Taken, now: float | None = None) -> list[Value]:
+    """A backup's size: a local archive's, or a scale-out backup set's (its files: artifacts and volume files)."""
     return [
         _last_success(BACKUP, now),
         Value("heartrisk_backup_files", "Files in the last backup", made.files),
         Value("heartrisk_backup_bytes", "Bytes of the files in the last backup, before compression", made.bytes),
     ]
+
+
+def backup_found(stopped: float) -> list[Value]:
+    """The newest backup a starting backup service finds in its repository: its time as the last success (a
+    Pushgateway made anew, after a restore, has none; the sizes come with the next backup)."""
+    return [_last_success(BACKUP, stopped)]

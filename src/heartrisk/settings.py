@@ -143,6 +143,15 @@ class BackupSettings:
     forever either (docs/operations.md, "Back up and restore")."""
 
     retention_days: float  # archives taken longer ago are deleted after each backup; 0 keeps them all
+    # The scale-out stack's backups (heartrisk.scale_backup): pgBackRest's repository and the copies beside it
+    s3_endpoint: str  # the store of the backups' bucket (https://); empty: no scale-out backups here
+    bucket: str
+    s3_key_file: str  # the backups' own S3 identity, as compose secrets
+    s3_secret_file: str
+    s3_ca_file: str  # what the store's certificate is checked against
+    full_cron: str  # when the backup service takes a full backup (UTC)
+    diff_cron: str  # and a differential one
+    retention_full: int  # full backups kept by pgBackRest (their differentials and WAL with them)
 
 
 @dataclass(frozen=True)

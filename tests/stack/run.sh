@@ -15,12 +15,16 @@ CHECK="${1:-stack}"
 case "$CHECK" in
   # service[:image name]: the image heartrisk-<name> that the service builds (its own name by default)
   stack) SERVICES="mlflow prefect app prometheus:monitoring"; TESTS="compose_check.py"; PROJECT="heartrisk-stacktest" ;;
-  scale) SERVICES="mlflow prefect app prometheus:monitoring postgres proxy"; TESTS="scale_check.py security_check.py"
+  scale) SERVICES="mlflow prefect app prometheus:monitoring postgres proxy backup"
+    TESTS="scale_check.py security_check.py restore_check.py"
     PROJECT="heartrisk-scaletest" ;;
+  # the restore drill alone (make scale-restore-test), on the same stack, without the scale checks' load and faults
+  restore) SERVICES="mlflow prefect app prometheus:monitoring postgres proxy backup"; TESTS="restore_check.py"
+    PROJECT="heartrisk-restoretest" ;;
   # the security checks alone, on the same stack the scale checks start (its fixture), without their load
-  security) SERVICES="mlflow prefect app prometheus:monitoring postgres proxy"; TESTS="security_check.py"
+  security) SERVICES="mlflow prefect app prometheus:monitoring postgres proxy backup"; TESTS="security_check.py"
     PROJECT="heartrisk-securitytest" ;;
-  *) echo "usage: $0 [stack|scale|security]" >&2; exit 2 ;;
+  *) echo "usage: $0 [stack|scale|restore|security]" >&2; exit 2 ;;
 esac
 WORK="${HEARTRISK_STACK_WORK:-$(mktemp -d /tmp/heartrisk-stack.XXXXXX)}"
 mkdir -p "$WORK"
@@ -37,6 +41,7 @@ cleanup() {
   if [ -n "${COMPOSE_PROJECT_NAME:-}" ] && docker info >/dev/null 2>&1; then  # after a test that could not
     docker compose --env-file "$WORK/build.env" -f docker-compose.yaml -f docker-compose.scale.yaml \
       down -v --remove-orphans >/dev/null 2>&1 || true
+    docker volume rm "$COMPOSE_PROJECT_NAME-s3" >/dev/null 2>&1 || true  # the store's (external: down keeps it)
   fi
   if [ -n "$DOCKERD_PID" ]; then
     log "stopping the dockerd this test started (pid $DOCKERD_PID)"

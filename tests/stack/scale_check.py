@@ -69,6 +69,7 @@ REPLICAS = {
     "pushgateway": 1,
     "postgres-exporter": 1,
     "nginx-exporter": 1,
+    "backup": 1,
 }
 ALERT_MAIL_WITHIN = 120  # seconds from the fault to the operators' e-mail (issue 35)
 FINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")

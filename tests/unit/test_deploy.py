@@ -67,7 +67,7 @@ def test_only_the_mlflow_side_holds_or_reaches_the_s3_store(overlay: tuple[dict[
     model, secrets = overlay
     assert holders(model, secrets["HEARTRISK_S3_SECRET_KEY"]) == S3_HOLDERS
     on_storage = {name for name, service in model["services"].items() if "storage" in (service.get("networks") or {})}
-    assert on_storage == S3_HOLDERS
+    assert on_storage == S3_HOLDERS | {"postgres", "backup"}  # the WAL archive and the backups, with their own key
     assert model["networks"]["storage"]["internal"] is True
 
 
@@ -260,6 +260,7 @@ def test_every_connection_that_leaves_a_container_is_tls_checked_against_the_sta
     assert {name for name, found in mounted.items() if "tls-key" in found} == {"proxy", "postgres", "s3"}
     assert {source: Path(secret["file"]).name for source, secret in model["secrets"].items()} == {
         "tls-ca": "ca.pem", "tls-cert": "server.pem", "tls-key": "server-key.pem",
+        "backup-s3-key": "backup-s3-key", "backup-s3-secret": "backup-s3-secret",  # pragma: allowlist secret
     }  # fmt: skip
     for name, service in services.items():
         env = {k: str(v) for k, v in (service.get("environment") or {}).items()}

@@ -10,7 +10,9 @@ import pytest
 
 from heartrisk import pushed
 from heartrisk.backup import Backup
+from heartrisk.pgbackrest import BaseBackup
 from heartrisk.purge import PurgeResult, Swept
+from heartrisk.scale_backup import Taken
 from heartrisk.summaries import MonitorSummary
 from tests.support.pushgateway import pushed as served
 from tests.support.pushgateway import pushgateway
@@ -63,6 +65,20 @@ def test_a_purge_pushes_each_kinds_count_and_a_backup_its_size_under_their_own_j
         "heartrisk_backup_files": 12,
         "heartrisk_backup_bytes": 3_400_000,
     }
+
+
+def test_a_scale_out_backup_set_pushes_its_size_and_a_starting_service_its_newest_backups_time(gateway: str) -> None:
+    base = BaseBackup("20261204-010000F", "full", 1.0, 1_800_000_000.0, database_bytes=60_000_000, stored_bytes=7)
+    taken = Taken(base, objects=20, object_bytes=4_000_000, copied=20, volume_files=5, volume_bytes=9_000,
+                  seconds=30.0, expired=0)  # fmt: skip
+    assert pushed.push(gateway, pushed.BACKUP, pushed.backup(taken, now=1_800_000_200)) is None
+    assert served(gateway, pushed.BACKUP) == {
+        "heartrisk_backup_last_success_timestamp_seconds": 1_800_000_200,
+        "heartrisk_backup_files": 25,
+        "heartrisk_backup_bytes": 64_009_000,
+    }
+    assert pushed.push(gateway, pushed.BACKUP, pushed.backup_found(base.stopped)) is None  # a gateway made anew
+    assert served(gateway, pushed.BACKUP) == {"heartrisk_backup_last_success_timestamp_seconds": 1_800_000_000}
 
 
 def test_without_an_address_nothing_is_pushed() -> None:
