@@ -145,8 +145,9 @@ k8s-check: k8s-render  ## the Kubernetes manifests offline: kustomize, kubernete
 	HEARTRISK_K8S_RENDERED=$(K8S_BUILD) $(BIN)/pytest -q tests/kubernetes
 
 k8s-images:  ## build the images the manifests run, tagged $(K8S_TAG) (kind load docker-image / k3d image import them)
-	@for image in app mlflow prefect postgres; do \
-	  docker build -f Dockerfile.$$image -t heartrisk-$$image:$(K8S_TAG) \
+	@for image in app mlflow prefect postgres mlflow:backup; do \
+	  file=$${image%%:*}; target=$${image#*:}; [ "$$target" != "$$image" ] || target=; \
+	  docker build -f Dockerfile.$$file $${target:+--target $$target} -t heartrisk-$${target:-$$file}:$(K8S_TAG) \
 	    --build-arg BASE_IMAGE=$${HEARTRISK_BASE_IMAGE:-python:3.11-slim} --build-arg HEARTRISK_INDEX_URL=$(HEARTRISK_INDEX_URL) . || exit 1; \
 	done
 

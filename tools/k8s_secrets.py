@@ -1,11 +1,13 @@
 """Write the files the Kubernetes Secrets are made from, for a disposable cluster, from a scale-out checkout's own.
 
-Usage: python3 tools/k8s_secrets.py [--env .env.scale] [--tls .tls] [--keys .state/keys]
+Usage: python3 tools/k8s_secrets.py [--env .env.scale] [--tls .tls] [--keys .state/keys] [--secrets .secrets]
 
-The values are `make scale-up`'s: the credentials of .env.scale (tools/scale_env.py makes the file if missing),
+The values are `make scale-up`'s: the credentials of .env.scale and the backups' S3 identity of .secrets/
+(tools/scale_env.py makes them if missing),
 the certificates of .tls (`heartrisk tls-certs --dir .tls` makes them; their names include postgres and s3, which
 the disposable overlay's servers answer to, and localhost), the model key pair (`heartrisk model-keys`). Each goes
-to deploy/kubernetes/base/secrets/ (the disposable overlay's server certificate to its own secrets/), mode 0600,
+to deploy/kubernetes/base/secrets/ (the disposable overlay's server certificate and backups' identity to its own
+secrets/), mode 0600,
 git-ignored; a file already there is left as it is. The Ingress gets the same certificate, so a browser warns
 until it trusts .tls/ca.pem or you bring one for your host names. For production, write the files from your
 secret manager instead (deploy/kubernetes/base/secrets/README.md lists them).
@@ -50,11 +52,19 @@ def htpasswd(user: str, password: str) -> str:
 
 
 def wanted(
-    env_file: Path, tls: Path, keys: Path, base: Path = BASE, disposable: Path = DISPOSABLE
+    env_file: Path,
+    tls: Path,
+    keys: Path,
+    base: Path = BASE,
+    disposable: Path = DISPOSABLE,
+    secret_files: Path | None = None,
 ) -> dict[Path, str | Path]:
-    """Each file to write: a value, or the path of the file to copy."""
+    """Each file to write: a value, or the path of the file to copy (the compose secrets' folder: .secrets beside
+    the env file, as scale_env's default)."""
     tool = scale_env()
     tool.write(env_file)
+    folder = secret_files or env_file.parent / ".secrets"
+    tool.write_secret_files(folder)
     lines = env_file.read_text().splitlines()
     values = dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
     files: dict[Path, str | Path] = {base / file_name(name): values[name] for name in tool.NAMES}
@@ -62,6 +72,7 @@ def wanted(
     files |= {base / key: tls / name for key, name in FROM_TLS.items()}
     files |= {disposable / key: tls / name for key, name in SERVER_TLS.items()}
     files |= {base / key: keys / name for key, name in FROM_KEYS.items()}
+    files |= {disposable / name: folder / name for name in tool.SECRET_FILES}  # backup-s3-key, backup-s3-secret
     return files
 
 
@@ -88,8 +99,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--env", default=str(ROOT / ".env.scale"))
     parser.add_argument("--tls", default=str(ROOT / ".tls"))
     parser.add_argument("--keys", default=str(ROOT / ".state" / "keys"))
+    parser.add_argument("--secrets", default=str(ROOT / ".secrets"), help="compose's secret files (backup-s3-*)")
     args = parser.parse_args(argv[1:])
-    written = write(wanted(Path(args.env), Path(args.tls), Path(args.keys)))
+    written = write(wanted(Path(args.env), Path(args.tls), Path(args.keys), secret_files=Path(args.secrets)))
     print(f"wrote {len(written)} files: {', '.join(p.name for p in written) or 'none (all were there)'}")
     return 0
 

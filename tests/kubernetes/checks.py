@@ -13,6 +13,19 @@ from tests.support.paths import ROOT
 URL = re.compile(r"(https?)://127\.0\.0\.1:(\d+)(/[\w/.-]*)")
 DOCKERFILES = {"heartrisk-app": "Dockerfile.app", "heartrisk-mlflow": "Dockerfile.mlflow"}
 DOCKERFILES |= {"heartrisk-prefect": "Dockerfile.prefect", "heartrisk-postgres": "Dockerfile.postgres"}
+DOCKERFILES |= {"heartrisk-backup": "Dockerfile.mlflow"}
+STAGES = {"heartrisk-backup": "backup"}  # an image built from a named stage (else the file's default, its last)
+
+
+def dockerfile_text(image: str) -> str:
+    """The image's own stage of its Dockerfile: what it inherits up to it, and the stage, not the later ones."""
+    name = image.split(":")[0]
+    text = (ROOT / DOCKERFILES[name]).read_text()
+    if name not in STAGES:
+        return text
+    start = re.search(rf"^FROM \S+ AS {STAGES[name]}$", text, re.M)
+    end = re.compile(r"^FROM ", re.M).search(text, start.end())
+    return text[: end.start() if end else None]
 
 
 def _locked(container: dict[str, Any], pod: Pod) -> list[str]:
@@ -68,10 +81,10 @@ def _unreadable(pod: Pod) -> list[str]:
     return problems
 
 
-def _dockerfile_check(image: str) -> tuple:
-    text = (ROOT / DOCKERFILES[image.split(":")[0]]).read_text()
-    command = json.loads(re.search(r"HEALTHCHECK[^\[]*CMD (\[.*?\])\n", text, re.S).group(1))
-    return _endpoint_of_command(command)
+def _dockerfile_check(image: str) -> tuple | None:
+    """What the image's HEALTHCHECK asks; None for an image without one (the backup service's)."""
+    found = re.search(r"HEALTHCHECK[^\[]*CMD (\[.*?\])\n", dockerfile_text(image), re.S)
+    return _endpoint_of_command(json.loads(found.group(1))) if found else None
 
 
 def _endpoint_of_command(command: list[str]) -> tuple:
@@ -89,7 +102,8 @@ def _endpoint_of_probe(probe: dict[str, Any], container: dict[str, Any]) -> tupl
 
 def probe_problems(pods: list[Pod], model: dict[str, Any]) -> list[str]:
     """Each mirrored server's readiness probe asks what compose's health check asks (its image's when compose
-    has none); its liveness probe asks that or its image's."""
+    has none); its liveness probe asks that or its image's. A server with neither has no check to mirror (its
+    probes must still be there: container_problems)."""
     problems = []
     for service, (workload, name) in PLACES.items():
         pod = next((p for p in pods if p.workload == workload), None)
@@ -99,6 +113,8 @@ def probe_problems(pods: list[Pod], model: dict[str, Any]) -> list[str]:
         image = _dockerfile_check(container["image"])
         test = model["services"][service].get("healthcheck", {}).get("test")
         compose = _endpoint_of_command(test) if test else image
+        if compose is None:
+            continue
         for probe, allowed in (("readinessProbe", {compose}), ("livenessProbe", {compose, image})):
             if probe in container and _endpoint_of_probe(container[probe], container) not in allowed:
                 problems.append(f"{workload} {name}: {probe} asks {_endpoint_of_probe(container[probe], container)}")

@@ -13,14 +13,15 @@ from tests.support.netpol import compose_edges, kubernetes_edges_expected, polic
 
 # Ways out that compose has no service for: name resolution, the API the worker starts Jobs with, the mail relay.
 EXTRAS = {"dns", "kubernetes-api", "smtp-relay"}
-MANAGED = {"production": {"postgres", "s3"}, "disposable": set()}
+MANAGED = {"production": {"postgres", "s3"}, "disposable": set()}  # the edges between them are not the cluster's
 
 
 def edge_problems(overlay: str, docs: list[dict[str, Any]], pods: list[Pod], model: dict[str, Any]) -> list[str]:
     """Edges the compose stack has and the policies block, edges they allow that it lacks, and ways out that are
-    neither a managed service's (production) nor one of the EXTRAS."""
-    expected = kubernetes_edges_expected(model)
+    neither a managed service's (production) nor one of the EXTRAS. A managed service's own edges (PostgreSQL's
+    WAL archive to the store) are its provider's."""
     managed = MANAGED[overlay]
+    expected = {edge for edge in kubernetes_edges_expected(model) if edge[0] not in managed}
     inside = {edge for edge in expected if edge[1] not in managed}
     outside = {(source, target) for source, target, _ in expected if target in managed}
     allowed, out = policy_edges(docs, pods), ways_out(docs, pods)
@@ -39,13 +40,13 @@ def test_the_policies_allow_exactly_the_compose_edges(
 
 def test_the_compose_edges_are_the_stacks(compose: tuple[dict[str, Any], Any]) -> None:
     """What the derivation finds, in the words of the issue: the app reaches PostgreSQL and MLflow only, and
-    only MLflow's side reaches the store."""
+    only MLflow's side and the backups (PostgreSQL's WAL archive, the backup service) reach the store."""
     edges = compose_edges(compose[0])
     assert {(target, port) for source, target, port in edges if source == "app"} == {
         ("postgres", 5432),
         ("mlflow", 5000),
     }
-    assert {source for source, target, _ in edges if target == "s3"} == {"mlflow", "mlflow-setup"}
+    assert {source for source, target, _ in edges if target == "s3"} == {"mlflow", "mlflow-setup", "postgres", "backup"}
     assert ("app", "prefect", 4200) not in edges  # named in its environment, but no network leads there
 
 
@@ -67,6 +68,12 @@ BREAKAGES = {
     "a policy removed": (
         lambda docs: docs.remove(find(docs, "NetworkPolicy", "evidently")),
         "blocked: ingress -> evidently:8001",
+    ),
+    "the store closed to the backups": (
+        lambda docs: _rules(docs, "s3", "ingress")[0]["from"][0]["podSelector"]["matchExpressions"][0]["values"].remove(
+            "postgres"
+        ),
+        "blocked: postgres -> s3:8333",
     ),
     "an allow-all policy added": (lambda docs: docs.append(ALLOW_ALL), "allowed, not in compose: app -> prefect:4200"),
 }

@@ -9,9 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests.kubernetes.checks import DOCKERFILES, container_problems, probe_problems
+from tests.kubernetes.checks import DOCKERFILES, container_problems, dockerfile_text, probe_problems
 from tests.support.kubernetes import Pod
-from tests.support.paths import ROOT
 
 COMPONENTS = {"app", "mlflow", "prefect", "worker", "bootstrap", "evidently", "flow-run"}
 
@@ -35,6 +34,7 @@ DROP = object()
 BREAKAGES = {  # what: (workload, container, the field, its new value or DROP, what the check then says)
     "a readiness probe removed": ("Deployment/app", "app", "readinessProbe", DROP, "readinessProbe"),
     "a liveness probe removed": ("Deployment/mlflow", "mlflow", "livenessProbe", DROP, "livenessProbe"),
+    "the backups' probe removed": ("StatefulSet/postgres", "backup", "readinessProbe", DROP, "readinessProbe"),
     "a CPU request removed": ("Deployment/worker", "worker", "resources.requests.cpu", DROP, "requests.cpu"),
     "a memory request removed": ("Job/flow-run", "prefect-job", "resources.requests.memory", DROP, "requests.memory"),
     "a memory limit removed": ("Deployment/prefect", "prefect", "resources.limits.memory", DROP, "limits.memory"),
@@ -87,9 +87,7 @@ def test_a_manifest_broken_on_purpose_is_caught(
 def test_each_container_runs_as_the_user_its_image_runs_as_under_compose(overlay_pods: list[Pod]) -> None:
     """The settings are those the compose stacks run the same images with (read-only root, no capabilities, no
     privileges gained, and the image's own non-root USER), so make scale-test has started each image so."""
-    users = {
-        image: re.findall(r"^USER (\d+)", (ROOT / name).read_text(), re.M)[-1] for image, name in DOCKERFILES.items()
-    }
+    users = {image: re.findall(r"^USER (\d+)", dockerfile_text(image), re.M)[-1] for image in DOCKERFILES}
     for pod in overlay_pods:
         for container, _ in pod.containers():
             assert str(container["securityContext"]["runAsUser"]) == users[container["image"].split(":")[0]] != "0"

@@ -152,5 +152,7 @@ PLACES = {
     "evidently": ("Deployment/evidently", "evidently"),
     "postgres": ("StatefulSet/postgres", "postgres"),  # disposable only: a managed service in production
     "s3": ("StatefulSet/s3", "s3"),
+    # disposable only, beside PostgreSQL in its pod (its data folder and socket); a managed service's own backups
+    "backup": ("StatefulSet/postgres", "backup"),
 }
 NOT_MIRRORED = {"proxy", "mail", "prometheus", "alertmanager", "pushgateway", "postgres-exporter", "nginx-exporter"}

@@ -4,7 +4,8 @@ Compose: a service wants to reach the hosts its environment names (``scheme://ho
 the edge exists when compose's networks let it: the two share a network, or the host is nginx (``proxy``) and
 nginx's upstream for that port (deploy/nginx.conf) shares a network with it. Not every service that shares a
 network connects (Docker's default network holds most of them), so "shares a network" alone would be looser than
-the stack; not every name in an environment is reachable (the app has Prefect's URL, and no network to it).
+the stack; not every name in an environment is reachable (the app has Prefect's URL, and no network to it). A
+service naming itself is no edge: the store carries the backups' settings for its identities, not to call itself.
 
 Kubernetes: an edge A -> B on port P exists when the policies that select A let it out to B on P (or none selects
 A for egress) and the policies that select B let A in on P (or none selects B for ingress), as the API defines.
@@ -32,6 +33,7 @@ MIRRORED = {
     "evidently": ("evidently",),
     "postgres": ("postgres",),
     "s3": ("s3",),
+    "backup": ("postgres",),  # a container of PostgreSQL's pod (it shares the data folder and the socket)
     "proxy": ("ingress",),
 }
 INGRESS = Pod("ingress-nginx", {"app.kubernetes.io/name": "ingress-nginx", COMPONENT: "ingress"}, {"containers": []})
@@ -70,7 +72,7 @@ def compose_edges(model: dict[str, Any]) -> set[Edge]:
             source_nets = networks["proxy"]
         else:
             source_nets = networks[source]
-        if host in services and source_nets & networks[host]:
+        if host in services and host != source and source_nets & networks[host]:
             edges.add((source, host, port))
     return edges
 
