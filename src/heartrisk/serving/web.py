@@ -126,10 +126,8 @@ def submit():
             result, explanation = explained(as_matrix([clean]))
         else:
             result, explanation = score(as_matrix([clean])), None
-    except NoModel:
-        return _page(**page, result=None, status=503)
-    except LogUnavailable:  # the values stay in the form, so trying again is one click
-        return _page(**page, result=None, status=503, not_saved=NOT_LOGGED)
+    except (NoModel, LogUnavailable) as exc:  # the values stay in the form, so trying again is one click
+        return _unavailable(exc, **page)
     shown = reading.entered(clean, raw, units)
     return _page(**page, result=result, entered=shown, explanation=explanation)
 
@@ -157,15 +155,18 @@ def score_csv():
         return _page(values={}, errors={}, result=None, status=status, upload_errors=str(exc).splitlines())
     try:
         scored = score(frame.to_numpy(dtype=float))
-    except NoModel:
-        return _page(values={}, errors={}, result=None, status=503)
-    except LogUnavailable:
-        return _page(values={}, errors={}, result=None, status=503, not_saved=NOT_LOGGED)
+    except (NoModel, LogUnavailable) as exc:
+        return _unavailable(exc, values={}, errors={})
     frame["probability"] = scored.probabilities
     frame["band"] = [band(p).name for p in scored.probabilities]
     frame["model_version"] = scored.model.version
     disposition = f'attachment; filename="{name.removesuffix(".csv")}-scored.csv"'
     return Response(frame.to_csv(index=False), mimetype="text/csv", headers={"Content-Disposition": disposition})
+
+
+def _unavailable(exc: NoModel | LogUnavailable, **page):
+    """The 503 page of a request that cannot be answered now: no model yet, or the log cannot be written (said)."""
+    return _page(**page, result=None, status=503, not_saved=NOT_LOGGED if isinstance(exc, LogUnavailable) else "")
 
 
 def _safe_name(filename: str) -> str:
