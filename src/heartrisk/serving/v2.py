@@ -50,8 +50,10 @@ def _json(body: Any, status: int = 200, retry_after: int | None = None) -> Respo
     return response
 
 
+@bp.errorhandler(NotServed)
 def _error(exc: NotServed) -> Response:
-    """The protocol's error shape, with the v1 API's status (and Retry-After when the log cannot be written)."""
+    """Every refusal of a /v2 view (Flask routes a :class:`NotServed` raised in one here): the protocol's error
+    shape, with the v1 API's status (and Retry-After when the log cannot be written)."""
     message = exc.message
     if exc.invalid:
         named = [f"row {index}, {field}: {reason}" for index, fields in exc.invalid for field, reason in fields.items()]
@@ -109,20 +111,14 @@ def ready() -> Response:
 
 @_model_route("/ready")
 def model_ready(name: str, version: str | None = None) -> Response:
-    try:
-        _check(name, version)
-    except NotServed as exc:
-        return _error(exc)
+    _check(name, version)
     return _readiness(name=name)
 
 
 @_model_route("")
 def model_metadata(name: str, version: str | None = None) -> Response:
     """The model's name, the version served, its runtime, and the tensors it takes and gives."""
-    try:
-        _check(name, version)
-    except NotServed as exc:
-        return _error(exc)
+    _check(name, version)
     model = runtime().holder.model
     return _json(
         {
@@ -137,14 +133,10 @@ def model_metadata(name: str, version: str | None = None) -> Response:
 
 @_model_route("/infer", methods=["POST"])
 def infer(name: str, version: str | None = None) -> Response:
-    try:
-        _check_transport()
-        _check(name, version)
-        inference = _inference(read_json())
-        scored = predict_records(inference.records)
-    except NotServed as exc:
-        return _error(exc)
-    return _json(_answer(scored, inference))
+    _check_transport()
+    _check(name, version)
+    inference = _inference(read_json())
+    return _json(_answer(predict_records(inference.records), inference))
 
 
 def _check_transport() -> None:
